@@ -1,0 +1,27 @@
+//! `POST /v1/emails/{id}/cancel`: cancels an email not yet handed to a worker.
+
+use crate::auth::Authenticated;
+use crate::body::{email_id, expect_empty_object, RawBody};
+use crate::error::ApiError;
+use crate::ApiState;
+use axum::extract::{Path, State};
+use axum::Json;
+use mailqueue_core::store::ChangeOutcome;
+use serde_json::json;
+
+pub async fn handle(
+    State(state): State<ApiState>,
+    _: Authenticated,
+    Path(raw_id): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = email_id(&raw_id)?;
+    expect_empty_object(&body)?;
+    match state.store.cancel_email(id, state.now()).await? {
+        ChangeOutcome::Changed(_) => Ok(Json(json!({"object": "email", "id": id.to_string()}))),
+        ChangeOutcome::NotFound => Err(ApiError::NotFound(format!(
+            "No email with id `{id}` exists."
+        ))),
+        ChangeOutcome::TooLate(status) => Err(ApiError::TooLate(status, "cancelled")),
+    }
+}

@@ -1,0 +1,120 @@
+//! Every API failure, and the one place that turns it into a response in
+//! Resend's shape: `{"statusCode": 422, "name": "validation_error",
+//! "message": "...", "field": "to"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mailqueue_core::store::StoreError;
+use mailqueue_core::{EmailStatus, FieldError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("Missing API key in the authorization header.")]
+    MissingApiKey,
+    #[error("API key is invalid.")]
+    InvalidApiKey,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("The method is not allowed on this endpoint.")]
+    MethodNotAllowed,
+    #[error("The idempotency key must be 1 to 256 printable ASCII characters.")]
+    InvalidIdempotencyKey,
+    #[error("Same idempotency key used with a different request payload.")]
+    IdempotencyMismatch,
+    #[error("Same idempotency key used while original request is still in progress.")]
+    IdempotencyInProgress,
+    #[error("The email is {0}; it can no longer be {1}.")]
+    TooLate(EmailStatus, &'static str),
+    #[error("The request body is larger than the limit of {0} bytes.")]
+    PayloadTooLarge(usize),
+    #[error("{}", .0.message)]
+    Validation(FieldError),
+    #[error("Batch item {index}: {}", .error.message)]
+    BatchItem { index: usize, error: FieldError },
+    #[error("{0}")]
+    InvalidParameter(String, &'static str),
+    #[error("The service is temporarily unavailable: {0}")]
+    Unavailable(String),
+    #[error("Internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<std::sync::Arc<StoreError>> for ApiError {
+    fn from(e: std::sync::Arc<StoreError>) -> Self {
+        match e.as_ref() {
+            StoreError::Unavailable(m) => ApiError::Unavailable(m.clone()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    fn status_and_name(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "validation_error"),
+            ApiError::MissingApiKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
+            ApiError::InvalidApiKey => (StatusCode::FORBIDDEN, "invalid_api_key"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::InvalidIdempotencyKey => (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+            ApiError::IdempotencyMismatch => (StatusCode::CONFLICT, "invalid_idempotent_request"),
+            ApiError::IdempotencyInProgress => {
+                (StatusCode::CONFLICT, "concurrent_idempotent_requests")
+            }
+            ApiError::TooLate(..) => (StatusCode::CONFLICT, "invalid_email_state"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Validation(e) | ApiError::BatchItem { error: e, .. } if e.missing => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "missing_required_field")
+            }
+            ApiError::Validation(_)
+            | ApiError::BatchItem { .. }
+            | ApiError::InvalidParameter(..) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_error")
+            }
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error"),
+        }
+    }
+
+    /// The status code this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_name().0
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, name) = self.status_and_name();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut body = json!({
+            "statusCode": status.as_u16(),
+            "name": name,
+            "message": self.to_string(),
+        });
+        match &self {
+            ApiError::Validation(e) => body["field"] = json!(e.field),
+            ApiError::BatchItem { index, error } => {
+                body["field"] = json!(error.field);
+                body["index"] = json!(index);
+            }
+            ApiError::InvalidParameter(_, field) => body["field"] = json!(field),
+            _ => {}
+        }
+        (status, Json(body)).into_response()
+    }
+}

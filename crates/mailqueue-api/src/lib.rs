@@ -1,0 +1,161 @@
+//! The HTTP API of mailqueue, in the dialect of Resend's email API.
+//!
+//! One module per endpoint (`emails_create_v1`, ...); every failure becomes
+//! an [`ApiError`], which is turned into a response in one place
+//! (`error.rs`). Bodies are parsed by hand rather than by axum's `Json` so
+//! that every malformed or oversized request gets Resend's error shape.
+
+mod accept;
+mod auth;
+mod body;
+mod email_view;
+mod error;
+mod idempotency;
+mod ops;
+
+mod emails_attempts_v1;
+mod emails_batch_v1;
+mod emails_cancel_v1;
+mod emails_create_v1;
+mod emails_get_v1;
+mod emails_list_v1;
+mod emails_retry_v1;
+mod emails_update_v1;
+mod scheduled_jobs_requeue_all_v1;
+
+pub use auth::AuthCache;
+pub use error::ApiError;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::routing::{get, post};
+use axum::Router;
+use mailqueue_core::queue::DispatchQueue;
+use mailqueue_core::store::Store;
+use mailqueue_core::{Clock, RequestLimits};
+use mailqueue_metrics::Metrics;
+use mailqueue_store::GroupCommitterHandle;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Limits and choices of the API.
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    /// Larger bodies get 413 (Resend's limit is 40 MiB).
+    pub max_body_bytes: usize,
+    /// Most emails in one `POST /v1/emails/batch`.
+    pub max_batch: usize,
+    /// The domain of generated Message-IDs; the sender's domain when unset.
+    pub message_id_domain: Option<String>,
+    pub limits: RequestLimits,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
+    /// How long a verified API key is trusted before it is looked up again.
+    pub auth_cache_ttl: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 40 * 1024 * 1024,
+            max_batch: 100,
+            message_id_domain: None,
+            limits: RequestLimits::default(),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            auth_cache_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every handler can reach.
+pub struct ApiContext {
+    pub store: Arc<dyn Store>,
+    pub committer: GroupCommitterHandle,
+    pub queue: Arc<dyn DispatchQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub settings: ApiSettings,
+    pub auth_cache: AuthCache,
+}
+
+pub type ApiState = Arc<ApiContext>;
+
+impl ApiContext {
+    /// The current time at the stores' precision (milliseconds).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        use chrono::DurationRound;
+        let now = self.clock.now();
+        now.duration_trunc(chrono::Duration::milliseconds(1))
+            .unwrap_or(now)
+    }
+}
+
+/// The routes, wrapped so that `//v1/emails` and `/v1/emails/` are found
+/// too (an SDK base URL with a trailing slash produces them).
+pub fn app(
+    state: ApiState,
+) -> impl tower::Service<
+    Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
+    let body_limit = state.settings.max_body_bytes;
+    let v1 = Router::new()
+        .route(
+            "/emails",
+            post(emails_create_v1::handle).get(emails_list_v1::handle),
+        )
+        .route("/emails/batch", post(emails_batch_v1::handle))
+        .route(
+            "/emails/{id}",
+            get(emails_get_v1::handle).patch(emails_update_v1::handle),
+        )
+        .route("/emails/{id}/cancel", post(emails_cancel_v1::handle))
+        .route("/emails/{id}/retry", post(emails_retry_v1::handle))
+        .route("/emails/{id}/attempts", get(emails_attempts_v1::handle))
+        .route(
+            "/scheduled-jobs/requeue-all",
+            post(scheduled_jobs_requeue_all_v1::handle),
+        );
+    let router = Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state);
+    tower::ServiceBuilder::new()
+        .map_request(normalize_path)
+        .service(router)
+}
+
+fn normalize_path(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if !path.contains("//") && (path.len() <= 1 || !path.ends_with('/')) {
+        return req;
+    }
+    let mut clean = String::with_capacity(path.len());
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        clean.push('/');
+        clean.push_str(segment);
+    }
+    if clean.is_empty() {
+        clean.push('/');
+    }
+    if let Some(q) = req.uri().query() {
+        clean.push('?');
+        clean.push_str(q);
+    }
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = clean.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}

@@ -1,0 +1,48 @@
+//! Operational endpoints (no API key): liveness, readiness, metrics, and
+//! the JSON answers for unknown routes and methods.
+
+use crate::error::ApiError;
+use crate::ApiState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.ping().await?;
+    state
+        .queue
+        .ping()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(json!({"status": "ready"})))
+}
+
+pub async fn metrics(State(state): State<ApiState>) -> Response {
+    let now = state.now();
+    match state.store.queue_stats(now).await {
+        Ok(stats) => state.metrics.observe_queue(&stats, now),
+        Err(e) => tracing::warn!(error = %e, "queue statistics are unavailable for this scrape"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("The requested endpoint does not exist.".into())
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

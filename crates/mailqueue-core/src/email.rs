@@ -1,0 +1,107 @@
+//! An accepted email as the domain sees it: every field already validated.
+//! Values of these types only come from [`crate::request`] or from storage.
+
+use crate::address::Mailbox;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Which due emails go first when several are waiting.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+    /// The stored rank: a lower rank is sent first.
+    pub fn rank(self) -> i16 {
+        match self {
+            Priority::High => 0,
+            Priority::Normal => 1,
+            Priority::Low => 2,
+        }
+    }
+
+    pub fn from_rank(rank: i16) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.rank() == rank)
+    }
+}
+
+/// A user-supplied header that is neither structural nor dangerous.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// A file to attach; `content_id` makes it an inline part referenced from
+/// the HTML as `cid:<content_id>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub filename: String,
+    pub content_type: String,
+    pub content_id: Option<String>,
+    pub content: Vec<u8>,
+}
+
+/// What an attachment looks like without its bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentInfo {
+    pub filename: String,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
+    pub size: u64,
+}
+
+impl From<&Attachment> for AttachmentInfo {
+    fn from(a: &Attachment) -> Self {
+        Self {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            content_id: a.content_id.clone(),
+            size: a.content.len() as u64,
+        }
+    }
+}
+
+/// A `{name, value}` label kept with the email.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// A validated email, ready to store and send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEmail {
+    pub from: Mailbox,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub bcc: Vec<Mailbox>,
+    pub reply_to: Vec<Mailbox>,
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub headers: Vec<CustomHeader>,
+    pub attachments: Vec<Attachment>,
+    pub tags: Vec<Tag>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub priority: Priority,
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+impl NewEmail {
+    /// Every envelope recipient: `to`, then `cc`, then `bcc`.
+    pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
+        self.to.iter().chain(&self.cc).chain(&self.bcc)
+    }
+}

@@ -1,0 +1,80 @@
+//! Identifiers. Emails use UUIDv7, so the identifier order follows creation
+//! time and keyset pagination can run on the primary key alone.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A new time-ordered identifier for something created at `now`.
+            pub fn generate(now: DateTime<Utc>) -> Self {
+                let ts = uuid::Timestamp::from_unix(
+                    uuid::NoContext,
+                    now.timestamp().max(0) as u64,
+                    now.timestamp_subsec_nanos(),
+                );
+                Self(Uuid::new_v7(ts))
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// The identifier of an accepted email, returned by `POST /v1/emails`.
+    EmailId
+);
+uuid_id!(
+    /// The identifier of an API key (not the secret token itself).
+    ApiKeyId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn ids_generated_later_sort_after_earlier_ones() {
+        let now = Utc::now();
+        let a = EmailId::generate(now);
+        let b = EmailId::generate(now + Duration::milliseconds(2));
+        assert!(a < b);
+        assert!(
+            a.to_string() < b.to_string(),
+            "text order matches byte order"
+        );
+    }
+
+    #[test]
+    fn ids_round_trip_through_text() {
+        let id = EmailId::generate(Utc::now());
+        assert_eq!(id.to_string().parse::<EmailId>().unwrap(), id);
+        assert!("not-a-uuid".parse::<EmailId>().is_err());
+    }
+}

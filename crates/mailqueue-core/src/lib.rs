@@ -1,0 +1,30 @@
+//! The domain of mailqueue: what an email is, how it moves through its
+//! statuses, when it is retried, and the narrow traits behind which storage,
+//! dispatch and transport live.
+//!
+//! Nothing in this crate performs I/O. Adapters (`mailqueue-store`,
+//! `mailqueue-queue`, `mailqueue-smtp`) implement the traits; the server binary
+//! wires them together.
+
+pub mod address;
+pub mod api_key;
+pub mod clock;
+pub mod delivery;
+pub mod email;
+pub mod ids;
+pub mod queue;
+pub mod request;
+pub mod retry;
+pub mod schedule;
+pub mod status;
+pub mod store;
+pub mod transport;
+
+pub use address::{EmailAddress, Mailbox};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use delivery::{DeliveryError, SmtpReply};
+pub use email::{Attachment, CustomHeader, NewEmail, Priority, Tag};
+pub use ids::{ApiKeyId, EmailId};
+pub use request::{FieldError, RequestLimits};
+pub use retry::RetryPolicy;
+pub use status::{EmailStatus, LastEvent};

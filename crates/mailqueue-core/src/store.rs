@@ -1,0 +1,341 @@
+//! The storage contract. PostgreSQL and SQLite implement it in
+//! `mailqueue-store`; one conformance suite runs against both.
+//!
+//! Writes that belong together (emails with their idempotency record,
+//! an attempt with the status it causes) happen in one transaction inside a
+//! single call, so no caller ever holds a transaction open.
+
+use crate::api_key::TokenHash;
+use crate::delivery::{DeliveryError, SmtpReply};
+use crate::email::{AttachmentInfo, NewEmail, Priority};
+use crate::ids::{ApiKeyId, EmailId};
+use crate::status::EmailStatus;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Why storage failed. `Unavailable` is worth retrying (the API answers 503).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("a stored row could not be read: {0}")]
+    Corrupt(String),
+    #[error("the store failed: {0}")]
+    Failed(String),
+}
+
+/// An email to insert, with the values the API computed for it.
+#[derive(Clone, Debug)]
+pub struct EmailToInsert {
+    pub id: EmailId,
+    pub api_key_id: Option<ApiKeyId>,
+    pub message_id: String,
+    pub created_at: DateTime<Utc>,
+    pub email: NewEmail,
+}
+
+impl EmailToInsert {
+    /// `scheduled` when `scheduled_at` lies after creation, `queued` otherwise.
+    pub fn initial_status(&self) -> EmailStatus {
+        match self.email.scheduled_at {
+            Some(at) if at > self.created_at => EmailStatus::Scheduled,
+            _ => EmailStatus::Queued,
+        }
+    }
+
+    pub fn due_at(&self) -> DateTime<Utc> {
+        self.email
+            .scheduled_at
+            .unwrap_or(self.created_at)
+            .max(self.created_at)
+    }
+
+    pub fn due(&self) -> DueEmail {
+        DueEmail {
+            id: self.id,
+            due_at: self.due_at(),
+            priority: self.email.priority,
+        }
+    }
+}
+
+/// Who asked with which idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdempotencyScope {
+    pub api_key_id: ApiKeyId,
+    pub key: String,
+}
+
+/// The answer to remember for an idempotency key.
+#[derive(Clone, Debug)]
+pub struct IdempotentResponse {
+    pub scope: IdempotencyScope,
+    pub status: u16,
+    pub body: String,
+}
+
+/// One request's worth of emails: committed, with its idempotency record,
+/// together with the other groups of the same call.
+#[derive(Clone, Debug, Default)]
+pub struct InsertGroup {
+    pub emails: Vec<EmailToInsert>,
+    pub idempotency: Option<IdempotentResponse>,
+}
+
+/// The times that decide whether a known idempotency key still counts.
+#[derive(Clone, Copy, Debug)]
+pub struct IdempotencyWindow {
+    pub now: DateTime<Utc>,
+    pub stale_before: DateTime<Utc>,
+    pub expired_before: DateTime<Utc>,
+}
+
+/// The start of an idempotent request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// No earlier request: this one proceeds and its answer will be recorded.
+    Started,
+    /// The same request was already answered: replay this answer.
+    Replay { status: u16, body: String },
+    /// The key was used with a different request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
+}
+
+/// A stored email as the API shows it (attachment bytes excluded).
+#[derive(Clone, Debug)]
+pub struct EmailRecord {
+    pub id: EmailId,
+    pub status: EmailStatus,
+    pub message_id: String,
+    /// The email; its `attachments` are empty, see `attachments`.
+    pub email: NewEmail,
+    pub attachments: Vec<AttachmentInfo>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub attempts: u32,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_smtp_reply: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /v1/emails` parameters: newest first, keyset pagination.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// Emails older than this one.
+    pub after: Option<EmailId>,
+    /// Emails newer than this one.
+    pub before: Option<EmailId>,
+    pub status: Option<EmailStatus>,
+    pub limit: u32,
+}
+
+/// One recorded attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: AttemptKind,
+    pub smtp_code: Option<u16>,
+    pub detail: String,
+}
+
+/// How an attempt ended, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptKind {
+    Sent,
+    TransientFailure,
+    PermanentFailure,
+    /// The worker disappeared while holding the lease.
+    LeaseExpired,
+}
+
+impl AttemptKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptKind::Sent => "sent",
+            AttemptKind::TransientFailure => "transient_failure",
+            AttemptKind::PermanentFailure => "permanent_failure",
+            AttemptKind::LeaseExpired => "lease_expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Sent,
+            Self::TransientFailure,
+            Self::PermanentFailure,
+            Self::LeaseExpired,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// An email's place in the dispatch queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DueEmail {
+    pub id: EmailId,
+    pub due_at: DateTime<Utc>,
+    pub priority: Priority,
+}
+
+/// The terms of a claim: who holds it and until when.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub holder: String,
+    pub now: DateTime<Utc>,
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// An email handed to a worker, with everything needed to send it.
+#[derive(Clone, Debug)]
+pub struct ClaimedEmail {
+    pub id: EmailId,
+    pub message_id: String,
+    pub created_at: DateTime<Utc>,
+    pub email: NewEmail,
+    /// The number of this attempt (1 for the first); it also fences the
+    /// outcome so a worker whose lease was taken over cannot overwrite it.
+    pub attempt: u32,
+    pub first_attempt_at: DateTime<Utc>,
+}
+
+/// What an attempt ended in, ready to record.
+#[derive(Clone, Debug)]
+pub struct AttemptOutcome {
+    pub email_id: EmailId,
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub result: AttemptResult,
+}
+
+#[derive(Clone, Debug)]
+pub enum AttemptResult {
+    Sent(SmtpReply),
+    RetryAt(DeliveryError, DateTime<Utc>),
+    Failed(DeliveryError),
+}
+
+/// The effect of a request to change an email.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    Changed(DueEmail),
+    NotFound,
+    /// The email's status does not allow the change.
+    TooLate(EmailStatus),
+}
+
+/// Counts for the metrics endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub by_status: Vec<(EmailStatus, u64)>,
+    /// The due time of the oldest email that is due and not yet claimed.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+}
+
+#[async_trait]
+pub trait EmailStore: Send + Sync + 'static {
+    /// Commits every group in one transaction: all or none.
+    async fn insert_emails(&self, groups: &[InsertGroup]) -> Result<(), StoreError>;
+    async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError>;
+    /// At most `limit` emails, newest first.
+    async fn list_emails(&self, query: &ListQuery) -> Result<Vec<EmailRecord>, StoreError>;
+    async fn list_attempts(&self, id: EmailId) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// Moves a pending email to a new time.
+    async fn reschedule_email(
+        &self,
+        id: EmailId,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError>;
+    async fn cancel_email(
+        &self,
+        id: EmailId,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError>;
+    /// Queues a `failed` email again, with a fresh retry window.
+    async fn retry_failed_email(
+        &self,
+        id: EmailId,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError>;
+    /// Claims those of `ids` that are still pending and due, in one statement.
+    async fn claim_emails(
+        &self,
+        ids: &[EmailId],
+        claim: &Claim,
+    ) -> Result<Vec<ClaimedEmail>, StoreError>;
+    /// Records attempts and moves their emails on, in one transaction. An
+    /// outcome whose attempt no longer holds the email only adds history.
+    async fn record_outcomes(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError>;
+    /// Returns emails whose lease expired before `now` to the queue, or fails
+    /// those whose first attempt is older than `give_up_before`.
+    async fn rescue_expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        give_up_before: DateTime<Utc>,
+    ) -> Result<Vec<DueEmail>, StoreError>;
+    /// Returns every email leased by `holder` to the queue at once.
+    async fn release_leases(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DueEmail>, StoreError>;
+    /// Pending emails in id order after `after`: the source for rebuilding a queue.
+    async fn pending_emails(
+        &self,
+        after: Option<EmailId>,
+        limit: u32,
+    ) -> Result<Vec<DueEmail>, StoreError>;
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Records the start of a request unless the key is known. A key first
+    /// used before `window.expired_before` counts as unknown; a request still
+    /// in progress since before `window.stale_before` is presumed dead.
+    async fn begin_idempotent_request(
+        &self,
+        scope: &IdempotencyScope,
+        request_hash: &[u8; 32],
+        window: &IdempotencyWindow,
+    ) -> Result<IdempotencyBegin, StoreError>;
+    /// Forgets a started request that failed before it committed anything.
+    async fn abandon_idempotent_request(&self, scope: &IdempotencyScope) -> Result<(), StoreError>;
+    /// Deletes keys created before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// A stored API key (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub token_prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync + 'static {
+    async fn create_api_key(&self, key: &ApiKeyRecord, hash: &TokenHash) -> Result<(), StoreError>;
+    /// The active key with this hash, if any.
+    async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError>;
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Revokes by id or name; returns how many keys were revoked.
+    async fn revoke_api_key(&self, id_or_name: &str, now: DateTime<Utc>)
+        -> Result<u64, StoreError>;
+}
+
+/// Everything the service needs from its database.
+pub trait Store: EmailStore + IdempotencyStore + ApiKeyStore {}
+impl<T: EmailStore + IdempotencyStore + ApiKeyStore> Store for T {}

@@ -1,0 +1,26 @@
+//! Handing a message to the outside world: an SMTP relay, or the outbox
+//! directory when no relay is configured.
+
+use crate::delivery::{DeliveryError, SmtpReply};
+use crate::email::NewEmail;
+use crate::ids::EmailId;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Everything a transport needs to build and send one message.
+#[derive(Clone, Debug)]
+pub struct OutgoingEmail<'a> {
+    pub id: EmailId,
+    pub message_id: &'a str,
+    /// The `Date` header: when the email was accepted.
+    pub date: DateTime<Utc>,
+    pub email: &'a NewEmail,
+}
+
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Sends one message; the error says whether to try again.
+    async fn send(&self, message: &OutgoingEmail<'_>) -> Result<SmtpReply, DeliveryError>;
+    /// A short description for logs (no secrets).
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,83 @@
+//! One delivery attempt: send, then decide what the outcome means.
+
+use crate::{jitter_sample, Delivery};
+use chrono::{DateTime, Utc};
+use mailqueue_core::delivery::{DeliveryError, Failure, FailureClass};
+use mailqueue_core::retry::RetryDecision;
+use mailqueue_core::store::{AttemptOutcome, AttemptResult, ClaimedEmail};
+use mailqueue_core::transport::OutgoingEmail;
+use std::time::Instant;
+
+/// An attempt's outcome, with what the recorder needs after committing it.
+pub struct Completed {
+    pub outcome: AttemptOutcome,
+    pub priority: mailqueue_core::Priority,
+    /// When the email was due, for the latency histogram.
+    pub due_at: DateTime<Utc>,
+}
+
+pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Completed {
+    let started_at = d.clock.now();
+    let out = OutgoingEmail {
+        id: claimed.id,
+        message_id: &claimed.message_id,
+        date: claimed.created_at,
+        email: &claimed.email,
+    };
+    let timer = Instant::now();
+    let sent = match tokio::time::timeout(d.settings.send_timeout, d.transport.send(&out)).await {
+        Ok(result) => result,
+        Err(_) => Err(DeliveryError::transient(
+            FailureClass::Timeout,
+            None,
+            format!("the send took longer than {:?}", d.settings.send_timeout),
+        )),
+    };
+    d.metrics
+        .send_duration_seconds
+        .observe(timer.elapsed().as_secs_f64());
+    let finished_at = d.clock.now();
+    let result = match sent {
+        Ok(reply) => AttemptResult::Sent(reply),
+        Err(e @ DeliveryError::Permanent(_)) => AttemptResult::Failed(e),
+        Err(e @ DeliveryError::Transient(_)) => {
+            match d.policy.decide(
+                claimed.attempt,
+                claimed.first_attempt_at,
+                finished_at,
+                jitter_sample(),
+            ) {
+                RetryDecision::RetryAt(at) => AttemptResult::RetryAt(e, at),
+                RetryDecision::GiveUp => {
+                    let f = e.failure();
+                    AttemptResult::Failed(DeliveryError::Permanent(Failure {
+                        class: f.class,
+                        smtp_code: f.smtp_code,
+                        detail: format!(
+                            "gave up after {} attempts since {}: {}",
+                            claimed.attempt,
+                            claimed.first_attempt_at.to_rfc3339(),
+                            f.detail
+                        ),
+                    }))
+                }
+            }
+        }
+    };
+    let due_at = claimed
+        .email
+        .scheduled_at
+        .unwrap_or(claimed.created_at)
+        .max(claimed.created_at);
+    Completed {
+        outcome: AttemptOutcome {
+            email_id: claimed.id,
+            attempt: claimed.attempt,
+            started_at,
+            finished_at,
+            result,
+        },
+        priority: claimed.email.priority,
+        due_at,
+    }
+}

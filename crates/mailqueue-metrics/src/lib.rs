@@ -1,0 +1,170 @@
+//! mailqueue's Prometheus metrics. One [`Metrics`] value is created at start
+//! and passed to the API and the workers; nothing is global, so every test
+//! app has its own counters.
+
+use chrono::{DateTime, Utc};
+use mailqueue_core::store::QueueStats;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+type Label = [(&'static str, &'static str); 1];
+
+pub struct Metrics {
+    registry: Registry,
+    pub emails_accepted: Counter,
+    pub emails_sent: Counter,
+    pub emails_failed: Counter,
+    pub emails_retried: Counter,
+    /// Delivery attempts by outcome: `sent`, `retry`, `failed`, `lease_expired`.
+    pub attempts: Family<Label, Counter>,
+    /// Failed attempts by class: `smtp_4xx`, `smtp_5xx`, `timeout`, ...
+    pub smtp_errors: Family<Label, Counter>,
+    pub queue_depth: Family<Label, Gauge>,
+    pub oldest_due_age_seconds: Gauge<f64, AtomicU64>,
+    /// From when an email was due to when the relay accepted it.
+    pub delivery_latency_seconds: Histogram,
+    /// One SMTP transaction.
+    pub send_duration_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("mailqueue");
+        let m = Self {
+            emails_accepted: Counter::default(),
+            emails_sent: Counter::default(),
+            emails_failed: Counter::default(),
+            emails_retried: Counter::default(),
+            attempts: Family::default(),
+            smtp_errors: Family::default(),
+            queue_depth: Family::default(),
+            oldest_due_age_seconds: Gauge::default(),
+            delivery_latency_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 20)),
+            send_duration_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "emails_accepted",
+            "Emails accepted by the API",
+            m.emails_accepted.clone(),
+        );
+        registry.register(
+            "emails_sent",
+            "Emails accepted by the relay",
+            m.emails_sent.clone(),
+        );
+        registry.register(
+            "emails_failed",
+            "Emails that failed for good",
+            m.emails_failed.clone(),
+        );
+        registry.register(
+            "emails_retried",
+            "Attempts that ended in a scheduled retry",
+            m.emails_retried.clone(),
+        );
+        registry.register(
+            "delivery_attempts",
+            "Delivery attempts by outcome",
+            m.attempts.clone(),
+        );
+        registry.register(
+            "smtp_errors",
+            "Failed delivery attempts by error class",
+            m.smtp_errors.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Emails waiting or in flight, by status",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "oldest_due_email_age_seconds",
+            "How long the oldest due, unclaimed email has been waiting",
+            m.oldest_due_age_seconds.clone(),
+        );
+        registry.register(
+            "delivery_latency_seconds",
+            "Time from an email being due to the relay accepting it",
+            m.delivery_latency_seconds.clone(),
+        );
+        registry.register(
+            "smtp_send_duration_seconds",
+            "Duration of one SMTP transaction",
+            m.send_duration_seconds.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Sets the queue gauges from a fresh count.
+    pub fn observe_queue(&self, stats: &QueueStats, now: DateTime<Utc>) {
+        for (status, n) in &stats.by_status {
+            self.queue_depth
+                .get_or_create(&[("status", status.as_str())])
+                .set(*n as i64);
+        }
+        let age = stats
+            .oldest_due_at
+            .map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        self.oldest_due_age_seconds.set(age);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry)
+            .unwrap_or_else(|e| unreachable!("writing to a String cannot fail: {e}"));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailqueue_core::EmailStatus;
+
+    #[test]
+    fn renders_every_family_with_its_prefix() {
+        let m = Metrics::new();
+        m.emails_accepted.inc_by(3);
+        m.smtp_errors.get_or_create(&[("class", "smtp_4xx")]).inc();
+        let now = Utc::now();
+        m.observe_queue(
+            &QueueStats {
+                by_status: vec![(EmailStatus::Queued, 7)],
+                oldest_due_at: Some(now - chrono::Duration::seconds(30)),
+            },
+            now,
+        );
+        let text = m.render();
+        assert!(text.contains("mailqueue_emails_accepted_total 3"), "{text}");
+        assert!(
+            text.contains("mailqueue_smtp_errors_total{class=\"smtp_4xx\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mailqueue_queue_depth{status=\"queued\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mailqueue_oldest_due_email_age_seconds 30"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mailqueue_delivery_latency_seconds_bucket"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! Storage adapters for mailqueue: PostgreSQL for production, SQLite for the
+//! embedded default. Both implement the traits of `mailqueue_core::store`
+//! with the same schema, and [`GroupCommitter`] batches concurrent inserts
+//! into shared transactions for either.
+
+mod content;
+mod group_commit;
+mod idempotency;
+mod outcome;
+pub mod postgres;
+pub mod sqlite;
+
+pub use group_commit::{GroupCommitter, GroupCommitterHandle};
+pub use postgres::{PgSettings, PgStore};
+pub use sqlite::{SqliteSettings, SqliteStore};

@@ -1,0 +1,553 @@
+//! Emails, claims and attempts in PostgreSQL.
+
+use super::PgStore;
+use crate::content::{decode_content, encode_content, store_error, with_attachment_bytes};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mailqueue_core::email::Priority;
+use mailqueue_core::store::{
+    AttemptKind, AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DueEmail,
+    EmailRecord, EmailStore, InsertGroup, ListQuery, QueueStats, StoreError,
+};
+use mailqueue_core::{EmailId, EmailStatus};
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder, Row};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+const RECORD_COLUMNS: &str = "id, status, priority, message_id, content::text AS content, created_at, updated_at, \
+     scheduled_at, next_attempt_at, attempts, last_attempt_at, last_error, last_smtp_reply, sent_at, lease_expires_at";
+
+fn status_of(row: &PgRow) -> Result<EmailStatus, StoreError> {
+    let s: String = row
+        .try_get("status")
+        .map_err(|e| store_error("reading status", e))?;
+    s.parse().map_err(StoreError::Corrupt)
+}
+
+fn record_from_row(row: &PgRow) -> Result<EmailRecord, StoreError> {
+    let ctx = |e| store_error("reading an email", e);
+    let content: String = row.try_get("content").map_err(ctx)?;
+    let scheduled_at: Option<DateTime<Utc>> = row.try_get("scheduled_at").map_err(ctx)?;
+    let (email, attachments) = decode_content(
+        &content,
+        row.try_get("priority").map_err(ctx)?,
+        scheduled_at,
+    )?;
+    Ok(EmailRecord {
+        id: EmailId(row.try_get("id").map_err(ctx)?),
+        status: status_of(row)?,
+        message_id: row.try_get("message_id").map_err(ctx)?,
+        email,
+        attachments,
+        created_at: row.try_get("created_at").map_err(ctx)?,
+        updated_at: row.try_get("updated_at").map_err(ctx)?,
+        next_attempt_at: row.try_get("next_attempt_at").map_err(ctx)?,
+        attempts: row.try_get::<i32, _>("attempts").map_err(ctx)? as u32,
+        last_attempt_at: row.try_get("last_attempt_at").map_err(ctx)?,
+        last_error: row.try_get("last_error").map_err(ctx)?,
+        last_smtp_reply: row.try_get("last_smtp_reply").map_err(ctx)?,
+        sent_at: row.try_get("sent_at").map_err(ctx)?,
+        lease_expires_at: row.try_get("lease_expires_at").map_err(ctx)?,
+    })
+}
+
+fn due_from_row(row: &PgRow) -> Result<DueEmail, StoreError> {
+    let ctx = |e| store_error("reading a due email", e);
+    let rank: i16 = row.try_get("priority").map_err(ctx)?;
+    Ok(DueEmail {
+        id: EmailId(row.try_get("id").map_err(ctx)?),
+        due_at: row.try_get("next_attempt_at").map_err(ctx)?,
+        priority: Priority::from_rank(rank).unwrap_or_default(),
+    })
+}
+
+impl PgStore {
+    /// Explains why a conditional change touched no row.
+    async fn change_refused(&self, id: EmailId) -> Result<ChangeOutcome, StoreError> {
+        let row = sqlx::query("SELECT status FROM emails WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error("reading an email's status", e))?;
+        Ok(match row {
+            None => ChangeOutcome::NotFound,
+            Some(row) => ChangeOutcome::TooLate(status_of(&row)?),
+        })
+    }
+
+    async fn change_email(
+        &self,
+        id: EmailId,
+        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+        ctx: &str,
+    ) -> Result<ChangeOutcome, StoreError> {
+        match query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error(ctx, e))?
+        {
+            Some(row) => Ok(ChangeOutcome::Changed(due_from_row(&row)?)),
+            None => self.change_refused(id).await,
+        }
+    }
+}
+
+#[async_trait]
+impl EmailStore for PgStore {
+    async fn insert_emails(&self, groups: &[InsertGroup]) -> Result<(), StoreError> {
+        let ctx = "storing emails";
+        let emails = groups.iter().flat_map(|g| &g.emails);
+        let mut ids = Vec::new();
+        let mut key_ids = Vec::new();
+        let mut statuses = Vec::new();
+        let mut priorities = Vec::new();
+        let mut message_ids = Vec::new();
+        let mut contents = Vec::new();
+        let mut created = Vec::new();
+        let mut scheduled = Vec::new();
+        let mut due = Vec::new();
+        let (mut att_ids, mut att_pos, mut att_names, mut att_types, mut att_cids, mut att_bytes) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for e in emails {
+            ids.push(e.id.0);
+            key_ids.push(e.api_key_id.map(|k| k.0));
+            statuses.push(e.initial_status().as_str());
+            priorities.push(e.email.priority.rank());
+            message_ids.push(e.message_id.as_str());
+            contents.push(encode_content(&e.email));
+            created.push(e.created_at);
+            scheduled.push(e.email.scheduled_at);
+            due.push(e.due_at());
+            for (pos, a) in e.email.attachments.iter().enumerate() {
+                att_ids.push(e.id.0);
+                att_pos.push(pos as i16);
+                att_names.push(a.filename.as_str());
+                att_types.push(a.content_type.as_str());
+                att_cids.push(a.content_id.as_deref());
+                att_bytes.push(a.content.as_slice());
+            }
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
+        if !ids.is_empty() {
+            sqlx::query(
+                "INSERT INTO emails (id, api_key_id, status, priority, message_id, content, created_at, updated_at, \
+                                     scheduled_at, next_attempt_at) \
+                 SELECT u.id, u.key_id, u.status, u.priority, u.message_id, u.content::jsonb, u.created, u.created, \
+                        u.scheduled, u.due \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int2[], $5::text[], $6::text[], \
+                             $7::timestamptz[], $8::timestamptz[], $9::timestamptz[]) \
+                      AS u(id, key_id, status, priority, message_id, content, created, scheduled, due)",
+            )
+            .bind(&ids)
+            .bind(&key_ids)
+            .bind(&statuses)
+            .bind(&priorities)
+            .bind(&message_ids)
+            .bind(&contents)
+            .bind(&created)
+            .bind(&scheduled)
+            .bind(&due)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error(ctx, e))?;
+        }
+        if !att_ids.is_empty() {
+            sqlx::query(
+                "INSERT INTO email_attachments (email_id, position, filename, content_type, content_id, content) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::int2[], $3::text[], $4::text[], $5::text[], $6::bytea[])",
+            )
+            .bind(&att_ids)
+            .bind(&att_pos)
+            .bind(&att_names)
+            .bind(&att_types)
+            .bind(&att_cids)
+            .bind(&att_bytes)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error("storing attachments", e))?;
+        }
+        for answer in groups.iter().filter_map(|g| g.idempotency.as_ref()) {
+            sqlx::query(
+                "UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE api_key_id = $1 AND key = $2",
+            )
+            .bind(answer.scope.api_key_id.0)
+            .bind(&answer.scope.key)
+            .bind(answer.status as i16)
+            .bind(&answer.body)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error("recording an idempotent answer", e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| store_error("committing emails", e))
+    }
+
+    async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RECORD_COLUMNS} FROM emails WHERE id = $1"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| store_error("reading an email", e))?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn list_emails(&self, query: &ListQuery) -> Result<Vec<EmailRecord>, StoreError> {
+        let mut qb: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("SELECT {RECORD_COLUMNS} FROM emails WHERE TRUE"));
+        if let Some(status) = query.status {
+            qb.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(after) = query.after {
+            qb.push(" AND id < ").push_bind(after.0);
+        }
+        if let Some(before) = query.before {
+            qb.push(" AND id > ").push_bind(before.0);
+        }
+        // `before` pages towards newer emails: walk upwards, then flip.
+        let ascending = query.before.is_some();
+        qb.push(if ascending {
+            " ORDER BY id ASC LIMIT "
+        } else {
+            " ORDER BY id DESC LIMIT "
+        })
+        .push_bind(i64::from(query.limit));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("listing emails", e))?;
+        let mut records = rows
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if ascending {
+            records.reverse();
+        }
+        Ok(records)
+    }
+
+    async fn list_attempts(&self, id: EmailId) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT attempt, started_at, finished_at, outcome, smtp_code, detail FROM email_attempts \
+             WHERE email_id = $1 ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error("listing attempts", e))?;
+        rows.iter()
+            .map(|row| {
+                let ctx = |e| store_error("reading an attempt", e);
+                let outcome: String = row.try_get("outcome").map_err(ctx)?;
+                Ok(AttemptRecord {
+                    attempt: row.try_get::<i32, _>("attempt").map_err(ctx)? as u32,
+                    started_at: row.try_get("started_at").map_err(ctx)?,
+                    finished_at: row.try_get("finished_at").map_err(ctx)?,
+                    outcome: AttemptKind::parse(&outcome).ok_or_else(|| {
+                        StoreError::Corrupt(format!("attempt outcome `{outcome}` is unknown"))
+                    })?,
+                    smtp_code: row
+                        .try_get::<Option<i32>, _>("smtp_code")
+                        .map_err(ctx)?
+                        .map(|c| c as u16),
+                    detail: row.try_get("detail").map_err(ctx)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reschedule_email(
+        &self,
+        id: EmailId,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let query = sqlx::query(
+            "UPDATE emails SET scheduled_at = $2, next_attempt_at = GREATEST($2, $3), updated_at = $3, \
+                 status = CASE WHEN $2 > $3 AND attempts = 0 THEN 'scheduled' ELSE 'queued' END \
+             WHERE id = $1 AND status IN ('queued', 'scheduled') RETURNING id, next_attempt_at, priority",
+        )
+        .bind(id.0)
+        .bind(at)
+        .bind(now);
+        self.change_email(id, query, "rescheduling an email").await
+    }
+
+    async fn cancel_email(
+        &self,
+        id: EmailId,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let query = sqlx::query(
+            "UPDATE emails SET status = 'cancelled', next_attempt_at = NULL, updated_at = $2 \
+             WHERE id = $1 AND status IN ('queued', 'scheduled') \
+             RETURNING id, $2::timestamptz AS next_attempt_at, priority",
+        )
+        .bind(id.0)
+        .bind(now);
+        self.change_email(id, query, "cancelling an email").await
+    }
+
+    async fn retry_failed_email(
+        &self,
+        id: EmailId,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let query = sqlx::query(
+            "UPDATE emails SET status = 'queued', next_attempt_at = $2, first_attempt_at = NULL, updated_at = $2 \
+             WHERE id = $1 AND status = 'failed' RETURNING id, next_attempt_at, priority",
+        )
+        .bind(id.0)
+        .bind(now);
+        self.change_email(id, query, "retrying an email").await
+    }
+
+    async fn claim_emails(
+        &self,
+        ids: &[EmailId],
+        claim: &Claim,
+    ) -> Result<Vec<ClaimedEmail>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ctx = "claiming emails";
+        let uuids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+        let rows = sqlx::query(
+            "UPDATE emails SET status = 'sending', attempts = attempts + 1, lease_holder = $2, \
+                 lease_expires_at = $3, first_attempt_at = COALESCE(first_attempt_at, $4), \
+                 last_attempt_at = $4, next_attempt_at = NULL, updated_at = $4 \
+             WHERE id = ANY($1) AND status IN ('queued', 'scheduled') AND next_attempt_at <= $4 \
+             RETURNING id, message_id, content::text AS content, priority, scheduled_at, created_at, attempts, \
+                       first_attempt_at",
+        )
+        .bind(&uuids)
+        .bind(&claim.holder)
+        .bind(claim.lease_expires_at)
+        .bind(claim.now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error(ctx, e))?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut infos = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let c = |e| store_error(ctx, e);
+            let content: String = row.try_get("content").map_err(c)?;
+            let (email, attachments) = decode_content(
+                &content,
+                row.try_get("priority").map_err(c)?,
+                row.try_get("scheduled_at").map_err(c)?,
+            )?;
+            infos.push(attachments);
+            claimed.push(ClaimedEmail {
+                id: EmailId(row.try_get("id").map_err(c)?),
+                message_id: row.try_get("message_id").map_err(c)?,
+                created_at: row.try_get("created_at").map_err(c)?,
+                email,
+                attempt: row.try_get::<i32, _>("attempts").map_err(c)? as u32,
+                first_attempt_at: row.try_get("first_attempt_at").map_err(c)?,
+            });
+        }
+        let with_files: Vec<Uuid> = claimed
+            .iter()
+            .zip(&infos)
+            .filter(|(_, i)| !i.is_empty())
+            .map(|(c, _)| c.id.0)
+            .collect();
+        let mut bytes: HashMap<Uuid, Vec<Vec<u8>>> = HashMap::new();
+        if !with_files.is_empty() {
+            let rows = sqlx::query(
+                "SELECT email_id, content FROM email_attachments WHERE email_id = ANY($1) ORDER BY email_id, position",
+            )
+            .bind(&with_files)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("loading attachments", e))?;
+            for row in rows {
+                let c = |e| store_error("loading attachments", e);
+                bytes
+                    .entry(row.try_get("email_id").map_err(c)?)
+                    .or_default()
+                    .push(row.try_get("content").map_err(c)?);
+            }
+        }
+        for (email, info) in claimed.iter_mut().zip(infos) {
+            if !info.is_empty() {
+                email.email.attachments =
+                    with_attachment_bytes(info, bytes.remove(&email.id.0).unwrap_or_default())?;
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn record_outcomes(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let rows = crate::outcome::OutcomeRows::from(outcomes);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| store_error("recording attempts", e))?;
+        sqlx::query(
+            "UPDATE emails AS e SET status = u.status, next_attempt_at = u.next_at, \
+                 sent_at = COALESCE(u.sent_at, e.sent_at), last_error = COALESCE(u.error, e.last_error), \
+                 last_smtp_reply = COALESCE(u.reply, e.last_smtp_reply), lease_holder = NULL, \
+                 lease_expires_at = NULL, updated_at = u.finished \
+             FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], \
+                         $7::text[], $8::timestamptz[]) AS u(id, attempt, status, next_at, sent_at, error, reply, finished) \
+             WHERE e.id = u.id AND e.status = 'sending' AND e.attempts = u.attempt",
+        )
+        .bind(rows.ids.iter().map(|i| i.0).collect::<Vec<Uuid>>())
+        .bind(&rows.attempts)
+        .bind(&rows.statuses)
+        .bind(&rows.next_at)
+        .bind(&rows.sent_at)
+        .bind(&rows.errors)
+        .bind(&rows.replies)
+        .bind(&rows.finished)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| store_error("recording attempt outcomes", e))?;
+        sqlx::query(
+            "INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
+             SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::timestamptz[], $4::timestamptz[], $5::text[], \
+                                  $6::int4[], $7::text[])",
+        )
+        .bind(rows.ids.iter().map(|i| i.0).collect::<Vec<Uuid>>())
+        .bind(&rows.attempts)
+        .bind(&rows.started)
+        .bind(&rows.finished)
+        .bind(&rows.kinds)
+        .bind(&rows.codes)
+        .bind(&rows.details)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| store_error("recording attempts", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| store_error("committing attempts", e))
+    }
+
+    async fn rescue_expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        give_up_before: DateTime<Utc>,
+    ) -> Result<Vec<DueEmail>, StoreError> {
+        let rows = sqlx::query(
+            "WITH expired AS ( \
+                 SELECT id, lease_holder FROM emails WHERE status = 'sending' AND lease_expires_at < $1 \
+                 FOR UPDATE SKIP LOCKED LIMIT 1000), \
+             moved AS ( \
+                 UPDATE emails AS e SET \
+                     status = CASE WHEN e.first_attempt_at < $2 THEN 'failed' ELSE 'queued' END, \
+                     next_attempt_at = CASE WHEN e.first_attempt_at < $2 THEN NULL ELSE $1 END, \
+                     last_error = 'the worker ' || COALESCE(x.lease_holder, '?') || \
+                                  ' stopped before finishing the attempt (lease expired)', \
+                     lease_holder = NULL, lease_expires_at = NULL, updated_at = $1 \
+                 FROM expired AS x WHERE e.id = x.id \
+                 RETURNING e.id, e.status, e.next_attempt_at, e.priority, e.attempts, e.last_attempt_at, e.last_error), \
+             history AS ( \
+                 INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
+                 SELECT id, attempts, COALESCE(last_attempt_at, $1), $1, 'lease_expired', last_error FROM moved) \
+             SELECT id, next_attempt_at, priority FROM moved WHERE status = 'queued'",
+        )
+        .bind(now)
+        .bind(give_up_before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error("rescuing expired leases", e))?;
+        rows.iter().map(due_from_row).collect()
+    }
+
+    async fn release_leases(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DueEmail>, StoreError> {
+        let rows = sqlx::query(
+            "WITH moved AS ( \
+                 UPDATE emails SET status = 'queued', next_attempt_at = $2, lease_holder = NULL, \
+                     lease_expires_at = NULL, updated_at = $2, \
+                     last_error = 'the attempt was interrupted when its worker stopped' \
+                 WHERE status = 'sending' AND lease_holder = $1 \
+                 RETURNING id, next_attempt_at, priority, attempts, last_attempt_at, last_error), \
+             history AS ( \
+                 INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
+                 SELECT id, attempts, COALESCE(last_attempt_at, $2), $2, 'lease_expired', last_error FROM moved) \
+             SELECT id, next_attempt_at, priority FROM moved",
+        )
+        .bind(holder)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error("releasing leases", e))?;
+        rows.iter().map(due_from_row).collect()
+    }
+
+    async fn pending_emails(
+        &self,
+        after: Option<EmailId>,
+        limit: u32,
+    ) -> Result<Vec<DueEmail>, StoreError> {
+        let rows = sqlx::query(
+            "(SELECT id, next_attempt_at, priority FROM emails WHERE status = 'queued' AND ($1::uuid IS NULL OR id > $1) \
+                ORDER BY id LIMIT $2) \
+             UNION ALL \
+             (SELECT id, next_attempt_at, priority FROM emails WHERE status = 'scheduled' AND ($1::uuid IS NULL OR id > $1) \
+                ORDER BY id LIMIT $2) \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(after.map(|a| a.0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error("listing pending emails", e))?;
+        rows.iter().map(due_from_row).collect()
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.status, (SELECT count(*) FROM emails WHERE status = s.status) AS n \
+             FROM (VALUES ('queued'), ('scheduled'), ('sending')) AS s(status)",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error("counting emails", e))?;
+        let mut by_status = Vec::new();
+        for row in &rows {
+            let n: i64 = row
+                .try_get("n")
+                .map_err(|e| store_error("counting emails", e))?;
+            by_status.push((status_of(row)?, n as u64));
+        }
+        let oldest: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT min(next_attempt_at) FROM emails WHERE status = 'queued' AND next_attempt_at <= $1")
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| store_error("finding the oldest due email", e))?;
+        Ok(QueueStats {
+            by_status,
+            oldest_due_at: oldest,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error("checking PostgreSQL", e))
+    }
+}

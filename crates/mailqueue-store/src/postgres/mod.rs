@@ -1,0 +1,77 @@
+//! The PostgreSQL store: the source of truth in production.
+//!
+//! Batches go through `UNNEST` so a group of any size is one statement, and
+//! claims are a single `UPDATE … RETURNING`, so no lock outlives a statement.
+
+mod emails;
+mod keys;
+
+use crate::content::store_error;
+use mailqueue_core::store::StoreError;
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Connection settings for [`PgStore::connect`].
+#[derive(Clone, Debug)]
+pub struct PgSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+fn migrator() -> Migrator {
+    let migrations = vec![Migration::new(
+        1,
+        Cow::Borrowed("initial"),
+        MigrationType::Simple,
+        Cow::Borrowed(include_str!("../../migrations/postgres/0001_initial.sql")),
+        false,
+    )];
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+impl PgStore {
+    /// Connects lazily-checked: the first connection is made here so a bad
+    /// URL or a down server is reported at start.
+    pub async fn connect(settings: &PgSettings) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(&settings.url)
+            .map_err(|e| {
+                StoreError::Failed(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))
+            })?
+            .application_name("mailqueue");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| store_error("connecting to PostgreSQL", e))?;
+        Ok(Self { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations (an advisory lock keeps concurrent starts safe).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrator().run(&self.pool).await.map_err(|e| match e {
+            MigrateError::Execute(inner) => store_error("applying PostgreSQL migrations", inner),
+            other => StoreError::Failed(format!("applying PostgreSQL migrations: {other}")),
+        })
+    }
+}

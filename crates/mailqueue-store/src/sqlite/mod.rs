@@ -1,0 +1,103 @@
+//! The SQLite store: the embedded default, one file in WAL mode.
+//!
+//! SQLite allows one writer at a time, so every write goes through a single
+//! connection behind a mutex (no `SQLITE_BUSY` between our own writers) while
+//! reads use a pool. Commits are `synchronous=FULL`: an accepted email is on
+//! disk before the API answers.
+
+mod emails;
+mod keys;
+
+use crate::content::store_error;
+use chrono::{DateTime, TimeZone, Utc};
+use mailqueue_core::store::StoreError;
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::Connection;
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+#[derive(Clone, Debug)]
+pub struct SqliteSettings {
+    pub path: PathBuf,
+    pub readers: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<SqliteConnection>>,
+    readers: SqlitePool,
+}
+
+fn migrator() -> Migrator {
+    let migrations = vec![Migration::new(
+        1,
+        Cow::Borrowed("initial"),
+        MigrationType::Simple,
+        Cow::Borrowed(include_str!("../../migrations/sqlite/0001_initial.sql")),
+        false,
+    )];
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// Unix milliseconds, the stored form of a time.
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("{ms} is not a valid time in milliseconds")))
+}
+
+pub(crate) fn from_opt_ms(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    ms.map(from_ms).transpose()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(settings: &SqliteSettings) -> Result<Self, StoreError> {
+        if let Some(dir) = settings.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Failed(format!(
+                    "creating the data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(&settings.path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let ctx = format!("opening the SQLite database {}", settings.path.display());
+        let mut writer = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(|e| store_error(&ctx, e))?;
+        migrator().run(&mut writer).await.map_err(|e| match e {
+            MigrateError::Execute(inner) => store_error("applying SQLite migrations", inner),
+            other => StoreError::Failed(format!("applying SQLite migrations: {other}")),
+        })?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(settings.readers.max(1))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(|e| store_error(&ctx, e))?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+        })
+    }
+}

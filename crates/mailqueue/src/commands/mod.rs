@@ -1,0 +1,5 @@
+//! The command-line commands, one file each.
+
+pub mod api_keys;
+pub mod migrate;
+pub mod serve;

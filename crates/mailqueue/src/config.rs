@@ -1,0 +1,342 @@
+//! Configuration: environment variables over a TOML file (`MAILQUEUE_CONFIG`)
+//! over defaults. Unknown keys in the file and unknown `MAILQUEUE_*`
+//! variables are refused, so a typo never goes unnoticed. The environment
+//! is passed in, never read from a global, so tests build any config.
+
+use crate::settings::{find_by_env, find_by_key, Setting, SETTINGS};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown environment variable {0} (see the configuration table in the README)")]
+    UnknownEnv(String),
+    #[error("unknown key `{key}` in {file}")]
+    UnknownKey { key: String, file: String },
+    #[error("cannot read the config file {file}: {reason}")]
+    File { file: String, reason: String },
+    #[error("{source_name} is invalid: {reason}")]
+    Invalid { source_name: String, reason: String },
+}
+
+/// A value that must not be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The typed, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<Secret>,
+    pub database_max_connections: u32,
+    pub redis_url: Option<Secret>,
+    pub smtp_url: Option<Secret>,
+    pub smtp_pool_size: Option<u32>,
+    pub smtp_timeout: Duration,
+    pub smtp_hello_name: Option<String>,
+    pub worker_concurrency: usize,
+    pub lease: Duration,
+    pub retry_initial: Duration,
+    pub retry_max_delay: Duration,
+    pub retry_max_age: Duration,
+    pub retry_jitter: f64,
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub message_id_domain: Option<String>,
+    pub idempotency_ttl: Duration,
+    pub auth_cache: Duration,
+    pub shutdown_grace: Duration,
+    pub rescue_interval: Duration,
+    pub reconcile_interval: Duration,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+/// Where each value came from, for error messages.
+struct Layers {
+    values: HashMap<&'static str, (String, String)>,
+}
+
+impl Layers {
+    fn load(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut values = HashMap::new();
+        for s in SETTINGS {
+            if let Some(d) = s.default {
+                values.insert(s.key, (d.to_string(), format!("the default of {}", s.env)));
+            }
+        }
+        if let Some(path) = env.get("MAILQUEUE_CONFIG").filter(|p| !p.is_empty()) {
+            for (key, value) in read_file(Path::new(path))? {
+                let setting = find_by_key(&key).ok_or_else(|| ConfigError::UnknownKey {
+                    key: key.clone(),
+                    file: path.clone(),
+                })?;
+                values.insert(setting.key, (value, format!("`{key}` in {path}")));
+            }
+        }
+        for (name, value) in env {
+            if name == "MAILQUEUE_CONFIG" {
+                continue;
+            }
+            match find_by_env(name) {
+                Some(setting) => {
+                    values.insert(setting.key, (value.clone(), name.clone()));
+                }
+                None if name.starts_with("MAILQUEUE_") => {
+                    return Err(ConfigError::UnknownEnv(name.clone()))
+                }
+                None => {}
+            }
+        }
+        Ok(Self { values })
+    }
+
+    fn raw(&self, key: &str) -> Option<(&str, &str)> {
+        self.values
+            .get(key)
+            .map(|(v, src)| (v.as_str(), src.as_str()))
+            .filter(|(v, _)| !v.trim().is_empty())
+    }
+
+    fn opt<T: FromStr>(&self, key: &str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.raw(key) {
+            None => Ok(None),
+            Some((value, source)) => {
+                value
+                    .trim()
+                    .parse::<T>()
+                    .map(Some)
+                    .map_err(|e| ConfigError::Invalid {
+                        source_name: source.to_string(),
+                        reason: if is_secret(key) {
+                            format!("{e}")
+                        } else {
+                            format!("`{value}`: {e}")
+                        },
+                    })
+            }
+        }
+    }
+
+    fn get<T: FromStr>(&self, key: &str) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.opt(key)?.ok_or_else(|| ConfigError::Invalid {
+            source_name: key.to_string(),
+            reason: "a value is required".into(),
+        })
+    }
+
+    fn seconds(&self, key: &str) -> Result<Duration, ConfigError> {
+        let secs: f64 = self.get(key)?;
+        if !(0.0..=1e9).contains(&secs) {
+            return Err(ConfigError::Invalid {
+                source_name: self
+                    .raw(key)
+                    .map(|(_, s)| s.to_string())
+                    .unwrap_or_default(),
+                reason: format!("{secs} is not a number of seconds"),
+            });
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+
+    fn positive(&self, key: &str) -> Result<usize, ConfigError> {
+        let n: usize = self.get(key)?;
+        if n == 0 {
+            return Err(ConfigError::Invalid {
+                source_name: self
+                    .raw(key)
+                    .map(|(_, s)| s.to_string())
+                    .unwrap_or_default(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(n)
+    }
+}
+
+fn is_secret(key: &str) -> bool {
+    find_by_key(key).is_some_and(|s: &Setting| s.secret)
+}
+
+fn read_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        file: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::File {
+            file: shown.clone(),
+            reason: e.message().to_string(),
+        })?;
+    table
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    return Err(ConfigError::File {
+                        file: shown.clone(),
+                        reason: format!(
+                            "`{k}` must be a string or a number, not {}",
+                            other.type_str()
+                        ),
+                    })
+                }
+            };
+            Ok((k, value))
+        })
+        .collect()
+}
+
+impl Config {
+    /// Builds the configuration from environment variables (and the file
+    /// they may name).
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let l = Layers::load(env)?;
+        let log_format = match l.get::<String>("log_format")?.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::Invalid {
+                    source_name: "MAILQUEUE_LOG_FORMAT".into(),
+                    reason: format!("`{other}`: use text or json"),
+                })
+            }
+        };
+        let jitter: f64 = l.get("retry_jitter")?;
+        if !(0.0..=1.0).contains(&jitter) {
+            return Err(ConfigError::Invalid {
+                source_name: "MAILQUEUE_RETRY_JITTER".into(),
+                reason: format!("{jitter} is not between 0 and 1"),
+            });
+        }
+        let secret = |key| l.opt::<String>(key).map(|v| v.map(Secret));
+        Ok(Self {
+            listen: l.get("listen")?,
+            data_dir: l.get("data_dir")?,
+            database_url: secret("database_url")?,
+            database_max_connections: l.positive("database_max_connections")? as u32,
+            redis_url: secret("redis_url")?,
+            smtp_url: secret("smtp_url")?,
+            smtp_pool_size: l.opt("smtp_pool_size")?,
+            smtp_timeout: l.seconds("smtp_timeout_seconds")?,
+            smtp_hello_name: l.opt("smtp_hello_name")?,
+            worker_concurrency: l.positive("worker_concurrency")?,
+            lease: l.seconds("lease_seconds")?,
+            retry_initial: l.seconds("retry_initial_seconds")?,
+            retry_max_delay: l.seconds("retry_max_delay_seconds")?,
+            retry_max_age: l.seconds("retry_max_age_seconds")?,
+            retry_jitter: jitter,
+            max_body_bytes: l.positive("max_body_bytes")?,
+            max_batch: l.positive("max_batch")?,
+            message_id_domain: l.opt("message_id_domain")?,
+            idempotency_ttl: l.seconds("idempotency_ttl_seconds")?,
+            auth_cache: l.seconds("auth_cache_seconds")?,
+            shutdown_grace: l.seconds("shutdown_grace_seconds")?,
+            rescue_interval: l
+                .seconds("rescue_interval_seconds")?
+                .max(Duration::from_millis(10)),
+            reconcile_interval: l
+                .seconds("reconcile_interval_seconds")?
+                .max(Duration::from_millis(10)),
+            log: l.get("log")?,
+            log_format,
+        })
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("mailqueue.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_describe_the_embedded_mode() {
+        let c = Config::from_env(&env(&[("PATH", "/bin")])).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:3000");
+        assert_eq!(c.sqlite_path(), PathBuf::from("./data/mailqueue.db"));
+        assert!(c.database_url.is_none() && c.smtp_url.is_none());
+        assert_eq!(c.retry_max_age, Duration::from_secs(48 * 3600));
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("mq-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("mailqueue.toml");
+        std::fs::write(
+            &file,
+            "worker_concurrency = 8\nlisten = \"127.0.0.1:4000\"\n",
+        )
+        .unwrap();
+        let c = Config::from_env(&env(&[
+            ("MAILQUEUE_CONFIG", file.to_str().unwrap()),
+            ("MAILQUEUE_LISTEN", "127.0.0.1:5000"),
+        ]))
+        .unwrap();
+        assert_eq!(c.worker_concurrency, 8);
+        assert_eq!(c.listen.port(), 5000);
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_bad_values_with_their_source() {
+        let e = Config::from_env(&env(&[("MAILQUEUE_WORKERS", "3")])).unwrap_err();
+        assert!(e.to_string().contains("MAILQUEUE_WORKERS"), "{e}");
+        let e = Config::from_env(&env(&[("MAILQUEUE_WORKER_CONCURRENCY", "many")])).unwrap_err();
+        assert!(
+            e.to_string().contains("MAILQUEUE_WORKER_CONCURRENCY"),
+            "{e}"
+        );
+        let e = Config::from_env(&env(&[("MAILQUEUE_WORKER_CONCURRENCY", "0")])).unwrap_err();
+        assert!(e.to_string().contains("at least 1"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let c = Config::from_env(&env(&[("DATABASE_URL", "postgres://u:hunter2@db/mq")])).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,78 @@
+//! The `mailqueue` command.
+
+use clap::{Parser, Subcommand};
+use mailqueue::commands::{self, api_keys::ApiKeysCommand};
+use mailqueue::config::{Config, LogFormat};
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailqueue",
+    version,
+    about = "A self-hosted transactional email queue with Resend's API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the HTTP API and the delivery workers.
+    Serve,
+    /// Applies database migrations and exits.
+    Migrate,
+    /// Manages API keys.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter: Targets = config.log.parse().map_err(|e| {
+        anyhow::anyhow!("MAILQUEUE_LOG `{}` is not a valid filter: {e}", config.log)
+    })?;
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let registry = tracing_subscriber::registry().with(filter);
+    match config.log_format {
+        LogFormat::Json => registry.with(fmt.json()).init(),
+        LogFormat::Text => registry.with(fmt).init(),
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = Config::from_env(&env)?;
+    init_logging(&config)?;
+    match cli.command {
+        Command::Serve => commands::serve::run(config).await,
+        Command::Migrate => commands::migrate::run(config).await,
+        Command::ApiKeys(cmd) => commands::api_keys::run(config, cmd).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

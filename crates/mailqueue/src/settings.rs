@@ -1,0 +1,74 @@
+//! Every setting mailqueue reads, in one table: its key in the config file,
+//! its environment variable, its default and what it means. The README's
+//! configuration table is this table.
+
+pub struct Setting {
+    /// The key in the TOML file given by `MAILQUEUE_CONFIG`.
+    pub key: &'static str,
+    pub env: &'static str,
+    pub default: Option<&'static str>,
+    /// Never printed or logged.
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+const fn s(
+    key: &'static str,
+    env: &'static str,
+    default: Option<&'static str>,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        key,
+        env,
+        default,
+        secret: false,
+        help,
+    }
+}
+
+const fn secret(key: &'static str, env: &'static str, help: &'static str) -> Setting {
+    Setting {
+        key,
+        env,
+        default: None,
+        secret: true,
+        help,
+    }
+}
+
+pub const SETTINGS: &[Setting] = &[
+    s("listen", "MAILQUEUE_LISTEN", Some("0.0.0.0:3000"), "Address of the HTTP API"),
+    s("data_dir", "MAILQUEUE_DATA_DIR", Some("./data"), "Embedded store (`mailqueue.db`) and outbox"),
+    secret("database_url", "DATABASE_URL", "PostgreSQL URL; when set, PostgreSQL replaces SQLite"),
+    s("database_max_connections", "MAILQUEUE_DATABASE_MAX_CONNECTIONS", Some("16"), "PostgreSQL pool size"),
+    secret("redis_url", "REDIS_URL", "Redis URL for the shared dispatch queue (not used by this version)"),
+    secret("smtp_url", "MAILQUEUE_SMTP_URL", "Relay: `smtp://user:pass@host:port` (STARTTLS when offered), `smtps://` (TLS), `smtp+plain://` (no TLS); unset writes `.eml` files to `<data dir>/outbox`"),
+    s("smtp_pool_size", "MAILQUEUE_SMTP_POOL_SIZE", None, "Connections kept open to the relay (default: worker concurrency)"),
+    s("smtp_timeout_seconds", "MAILQUEUE_SMTP_TIMEOUT_SECONDS", Some("60"), "Timeout for connecting and for each SMTP command"),
+    s("smtp_hello_name", "MAILQUEUE_SMTP_HELLO_NAME", None, "EHLO name (default: the host name)"),
+    s("worker_concurrency", "MAILQUEUE_WORKER_CONCURRENCY", Some("32"), "Most emails being sent at once by this process"),
+    s("lease_seconds", "MAILQUEUE_LEASE_SECONDS", Some("300"), "How long a claimed email stays with its worker before another may take it"),
+    s("retry_initial_seconds", "MAILQUEUE_RETRY_INITIAL_SECONDS", Some("60"), "Delay before the first retry; doubles each time"),
+    s("retry_max_delay_seconds", "MAILQUEUE_RETRY_MAX_DELAY_SECONDS", Some("3600"), "Longest delay between two attempts"),
+    s("retry_max_age_seconds", "MAILQUEUE_RETRY_MAX_AGE_SECONDS", Some("172800"), "Give up this long after the first attempt (48 h)"),
+    s("retry_jitter", "MAILQUEUE_RETRY_JITTER", Some("0.1"), "Random spread of each retry delay (0.1 = ±10%)"),
+    s("max_body_bytes", "MAILQUEUE_MAX_BODY_BYTES", Some("41943040"), "Largest request body (40 MiB); larger gets 413"),
+    s("max_batch", "MAILQUEUE_MAX_BATCH", Some("100"), "Most emails in one batch request"),
+    s("message_id_domain", "MAILQUEUE_MESSAGE_ID_DOMAIN", None, "Domain of generated Message-IDs (default: the sender's domain)"),
+    s("idempotency_ttl_seconds", "MAILQUEUE_IDEMPOTENCY_TTL_SECONDS", Some("86400"), "How long idempotency keys are kept"),
+    s("auth_cache_seconds", "MAILQUEUE_AUTH_CACHE_SECONDS", Some("10"), "How long a verified API key is trusted before it is checked again"),
+    s("shutdown_grace_seconds", "MAILQUEUE_SHUTDOWN_GRACE_SECONDS", Some("30"), "On SIGTERM, how long sends in flight may take to finish"),
+    s("rescue_interval_seconds", "MAILQUEUE_RESCUE_INTERVAL_SECONDS", Some("15"), "How often expired leases are looked for"),
+    s("reconcile_interval_seconds", "MAILQUEUE_RECONCILE_INTERVAL_SECONDS", Some("300"), "How often the queue is rebuilt from the store"),
+    s("log", "MAILQUEUE_LOG", Some("info"), "Log filter, e.g. `info` or `info,mailqueue_delivery=debug`"),
+    s("log_format", "MAILQUEUE_LOG_FORMAT", Some("text"), "`text` or `json`"),
+];
+
+pub fn find_by_env(env: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.env == env)
+}
+
+pub fn find_by_key(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
