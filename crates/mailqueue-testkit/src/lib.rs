@@ -1,1 +1,29 @@
+//! Test helpers that start real things: a fresh PostgreSQL database per
+//! test, a private SQLite file, an SMTP server (aiosmtpd) that records what
+//! it receives, and free ports. Nothing here is a mock.
 
+mod dirs;
+mod postgres;
+mod smtp_sink;
+mod stores;
+mod wait;
+
+pub use dirs::TempDir;
+pub use postgres::TestDatabase;
+pub use smtp_sink::{ReceivedMessage, SinkOptions, SmtpSink};
+pub use stores::{test_store, StoreKind, TestStore};
+pub use wait::wait_until;
+
+/// A port that was free a moment ago, on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the OS hands out a free port")
+}
+
+/// A short random suffix for names that must not collide between tests.
+pub fn unique_suffix() -> String {
+    let n = getrandom::u64().expect("random source");
+    format!("{n:016x}")
+}

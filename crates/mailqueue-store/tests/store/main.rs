@@ -1,0 +1,34 @@
+//! The store conformance suite: every test runs against SQLite and against
+//! a fresh PostgreSQL database.
+
+mod emails;
+mod keys;
+mod support;
+
+macro_rules! conformance {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { crate::$module::$name(mailqueue_testkit::StoreKind::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { crate::$module::$name(mailqueue_testkit::StoreKind::Postgres).await } )*
+        }
+    };
+}
+
+conformance!(
+    emails::insert_then_get_returns_every_field,
+    emails::a_failed_insert_stores_nothing_of_the_call,
+    emails::claims_only_due_pending_emails_once,
+    emails::claimed_emails_carry_their_attachments,
+    emails::outcomes_move_emails_and_are_recorded,
+    emails::a_stale_outcome_cannot_overwrite_a_newer_claim,
+    emails::expired_leases_are_rescued_or_given_up,
+    emails::release_returns_a_holders_emails,
+    emails::reschedule_cancel_and_retry_follow_the_state_machine,
+    emails::lists_newest_first_with_keyset_pages,
+    emails::pending_emails_pages_through_everything_pending,
+    emails::queue_stats_count_pending_and_find_the_oldest,
+    keys::api_keys_are_found_by_hash_until_revoked,
+    keys::idempotency_keys_follow_their_lifecycle,
+);

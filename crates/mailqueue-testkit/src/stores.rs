@@ -1,0 +1,55 @@
+//! A ready store of either kind, for the conformance suite.
+
+use crate::{TempDir, TestDatabase};
+use mailqueue_core::store::Store;
+use mailqueue_store::{PgSettings, PgStore, SqliteSettings, SqliteStore};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated, empty store and what keeps it alive.
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    _db: Option<TestDatabase>,
+    _dir: Option<TempDir>,
+}
+
+pub async fn test_store(kind: StoreKind) -> TestStore {
+    match kind {
+        StoreKind::Sqlite => {
+            let dir = TempDir::new("store");
+            let store = SqliteStore::open(&SqliteSettings {
+                path: dir.path().join("mailqueue.db"),
+                readers: 2,
+            })
+            .await
+            .expect("open SQLite");
+            TestStore {
+                store: Arc::new(store),
+                _db: None,
+                _dir: Some(dir),
+            }
+        }
+        StoreKind::Postgres => {
+            let db = TestDatabase::create().await;
+            let store = PgStore::connect(&PgSettings {
+                url: db.url.clone(),
+                max_connections: 5,
+                acquire_timeout: Duration::from_secs(5),
+            })
+            .await
+            .expect("connect to PostgreSQL");
+            store.migrate().await.expect("migrate");
+            TestStore {
+                store: Arc::new(store),
+                _db: Some(db),
+                _dir: None,
+            }
+        }
+    }
+}
