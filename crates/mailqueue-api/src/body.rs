@@ -63,12 +63,6 @@ fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
         Category::Data => {
             let message = strip_position(&inner.to_string());
             let field = if path == "." { String::new() } else { path };
-            let unknown = message.starts_with("unknown field");
-            let field = match (unknown, message.split('`').nth(1)) {
-                (true, Some(name)) if field.is_empty() => name.to_string(),
-                (true, Some(name)) => format!("{field}.{name}"),
-                _ => field,
-            };
             let message = if field.is_empty() {
                 message
             } else {

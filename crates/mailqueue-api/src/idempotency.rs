@@ -35,18 +35,23 @@ pub fn from_headers(
     if key.is_empty() || key.len() > 256 || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(ApiError::InvalidIdempotencyKey);
     }
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    }
     Ok(Some(IdempotentRequest {
         scope: IdempotencyScope {
             api_key_id,
             key: key.to_string(),
         },
-        hash: hasher.finalize().into(),
+        hash: request_fingerprint(parts),
     }))
+}
+
+/// The fingerprint of a request: what must match for a replay.
+pub fn request_fingerprint(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
 }
 
 /// What to do with a request that carries a key.

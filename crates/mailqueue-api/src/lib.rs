@@ -25,6 +25,7 @@ mod scheduled_jobs_requeue_all_v1;
 
 pub use auth::AuthCache;
 pub use error::ApiError;
+pub use idempotency::request_fingerprint;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::routing::{get, post};

@@ -22,7 +22,7 @@ pub trait DispatchQueue: Send + Sync + 'static {
     async fn take_due(&self, now: DateTime<Utc>, max: usize) -> Result<Vec<EmailId>, QueueError>;
     /// The earliest due time in the queue.
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, QueueError>;
-    async fn len(&self) -> Result<u64, QueueError>;
+    async fn queued_count(&self) -> Result<u64, QueueError>;
     /// Returns when something is enqueued or after `timeout`, whichever is first.
     async fn wait_for_work(&self, timeout: Duration);
     async fn ping(&self) -> Result<(), QueueError>;

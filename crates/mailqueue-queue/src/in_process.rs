@@ -97,7 +97,7 @@ impl DispatchQueue for InProcessQueue {
         Ok(earliest.and_then(|ms| Utc.timestamp_millis_opt(ms).single()))
     }
 
-    async fn len(&self) -> Result<u64, QueueError> {
+    async fn queued_count(&self) -> Result<u64, QueueError> {
         Ok(self.lock().by_id.len() as u64)
     }
 
@@ -148,7 +148,7 @@ mod tests {
             .map(|i| i.0.as_u128())
             .collect();
         assert_eq!(ids, vec![4, 3, 2, 1]);
-        assert_eq!(q.len().await.unwrap(), 1);
+        assert_eq!(q.queued_count().await.unwrap(), 1);
         assert_eq!(
             q.next_due_at().await.unwrap().map(|t| t.timestamp_millis()),
             Some((now + Span::seconds(60)).timestamp_millis())
@@ -163,7 +163,7 @@ mod tests {
             .await
             .unwrap();
         q.enqueue(&[due(1, now, Priority::Normal)]).await.unwrap();
-        assert_eq!(q.len().await.unwrap(), 1);
+        assert_eq!(q.queued_count().await.unwrap(), 1);
         assert_eq!(q.take_due(now, 10).await.unwrap().len(), 1);
         assert!(q
             .take_due(now + Span::hours(2), 10)
@@ -179,7 +179,7 @@ mod tests {
         let many: Vec<DueEmail> = (0..10).map(|i| due(i, now, Priority::Normal)).collect();
         q.enqueue(&many).await.unwrap();
         assert_eq!(q.take_due(now, 3).await.unwrap().len(), 3);
-        assert_eq!(q.len().await.unwrap(), 7);
+        assert_eq!(q.queued_count().await.unwrap(), 7);
     }
 
     #[tokio::test]

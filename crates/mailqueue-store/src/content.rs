@@ -114,7 +114,13 @@ pub fn store_error(context: &str, e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_) => StoreError::Unavailable(format!("{context}: {e}")),
-        sqlx::Error::Database(db) if is_unavailable_code(db.code().as_deref()) => {
+        sqlx::Error::Database(db)
+            if is_unavailable_code(
+                db.code().as_deref(),
+                db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some(),
+            ) =>
+        {
             StoreError::Unavailable(format!("{context}: {db}"))
         }
         sqlx::Error::ColumnDecode { .. }
@@ -124,17 +130,21 @@ pub fn store_error(context: &str, e: sqlx::Error) -> StoreError {
     }
 }
 
-/// PostgreSQL classes 08 (connection), 53 (resources), 57 (shutdown) and
-/// SQLite's BUSY/LOCKED mean "try again", not "this request is wrong".
-fn is_unavailable_code(code: Option<&str>) -> bool {
-    match code {
-        Some(c) => {
-            c.starts_with("08")
-                || c.starts_with("53")
-                || c.starts_with("57")
-                || c == "5"
-                || c == "6"
-        }
-        None => false,
+/// Whether a database error means "the store cannot serve now" rather than
+/// "this statement is wrong". PostgreSQL: everything but data (22),
+/// integrity (23), syntax or access (42) and internal (XX) errors, so a
+/// refused connection, a shutdown or exhausted resources answer 503.
+/// SQLite: BUSY, LOCKED, IOERR, FULL and CANTOPEN.
+fn is_unavailable_code(code: Option<&str>, postgres: bool) -> bool {
+    let Some(code) = code else {
+        return false;
+    };
+    if postgres {
+        !["22", "23", "42", "XX"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    } else {
+        code.parse::<i32>()
+            .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
     }
 }

@@ -8,7 +8,8 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(label: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("mailqueue-{label}-{}", crate::unique_suffix()));
+        let path =
+            std::env::temp_dir().join(format!("mailqueue-{label}-{}", crate::unique_suffix()));
         std::fs::create_dir_all(&path).expect("create a temporary directory");
         Self { path }
     }

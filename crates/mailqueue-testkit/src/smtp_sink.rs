@@ -77,11 +77,17 @@ impl SmtpSink {
             .expect("python3 runs the SMTP sink (is aiosmtpd installed?)");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(20), BufReader::new(stdout).read_line(&mut line))
-            .await
-            .expect("the SMTP sink starts within 20 s")
-            .expect("read the SMTP sink's port");
-        let port = line.trim().parse().unwrap_or_else(|_| panic!("the SMTP sink printed `{line}`, not a port"));
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .expect("the SMTP sink starts within 20 s")
+        .expect("read the SMTP sink's port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the SMTP sink printed `{line}`, not a port"));
         Self { child, port, dir }
     }
 
@@ -135,10 +141,14 @@ impl SmtpSink {
 
     /// Waits until at least `n` messages were accepted.
     pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<ReceivedMessage> {
-        crate::wait_until(&format!("{n} messages at the SMTP sink"), timeout, || async {
-            let m = self.messages();
-            (m.len() >= n).then_some(m)
-        })
+        crate::wait_until(
+            &format!("{n} messages at the SMTP sink"),
+            timeout,
+            || async {
+                let m = self.messages();
+                (m.len() >= n).then_some(m)
+            },
+        )
         .await
     }
 }

@@ -34,12 +34,9 @@ pub enum Backend {
     Postgres,
 }
 
-/// Opens the store named by the config; PostgreSQL migrations run only
-/// when `migrate` is true (SQLite's always run: the file is ours alone).
-pub async fn open_store(
-    config: &Config,
-    migrate: bool,
-) -> anyhow::Result<(Arc<dyn Store>, Backend)> {
+/// Opens the store named by the config and brings its schema up to date
+/// (migrations are idempotent, and concurrent starts wait on a lock).
+pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Backend)> {
     match &config.database_url {
         Some(url) => {
             let store = PgStore::connect(&PgSettings {
@@ -48,9 +45,7 @@ pub async fn open_store(
                 acquire_timeout: Duration::from_secs(5),
             })
             .await?;
-            if migrate {
-                store.migrate().await?;
-            }
+            store.migrate().await?;
             Ok((Arc::new(store), Backend::Postgres))
         }
         None => {
@@ -131,7 +126,7 @@ impl Application {
                 "REDIS_URL is set but this version dispatches in process; it is not used"
             );
         }
-        let (store, backend) = open_store(&config, true).await?;
+        let (store, backend) = open_store(&config).await?;
         let email_store: Arc<dyn EmailStore> = store.clone();
         let holder = match backend {
             Backend::Sqlite => EMBEDDED_HOLDER.to_string(),

@@ -2,7 +2,8 @@ use crate::support::*;
 use chrono::Duration;
 use mailqueue_core::api_key::{ApiToken, TokenHash};
 use mailqueue_core::store::{
-    ApiKeyRecord, IdempotencyBegin, IdempotencyScope, IdempotencyWindow, IdempotentResponse, InsertGroup,
+    ApiKeyRecord, IdempotencyBegin, IdempotencyScope, IdempotencyWindow, IdempotentResponse,
+    InsertGroup,
 };
 use mailqueue_core::ApiKeyId;
 use mailqueue_testkit::{test_store, StoreKind};
@@ -17,9 +18,21 @@ pub async fn api_keys_are_found_by_hash_until_revoked(kind: StoreKind) {
         created_at: t0(),
         revoked_at: None,
     };
-    s.store.create_api_key(&record, &token.hash()).await.unwrap();
-    assert_eq!(s.store.find_api_key(&token.hash()).await.unwrap(), Some(record.clone()));
-    assert_eq!(s.store.find_api_key(&TokenHash::of("mq_wrong")).await.unwrap(), None);
+    s.store
+        .create_api_key(&record, &token.hash())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.store.find_api_key(&token.hash()).await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        s.store
+            .find_api_key(&TokenHash::of("mq_wrong"))
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(s.store.revoke_api_key("nobody", t0()).await.unwrap(), 0);
     assert_eq!(s.store.revoke_api_key("ci", t0()).await.unwrap(), 1);
     assert_eq!(s.store.find_api_key(&token.hash()).await.unwrap(), None);
@@ -31,8 +44,17 @@ pub async fn api_keys_are_found_by_hash_until_revoked(kind: StoreKind) {
         ..record
     };
     let token2 = ApiToken::from_random([4; 24]);
-    s.store.create_api_key(&other, &token2.hash()).await.unwrap();
-    assert_eq!(s.store.revoke_api_key(&other.id.to_string(), t0()).await.unwrap(), 1);
+    s.store
+        .create_api_key(&other, &token2.hash())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.store
+            .revoke_api_key(&other.id.to_string(), t0())
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 fn window(now: chrono::DateTime<chrono::Utc>) -> IdempotencyWindow {
@@ -54,7 +76,12 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
     let begin = |hash: [u8; 32], now| {
         let store = s.store.clone();
         let scope = scope.clone();
-        async move { store.begin_idempotent_request(&scope, &hash, &window(now)).await.unwrap() }
+        async move {
+            store
+                .begin_idempotent_request(&scope, &hash, &window(now))
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(begin(h1, t0()).await, IdempotencyBegin::Started);
     assert_eq!(begin(h1, t0()).await, IdempotencyBegin::InProgress);
@@ -65,7 +92,10 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
         key: "order-1".into(),
     };
     assert_eq!(
-        s.store.begin_idempotent_request(&other, &h2, &window(t0())).await.unwrap(),
+        s.store
+            .begin_idempotent_request(&other, &h2, &window(t0()))
+            .await
+            .unwrap(),
         IdempotencyBegin::Started
     );
     // Completing stores the answer with the emails.
@@ -88,9 +118,15 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
             body: "{\"id\":\"x\"}".into()
         }
     );
-    assert_eq!(begin(h2, t0() + Duration::hours(1)).await, IdempotencyBegin::Mismatch);
+    assert_eq!(
+        begin(h2, t0() + Duration::hours(1)).await,
+        IdempotencyBegin::Mismatch
+    );
     // After 24 hours the key is free again.
-    assert_eq!(begin(h2, t0() + Duration::hours(25)).await, IdempotencyBegin::Started);
+    assert_eq!(
+        begin(h2, t0() + Duration::hours(25)).await,
+        IdempotencyBegin::Started
+    );
     // A request that died in progress is taken over after the timeout.
     let dead = IdempotencyScope {
         api_key_id: scope.api_key_id,
@@ -99,14 +135,32 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
     let start = |now| {
         let store = s.store.clone();
         let dead = dead.clone();
-        async move { store.begin_idempotent_request(&dead, &h1, &window(now)).await.unwrap() }
+        async move {
+            store
+                .begin_idempotent_request(&dead, &h1, &window(now))
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(start(t0()).await, IdempotencyBegin::Started);
-    assert_eq!(start(t0() + Duration::seconds(30)).await, IdempotencyBegin::InProgress);
-    assert_eq!(start(t0() + Duration::seconds(90)).await, IdempotencyBegin::Started);
+    assert_eq!(
+        start(t0() + Duration::seconds(30)).await,
+        IdempotencyBegin::InProgress
+    );
+    assert_eq!(
+        start(t0() + Duration::seconds(90)).await,
+        IdempotencyBegin::Started
+    );
     // Abandoning frees it at once; purging removes old keys.
     s.store.abandon_idempotent_request(&dead).await.unwrap();
-    assert_eq!(start(t0() + Duration::seconds(91)).await, IdempotencyBegin::Started);
-    let purged = s.store.purge_idempotency_keys(t0() + Duration::hours(100)).await.unwrap();
+    assert_eq!(
+        start(t0() + Duration::seconds(91)).await,
+        IdempotencyBegin::Started
+    );
+    let purged = s
+        .store
+        .purge_idempotency_keys(t0() + Duration::hours(100))
+        .await
+        .unwrap();
     assert!(purged >= 3, "{purged}");
 }

@@ -1,6 +1,8 @@
 //! The store conformance suite: every test runs against SQLite and against
 //! a fresh PostgreSQL database.
 
+#![allow(clippy::unwrap_used)]
+
 mod emails;
 mod keys;
 mod support;

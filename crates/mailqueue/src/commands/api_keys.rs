@@ -26,7 +26,7 @@ pub enum ApiKeysCommand {
 }
 
 pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> {
-    let (store, _) = open_store(&config, false).await?;
+    let (store, _) = open_store(&config).await?;
     let now = Utc::now()
         .duration_trunc(chrono::Duration::milliseconds(1))
         .unwrap_or_else(|_| Utc::now());
@@ -46,7 +46,7 @@ pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> 
             store
                 .create_api_key(&record, &token.hash())
                 .await
-                .context("storing the API key (has `mailqueue migrate` run?)")?;
+                .context("storing the API key")?;
             println!("Created API key \"{}\" ({}).", record.name, record.id);
             println!("Keep it now: it cannot be shown again.");
             println!("{}", token.expose());

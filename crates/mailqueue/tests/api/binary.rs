@@ -1,0 +1,258 @@
+//! The real `mailqueue` binary, started as a user would.
+
+use mailqueue_testkit::{free_port, wait_until, SinkOptions, SmtpSink, TempDir, TestDatabase};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailqueue");
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn command(dir: &TempDir, env: &[(&str, String)]) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MAILQUEUE_DATA_DIR", dir.path().join("data"));
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn create_key(dir: &TempDir, env: &[(&str, String)]) -> String {
+    let out = command(dir, env)
+        .args(["api-keys", "create", "--name", "e2e"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+async fn serve(dir: &TempDir, env: &[(&str, String)]) -> Server {
+    let port = free_port();
+    let mut env = env.to_vec();
+    env.push(("MAILQUEUE_LISTEN", format!("127.0.0.1:{port}")));
+    let child = command(dir, &env)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_until("the server to answer /healthz", WAIT, || async {
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status() == 200)
+    })
+    .await;
+    Server { child, base }
+}
+
+impl Server {
+    async fn send(&self, key: &str, subject: &str) -> String {
+        let body = json!({"from": "app@acme.test", "to": "user@example.com", "subject": subject, "text": "body"});
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/emails", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn status(&self, key: &str, id: &str) -> String {
+        let v: Value = reqwest::Client::new()
+            .get(format!("{}/v1/emails/{id}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["status"].as_str().unwrap().to_string()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn sends_and_drains(env: Vec<(&'static str, String)>) {
+    let dir = TempDir::new("bin");
+    let sink = SmtpSink::start(SinkOptions::default()).await;
+    let mut env = env;
+    env.push(("MAILQUEUE_SMTP_URL", sink.url()));
+    let key = create_key(&dir, &env);
+    assert!(key.starts_with("mq_"));
+    let mut server = serve(&dir, &env).await;
+    let id = server.send(&key, "from the binary").await;
+    wait_until("the email to be sent", WAIT, || async {
+        (server.status(&key, &id).await == "sent").then_some(())
+    })
+    .await;
+    let m = sink.wait_for_messages(1, WAIT).await;
+    assert_eq!(m[0].parsed().subject(), Some("from the binary"));
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM drains and exits 0, got {status}");
+}
+
+#[tokio::test]
+async fn the_binary_sends_and_drains_on_the_embedded_store() {
+    sends_and_drains(vec![]).await;
+}
+
+#[tokio::test]
+async fn the_binary_sends_and_drains_on_postgres() {
+    let db = TestDatabase::create().await;
+    let dir = TempDir::new("migrate");
+    let env = vec![("DATABASE_URL", db.url.clone())];
+    let out = command(&dir, &env).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sends_and_drains(env).await;
+}
+
+/// kill -9 while emails are `sending`; after a restart every accepted email
+/// is sent (at least once) and none is lost.
+async fn survives_kill_9(env: Vec<(&'static str, String)>) {
+    let dir = TempDir::new("crash");
+    let sink = SmtpSink::start(SinkOptions {
+        delay: Duration::from_millis(1500),
+        ..Default::default()
+    })
+    .await;
+    let mut env = env;
+    env.push(("MAILQUEUE_SMTP_URL", sink.url()));
+    env.push(("MAILQUEUE_WORKER_CONCURRENCY", "4".into()));
+    env.push(("MAILQUEUE_LEASE_SECONDS", "3".into()));
+    env.push(("MAILQUEUE_RESCUE_INTERVAL_SECONDS", "0.2".into()));
+    let key = create_key(&dir, &env);
+    let mut server = serve(&dir, &env).await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(server.send(&key, &format!("crash-{i}")).await);
+    }
+    wait_until("emails in flight", WAIT, || async {
+        let mut sending = 0;
+        for id in &ids {
+            if server.status(&key, id).await == "sending" {
+                sending += 1;
+            }
+        }
+        (sending > 0).then_some(())
+    })
+    .await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let server = serve(&dir, &env).await;
+    for id in &ids {
+        wait_until(
+            &format!("{id} to be sent after the restart"),
+            Duration::from_secs(90),
+            || async { (server.status(&key, id).await == "sent").then_some(()) },
+        )
+        .await;
+    }
+    let subjects: HashSet<String> = sink
+        .messages()
+        .iter()
+        .filter_map(|m| m.parsed().subject().map(str::to_string))
+        .collect();
+    for i in 0..12 {
+        assert!(
+            subjects.contains(&format!("crash-{i}")),
+            "crash-{i} was delivered"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_on_the_embedded_store() {
+    survives_kill_9(vec![]).await;
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_on_postgres() {
+    let db = TestDatabase::create().await;
+    survives_kill_9(vec![("DATABASE_URL", db.url.clone())]).await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = TempDir::new("lock");
+    let _first = serve(&dir, &[]).await;
+    let out = command(
+        &dir,
+        &[("MAILQUEUE_LISTEN", format!("127.0.0.1:{}", free_port()))],
+    )
+    .arg("serve")
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another mailqueue is already serving"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_configuration_exits_with_one_clear_line() {
+    let dir = TempDir::new("config");
+    let out = command(&dir, &[("MAILQUEUE_WORKER_CONCURENCY", "4".into())])
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("MAILQUEUE_WORKER_CONCURENCY"), "{err}");
+    let out = command(&dir, &[("MAILQUEUE_SMTP_URL", "http://relay".into())])
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("smtp://"), "{err}");
+}

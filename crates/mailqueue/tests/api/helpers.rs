@@ -1,0 +1,198 @@
+//! `spawn_app`: the application built from a config, on port 0, with its
+//! own data directory (and PostgreSQL database when asked).
+
+use chrono::Utc;
+use mailqueue::{Application, Config};
+use mailqueue_core::api_key::ApiToken;
+use mailqueue_core::store::{ApiKeyRecord, ListQuery, Store};
+use mailqueue_core::{ApiKeyId, SystemClock};
+use mailqueue_testkit::{wait_until, StoreKind, TempDir, TestDatabase};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct TestApp {
+    pub address: String,
+    pub api_key: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub data_dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub db: Option<TestDatabase>,
+}
+
+/// Settings that keep retries and rescues fast enough for tests.
+fn base_env(data_dir: &TempDir) -> HashMap<String, String> {
+    [
+        ("MAILQUEUE_LISTEN", "127.0.0.1:0"),
+        ("MAILQUEUE_DATA_DIR", data_dir.path().to_str().unwrap()),
+        ("MAILQUEUE_RETRY_INITIAL_SECONDS", "0.2"),
+        ("MAILQUEUE_RETRY_MAX_DELAY_SECONDS", "1"),
+        ("MAILQUEUE_RESCUE_INTERVAL_SECONDS", "0.2"),
+        ("MAILQUEUE_SMTP_TIMEOUT_SECONDS", "5"),
+        ("MAILQUEUE_SHUTDOWN_GRACE_SECONDS", "5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub async fn spawn_app(kind: StoreKind) -> TestApp {
+    spawn_app_with(kind, &[]).await
+}
+
+pub async fn spawn_app_with(kind: StoreKind, extra: &[(&str, &str)]) -> TestApp {
+    let data_dir = TempDir::new("app");
+    let mut env = base_env(&data_dir);
+    let db = match kind {
+        StoreKind::Postgres => {
+            let db = TestDatabase::create().await;
+            env.insert("DATABASE_URL".into(), db.url.clone());
+            Some(db)
+        }
+        StoreKind::Sqlite => None,
+    };
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let config = Config::from_env(&env).expect("valid test config");
+    let app = Application::build(config, Arc::new(SystemClock))
+        .await
+        .expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store();
+    let api_key = create_api_key(store.as_ref(), "test").await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        api_key,
+        client: reqwest::Client::new(),
+        store,
+        data_dir,
+        stop: Some(stop),
+        task: Some(task),
+        db,
+    }
+}
+
+pub async fn create_api_key(store: &dyn Store, name: &str) -> String {
+    let token = ApiToken::from_random(rand_bytes());
+    let now = Utc::now();
+    let record = ApiKeyRecord {
+        id: ApiKeyId::generate(now),
+        name: name.into(),
+        token_prefix: token.display_prefix(),
+        created_at: now,
+        revoked_at: None,
+    };
+    store
+        .create_api_key(&record, &token.hash())
+        .await
+        .expect("store an API key");
+    token.expose().to_string()
+}
+
+fn rand_bytes() -> [u8; 24] {
+    let mut b = [0u8; 24];
+    getrandom::fill(&mut b).expect("random source");
+    b
+}
+
+pub fn minimal_email() -> Value {
+    json!({"from": "Acme <noreply@acme.test>", "to": "user@example.com", "subject": "Hello", "text": "Hi there"})
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.api_key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_email(&self, body: &Value) -> reqwest::Response {
+        self.post("/v1/emails", body).await
+    }
+
+    /// Posts an email that must be accepted; returns its id.
+    pub async fn send(&self, body: &Value) -> String {
+        let r = self.post_email(body).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, 202, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn email(&self, id: &str) -> Value {
+        let (status, v) = self.get(&format!("/v1/emails/{id}")).await;
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+
+    /// Waits until the email has `status`; returns the email object.
+    pub async fn wait_for_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
+        wait_until(&format!("email {id} to be {status}"), timeout, || async {
+            let e = self.email(id).await;
+            (e["status"] == status).then_some(e)
+        })
+        .await
+    }
+
+    pub async fn stored_count(&self) -> usize {
+        self.store
+            .list_emails(&ListQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len()
+    }
+
+    /// Stops the app like SIGTERM would and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown().await
+    }
+
+    async fn shutdown(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("the app task does not panic"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Integration tests: the real application on a real store, spoken to over
+//! HTTP, delivering to a real SMTP server. All in one test binary.
+
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+
+mod bad_input;
+mod binary;
+mod delivery;
+mod emails_batch;
+mod emails_change;
+mod emails_create;
+mod emails_read;
+mod idempotency;
+mod operations;
+mod resend_sdk;

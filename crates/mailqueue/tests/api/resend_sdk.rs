@@ -1,0 +1,36 @@
+//! Drives the running server with the official Resend Python SDK.
+
+use crate::helpers::*;
+use mailqueue_testkit::{SinkOptions, SmtpSink, StoreKind};
+use std::process::Command;
+
+#[tokio::test]
+async fn the_official_python_sdk_works_against_mailqueue() {
+    let sink = SmtpSink::start(SinkOptions::default()).await;
+    let app = spawn_app_with(StoreKind::Sqlite, &[("MAILQUEUE_SMTP_URL", &sink.url())]).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/resend_sdk_check.py");
+    let address = app.address.clone();
+    let key = app.api_key.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .env("RESEND_API_URL", format!("{address}/v1"))
+            .env("RESEND_API_KEY", key)
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the SDK check failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all Resend SDK checks passed"), "{stdout}");
+    assert!(
+        !sink.messages().is_empty(),
+        "the SDK's emails were delivered"
+    );
+}
