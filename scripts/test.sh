@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian 12 machine (as root) or a
+# developer's box: installs what is missing, starts what is not running,
+# then runs `cargo test`. Safe to run again.
+#
+# PostgreSQL: the server at 127.0.0.1:5432 (user postgres, trust auth) when
+# it answers; otherwise a private cluster on port 55432 under
+# target/test-postgres, started here. Python: a virtualenv under
+# target/test-venv with aiosmtpd and the Resend SDK.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# Toolchain and system packages.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt_install build-essential pkg-config curl ca-certificates python3 python3-venv postgresql
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] || {
+    log "installing Rust (rustup)"
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+  }
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+# PostgreSQL.
+pg_answers() { psql "$1" -qAtc 'SELECT 1' >/dev/null 2>&1; }
+if [ -z "${MAILQUEUE_TEST_POSTGRES_URL:-}" ]; then
+  if pg_answers "postgres://postgres@127.0.0.1:5432/postgres"; then
+    export MAILQUEUE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
+  else
+    export MAILQUEUE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:55432/postgres"
+    if ! pg_answers "$MAILQUEUE_TEST_POSTGRES_URL"; then
+      bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+      data="$root/target/test-postgres"
+      run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+      mkdir -p "$root/target"
+      if [ ! -f "$data/PG_VERSION" ]; then
+        log "creating a private PostgreSQL cluster in $data"
+        mkdir -p "$data"
+        [ "$(id -u)" = 0 ] && chown postgres "$data"
+        run_pg "$bindir/initdb" -D "$data" -U postgres -A trust >/dev/null
+      fi
+      log "starting PostgreSQL on 127.0.0.1:55432"
+      run_pg "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w \
+        -o "-p 55432 -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+    fi
+  fi
+fi
+pg_answers "$MAILQUEUE_TEST_POSTGRES_URL" || { echo "PostgreSQL is not reachable at $MAILQUEUE_TEST_POSTGRES_URL" >&2; exit 1; }
+log "PostgreSQL: $MAILQUEUE_TEST_POSTGRES_URL"
+
+# Python test dependencies.
+venv="$root/target/test-venv"
+if [ ! -x "$venv/bin/python3" ]; then
+  log "creating $venv"
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python3" -c 'import aiosmtpd, resend' >/dev/null 2>&1; then
+  log "installing the Python test packages"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests-requirements.txt
+fi
+export PATH="$venv/bin:$PATH"
+
+log "running the tests"
+exec cargo test --workspace --locked "$@"
