@@ -72,3 +72,25 @@ pub fn find_by_env(env: &str) -> Option<&'static Setting> {
 pub fn find_by_key(key: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.key == key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SETTINGS;
+
+    #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../../../README.md");
+        for s in SETTINGS {
+            assert!(readme.contains(&format!("| `{}` | `{}` |", s.env, s.key)), "README lacks {}", s.env);
+        }
+    }
+
+    #[test]
+    fn keys_and_variables_are_unique() {
+        for (i, a) in SETTINGS.iter().enumerate() {
+            for b in &SETTINGS[i + 1..] {
+                assert!(a.key != b.key && a.env != b.env, "{} / {}", a.key, b.key);
+            }
+        }
+    }
+}
