@@ -81,7 +81,11 @@ mod tests {
     fn the_readme_documents_every_setting() {
         let readme = include_str!("../../../README.md");
         for s in SETTINGS {
-            assert!(readme.contains(&format!("| `{}` | `{}` |", s.env, s.key)), "README lacks {}", s.env);
+            assert!(
+                readme.contains(&format!("| `{}` | `{}` |", s.env, s.key)),
+                "README lacks {}",
+                s.env
+            );
         }
     }
 

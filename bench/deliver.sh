@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Delivery benchmark: a backlog of COUNT (50,000) 2 KiB emails, scheduled
+# for one instant, delivered into Postfix's smtp-sink, on the embedded store
+# and on PostgreSQL. Baseline in the same run: Postfix's own smtp-source
+# sending the same number of 2 KiB messages into the same sink over 64
+# reused sessions. Writes bench/results/deliver.md.
+source "$(dirname "$0")/common.sh"
+need smtp-sink smtp-source
+build_release
+COUNT=${COUNT:-50000}
+CONCURRENCY=${CONCURRENCY:-64}
+work=$(mktemp -d /tmp/mailqueue-bench-deliver.XXXX)
+sink_port=$(free_port)
+smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
+sink_pid=$!
+trap 'kill $sink_pid 2>/dev/null || true' EXIT
+now() { date +%s.%N; }
+
+baseline() {
+  log "smtp-source: $COUNT messages over $CONCURRENCY sessions"
+  local start end
+  start=$(now)
+  smtp-source -d -s "$CONCURRENCY" -m "$COUNT" -l 2048 -f billing@acme.test -t customer@example.com \
+    "127.0.0.1:$sink_port"
+  end=$(now)
+  python3 -c "print(f'{$COUNT / ($end - $start):.0f}')"
+}
+
+sent_total() { curl -fs "http://127.0.0.1:$1/metrics" | awk '/^mailqueue_emails_sent_total/ {print $2}'; }
+
+run_mode() {
+  local mode=$1 dir="$work/$1" port
+  port=$(free_port)
+  local env=(MAILQUEUE_SMTP_URL="smtp+plain://127.0.0.1:$sink_port" MAILQUEUE_WORKER_CONCURRENCY="$CONCURRENCY")
+  if [ "$mode" = postgres ]; then
+    fresh_database mq_bench_deliver
+    env+=(DATABASE_URL="$(pg_url_for mq_bench_deliver)")
+  fi
+  mkdir -p "$dir"
+  local key at at_epoch
+  key=$(create_key "$dir" "${env[@]}")
+  start_server "$dir" "$port" "${env[@]}"
+  at_epoch=$(( $(date +%s) + ${LOAD_WINDOW:-40} ))
+  at=$(date -u -d "@$at_epoch" +%Y-%m-%dT%H:%M:%SZ)
+  log "$mode: loading $COUNT emails scheduled for $at"
+  python3 "$BENCH_DIR/load_backlog.py" "http://127.0.0.1:$port" "$key" "$COUNT" "$at"
+  [ "$(date +%s)" -lt "$at_epoch" ] || { echo "loading took longer than LOAD_WINDOW; raise it" >&2; exit 1; }
+  log "$mode: waiting for the backlog to be delivered"
+  until [ "$(sent_total "$port")" = "$COUNT" ]; do sleep 1; done
+  local rss last
+  rss=$(peak_rss_mb "$SERVER_PID")
+  stop_server
+  if [ "$mode" = postgres ]; then
+    last=$(psql "$(pg_url_for mq_bench_deliver)" -qAtc "SELECT extract(epoch FROM max(sent_at)) FROM emails")
+  else
+    last=$(python3 -c "import sqlite3; print(sqlite3.connect('$dir/data/mailqueue.db').execute('SELECT max(sent_at) FROM emails').fetchone()[0] / 1000)")
+  fi
+  python3 -c "d = $last - $at_epoch; print(f'rate={$COUNT / d:.0f} seconds={d:.2f} rss_mb=$rss')"
+}
+
+field() { grep -oP "$1=\K[0-9.]+" <<<"$2"; }
+source_rate=$(baseline)
+sqlite=$(run_mode sqlite)
+postgres=$(run_mode postgres)
+ratio() { python3 -c "print(f'{$(field rate "$1") / $source_rate:.2f}')"; }
+
+cat > "$RESULTS/deliver.md" <<MD
+### Delivering a backlog (\`bench/deliver.sh\`, $(date -u +%Y-%m-%d))
+
+Machine: $(machine). The sink, the server and the loader share the machine.
+
+$COUNT emails of 2 KiB, accepted through \`POST /v1/emails/batch\` with one
+\`scheduled_at\`, then delivered by \`mailqueue serve\`
+(\`MAILQUEUE_WORKER_CONCURRENCY=$CONCURRENCY\`) into
+\`smtp-sink -u nobody 127.0.0.1:PORT 1024\`. Time runs from the scheduled
+instant to the last \`sent_at\`. Baseline: \`smtp-source -d -s $CONCURRENCY -m $COUNT -l 2048\`
+into the same sink.
+
+| Sender | Delivered/s | Time | vs smtp-source | Peak RSS |
+| --- | ---: | ---: | ---: | ---: |
+| smtp-source (baseline) | $source_rate | | 1.00× | |
+| mailqueue, embedded (SQLite) | $(field rate "$sqlite") | $(field seconds "$sqlite") s | $(ratio "$sqlite")× | $(field rss_mb "$sqlite") MB |
+| mailqueue, PostgreSQL | $(field rate "$postgres") | $(field seconds "$postgres") s | $(ratio "$postgres")× | $(field rss_mb "$postgres") MB |
+MD
+cat "$RESULTS/deliver.md"
