@@ -2,6 +2,7 @@
 //! of reused connections; [`OutboxTransport`] writes them as `.eml` files
 //! when no relay is configured. Both build messages with [`build_message`].
 
+mod connection;
 mod mime;
 mod outbox;
 mod relay;

@@ -1,19 +1,29 @@
-//! Delivery to an SMTP relay through lettre's connection pool.
+//! Delivery to an SMTP relay over a pool of reused connections.
 //!
 //! `MAILQUEUE_SMTP_URL` selects the security of the connection:
 //! `smtp://` upgrades with STARTTLS when the relay offers it (port 587 by
 //! default), `smtps://` is TLS from the first byte (465), and `smtp+plain://`
 //! never uses TLS (25; meant for loopback relays and tests).
+//!
+//! At most `pool_size` transactions run at once. A connection goes back to
+//! the pool after a successful transaction; after any error lettre closes
+//! it. A connection idle for more than a few seconds is checked with NOOP
+//! before reuse, and one idle for a minute is dropped.
 
+use crate::connection::{open, tls_connector, Endpoint, Security};
 use crate::mime::build_message;
 use async_trait::async_trait;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use mailqueue_core::delivery::{DeliveryError, FailureClass, SmtpReply};
 use mailqueue_core::transport::{OutgoingEmail, Transport};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(3);
+const DROP_AFTER_IDLE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpConfigError {
@@ -30,16 +40,18 @@ pub enum SmtpConfigError {
 #[derive(Clone, Debug)]
 pub struct SmtpSettings {
     pub url: String,
-    /// Most connections kept open to the relay.
+    /// Most connections (and transactions) at once.
     pub pool_size: u32,
-    /// For connecting and for each command.
+    /// For connecting and for each step of a transaction.
     pub timeout: Duration,
     /// The EHLO name; the host name when unset.
     pub hello_name: Option<String>,
 }
 
 pub struct SmtpRelay {
-    mailer: AsyncSmtpTransport<Tokio1Executor>,
+    endpoint: Endpoint,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    slots: Semaphore,
     description: String,
 }
 
@@ -48,44 +60,76 @@ impl SmtpRelay {
         let url =
             url::Url::parse(&settings.url).map_err(|e| SmtpConfigError::Url(e.to_string()))?;
         let host = url.host_str().ok_or(SmtpConfigError::NoHost)?.to_string();
-        let tls_params = || {
-            TlsParameters::new(host.clone()).map_err(|e| SmtpConfigError::Tls {
-                host: host.clone(),
-                reason: e.to_string(),
-            })
+        let tls_error = |reason: String| SmtpConfigError::Tls {
+            host: host.clone(),
+            reason,
         };
-        let (tls, default_port) = match url.scheme() {
-            "smtp" => (Tls::Opportunistic(tls_params()?), 587),
-            "smtps" => (Tls::Wrapper(tls_params()?), 465),
-            "smtp+plain" => (Tls::None, 25),
+        let (security, default_port) = match url.scheme() {
+            "smtp" => (
+                Security::StartTls(
+                    TlsParameters::new(host.clone()).map_err(|e| tls_error(e.to_string()))?,
+                ),
+                587,
+            ),
+            "smtps" => (Security::Implicit(tls_connector().map_err(tls_error)?), 465),
+            "smtp+plain" => (Security::Plain, 25),
             other => return Err(SmtpConfigError::Scheme(other.to_string())),
         };
         let port = url.port().unwrap_or(default_port);
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
-            .port(port)
-            .tls(tls)
-            .timeout(Some(settings.timeout))
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(settings.pool_size.max(1))
-                    .idle_timeout(Duration::from_secs(60)),
-            );
-        if !url.username().is_empty() {
-            let decode = |s: &str| percent_decode(s);
-            builder = builder.credentials(Credentials::new(
-                decode(url.username()),
-                decode(url.password().unwrap_or("")),
-            ));
-        }
-        if let Some(name) = &settings.hello_name {
-            builder = builder.hello_name(lettre::transport::smtp::extension::ClientId::Domain(
-                name.clone(),
-            ));
-        }
+        let credentials = (!url.username().is_empty()).then(|| {
+            Credentials::new(
+                percent_decode(url.username()),
+                percent_decode(url.password().unwrap_or("")),
+            )
+        });
+        let hello = match &settings.hello_name {
+            Some(name) => ClientId::Domain(name.clone()),
+            None => ClientId::default(),
+        };
         Ok(Self {
-            mailer: builder.build(),
             description: format!("{}://{host}:{port}", url.scheme()),
+            endpoint: Endpoint {
+                host,
+                port,
+                security,
+                credentials,
+                hello,
+                timeout: settings.timeout,
+            },
+            idle: Mutex::new(Vec::new()),
+            slots: Semaphore::new(settings.pool_size.max(1) as usize),
         })
+    }
+
+    fn take_idle(&self) -> Option<(AsyncSmtpConnection, Instant)> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// A connection ready for a transaction: an idle one that still
+    /// answers, or a new one.
+    async fn checkout(&self) -> Result<AsyncSmtpConnection, DeliveryError> {
+        while let Some((mut conn, since)) = self.take_idle() {
+            let idle = since.elapsed();
+            if idle > DROP_AFTER_IDLE || conn.has_broken() {
+                conn.abort().await;
+                continue;
+            }
+            if idle > CHECK_AFTER_IDLE && !conn.test_connected().await {
+                conn.abort().await;
+                continue;
+            }
+            return Ok(conn);
+        }
+        open(&self.endpoint, classify).await
+    }
+
+    fn checkin(&self, conn: AsyncSmtpConnection) {
+        if !conn.has_broken() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((conn, Instant::now()));
+        }
     }
 }
 
@@ -98,10 +142,7 @@ fn percent_decode(s: &str) -> String {
 
 /// Sorts lettre's errors into retryable and permanent ones.
 fn classify(e: lettre::transport::smtp::Error) -> DeliveryError {
-    let code = e
-        .status()
-        .map(|c| c.to_string().parse::<u16>().unwrap_or(0))
-        .filter(|c| *c > 0);
+    let code = e.status().and_then(|c| c.to_string().parse::<u16>().ok());
     let detail = e.to_string();
     if e.is_permanent() {
         DeliveryError::permanent(FailureClass::Reply5xx, code, detail)
@@ -120,11 +161,30 @@ fn classify(e: lettre::transport::smtp::Error) -> DeliveryError {
 impl Transport for SmtpRelay {
     async fn send(&self, out: &OutgoingEmail<'_>) -> Result<SmtpReply, DeliveryError> {
         let message = build_message(out)?;
-        let response = self.mailer.send(message).await.map_err(classify)?;
-        Ok(SmtpReply {
-            code: response.code().to_string().parse().unwrap_or(250),
-            message: response.message().collect::<Vec<_>>().join(" "),
-        })
+        let bytes = message.formatted();
+        let _slot = self.slots.acquire().await.map_err(|_| {
+            DeliveryError::transient(FailureClass::Connection, None, "the relay pool is closed")
+        })?;
+        let mut conn = self.checkout().await?;
+        let timeout = self.endpoint.timeout;
+        match tokio::time::timeout(timeout * 2, conn.send(message.envelope(), &bytes)).await {
+            Ok(Ok(response)) => {
+                self.checkin(conn);
+                Ok(SmtpReply {
+                    code: response.code().to_string().parse().unwrap_or(250),
+                    message: response.message().collect::<Vec<_>>().join(" "),
+                })
+            }
+            Ok(Err(e)) => Err(classify(e)),
+            Err(_) => {
+                conn.abort().await;
+                Err(DeliveryError::transient(
+                    FailureClass::Timeout,
+                    None,
+                    format!("the SMTP transaction took longer than {:?}", timeout * 2),
+                ))
+            }
+        }
     }
 
     fn describe(&self) -> String {
@@ -145,8 +205,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn accepts_the_three_schemes_and_their_default_ports() {
+    #[test]
+    fn accepts_the_three_schemes_and_their_default_ports() {
         assert_eq!(
             SmtpRelay::new(&settings("smtp://relay.test"))
                 .unwrap()
@@ -167,8 +227,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn refuses_other_schemes_and_hostless_urls() {
+    #[test]
+    fn refuses_other_schemes_and_hostless_urls() {
         assert!(matches!(
             SmtpRelay::new(&settings("http://x")),
             Err(SmtpConfigError::Scheme(_))

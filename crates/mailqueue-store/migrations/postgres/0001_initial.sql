@@ -16,7 +16,6 @@ CREATE TABLE emails (
     status           text NOT NULL CHECK (status IN ('queued', 'scheduled', 'sending', 'sent', 'failed', 'cancelled')),
     priority         smallint NOT NULL DEFAULT 1,
     message_id       text NOT NULL,
-    content          jsonb NOT NULL,
     created_at       timestamptz NOT NULL,
     updated_at       timestamptz NOT NULL,
     scheduled_at     timestamptz,
@@ -34,6 +33,13 @@ CREATE TABLE emails (
 
 CREATE INDEX emails_status_id_idx ON emails (status, id);
 CREATE INDEX emails_lease_idx ON emails (lease_expires_at) WHERE status = 'sending';
+
+-- The email's fields as JSON, written once. Kept apart from `emails` so
+-- the status updates of delivery rewrite a small row, not the whole email.
+CREATE TABLE email_contents (
+    email_id uuid PRIMARY KEY REFERENCES emails (id) ON DELETE CASCADE,
+    content  jsonb NOT NULL
+);
 
 CREATE TABLE email_attachments (
     email_id     uuid NOT NULL REFERENCES emails (id) ON DELETE CASCADE,

@@ -17,7 +17,6 @@ CREATE TABLE emails (
     status           TEXT NOT NULL CHECK (status IN ('queued', 'scheduled', 'sending', 'sent', 'failed', 'cancelled')),
     priority         INTEGER NOT NULL DEFAULT 1,
     message_id       TEXT NOT NULL,
-    content          TEXT NOT NULL,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     scheduled_at     INTEGER,
@@ -34,6 +33,13 @@ CREATE TABLE emails (
 
 CREATE INDEX emails_status_id_idx ON emails (status, id);
 CREATE INDEX emails_lease_idx ON emails (lease_expires_at) WHERE status = 'sending';
+
+-- The email's fields as JSON, written once. Kept apart from `emails` so
+-- the status updates of delivery rewrite a small row, not the whole email.
+CREATE TABLE email_contents (
+    email_id TEXT PRIMARY KEY REFERENCES emails (id) ON DELETE CASCADE,
+    content  TEXT NOT NULL
+) STRICT;
 
 CREATE TABLE email_attachments (
     email_id     TEXT NOT NULL REFERENCES emails (id) ON DELETE CASCADE,

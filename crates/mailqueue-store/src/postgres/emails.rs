@@ -15,8 +15,11 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-const RECORD_COLUMNS: &str = "id, status, priority, message_id, content::text AS content, created_at, updated_at, \
-     scheduled_at, next_attempt_at, attempts, last_attempt_at, last_error, last_smtp_reply, sent_at, lease_expires_at";
+/// An email with its content: `SELECT {RECORD_COLUMNS} FROM {RECORD_FROM}`.
+const RECORD_COLUMNS: &str = "e.id, e.status, e.priority, e.message_id, c.content::text AS content, e.created_at, \
+     e.updated_at, e.scheduled_at, e.next_attempt_at, e.attempts, e.last_attempt_at, e.last_error, e.last_smtp_reply, \
+     e.sent_at, e.lease_expires_at";
+const RECORD_FROM: &str = "emails AS e JOIN email_contents AS c ON c.email_id = e.id";
 
 fn status_of(row: &PgRow) -> Result<EmailStatus, StoreError> {
     let s: String = row
@@ -137,13 +140,16 @@ impl EmailStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
         if !ids.is_empty() {
             sqlx::query(
-                "INSERT INTO emails (id, api_key_id, status, priority, message_id, content, created_at, updated_at, \
-                                     scheduled_at, next_attempt_at) \
-                 SELECT u.id, u.key_id, u.status, u.priority, u.message_id, u.content::jsonb, u.created, u.created, \
-                        u.scheduled, u.due \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int2[], $5::text[], $6::text[], \
-                             $7::timestamptz[], $8::timestamptz[], $9::timestamptz[]) \
-                      AS u(id, key_id, status, priority, message_id, content, created, scheduled, due)",
+                "WITH new_emails AS ( \
+                     INSERT INTO emails (id, api_key_id, status, priority, message_id, created_at, updated_at, \
+                                         scheduled_at, next_attempt_at) \
+                     SELECT u.id, u.key_id, u.status, u.priority, u.message_id, u.created, u.created, u.scheduled, u.due \
+                     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int2[], $5::text[], \
+                                 $7::timestamptz[], $8::timestamptz[], $9::timestamptz[]) \
+                          AS u(id, key_id, status, priority, message_id, created, scheduled, due) \
+                     RETURNING id) \
+                 INSERT INTO email_contents (email_id, content) \
+                 SELECT u.id, u.content::jsonb FROM UNNEST($1::uuid[], $6::text[]) AS u(id, content)",
             )
             .bind(&ids)
             .bind(&key_ids)
@@ -192,7 +198,7 @@ impl EmailStore for PgStore {
 
     async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM emails WHERE id = $1"
+            "SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE e.id = $1"
         ))
         .bind(id.0)
         .fetch_optional(&self.pool)
@@ -202,23 +208,24 @@ impl EmailStore for PgStore {
     }
 
     async fn list_emails(&self, query: &ListQuery) -> Result<Vec<EmailRecord>, StoreError> {
-        let mut qb: QueryBuilder<Postgres> =
-            QueryBuilder::new(format!("SELECT {RECORD_COLUMNS} FROM emails WHERE TRUE"));
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE TRUE"
+        ));
         if let Some(status) = query.status {
-            qb.push(" AND status = ").push_bind(status.as_str());
+            qb.push(" AND e.status = ").push_bind(status.as_str());
         }
         if let Some(after) = query.after {
-            qb.push(" AND id < ").push_bind(after.0);
+            qb.push(" AND e.id < ").push_bind(after.0);
         }
         if let Some(before) = query.before {
-            qb.push(" AND id > ").push_bind(before.0);
+            qb.push(" AND e.id > ").push_bind(before.0);
         }
         // `before` pages towards newer emails: walk upwards, then flip.
         let ascending = query.before.is_some();
         qb.push(if ascending {
-            " ORDER BY id ASC LIMIT "
+            " ORDER BY e.id ASC LIMIT "
         } else {
-            " ORDER BY id DESC LIMIT "
+            " ORDER BY e.id DESC LIMIT "
         })
         .push_bind(i64::from(query.limit));
         let rows = qb
@@ -323,12 +330,14 @@ impl EmailStore for PgStore {
         let ctx = "claiming emails";
         let uuids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
         let rows = sqlx::query(
-            "UPDATE emails SET status = 'sending', attempts = attempts + 1, lease_holder = $2, \
-                 lease_expires_at = $3, first_attempt_at = COALESCE(first_attempt_at, $4), \
-                 last_attempt_at = $4, next_attempt_at = NULL, updated_at = $4 \
-             WHERE id = ANY($1) AND status IN ('queued', 'scheduled') AND next_attempt_at <= $4 \
-             RETURNING id, message_id, content::text AS content, priority, scheduled_at, created_at, attempts, \
-                       first_attempt_at",
+            "WITH claimed AS ( \
+                 UPDATE emails SET status = 'sending', attempts = attempts + 1, lease_holder = $2, \
+                     lease_expires_at = $3, first_attempt_at = COALESCE(first_attempt_at, $4), \
+                     last_attempt_at = $4, next_attempt_at = NULL, updated_at = $4 \
+                 WHERE id = ANY($1) AND status IN ('queued', 'scheduled') AND next_attempt_at <= $4 \
+                 RETURNING id, message_id, priority, scheduled_at, created_at, attempts, first_attempt_at) \
+             SELECT claimed.*, c.content::text AS content \
+             FROM claimed JOIN email_contents AS c ON c.email_id = claimed.id",
         )
         .bind(&uuids)
         .bind(&claim.holder)

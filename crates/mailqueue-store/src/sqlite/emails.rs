@@ -13,9 +13,13 @@ use mailqueue_core::store::{
 use mailqueue_core::{EmailId, EmailStatus};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
+use std::collections::HashMap;
 
-const RECORD_COLUMNS: &str = "id, status, priority, message_id, content, created_at, updated_at, scheduled_at, \
-     next_attempt_at, attempts, last_attempt_at, last_error, last_smtp_reply, sent_at, lease_expires_at";
+/// An email with its content: `SELECT {RECORD_COLUMNS} FROM {RECORD_FROM}`.
+const RECORD_COLUMNS: &str = "e.id, e.status, e.priority, e.message_id, c.content, e.created_at, e.updated_at, \
+     e.scheduled_at, e.next_attempt_at, e.attempts, e.last_attempt_at, e.last_error, e.last_smtp_reply, e.sent_at, \
+     e.lease_expires_at";
+const RECORD_FROM: &str = "emails AS e JOIN email_contents AS c ON c.email_id = e.id";
 
 fn id_of(row: &SqliteRow) -> Result<EmailId, StoreError> {
     let s: String = row
@@ -186,21 +190,26 @@ impl EmailStore for SqliteStore {
         for e in groups.iter().flat_map(|g| &g.emails) {
             let id = e.id.to_string();
             sqlx::query(
-                "INSERT INTO emails (id, api_key_id, status, priority, message_id, content, created_at, updated_at, \
-                                     scheduled_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
+                "INSERT INTO emails (id, api_key_id, status, priority, message_id, created_at, updated_at, \
+                                     scheduled_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
             )
             .bind(&id)
             .bind(e.api_key_id.map(|k| k.to_string()))
             .bind(e.initial_status().as_str())
             .bind(e.email.priority.rank())
             .bind(&e.message_id)
-            .bind(encode_content(&e.email))
             .bind(to_ms(e.created_at))
             .bind(e.email.scheduled_at.map(to_ms))
             .bind(to_ms(e.due_at()))
             .execute(&mut *tx)
             .await
             .map_err(|err| store_error(ctx, err))?;
+            sqlx::query("INSERT INTO email_contents (email_id, content) VALUES ($1, $2)")
+                .bind(&id)
+                .bind(encode_content(&e.email))
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| store_error(ctx, err))?;
             for (pos, a) in e.email.attachments.iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO email_attachments (email_id, position, filename, content_type, content_id, content) \
@@ -236,7 +245,7 @@ impl EmailStore for SqliteStore {
 
     async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM emails WHERE id = $1"
+            "SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE e.id = $1"
         ))
         .bind(id.to_string())
         .fetch_optional(&self.readers)
@@ -246,22 +255,23 @@ impl EmailStore for SqliteStore {
     }
 
     async fn list_emails(&self, query: &ListQuery) -> Result<Vec<EmailRecord>, StoreError> {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {RECORD_COLUMNS} FROM emails WHERE 1"));
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE 1"
+        ));
         if let Some(status) = query.status {
-            qb.push(" AND status = ").push_bind(status.as_str());
+            qb.push(" AND e.status = ").push_bind(status.as_str());
         }
         if let Some(after) = query.after {
-            qb.push(" AND id < ").push_bind(after.to_string());
+            qb.push(" AND e.id < ").push_bind(after.to_string());
         }
         if let Some(before) = query.before {
-            qb.push(" AND id > ").push_bind(before.to_string());
+            qb.push(" AND e.id > ").push_bind(before.to_string());
         }
         let ascending = query.before.is_some();
         qb.push(if ascending {
-            " ORDER BY id ASC LIMIT "
+            " ORDER BY e.id ASC LIMIT "
         } else {
-            " ORDER BY id DESC LIMIT "
+            " ORDER BY e.id DESC LIMIT "
         })
         .push_bind(i64::from(query.limit));
         let rows = qb
@@ -383,7 +393,7 @@ impl EmailStore for SqliteStore {
         for id in ids {
             list.push_bind(id.to_string());
         }
-        qb.push(") RETURNING id, message_id, content, priority, scheduled_at, created_at, attempts, first_attempt_at");
+        qb.push(") RETURNING id, message_id, priority, scheduled_at, created_at, attempts, first_attempt_at");
         let mut w = self.writer.lock().await;
         let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
         let rows = qb
@@ -391,16 +401,41 @@ impl EmailStore for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| store_error(ctx, e))?;
+        let mut contents: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        if !rows.is_empty() {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT email_id, content FROM email_contents WHERE email_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for row in &rows {
+                list.push_bind(id_of(row)?.to_string());
+            }
+            q.push(")");
+            for row in q
+                .build()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?
+            {
+                let c = |e| store_error("loading email content", e);
+                contents.insert(
+                    row.try_get("email_id").map_err(c)?,
+                    row.try_get("content").map_err(c)?,
+                );
+            }
+        }
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
             let c = |e| store_error(ctx, e);
-            let content: String = row.try_get("content").map_err(c)?;
+            let id = id_of(row)?;
+            let content = contents
+                .remove(&id.to_string())
+                .ok_or_else(|| StoreError::Corrupt(format!("email {id} has no content row")))?;
             let (mut email, infos) = decode_content(
                 &content,
                 row.try_get("priority").map_err(c)?,
                 opt_time(row, "scheduled_at")?,
             )?;
-            let id = id_of(row)?;
             if !infos.is_empty() {
                 let files = sqlx::query(
                     "SELECT content FROM email_attachments WHERE email_id = $1 ORDER BY position",
