@@ -1,19 +1,19 @@
 //! Takes due ids from the queue, claims them, and starts their sends.
 //!
-//! Claims run ahead of the sends: the dispatcher keeps up to `concurrency`
-//! claimed emails ready, refilling in one statement whenever fewer are
-//! left, so a busy queue costs one claim per batch rather than per email.
-//! Claimed emails that never started are returned by `release_leases` at
-//! shutdown (or by the rescuer if the process dies).
+//! Two loops joined by a bounded channel: the claimer keeps up to
+//! `concurrency` claimed emails ready, claiming as many as there is room
+//! for in one statement; the starter hands each ready email to a send as
+//! soon as a slot is free. Claims (a round trip and a commit) therefore
+//! never hold sends up. Claimed emails that never started are returned by
+//! `release_leases` at shutdown, or by the rescuer if the process dies.
 
 use crate::send::{send_one, Completed};
 use crate::Delivery;
 use mailqueue_core::email::Priority;
 use mailqueue_core::store::{Claim, ClaimedEmail, DueEmail};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 /// Most ids claimed by one statement.
@@ -26,46 +26,69 @@ pub async fn run(
     outcomes: mpsc::Sender<Completed>,
     slots: Arc<Semaphore>,
 ) -> JoinSet<()> {
+    let (ready_tx, mut ready) = mpsc::channel(d.settings.concurrency.max(1));
+    let claimer = tokio::spawn(claim_loop(d.clone(), stop.clone(), ready_tx));
     let mut sends = JoinSet::new();
-    let mut ready: VecDeque<ClaimedEmail> = VecDeque::new();
-    let lease =
-        chrono::Duration::from_std(d.settings.lease).unwrap_or(chrono::Duration::minutes(5));
-    let concurrency = d.settings.concurrency.max(1);
     loop {
         while sends.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.changed() => break,
+        };
+        let email = tokio::select! {
+            email = ready.recv() => match email {
+                Some(e) => e,
+                None => break,
+            },
+            _ = stop.changed() => break,
+        };
+        let d = d.clone();
+        let outcomes = outcomes.clone();
+        sends.spawn(async move {
+            let completed = send_one(&d, email).await;
+            let _ = outcomes.send(completed).await;
+            drop(slot);
+        });
+    }
+    claimer.abort();
+    sends
+}
+
+async fn claim_loop(
+    d: Arc<Delivery>,
+    mut stop: watch::Receiver<bool>,
+    ready: mpsc::Sender<ClaimedEmail>,
+) {
+    let lease =
+        chrono::Duration::from_std(d.settings.lease).unwrap_or(chrono::Duration::minutes(5));
+    loop {
         if *stop.borrow() {
-            break;
+            return;
         }
-        if ready.len() < concurrency {
-            let want = (2 * concurrency - ready.len()).min(CLAIM_BATCH);
-            let now = d.clock.now();
-            match d.queue.take_due(now, want).await {
-                Ok(ids) if !ids.is_empty() => {
-                    let claim = Claim {
-                        holder: d.settings.holder.clone(),
-                        now,
-                        lease_expires_at: now + lease,
-                    };
-                    match d.store.claim_emails(&ids, &claim).await {
-                        Ok(claimed) => ready.extend(claimed),
-                        Err(e) => {
-                            tracing::warn!(error = %e, count = ids.len(), "claiming failed; the emails go back to the queue");
-                            requeue_unclaimed(&d, &ids, now).await;
-                            pause(&mut stop, Duration::from_secs(1)).await;
-                            continue;
-                        }
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the dispatch queue; retrying in 1 s");
-                    pause(&mut stop, Duration::from_secs(1)).await;
-                    continue;
-                }
+        let room = ready.capacity();
+        if room == 0 {
+            tokio::select! {
+                permit = ready.reserve() => match permit {
+                    Ok(p) => drop(p),
+                    Err(_) => return,
+                },
+                _ = stop.changed() => return,
             }
+            continue;
         }
-        if ready.is_empty() {
-            let now = d.clock.now();
+        let now = d.clock.now();
+        let ids = match d.queue.take_due(now, room.min(CLAIM_BATCH)).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the dispatch queue; retrying in 1 s");
+                pause(&mut stop, Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if ids.is_empty() {
             let wait = match d.queue.next_due_at().await {
                 Ok(Some(at)) => (at - now)
                     .to_std()
@@ -73,47 +96,34 @@ pub async fn run(
                     .min(d.settings.idle_poll),
                 _ => d.settings.idle_poll,
             };
-            if wait.is_zero() {
-                continue;
-            }
-            tokio::select! {
-                _ = d.queue.wait_for_work(wait) => {}
-                _ = stop.changed() => break,
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = d.queue.wait_for_work(wait) => {}
+                    _ = stop.changed() => return,
+                }
             }
             continue;
         }
-        let first = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stop.changed() => break,
+        let claim = Claim {
+            holder: d.settings.holder.clone(),
+            now,
+            lease_expires_at: now + lease,
         };
-        start(&d, &mut sends, &outcomes, &mut ready, first);
-        while let (false, Ok(permit)) = (ready.is_empty(), slots.clone().try_acquire_owned()) {
-            start(&d, &mut sends, &outcomes, &mut ready, permit);
+        match d.store.claim_emails(&ids, &claim).await {
+            Ok(claimed) => {
+                for email in claimed {
+                    if ready.send(email).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, count = ids.len(), "claiming failed; the emails go back to the queue");
+                requeue_unclaimed(&d, &ids, now).await;
+                pause(&mut stop, Duration::from_secs(1)).await;
+            }
         }
     }
-    sends
-}
-
-fn start(
-    d: &Arc<Delivery>,
-    sends: &mut JoinSet<()>,
-    outcomes: &mpsc::Sender<Completed>,
-    ready: &mut VecDeque<ClaimedEmail>,
-    slot: OwnedSemaphorePermit,
-) {
-    let Some(email) = ready.pop_front() else {
-        return;
-    };
-    let d = d.clone();
-    let outcomes = outcomes.clone();
-    sends.spawn(async move {
-        let completed = send_one(&d, email).await;
-        let _ = outcomes.send(completed).await;
-        drop(slot);
-    });
 }
 
 /// Puts ids whose claim failed back, due in a second.

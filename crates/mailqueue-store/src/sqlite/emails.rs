@@ -87,6 +87,12 @@ fn due_from_row(row: &SqliteRow) -> Result<DueEmail, StoreError> {
     })
 }
 
+/// Emails per multi-row insert (9 parameters each).
+const INSERT_CHUNK: usize = 400;
+
+/// Outcomes per multi-row statement (8 parameters each, well under SQLite's limit).
+const OUTCOME_CHUNK: usize = 500;
+
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
 impl SqliteStore {
@@ -187,35 +193,47 @@ impl EmailStore for SqliteStore {
         let ctx = "storing emails";
         let mut w = self.writer.lock().await;
         let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-        for e in groups.iter().flat_map(|g| &g.emails) {
-            let id = e.id.to_string();
-            sqlx::query(
+        let emails: Vec<_> = groups.iter().flat_map(|g| &g.emails).collect();
+        // Multi-row statements: one round trip to SQLite's thread per chunk.
+        for chunk in emails.chunks(INSERT_CHUNK) {
+            let mut rows: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO emails (id, api_key_id, status, priority, message_id, created_at, updated_at, \
-                                     scheduled_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
-            )
-            .bind(&id)
-            .bind(e.api_key_id.map(|k| k.to_string()))
-            .bind(e.initial_status().as_str())
-            .bind(e.email.priority.rank())
-            .bind(&e.message_id)
-            .bind(to_ms(e.created_at))
-            .bind(e.email.scheduled_at.map(to_ms))
-            .bind(to_ms(e.due_at()))
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| store_error(ctx, err))?;
-            sqlx::query("INSERT INTO email_contents (email_id, content) VALUES ($1, $2)")
-                .bind(&id)
-                .bind(encode_content(&e.email))
+                                     scheduled_at, next_attempt_at) ",
+            );
+            rows.push_values(chunk, |mut b, e| {
+                b.push_bind(e.id.to_string())
+                    .push_bind(e.api_key_id.map(|k| k.to_string()))
+                    .push_bind(e.initial_status().as_str())
+                    .push_bind(e.email.priority.rank())
+                    .push_bind(e.message_id.clone())
+                    .push_bind(to_ms(e.created_at))
+                    .push_bind(to_ms(e.created_at))
+                    .push_bind(e.email.scheduled_at.map(to_ms))
+                    .push_bind(to_ms(e.due_at()));
+            });
+            rows.build()
                 .execute(&mut *tx)
                 .await
                 .map_err(|err| store_error(ctx, err))?;
+            let mut contents: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO email_contents (email_id, content) ");
+            contents.push_values(chunk, |mut b, e| {
+                b.push_bind(e.id.to_string())
+                    .push_bind(encode_content(&e.email));
+            });
+            contents
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| store_error(ctx, err))?;
+        }
+        for e in emails.iter().filter(|e| !e.email.attachments.is_empty()) {
             for (pos, a) in e.email.attachments.iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO email_attachments (email_id, position, filename, content_type, content_id, content) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
                 )
-                .bind(&id)
+                .bind(e.id.to_string())
                 .bind(pos as i64)
                 .bind(&a.filename)
                 .bind(&a.content_type)
@@ -472,39 +490,51 @@ impl EmailStore for SqliteStore {
         let rows = OutcomeRows::from(outcomes);
         let mut w = self.writer.lock().await;
         let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-        for i in 0..rows.ids.len() {
-            let id = rows.ids[i].to_string();
-            sqlx::query(
-                "UPDATE emails SET status = $3, next_attempt_at = $4, sent_at = COALESCE($5, sent_at), \
-                     last_error = COALESCE($6, last_error), last_smtp_reply = COALESCE($7, last_smtp_reply), \
-                     lease_holder = NULL, lease_expires_at = NULL, updated_at = $8 \
-                 WHERE id = $1 AND status = 'sending' AND attempts = $2",
-            )
-            .bind(&id)
-            .bind(rows.attempts[i])
-            .bind(rows.statuses[i])
-            .bind(rows.next_at[i].map(to_ms))
-            .bind(rows.sent_at[i].map(to_ms))
-            .bind(&rows.errors[i])
-            .bind(&rows.replies[i])
-            .bind(to_ms(rows.finished[i]))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(ctx, e))?;
-            sqlx::query(
-                "INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&id)
-            .bind(rows.attempts[i])
-            .bind(to_ms(rows.started[i]))
-            .bind(to_ms(rows.finished[i]))
-            .bind(rows.kinds[i])
-            .bind(rows.codes[i])
-            .bind(&rows.details[i])
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(ctx, e))?;
+        // Multi-row statements: one round trip to SQLite's thread per chunk.
+        let indexes: Vec<usize> = (0..rows.ids.len()).collect();
+        for chunk in indexes.chunks(OUTCOME_CHUNK) {
+            let mut update: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "WITH u(id, attempt, status, next_at, sent_at, error, reply, finished) AS (",
+            );
+            update.push_values(chunk, |mut b, &i| {
+                b.push_bind(rows.ids[i].to_string())
+                    .push_bind(rows.attempts[i])
+                    .push_bind(rows.statuses[i])
+                    .push_bind(rows.next_at[i].map(to_ms))
+                    .push_bind(rows.sent_at[i].map(to_ms))
+                    .push_bind(rows.errors[i].clone())
+                    .push_bind(rows.replies[i].clone())
+                    .push_bind(to_ms(rows.finished[i]));
+            });
+            update.push(
+                ") UPDATE emails SET status = u.status, next_attempt_at = u.next_at, \
+                     sent_at = COALESCE(u.sent_at, emails.sent_at), last_error = COALESCE(u.error, emails.last_error), \
+                     last_smtp_reply = COALESCE(u.reply, emails.last_smtp_reply), lease_holder = NULL, \
+                     lease_expires_at = NULL, updated_at = u.finished \
+                 FROM u WHERE emails.id = u.id AND emails.status = 'sending' AND emails.attempts = u.attempt",
+            );
+            update
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?;
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) ",
+            );
+            insert.push_values(chunk, |mut b, &i| {
+                b.push_bind(rows.ids[i].to_string())
+                    .push_bind(rows.attempts[i])
+                    .push_bind(to_ms(rows.started[i]))
+                    .push_bind(to_ms(rows.finished[i]))
+                    .push_bind(rows.kinds[i])
+                    .push_bind(rows.codes[i])
+                    .push_bind(rows.details[i].clone());
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?;
         }
         tx.commit().await.map_err(|e| store_error(ctx, e))
     }
