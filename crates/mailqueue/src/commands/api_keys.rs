@@ -3,10 +3,10 @@
 use crate::app::open_store;
 use crate::Config;
 use anyhow::Context;
-use chrono::{DurationRound, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use clap::Subcommand;
 use mailqueue_core::api_key::ApiToken;
-use mailqueue_core::store::ApiKeyRecord;
+use mailqueue_core::store::{ApiKeyRecord, ApiKeyStore};
 use mailqueue_core::ApiKeyId;
 
 #[derive(Subcommand, Debug)]
@@ -25,6 +25,29 @@ pub enum ApiKeysCommand {
     Revoke { key: String },
 }
 
+/// Creates and stores a new key; the token is returned once and never stored.
+pub async fn create_api_key(
+    store: &dyn ApiKeyStore,
+    name: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(ApiKeyRecord, ApiToken)> {
+    let mut secret = [0u8; 24];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    let token = ApiToken::from_random(secret);
+    let record = ApiKeyRecord {
+        id: ApiKeyId::generate(now),
+        name: name.to_string(),
+        token_prefix: token.display_prefix(),
+        created_at: now,
+        revoked_at: None,
+    };
+    store
+        .create_api_key(&record, &token.hash())
+        .await
+        .context("storing the API key")?;
+    Ok((record, token))
+}
+
 pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> {
     let (store, _) = open_store(&config).await?;
     let now = Utc::now()
@@ -33,20 +56,7 @@ pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> 
     match command {
         ApiKeysCommand::Create { name } => {
             anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
-            let mut secret = [0u8; 24];
-            getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
-            let token = ApiToken::from_random(secret);
-            let record = ApiKeyRecord {
-                id: ApiKeyId::generate(now),
-                name: name.trim().to_string(),
-                token_prefix: token.display_prefix(),
-                created_at: now,
-                revoked_at: None,
-            };
-            store
-                .create_api_key(&record, &token.hash())
-                .await
-                .context("storing the API key")?;
+            let (record, token) = create_api_key(store.as_ref(), name.trim(), now).await?;
             println!("Created API key \"{}\" ({}).", record.name, record.id);
             println!("Keep it now: it cannot be shown again.");
             println!("{}", token.expose());

@@ -15,17 +15,12 @@ fn batch(n: usize) -> Value {
 }
 
 async fn post_batch(app: &TestApp, body: &Value, mode: Option<&str>) -> (u16, Value) {
-    let mut req = app
-        .client
-        .post(app.url("/v1/emails/batch"))
-        .bearer_auth(&app.api_key)
-        .json(body);
-    if let Some(mode) = mode {
-        req = req.header("x-batch-validation", mode);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+    let headers: Vec<(&str, &str)> = mode
+        .map(|m| ("x-batch-validation", m))
+        .into_iter()
+        .collect();
+    app.call(reqwest::Method::POST, "/v1/emails/batch", &headers, body)
+        .await
 }
 
 async fn a_valid_batch_is_committed_together(kind: StoreKind) {

@@ -4,16 +4,13 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn patch(app: &TestApp, id: &str, body: &Value) -> (u16, Value) {
-    let r = app
-        .client
-        .patch(app.url(&format!("/v1/emails/{id}")))
-        .bearer_auth(&app.api_key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+    app.call(
+        reqwest::Method::PATCH,
+        &format!("/v1/emails/{id}"),
+        &[],
+        body,
+    )
+    .await
 }
 
 fn scheduled_in_an_hour() -> Value {

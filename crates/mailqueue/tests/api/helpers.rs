@@ -1,11 +1,10 @@
 //! `spawn_app`: the application built from a config, on port 0, with its
 //! own data directory (and PostgreSQL database when asked).
 
-use chrono::Utc;
+use chrono::{DurationRound, Utc};
 use mailqueue::{Application, Config};
-use mailqueue_core::api_key::ApiToken;
-use mailqueue_core::store::{ApiKeyRecord, ListQuery, Store};
-use mailqueue_core::{ApiKeyId, SystemClock};
+use mailqueue_core::store::{ListQuery, Store};
+use mailqueue_core::SystemClock;
 use mailqueue_testkit::{wait_until, StoreKind, TempDir, TestDatabase};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -81,26 +80,13 @@ pub async fn spawn_app_with(kind: StoreKind, extra: &[(&str, &str)]) -> TestApp 
 }
 
 pub async fn create_api_key(store: &dyn Store, name: &str) -> String {
-    let token = ApiToken::from_random(rand_bytes());
-    let now = Utc::now();
-    let record = ApiKeyRecord {
-        id: ApiKeyId::generate(now),
-        name: name.into(),
-        token_prefix: token.display_prefix(),
-        created_at: now,
-        revoked_at: None,
-    };
-    store
-        .create_api_key(&record, &token.hash())
+    let now = Utc::now()
+        .duration_trunc(chrono::Duration::milliseconds(1))
+        .unwrap();
+    let (_, token) = mailqueue::commands::api_keys::create_api_key(store, name, now)
         .await
         .expect("store an API key");
     token.expose().to_string()
-}
-
-fn rand_bytes() -> [u8; 24] {
-    let mut b = [0u8; 24];
-    getrandom::fill(&mut b).expect("random source");
-    b
 }
 
 pub fn minimal_email() -> Value {
@@ -120,6 +106,28 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// Sends `body` as JSON with the API key and extra headers; returns the
+    /// status and the JSON answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.api_key)
+            .json(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let r = req.send().await.expect("request sent");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post_email(&self, body: &Value) -> reqwest::Response {

@@ -5,17 +5,13 @@ use mailqueue_testkit::StoreKind;
 use serde_json::{json, Value};
 
 async fn post_with_key(app: &TestApp, path: &str, key: &str, body: &Value) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(&app.api_key)
-        .header("Idempotency-Key", key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+    app.call(
+        reqwest::Method::POST,
+        path,
+        &[("Idempotency-Key", key)],
+        body,
+    )
+    .await
 }
 
 async fn a_retried_request_returns_the_original_answer(kind: StoreKind) {
