@@ -1,8 +1,8 @@
 //! Takes due ids from the queue, claims them, and starts their sends.
 //!
 //! Two loops joined by a bounded channel: the claimer keeps up to
-//! `concurrency` claimed emails ready, claiming as many as there is room
-//! for in one statement; the starter hands each ready email to a send as
+//! `CLAIM_AHEAD × concurrency` claimed emails ready, claiming as many as
+//! there is room for in one statement; the starter hands each ready email to a send as
 //! soon as a slot is free. Claims (a round trip and a commit) therefore
 //! never hold sends up. Claimed emails that never started are returned by
 //! `release_leases` at shutdown, or by the rescuer if the process dies.
@@ -19,6 +19,12 @@ use tokio::task::JoinSet;
 /// Most ids claimed by one statement.
 const CLAIM_BATCH: usize = 512;
 
+/// Claimed emails kept ready, as a multiple of the send slots. Claims are a
+/// round trip and a commit; a deep enough buffer lets one claim cover many
+/// sends (a buffer of one times the slots held PostgreSQL delivery to about
+/// 7k/s, four times reaches about 11k/s on the benchmark machine).
+const CLAIM_AHEAD: usize = 4;
+
 /// Runs until `stop` turns true; returns the sends still in flight.
 pub async fn run(
     d: Arc<Delivery>,
@@ -26,7 +32,7 @@ pub async fn run(
     outcomes: mpsc::Sender<Completed>,
     slots: Arc<Semaphore>,
 ) -> JoinSet<()> {
-    let (ready_tx, mut ready) = mpsc::channel(d.settings.concurrency.max(1));
+    let (ready_tx, mut ready) = mpsc::channel(d.settings.concurrency.max(1) * CLAIM_AHEAD);
     let claimer = tokio::spawn(claim_loop(d.clone(), stop.clone(), ready_tx));
     let mut sends = JoinSet::new();
     loop {
