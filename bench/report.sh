@@ -31,12 +31,11 @@ MD
   acceptance rate there is the one a box like this sustains for hours.
 - Delivery stores two status changes and one attempt row per email, in
   batches, and builds a full MIME message with lettre; smtp-source sends a
-  fixed buffer and stores nothing. Against smtp-source with reused
-  connections (`-d`, the like-for-like mode, since mailqueue pools its
-  connections) the queue stays well below half; against smtp-source's
-  default mode (a connection per message) it is at or above half on the
-  embedded store and just under on PostgreSQL, where the database's CPU is
-  the limit on two cores.
+  fixed buffer and stores nothing. Two baselines are shown because
+  smtp-source has two modes: `-d` reuses each connection (as mailqueue's
+  pool does, the like-for-like comparison for the SMTP side) and the default
+  opens a connection per message. The queue is far from the first and
+  close to the second.
 MD
 } > BENCHMARKS.md
 echo "BENCHMARKS.md written"
