@@ -28,7 +28,7 @@ apt_install() {
 
 # Toolchain and system packages.
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  apt_install build-essential pkg-config curl ca-certificates python3 python3-venv postgresql
+  apt_install build-essential pkg-config curl ca-certificates python3 python3-venv postgresql gnupg zstd
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] || {
@@ -71,7 +71,7 @@ if [ ! -x "$venv/bin/python3" ]; then
   log "creating $venv"
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python3" -c 'import aiosmtpd, resend' >/dev/null 2>&1; then
+if ! "$venv/bin/python3" -c 'import aiosmtpd, resend, moto.server' >/dev/null 2>&1; then
   log "installing the Python test packages"
   "$venv/bin/pip" install -q --disable-pip-version-check -r tests-requirements.txt
 fi

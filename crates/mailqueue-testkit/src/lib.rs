@@ -3,13 +3,17 @@
 //! it receives, and free ports. Nothing here is a mock.
 
 mod dirs;
+mod gpg;
 mod postgres;
+mod s3;
 mod smtp_sink;
 mod stores;
 mod wait;
 
 pub use dirs::TempDir;
+pub use gpg::GpgHome;
 pub use postgres::TestDatabase;
+pub use s3::S3Server;
 pub use smtp_sink::{ReceivedMessage, SinkOptions, SmtpSink};
 pub use stores::{test_store, StoreKind, TestStore};
 pub use wait::wait_until;

@@ -71,6 +71,11 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub rescue_interval: Duration,
     pub reconcile_interval: Duration,
+    pub backup_dir: PathBuf,
+    pub backup_s3_url: Option<String>,
+    pub backup_gcs_url: Option<String>,
+    pub gpg_recipients: Vec<String>,
+    pub backup_lock_dir: PathBuf,
     pub log: String,
     pub log_format: LogFormat,
 }
@@ -272,6 +277,19 @@ impl Config {
             reconcile_interval: l
                 .seconds("reconcile_interval_seconds")?
                 .max(Duration::from_millis(10)),
+            backup_dir: l.get("backup_dir")?,
+            backup_s3_url: l.opt("backup_s3_url")?,
+            backup_gcs_url: l.opt("backup_gcs_url")?,
+            gpg_recipients: l
+                .opt::<String>("gpg_recipient")?
+                .map(|r| {
+                    r.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            backup_lock_dir: l.opt("backup_lock_dir")?.unwrap_or_else(std::env::temp_dir),
             log: l.get("log")?,
             log_format,
         })

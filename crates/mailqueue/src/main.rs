@@ -1,6 +1,10 @@
 //! The `mailqueue` command.
 
 use clap::{Parser, Subcommand};
+use mailqueue::commands::backup::BackupCommand;
+use mailqueue::commands::backups::BackupsCommand;
+use mailqueue::commands::restore::RestoreCommand;
+use mailqueue::commands::verify::{Verdict, VerifyArgs};
 use mailqueue::commands::{self, api_keys::ApiKeysCommand};
 use mailqueue::config::{Config, LogFormat};
 use std::collections::HashMap;
@@ -26,6 +30,17 @@ enum Command {
     /// Manages API keys.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeysCommand),
+    /// Takes a backup.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Restores a backup.
+    #[command(subcommand)]
+    Restore(RestoreCommand),
+    /// Reads backups completely and checks them (exit 0 sound, 3 warnings, 1 damaged).
+    Verify(VerifyArgs),
+    /// Lists backups.
+    #[command(subcommand)]
+    Backups(BackupsCommand),
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
@@ -45,15 +60,25 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = Config::from_env(&env)?;
     init_logging(&config)?;
     match cli.command {
-        Command::Serve => commands::serve::run(config).await,
-        Command::Migrate => commands::migrate::run(config).await,
-        Command::ApiKeys(cmd) => commands::api_keys::run(config, cmd).await,
+        Command::Serve => commands::serve::run(config).await?,
+        Command::Migrate => commands::migrate::run(config).await?,
+        Command::ApiKeys(cmd) => commands::api_keys::run(config, cmd).await?,
+        Command::Backup(cmd) => commands::backup::run(config, cmd).await?,
+        Command::Restore(cmd) => commands::restore::run(config, cmd).await?,
+        Command::Backups(cmd) => commands::backups::run(config, cmd).await?,
+        Command::Verify(args) => {
+            return Ok(match commands::verify::run(config, args).await? {
+                Verdict::Sound => ExitCode::SUCCESS,
+                Verdict::Warnings => ExitCode::from(3),
+            })
+        }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -69,7 +94,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -61,7 +61,12 @@ pub const SETTINGS: &[Setting] = &[
     s("shutdown_grace_seconds", "MAILQUEUE_SHUTDOWN_GRACE_SECONDS", Some("30"), "On SIGTERM, how long sends in flight may take to finish"),
     s("rescue_interval_seconds", "MAILQUEUE_RESCUE_INTERVAL_SECONDS", Some("15"), "How often expired leases are looked for"),
     s("reconcile_interval_seconds", "MAILQUEUE_RECONCILE_INTERVAL_SECONDS", Some("300"), "How often the queue is rebuilt from the store"),
-    s("log", "MAILQUEUE_LOG", Some("info"), "Log filter, e.g. `info` or `info,mailqueue_delivery=debug`"),
+    s("backup_dir", "MAILQUEUE_BACKUP_DIR", Some("./backups"), "Local backup destination (the default one)"),
+    s("backup_s3_url", "MAILQUEUE_BACKUP_S3_URL", None, "`s3://bucket/prefix` for `-u s3`; credentials and `AWS_ENDPOINT_URL` from the standard `AWS_*` variables"),
+    s("backup_gcs_url", "MAILQUEUE_BACKUP_GCS_URL", None, "`gs://bucket/prefix` for `-u gcs`; standard Google credentials"),
+    s("gpg_recipient", "GPG_RECIPIENT", None, "OpenPGP recipients of encrypted backups (`-e`), comma-separated; their public keys must be in gpg's keyring"),
+    s("backup_lock_dir", "MAILQUEUE_BACKUP_LOCK_DIR", None, "Where backup locks live (default: the system's temporary directory)"),
+    s("log", "MAILQUEUE_LOG", Some("info,sqlx=warn"), "Log filter, e.g. `info` or `info,mailqueue_delivery=debug`"),
     s("log_format", "MAILQUEUE_LOG_FORMAT", Some("text"), "`text` or `json`"),
 ];
 

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod backup_postgres;
 mod bad_input;
 mod binary;
 mod delivery;

@@ -1,0 +1,54 @@
+//! The catalog: every published backup, read from the manifests. Objects
+//! without a manifest (a run that failed or is still running) are not in it.
+
+use crate::destination::Destination;
+use crate::error::BackupError;
+use crate::kind::BackupKind;
+use crate::manifest::Manifest;
+use crate::naming::MANIFEST_SUFFIX;
+
+/// All manifests of `kind` (all kinds when `None`), oldest first.
+pub async fn list(
+    dest: &Destination,
+    kind: Option<BackupKind>,
+) -> Result<Vec<Manifest>, BackupError> {
+    let folders: Vec<&str> = match kind {
+        Some(k) => vec![k.folder()],
+        None => vec!["postgresql", "redis", "sqlite"],
+    };
+    let mut manifests = Vec::new();
+    for folder in folders {
+        for object in dest.list(folder).await? {
+            if !object.key.ends_with(MANIFEST_SUFFIX) {
+                continue;
+            }
+            let bytes = dest.get(&object.key).await?;
+            let manifest: Manifest =
+                serde_json::from_slice(&bytes).map_err(|e| BackupError::Corrupt {
+                    key: object.key.clone(),
+                    detail: format!("the manifest is not valid: {e}"),
+                })?;
+            if kind.is_none_or(|k| manifest.kind == k) {
+                manifests.push(manifest);
+            }
+        }
+    }
+    manifests.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+    Ok(manifests)
+}
+
+/// `latest` or a backup id.
+pub async fn find(
+    dest: &Destination,
+    kind: BackupKind,
+    selector: &str,
+) -> Result<Manifest, BackupError> {
+    let all = list(dest, Some(kind)).await?;
+    let found = if selector == "latest" {
+        all.into_iter().last()
+    } else {
+        all.into_iter()
+            .find(|m| m.id == selector || m.object == selector)
+    };
+    found.ok_or_else(|| BackupError::NotFound(format!("{kind} {selector}")))
+}

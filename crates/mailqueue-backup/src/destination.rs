@@ -1,0 +1,189 @@
+//! Where backups are stored: a local directory (the default), S3 or GCS,
+//! all through `object_store`, which brings multipart uploads, retries and
+//! timeouts. Keys are relative to the destination's prefix.
+
+use crate::error::BackupError;
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Destination {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    description: String,
+}
+
+/// An object found under a prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+fn split_bucket_url(url: &str, scheme: &str) -> Result<(String, String), BackupError> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| BackupError::Config(format!("`{url}` is not a URL: {e}")))?;
+    if parsed.scheme() != scheme {
+        return Err(BackupError::Config(format!(
+            "`{url}` must start with {scheme}://"
+        )));
+    }
+    let bucket = parsed
+        .host_str()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| BackupError::Config(format!("`{url}` names no bucket")))?;
+    Ok((
+        bucket.to_string(),
+        parsed.path().trim_matches('/').to_string(),
+    ))
+}
+
+impl Destination {
+    /// A directory on this machine, created if missing.
+    pub fn local(dir: &std::path::Path) -> Result<Self, BackupError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BackupError::io(format!("creating {}", dir.display()), e))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| BackupError::storage(dir.display(), e))?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: String::new(),
+            description: dir.display().to_string(),
+        })
+    }
+
+    /// `s3://bucket/prefix`; credentials, region and `AWS_ENDPOINT_URL` come
+    /// from the standard `AWS_*` variables.
+    pub fn s3(url: &str) -> Result<Self, BackupError> {
+        let (bucket, prefix) = split_bucket_url(url, "s3")?;
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&bucket);
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            builder = builder
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        let store = builder.build().map_err(|e| BackupError::storage(url, e))?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix,
+            description: url.to_string(),
+        })
+    }
+
+    /// `gs://bucket/prefix`, with the standard Google credentials.
+    pub fn gcs(url: &str) -> Result<Self, BackupError> {
+        let (bucket, prefix) = split_bucket_url(url, "gs")?;
+        let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(&bucket)
+            .build()
+            .map_err(|e| BackupError::storage(url, e))?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix,
+            description: url.to_string(),
+        })
+    }
+
+    /// A destination over any object store (tests inject faults this way).
+    pub fn from_store(store: Arc<dyn ObjectStore>, prefix: &str, description: &str) -> Self {
+        Self {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+            description: description.to_string(),
+        }
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// The full path of a key.
+    pub fn path(&self, key: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    fn relative(&self, path: &ObjectPath) -> String {
+        let full = path.to_string();
+        match full.strip_prefix(&format!("{}/", self.prefix)) {
+            Some(rest) if !self.prefix.is_empty() => rest.to_string(),
+            _ => full,
+        }
+    }
+
+    pub fn location(&self, key: &str) -> String {
+        format!("{}/{key}", self.description.trim_end_matches('/'))
+    }
+
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BackupError> {
+        self.store
+            .put(&self.path(key), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| BackupError::storage(self.location(key), e))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes, BackupError> {
+        let got = self
+            .store
+            .get(&self.path(key))
+            .await
+            .map_err(|e| BackupError::storage(self.location(key), e))?;
+        got.bytes()
+            .await
+            .map_err(|e| BackupError::storage(self.location(key), e))
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), BackupError> {
+        self.store
+            .delete(&self.path(key))
+            .await
+            .map_err(|e| BackupError::storage(self.location(key), e))
+    }
+
+    /// Every object under `folder` (recursively).
+    pub async fn list(&self, folder: &str) -> Result<Vec<ObjectInfo>, BackupError> {
+        let prefix = self.path(folder);
+        let mut listing = self.store.list(Some(&prefix));
+        let mut out = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| BackupError::storage(self.location(folder), e))?;
+            out.push(ObjectInfo {
+                key: self.relative(&meta.location),
+                size: meta.size,
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_urls_split_into_bucket_and_prefix() {
+        assert_eq!(
+            split_bucket_url("s3://b/x/y/", "s3").unwrap(),
+            ("b".into(), "x/y".into())
+        );
+        assert_eq!(
+            split_bucket_url("s3://b", "s3").unwrap(),
+            ("b".into(), String::new())
+        );
+        assert!(split_bucket_url("gs://b/x", "s3").is_err());
+        assert!(split_bucket_url("s3:///x", "s3").is_err());
+    }
+}

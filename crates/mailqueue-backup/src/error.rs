@@ -1,0 +1,49 @@
+//! Every way a backup, restore or verification can fail, each with a
+//! sentence that says what failed and where.
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{tool} failed: {detail}")]
+    Tool { tool: &'static str, detail: String },
+    #[error("cannot start {tool}: {source}. Is it installed and on PATH?")]
+    ToolMissing {
+        tool: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("storage error at {location}: {detail}")]
+    Storage { location: String, detail: String },
+    #[error("{0}")]
+    Io(String),
+    #[error("encryption failed: {0}")]
+    Encryption(String),
+    #[error("decryption failed: {0}")]
+    Decryption(String),
+    #[error("the backup {key} is corrupt: {detail}")]
+    Corrupt { key: String, detail: String },
+    #[error("no backup matches `{0}`")]
+    NotFound(String),
+    #[error("another {kind} backup is running (lock {path} is held by {holder})")]
+    Locked {
+        kind: String,
+        path: String,
+        holder: String,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl BackupError {
+    pub fn io(context: impl std::fmt::Display, e: std::io::Error) -> Self {
+        BackupError::Io(format!("{context}: {e}"))
+    }
+
+    pub fn storage(location: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {
+        BackupError::Storage {
+            location: location.to_string(),
+            detail: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Backups of mailqueue's stores.
+//!
+//! A backup is a pipeline of stages over one stream, never a file on disk:
+//! the source (`pg_dump -Fc`), compression (zstd or gzip), optional OpenPGP
+//! encryption to one or more recipients, a SHA-256 and byte counter, and a
+//! multipart upload to the destination (a directory, S3 or GCS). Only when
+//! every stage succeeded is the manifest written, next to the object: a
+//! backup without a manifest does not exist, and readers ignore it.
+//!
+//! Restores and verification run the same stages in reverse, decrypting
+//! with stock `gpg`, so what we write is what standard tools read.
+
+pub mod backup_postgres;
+pub mod catalog;
+pub mod destination;
+pub mod error;
+pub mod gpg;
+pub mod kind;
+pub mod lock;
+pub mod manifest;
+pub mod naming;
+pub mod postgres;
+pub mod reading;
+pub mod restore_postgres;
+pub mod stages;
+pub mod transfer;
+pub mod verify;
+
+pub use destination::Destination;
+pub use error::BackupError;
+pub use kind::{BackupKind, Compression};
+pub use manifest::Manifest;

@@ -1,0 +1,51 @@
+//! The manifest: what a backup is, written after everything else succeeded.
+
+use crate::kind::{BackupKind, Compression};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version.
+    pub format: u32,
+    pub id: String,
+    pub kind: BackupKind,
+    /// The object's key, relative to the destination's prefix.
+    pub object: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Bytes of the stored object.
+    pub size_bytes: u64,
+    /// Bytes before compression and encryption.
+    pub source_bytes: u64,
+    /// SHA-256 of the stored object, hex.
+    pub sha256: String,
+    pub compression: Compression,
+    /// OpenPGP recipients (fingerprints); empty when not encrypted.
+    pub encryption_recipients: Vec<String>,
+    /// The version of the server that was backed up.
+    pub source_version: String,
+    /// PostgreSQL: rows per table at backup time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub row_counts: BTreeMap<String, u64>,
+    /// Redis: the number of keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_count: Option<u64>,
+    /// mailqueue's version that wrote the backup.
+    pub tool_version: String,
+}
+
+impl Manifest {
+    pub const FORMAT: u32 = 1;
+
+    pub fn encrypted(&self) -> bool {
+        !self.encryption_recipients.is_empty()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self)
+            .unwrap_or_else(|e| unreachable!("a manifest always serializes: {e}"))
+    }
+}

@@ -1,0 +1,190 @@
+//! PostgreSQL's side of a backup: a snapshot shared with `pg_dump`, so the
+//! row counts in the manifest describe exactly the rows in the dump, and
+//! the `pg_dump` / `pg_restore` processes.
+
+use crate::error::BackupError;
+use sqlx::{Connection, PgConnection, Row};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+/// An open transaction whose snapshot `pg_dump --snapshot` reuses. It must
+/// stay open until `pg_dump` has started its own transaction.
+pub struct Snapshot {
+    conn: PgConnection,
+    pub id: String,
+    pub server_version: String,
+    pub row_counts: BTreeMap<String, u64>,
+}
+
+fn db_error(what: &str, e: sqlx::Error) -> BackupError {
+    BackupError::Tool {
+        tool: "PostgreSQL",
+        detail: format!("{what}: {e}"),
+    }
+}
+
+impl Snapshot {
+    pub async fn open(url: &str) -> Result<Self, BackupError> {
+        let mut conn = PgConnection::connect(url)
+            .await
+            .map_err(|e| db_error("connecting to the database to back up", e))?;
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| db_error("starting the snapshot", e))?;
+        let id: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| db_error("exporting the snapshot", e))?;
+        let server_version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| db_error("reading the server version", e))?;
+        let row_counts = count_rows(&mut conn).await?;
+        Ok(Self {
+            conn,
+            id,
+            server_version,
+            row_counts,
+        })
+    }
+
+    pub async fn close(mut self) {
+        let _ = sqlx::query("COMMIT").execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
+    }
+}
+
+/// Exact row counts of every ordinary table outside the system schemas.
+pub async fn count_rows(conn: &mut PgConnection) -> Result<BTreeMap<String, u64>, BackupError> {
+    let tables = sqlx::query(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name, \
+                n.nspname = 'public' AS public, c.relname \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+           AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| db_error("listing tables", e))?;
+    let mut counts = BTreeMap::new();
+    for t in tables {
+        let qualified: String = t.get("name");
+        let shown: String = if t.get::<bool, _>("public") {
+            t.get("relname")
+        } else {
+            qualified.clone()
+        };
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {qualified}"))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| db_error(&format!("counting rows of {qualified}"), e))?;
+        counts.insert(shown, n as u64);
+    }
+    Ok(counts)
+}
+
+/// `pg_dump -Fc -Z0`: the custom format, uncompressed (we compress).
+pub fn spawn_dump(url: &str, snapshot: Option<&str>) -> Result<(Child, ChildStdout), BackupError> {
+    let mut cmd = Command::new("pg_dump");
+    cmd.args(["--format=custom", "--compress=0", "--no-password"]);
+    if let Some(id) = snapshot {
+        cmd.arg(format!("--snapshot={id}"));
+    }
+    let mut child = cmd
+        .arg(format!("--dbname={url}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| BackupError::ToolMissing {
+            tool: "pg_dump",
+            source,
+        })?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| BackupError::Io("pg_dump has no stdout".into()))?;
+    Ok((child, stdout))
+}
+
+/// Waits for a child and turns a failure into its first stderr line.
+pub fn wait_tool(tool: &'static str, child: Child) -> Result<(), BackupError> {
+    let mut child = child;
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| BackupError::io(format!("waiting for {tool}"), e))?;
+    if status.success() {
+        return Ok(());
+    }
+    let line = stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim_start_matches(&format!("{tool}: ")).to_string())
+        .unwrap_or_else(|| format!("exited with {status}"));
+    Err(BackupError::Tool { tool, detail: line })
+}
+
+/// Is there any ordinary table with a row, or any table at all, in `url`?
+pub async fn database_is_empty(url: &str) -> Result<bool, BackupError> {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .map_err(|e| db_error("connecting to the restore target", e))?;
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+           AND n.nspname NOT LIKE 'pg_toast%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(|e| db_error("inspecting the restore target", e))?;
+    let _ = conn.close().await;
+    Ok(tables == 0)
+}
+
+/// Row counts of a database, outside any snapshot.
+pub async fn current_row_counts(url: &str) -> Result<BTreeMap<String, u64>, BackupError> {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .map_err(|e| db_error("connecting to count rows", e))?;
+    let counts = count_rows(&mut conn).await;
+    let _ = conn.close().await;
+    counts
+}
+
+/// Creates database `name` on the server of `admin_url`.
+pub async fn create_database(admin_url: &str, name: &str) -> Result<(), BackupError> {
+    let mut conn = PgConnection::connect(admin_url)
+        .await
+        .map_err(|e| db_error("connecting to create a database", e))?;
+    sqlx::query(&format!("CREATE DATABASE {}", quote_ident(name)))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| db_error(&format!("creating database {name}"), e))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+/// Drops database `name` (closing its connections) on the server of `admin_url`.
+pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), BackupError> {
+    let mut conn = PgConnection::connect(admin_url)
+        .await
+        .map_err(|e| db_error("connecting to drop a database", e))?;
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(name)
+    ))
+    .execute(&mut conn)
+    .await
+    .map_err(|e| db_error(&format!("dropping database {name}"), e))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,109 @@
+//! `mailqueue restore postgres latest|<id>`: reads the backup (checking its
+//! SHA-256), writes the plain dump to a private temporary file only after
+//! the checks pass, runs `pg_restore` in parallel, and compares the row
+//! counts with the manifest.
+
+use crate::catalog;
+use crate::destination::Destination;
+use crate::error::BackupError;
+use crate::kind::BackupKind;
+use crate::manifest::Manifest;
+use crate::postgres::{current_row_counts, database_is_empty, wait_tool};
+use crate::reading::read_plaintext;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+pub struct PostgresRestoreOptions {
+    pub target_url: String,
+    /// Restore into a database that has tables (dropping what the dump
+    /// recreates). Without it a non-empty target is refused.
+    pub force: bool,
+    pub jobs: u32,
+    /// Where the temporary plain dump is written (mode 0600, removed after).
+    pub work_dir: PathBuf,
+}
+
+pub async fn restore_postgres(
+    dest: &Destination,
+    selector: &str,
+    opts: &PostgresRestoreOptions,
+) -> Result<Manifest, BackupError> {
+    let manifest = catalog::find(dest, BackupKind::Postgres, selector).await?;
+    if !opts.force && !database_is_empty(&opts.target_url).await? {
+        return Err(BackupError::Refused(
+            "the target database is not empty; pass --force to restore over it".into(),
+        ));
+    }
+    std::fs::create_dir_all(&opts.work_dir)
+        .map_err(|e| BackupError::io(format!("creating {}", opts.work_dir.display()), e))?;
+    let dump = opts.work_dir.join(format!(
+        ".mailqueue-restore-{}-{}.dump",
+        manifest.id,
+        std::process::id()
+    ));
+    let result = restore_via(dest, &manifest, opts, &dump).await;
+    let _ = std::fs::remove_file(&dump);
+    result?;
+    let restored = current_row_counts(&opts.target_url).await?;
+    let differing: Vec<String> = manifest
+        .row_counts
+        .iter()
+        .filter(|(table, n)| restored.get(*table) != Some(n))
+        .map(|(table, n)| {
+            format!(
+                "{table}: {} restored, {n} backed up",
+                restored.get(table).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    if !differing.is_empty() {
+        return Err(BackupError::Corrupt {
+            key: manifest.object.clone(),
+            detail: format!("restored row counts differ: {}", differing.join(", ")),
+        });
+    }
+    Ok(manifest)
+}
+
+async fn restore_via(
+    dest: &Destination,
+    manifest: &Manifest,
+    opts: &PostgresRestoreOptions,
+    dump: &std::path::Path,
+) -> Result<(), BackupError> {
+    let (dest, manifest_c, path) = (dest.clone(), manifest.clone(), dump.to_path_buf());
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&path)
+            .map_err(|e| BackupError::io(format!("creating {}", path.display()), e))?;
+        read_plaintext(&dest, &manifest_c, handle, &mut file)?;
+        file.sync_all()
+            .map_err(|e| BackupError::io(format!("writing {}", path.display()), e))
+    })
+    .await
+    .map_err(|e| BackupError::Io(format!("the restore stage stopped: {e}")))??;
+    let mut cmd = Command::new("pg_restore");
+    cmd.args(["--no-owner", "--exit-on-error", "--no-password"])
+        .arg(format!("--jobs={}", opts.jobs.max(1)))
+        .arg(format!("--dbname={}", opts.target_url));
+    if opts.force {
+        cmd.args(["--clean", "--if-exists"]);
+    }
+    let child = cmd
+        .arg(dump)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| BackupError::ToolMissing {
+            tool: "pg_restore",
+            source,
+        })?;
+    tokio::task::spawn_blocking(move || wait_tool("pg_restore", child))
+        .await
+        .map_err(|e| BackupError::Io(format!("pg_restore stopped: {e}")))?
+}

@@ -1,0 +1,93 @@
+//! `mailqueue verify`: reads every byte of a backup (size, SHA-256,
+//! decryption, decompression) and hands the dump to `pg_restore` writing
+//! to /dev/null, which reads the whole archive (`pg_restore --list` alone
+//! accepts a truncated dump). It also warns when the newest backup is
+//! older than 24 hours or its size strays from the median of the recent
+//! ones by more than 50%.
+
+use crate::destination::Destination;
+use crate::error::BackupError;
+use crate::kind::BackupKind;
+use crate::manifest::Manifest;
+use crate::postgres::wait_tool;
+use crate::reading::read_plaintext;
+use chrono::{DateTime, Utc};
+use std::process::{Command, Stdio};
+
+/// Reads the backup completely and checks its contents with the tool of its kind.
+pub async fn verify_contents(dest: &Destination, manifest: &Manifest) -> Result<(), BackupError> {
+    let (dest, manifest) = (dest.clone(), manifest.clone());
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
+        match manifest.kind {
+            BackupKind::Postgres => {
+                let mut child = Command::new("pg_restore")
+                    .args(["--file=/dev/null"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|source| BackupError::ToolMissing {
+                        tool: "pg_restore",
+                        source,
+                    })?;
+                let mut stdin = child
+                    .stdin
+                    .take()
+                    .ok_or_else(|| BackupError::Io("pg_restore has no stdin".into()))?;
+                let read = read_plaintext(&dest, &manifest, handle, &mut stdin);
+                drop(stdin);
+                let checked = wait_tool("pg_restore", child);
+                read?;
+                checked.map_err(|e| BackupError::Corrupt {
+                    key: manifest.object.clone(),
+                    detail: format!("pg_restore cannot read it ({e})"),
+                })
+            }
+            other => Err(BackupError::Config(format!(
+                "verifying {other} backups is not supported yet"
+            ))),
+        }
+    })
+    .await
+    .map_err(|e| BackupError::Io(format!("the verify stage stopped: {e}")))?
+}
+
+/// Warnings about the catalog of one kind as of `now`.
+pub fn catalog_warnings(manifests: &[Manifest], now: DateTime<Utc>) -> Vec<String> {
+    let Some(newest) = manifests.iter().max_by_key(|m| m.finished_at) else {
+        return vec!["there is no backup at all".into()];
+    };
+    let mut warnings = Vec::new();
+    let age = now - newest.finished_at;
+    if age > chrono::Duration::hours(24) {
+        warnings.push(format!(
+            "the newest {} backup ({}) is {} hours old",
+            newest.kind,
+            newest.id,
+            age.num_hours()
+        ));
+    }
+    let mut recent: Vec<u64> = manifests
+        .iter()
+        .filter(|m| m.id != newest.id)
+        .rev()
+        .take(7)
+        .map(|m| m.size_bytes)
+        .collect();
+    if !recent.is_empty() {
+        recent.sort_unstable();
+        let median = recent[recent.len() / 2] as f64;
+        let size = newest.size_bytes as f64;
+        if median > 0.0 && ((size - median) / median).abs() > 0.5 {
+            warnings.push(format!(
+                "the newest {} backup ({}) has {} bytes, {:+.0}% from the median of the previous ones ({median} bytes)",
+                newest.kind,
+                newest.id,
+                newest.size_bytes,
+                (size - median) / median * 100.0
+            ));
+        }
+    }
+    warnings
+}

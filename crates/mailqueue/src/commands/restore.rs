@@ -1,0 +1,62 @@
+//! `mailqueue restore postgres latest|<id>`.
+
+use super::places::{destination, with_database, Place};
+use crate::Config;
+use clap::{Args, Subcommand};
+use mailqueue_backup::restore_postgres::{restore_postgres, PostgresRestoreOptions};
+use mailqueue_backup::BackupError;
+
+#[derive(Subcommand, Debug)]
+pub enum RestoreCommand {
+    /// Restores a PostgreSQL backup into DATABASE_URL (or --database on its server).
+    Postgres(PostgresArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PostgresArgs {
+    /// `latest` or a backup id (see `mailqueue backups list`).
+    backup: String,
+    /// Restore into this database on DATABASE_URL's server instead.
+    #[arg(long)]
+    database: Option<String>,
+    /// Restore over a database that already has tables.
+    #[arg(long)]
+    force: bool,
+    /// Parallel pg_restore jobs.
+    #[arg(short = 'j', long, default_value_t = 2)]
+    jobs: u32,
+    /// Where the backup is stored.
+    #[arg(short = 's', long, value_enum, default_value = "file")]
+    source: Place,
+}
+
+pub async fn run(config: Config, command: RestoreCommand) -> anyhow::Result<()> {
+    match command {
+        RestoreCommand::Postgres(args) => {
+            let url = config.database_url.as_ref().ok_or_else(|| {
+                BackupError::Config(
+                    "DATABASE_URL names the server to restore to; it is not set".into(),
+                )
+            })?;
+            let target = match &args.database {
+                Some(name) => with_database(url.expose(), name),
+                None => url.expose().to_string(),
+            };
+            let dest = destination(&config, args.source)?;
+            let options = PostgresRestoreOptions {
+                target_url: target,
+                force: args.force,
+                jobs: args.jobs,
+                work_dir: config.backup_lock_dir.clone(),
+            };
+            let manifest = restore_postgres(&dest, &args.backup, &options).await?;
+            let rows: u64 = manifest.row_counts.values().sum();
+            println!(
+                "Restored {} ({} tables, {rows} rows, counts match the manifest).",
+                manifest.id,
+                manifest.row_counts.len()
+            );
+            Ok(())
+        }
+    }
+}

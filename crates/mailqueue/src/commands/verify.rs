@@ -1,0 +1,99 @@
+//! `mailqueue verify`: reads backups completely and checks them. Exit code
+//! 0 when everything checked is sound, 3 when it is sound but the catalog
+//! raises a warning (age, size), 1 when a backup is damaged or missing.
+
+use super::places::{destination, with_database, Place};
+use crate::Config;
+use clap::Args;
+use mailqueue_backup::postgres::{create_database, drop_database};
+use mailqueue_backup::restore_postgres::{restore_postgres, PostgresRestoreOptions};
+use mailqueue_backup::verify::{catalog_warnings, verify_contents};
+use mailqueue_backup::{catalog, BackupError, BackupKind, Destination, Manifest};
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// `latest` (default), a backup id, or `all`.
+    #[arg(default_value = "latest")]
+    backup: String,
+    /// Also restore into a scratch database on DATABASE_URL's server and
+    /// compare row counts with the manifest.
+    #[arg(long)]
+    restore: bool,
+    #[arg(short = 's', long, value_enum, default_value = "file")]
+    source: Place,
+}
+
+/// The outcome, for the process exit code.
+pub enum Verdict {
+    Sound,
+    Warnings,
+}
+
+pub async fn run(config: Config, args: VerifyArgs) -> anyhow::Result<Verdict> {
+    let dest = destination(&config, args.source)?;
+    let kind = BackupKind::Postgres;
+    let all = catalog::list(&dest, Some(kind)).await?;
+    let chosen: Vec<_> = match args.backup.as_str() {
+        "all" => all.clone(),
+        selector => vec![catalog::find(&dest, kind, selector).await?],
+    };
+    let mut failed = 0;
+    for manifest in &chosen {
+        match check(&config, &dest, manifest, args.restore).await {
+            Ok(()) => println!("{kind} {}: OK", manifest.id),
+            Err(e) => {
+                failed += 1;
+                println!("{kind} {}: FAILED: {e:#}", manifest.id);
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} backups failed verification", chosen.len());
+    }
+    let warnings = catalog_warnings(&all, chrono::Utc::now());
+    for w in &warnings {
+        println!("WARNING: {w}");
+    }
+    Ok(if warnings.is_empty() {
+        Verdict::Sound
+    } else {
+        Verdict::Warnings
+    })
+}
+
+/// Reads one backup completely, and restores it into a scratch database when asked.
+async fn check(
+    config: &Config,
+    dest: &Destination,
+    manifest: &Manifest,
+    restore: bool,
+) -> anyhow::Result<()> {
+    verify_contents(dest, manifest).await?;
+    if restore {
+        restore_into_scratch(config, dest, &manifest.id).await?;
+    }
+    Ok(())
+}
+
+async fn restore_into_scratch(config: &Config, dest: &Destination, id: &str) -> anyhow::Result<()> {
+    let url = config.database_url.as_ref().ok_or_else(|| {
+        BackupError::Config(
+            "--restore needs DATABASE_URL to name a server for the scratch database".into(),
+        )
+    })?;
+    let scratch = format!("mailqueue_verify_{}", std::process::id());
+    let admin = url.expose();
+    create_database(admin, &scratch).await?;
+    let options = PostgresRestoreOptions {
+        target_url: with_database(admin, &scratch),
+        force: false,
+        jobs: 2,
+        work_dir: config.backup_lock_dir.clone(),
+    };
+    let restored = restore_postgres(dest, id, &options).await;
+    if let Err(e) = drop_database(admin, &scratch).await {
+        tracing::warn!(error = %e, "the scratch database {scratch} could not be dropped");
+    }
+    restored?;
+    Ok(())
+}
