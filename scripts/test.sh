@@ -21,14 +21,18 @@ apt_install() {
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Packages that ship daemons (prometheus, the Pushgateway) must not start them.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
   fi
 }
 
 # Toolchain and system packages.
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  apt_install build-essential pkg-config curl ca-certificates python3 python3-venv postgresql gnupg zstd
+  apt_install build-essential pkg-config curl ca-certificates python3 python3-venv postgresql gnupg zstd \
+    prometheus prometheus-pushgateway
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] || {

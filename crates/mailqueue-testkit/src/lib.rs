@@ -4,6 +4,7 @@
 
 mod dirs;
 mod gpg;
+mod http_sinks;
 mod postgres;
 mod s3;
 mod smtp_sink;
@@ -12,6 +13,7 @@ mod wait;
 
 pub use dirs::TempDir;
 pub use gpg::GpgHome;
+pub use http_sinks::{HttpReceiver, Pushgateway};
 pub use postgres::TestDatabase;
 pub use s3::S3Server;
 pub use smtp_sink::{ReceivedMessage, SinkOptions, SmtpSink};

@@ -76,8 +76,35 @@ pub struct Config {
     pub backup_gcs_url: Option<String>,
     pub gpg_recipients: Vec<String>,
     pub backup_lock_dir: PathBuf,
+    /// Daily, weekly and monthly backups kept, per store.
+    pub backup_postgres_keep: [u32; 3],
+    pub backup_redis_keep: [u32; 3],
+    pub backup_quota_bytes: Option<u64>,
+    pub pushgateway_url: Option<String>,
+    pub metrics_textfile: Option<PathBuf>,
+    pub slack_webhook_url: Option<Secret>,
     pub log: String,
     pub log_format: LogFormat,
+}
+
+/// `daily,weekly,monthly`, e.g. `7,4,12`.
+struct KeepCounts([u32; 3]);
+
+impl FromStr for KeepCounts {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<u32> = s
+            .split(',')
+            .map(|p| p.trim().parse::<u32>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                "expected three numbers, daily,weekly,monthly (e.g. 7,4,12)".to_string()
+            })?;
+        match parts.as_slice() {
+            [d, w, m] => Ok(Self([*d, *w, *m])),
+            _ => Err("expected three numbers, daily,weekly,monthly (e.g. 7,4,12)".into()),
+        }
+    }
 }
 
 /// Where each value came from, for error messages.
@@ -290,6 +317,12 @@ impl Config {
                 })
                 .unwrap_or_default(),
             backup_lock_dir: l.opt("backup_lock_dir")?.unwrap_or_else(std::env::temp_dir),
+            backup_postgres_keep: l.get::<KeepCounts>("backup_postgres_keep")?.0,
+            backup_redis_keep: l.get::<KeepCounts>("backup_redis_keep")?.0,
+            backup_quota_bytes: l.opt("backup_quota_bytes")?,
+            pushgateway_url: l.opt("pushgateway_url")?,
+            metrics_textfile: l.opt("metrics_textfile")?,
+            slack_webhook_url: secret("slack_webhook_url")?,
             log: l.get("log")?,
             log_format,
         })

@@ -66,6 +66,12 @@ pub const SETTINGS: &[Setting] = &[
     s("backup_gcs_url", "MAILQUEUE_BACKUP_GCS_URL", None, "`gs://bucket/prefix` for `-u gcs`; standard Google credentials"),
     s("gpg_recipient", "GPG_RECIPIENT", None, "OpenPGP recipients of encrypted backups (`-e`), comma-separated; their public keys must be in gpg's keyring"),
     s("backup_lock_dir", "MAILQUEUE_BACKUP_LOCK_DIR", None, "Where backup locks live (default: the system's temporary directory)"),
+    s("backup_postgres_keep", "MAILQUEUE_BACKUP_POSTGRES_KEEP", Some("7,4,12"), "Grandfather-father-son retention of PostgreSQL backups: daily,weekly,monthly"),
+    s("backup_redis_keep", "MAILQUEUE_BACKUP_REDIS_KEEP", Some("3,2,3"), "The same for Redis backups"),
+    s("backup_quota_bytes", "MAILQUEUE_BACKUP_QUOTA_BYTES", None, "Storage allowed for backups, exported for the quota alert"),
+    s("pushgateway_url", "MAILQUEUE_PUSHGATEWAY_URL", None, "Push backup metrics to this Prometheus Pushgateway"),
+    s("metrics_textfile", "MAILQUEUE_METRICS_TEXTFILE", None, "Write backup metrics to this node-exporter textfile (`*.prom`)"),
+    secret("slack_webhook_url", "SLACK_WEBHOOK_URL", "Slack incoming webhook for `-n` notifications"),
     s("log", "MAILQUEUE_LOG", Some("info,sqlx=warn"), "Log filter, e.g. `info` or `info,mailqueue_delivery=debug`"),
     s("log_format", "MAILQUEUE_LOG_FORMAT", Some("text"), "`text` or `json`"),
 ];

@@ -1,15 +1,41 @@
-//! `mailqueue backup postgres`: the engine behind `scripts/backup/pg-backup.sh`.
+//! `mailqueue backup postgres`: the engine behind `scripts/backup/pg-backup.sh`,
+//! with the script's flags. After the backup: retention (`-r`), metrics,
+//! and the Slack notification (`-n`), for failures too.
 
 use super::places::{destination, Place};
 use crate::Config;
 use clap::{Args, Subcommand};
 use mailqueue_backup::backup_postgres::{backup_postgres, PostgresBackupOptions};
-use mailqueue_backup::{BackupError, Compression};
+use mailqueue_backup::metrics::{MetricsSink, RunOutcome};
+use mailqueue_backup::notify::notify_slack;
+use mailqueue_backup::prune::prune;
+use mailqueue_backup::retention::{Decision, RetentionPolicy};
+use mailqueue_backup::{catalog, BackupError, BackupKind, Compression, Destination, Manifest};
+use std::time::Instant;
 
 #[derive(Subcommand, Debug)]
 pub enum BackupCommand {
     /// Backs up the PostgreSQL database of DATABASE_URL (pg_dump -Fc).
     Postgres(PostgresArgs),
+}
+
+/// Flags every backup kind shares.
+#[derive(Args, Debug)]
+pub struct RunFlags {
+    /// Upload to S3 or GCS instead of MAILQUEUE_BACKUP_DIR.
+    #[arg(short = 'u', long, value_enum)]
+    pub upload: Option<Place>,
+    /// Post the result to SLACK_WEBHOOK_URL (success and failure).
+    #[arg(short = 'n', long)]
+    pub notify: bool,
+    /// Keep every backup younger than DAYS, plus the daily/weekly/monthly selection.
+    #[arg(
+        short = 'r',
+        long = "retention-days",
+        value_name = "DAYS",
+        default_value_t = 30
+    )]
+    pub retention_days: u32,
 }
 
 #[derive(Args, Debug)]
@@ -20,48 +46,149 @@ pub struct PostgresArgs {
     /// Encrypt with OpenPGP to GPG_RECIPIENT.
     #[arg(short = 'e', long)]
     encrypt: bool,
-    /// Upload to S3 or GCS instead of MAILQUEUE_BACKUP_DIR.
-    #[arg(short = 'u', long, value_enum)]
-    upload: Option<Place>,
+    #[command(flatten)]
+    run: RunFlags,
 }
 
 pub async fn run(config: Config, command: BackupCommand) -> anyhow::Result<()> {
     match command {
         BackupCommand::Postgres(args) => {
-            let url = config.database_url.as_ref().ok_or_else(|| {
-                BackupError::Config(
-                    "DATABASE_URL names the database to back up; it is not set".into(),
-                )
-            })?;
-            if args.encrypt && config.gpg_recipients.is_empty() {
-                return Err(BackupError::Config(
-                    "-e needs GPG_RECIPIENT (one or more, comma-separated)".into(),
-                )
-                .into());
-            }
-            let dest = destination(&config, args.upload.unwrap_or(Place::File))?;
-            let options = PostgresBackupOptions {
-                database_url: url.expose().to_string(),
-                compression: args
-                    .compression
-                    .parse::<Compression>()
-                    .map_err(BackupError::Config)?,
-                recipients: if args.encrypt {
-                    config.gpg_recipients.clone()
-                } else {
-                    Vec::new()
-                },
-                lock_dir: config.backup_lock_dir.clone(),
-            };
-            let manifest = backup_postgres(&dest, &options, chrono::Utc::now).await?;
-            println!(
-                "Backup {} stored at {} ({} bytes, sha256 {}).",
-                manifest.id,
-                dest.location(&manifest.object),
-                manifest.size_bytes,
-                manifest.sha256
-            );
-            Ok(())
+            let dest = destination(&config, args.run.upload.unwrap_or(Place::File))?;
+            let started = Instant::now();
+            let result = postgres(&config, &args, &dest).await;
+            finish_run(
+                &config,
+                BackupKind::Postgres,
+                &dest,
+                &args.run,
+                started,
+                result,
+            )
+            .await
         }
     }
+}
+
+async fn postgres(
+    config: &Config,
+    args: &PostgresArgs,
+    dest: &Destination,
+) -> Result<Manifest, BackupError> {
+    let url = config.database_url.as_ref().ok_or_else(|| {
+        BackupError::Config("DATABASE_URL names the database to back up; it is not set".into())
+    })?;
+    if args.encrypt && config.gpg_recipients.is_empty() {
+        return Err(BackupError::Config(
+            "-e needs GPG_RECIPIENT (one or more, comma-separated)".into(),
+        ));
+    }
+    let options = PostgresBackupOptions {
+        database_url: url.expose().to_string(),
+        compression: args
+            .compression
+            .parse::<Compression>()
+            .map_err(BackupError::Config)?,
+        recipients: if args.encrypt {
+            config.gpg_recipients.clone()
+        } else {
+            Vec::new()
+        },
+        lock_dir: config.backup_lock_dir.clone(),
+    };
+    backup_postgres(dest, &options, chrono::Utc::now).await
+}
+
+/// The retention policy of `kind` with the configured GFS counts.
+pub fn policy_for(config: &Config, kind: BackupKind, within_days: u32) -> RetentionPolicy {
+    let [daily, weekly, monthly] = match kind {
+        BackupKind::RedisRdb | BackupKind::RedisAof => config.backup_redis_keep,
+        BackupKind::Postgres | BackupKind::Sqlite => config.backup_postgres_keep,
+    };
+    RetentionPolicy {
+        within_days,
+        daily,
+        weekly,
+        monthly,
+    }
+}
+
+/// Prints what retention keeps, and why.
+pub fn print_decisions(kind: BackupKind, decisions: &[Decision], dry_run: bool) {
+    for d in decisions {
+        if d.keep() {
+            println!("keep   {kind} {}: {}", d.id, d.reasons.join(", "));
+        } else if dry_run {
+            println!("would delete {kind} {}", d.id);
+        } else {
+            println!("delete {kind} {}", d.id);
+        }
+    }
+}
+
+/// Retention, metrics and notification after a run; returns the run's result.
+async fn finish_run(
+    config: &Config,
+    kind: BackupKind,
+    dest: &Destination,
+    flags: &RunFlags,
+    started: Instant,
+    result: Result<Manifest, BackupError>,
+) -> anyhow::Result<()> {
+    let mut storage_bytes = None;
+    if let Ok(manifest) = &result {
+        println!(
+            "Backup {} stored at {} ({} bytes, sha256 {}).",
+            manifest.id,
+            dest.location(&manifest.object),
+            manifest.size_bytes,
+            manifest.sha256
+        );
+        let policy = policy_for(config, kind, flags.retention_days);
+        match prune(dest, kind, &policy, chrono::Utc::now(), false).await {
+            Ok(decisions) => print_decisions(kind, &decisions, false),
+            Err(e) => {
+                tracing::warn!(error = %e, "retention could not be applied; nothing was deleted past the error")
+            }
+        }
+        storage_bytes = catalog::list(dest, Some(kind))
+            .await
+            .ok()
+            .map(|all| all.iter().map(|m| m.size_bytes).sum());
+    }
+    let sink = MetricsSink {
+        state_file: config.backup_lock_dir.join("mailqueue-backup-metrics.json"),
+        textfile: config.metrics_textfile.clone(),
+        pushgateway: config.pushgateway_url.clone(),
+        quota_bytes: config.backup_quota_bytes,
+    };
+    sink.publish(&RunOutcome {
+        kind,
+        succeeded: result.is_ok(),
+        duration_seconds: started.elapsed().as_secs_f64(),
+        size_bytes: result.as_ref().ok().map(|m| m.size_bytes),
+        finished_at: chrono::Utc::now(),
+        storage_bytes,
+    })
+    .await;
+    if flags.notify {
+        match &config.slack_webhook_url {
+            None => tracing::warn!(
+                "-n was given but SLACK_WEBHOOK_URL is not set; no notification sent"
+            ),
+            Some(webhook) => {
+                let text = match &result {
+                    Ok(m) => format!(
+                        ":white_check_mark: mailqueue {kind} backup {} succeeded: {} bytes in {:.1} s, stored at {}",
+                        m.id,
+                        m.size_bytes,
+                        started.elapsed().as_secs_f64(),
+                        dest.location(&m.object)
+                    ),
+                    Err(e) => format!(":x: mailqueue {kind} backup FAILED after {:.1} s: {e}", started.elapsed().as_secs_f64()),
+                };
+                notify_slack(webhook.expose(), &text).await;
+            }
+        }
+    }
+    result.map(|_| ()).map_err(Into::into)
 }

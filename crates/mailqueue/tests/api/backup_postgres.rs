@@ -6,10 +6,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailqueue");
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailqueue");
 
 /// A source database with mailqueue's schema and some rows.
-async fn seeded_database() -> TestDatabase {
+pub async fn seeded_database() -> TestDatabase {
     let db = TestDatabase::create().await;
     let out = Command::new(BIN)
         .env_clear()
@@ -39,13 +39,14 @@ async fn seeded_database() -> TestDatabase {
     db
 }
 
-struct Ops {
-    dir: TempDir,
+#[derive(Clone)]
+pub struct Ops {
+    pub dir: std::sync::Arc<TempDir>,
     env: Vec<(&'static str, String)>,
 }
 
 impl Ops {
-    fn new(db: &TestDatabase) -> Self {
+    pub fn new(db: &TestDatabase) -> Self {
         let dir = TempDir::new("backup-ops");
         let env = vec![
             ("DATABASE_URL", db.url.clone()),
@@ -58,16 +59,25 @@ impl Ops {
                 dir.path().join("locks").display().to_string(),
             ),
         ];
-        Self { dir, env }
+        Self {
+            dir: std::sync::Arc::new(dir),
+            env,
+        }
     }
 
-    fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.env.retain(|(k, _)| *k != name);
-        self.env.push((name, value.into()));
-        self
+    /// The same directories with one variable set.
+    pub fn with(&self, name: &'static str, value: impl Into<String>) -> Self {
+        let mut next = self.clone();
+        next.env.retain(|(k, _)| *k != name);
+        next.env.push((name, value.into()));
+        next
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub fn env(&self) -> &[(&'static str, String)] {
+        &self.env
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(BIN);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -77,7 +87,7 @@ impl Ops {
         cmd.args(args).output().unwrap()
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -88,7 +98,7 @@ impl Ops {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn fails(&self, args: &[&str]) -> (i32, String) {
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
         let out = self.run(args);
         assert!(
             !out.status.success(),
@@ -103,12 +113,12 @@ impl Ops {
         (out.status.code().unwrap_or(-1), text)
     }
 
-    fn backups_dir(&self) -> PathBuf {
+    pub fn backups_dir(&self) -> PathBuf {
         self.dir.path().join("backups")
     }
 
     /// Every stored file, relative to the backup directory.
-    fn stored_files(&self) -> Vec<String> {
+    pub fn stored_files(&self) -> Vec<String> {
         fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
             for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let path = entry.path();
@@ -125,7 +135,7 @@ impl Ops {
         out
     }
 
-    fn catalog(&self, source: &str) -> Vec<Value> {
+    pub fn catalog(&self, source: &str) -> Vec<Value> {
         serde_json::from_str::<Vec<Value>>(&self.ok(&["backups", "list", "--json", "-s", source]))
             .unwrap()
     }

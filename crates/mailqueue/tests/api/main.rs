@@ -6,6 +6,7 @@
 mod helpers;
 
 mod backup_postgres;
+mod backup_runs;
 mod bad_input;
 mod binary;
 mod delivery;

@@ -1,0 +1,208 @@
+//! What happens around a backup: the guide's script and its flags,
+//! retention, metrics and Slack notifications.
+
+use crate::backup_postgres::{seeded_database, Ops, BIN};
+use mailqueue_testkit::{HttpReceiver, Pushgateway};
+use std::process::Command;
+
+fn script() -> String {
+    format!(
+        "{}/../../scripts/backup/pg-backup.sh",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn run_script(ops: &Ops, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(script());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MAILQUEUE_BIN", BIN)
+        .env("MAILQUEUE_ENV_FILE", "/nonexistent");
+    for (k, v) in ops.env() {
+        cmd.env(k, v);
+    }
+    cmd.args(args).output().unwrap()
+}
+
+#[tokio::test]
+async fn the_script_keeps_the_guides_flags_and_reports_every_run() {
+    let db = seeded_database().await;
+    let slack = HttpReceiver::start(200).await;
+    let ops = Ops::new(&db).with("SLACK_WEBHOOK_URL", slack.url());
+    let textfile = ops.dir.path().join("textfile/mailqueue_backup.prom");
+    let ops = ops.with("MAILQUEUE_METRICS_TEXTFILE", textfile.display().to_string());
+    let out = run_script(&ops, &["-c", "gzip", "-n", "-r", "30"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        ops.stored_files().iter().any(|f| f.ends_with(".dump.gz")),
+        "{:?}",
+        ops.stored_files()
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("keep   postgres mailqueue_") && said.contains("newest backup"),
+        "retention explains itself: {said}"
+    );
+    let bodies = slack.bodies();
+    assert_eq!(bodies.len(), 1);
+    assert!(bodies[0].contains("succeeded"), "{}", bodies[0]);
+    let metrics = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        metrics.contains("mailqueue_backup_success_total{kind=\"postgres\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailqueue_backup_failure_total{kind=\"postgres\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailqueue_backup_last_success_timestamp_seconds{kind=\"postgres\"}"),
+        "{metrics}"
+    );
+    // A failing run: non-zero exit, no manifest, a failure counted and announced.
+    let broken = ops.with("DATABASE_URL", format!("{}_missing", db.url));
+    let out = run_script(&broken, &["-n"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        broken.catalog("file").len(),
+        1,
+        "only the first backup exists"
+    );
+    let bodies = slack.bodies();
+    assert!(bodies[1].contains("FAILED"), "{}", bodies[1]);
+    let metrics = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        metrics.contains("mailqueue_backup_success_total{kind=\"postgres\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailqueue_backup_failure_total{kind=\"postgres\"} 1"),
+        "{metrics}"
+    );
+    // Flags outside the guide's are refused before anything runs.
+    let out = run_script(&ops, &["-x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option -x"));
+    let out = run_script(&ops, &["-c", "brotli"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("brotli"));
+}
+
+#[tokio::test]
+async fn a_slack_outage_never_fails_the_backup() {
+    let db = seeded_database().await;
+    let slack = HttpReceiver::start(500).await;
+    let ops = Ops::new(&db).with("SLACK_WEBHOOK_URL", slack.url());
+    ops.ok(&["backup", "postgres", "-n"]);
+    assert_eq!(slack.bodies().len(), 1, "it was tried");
+    let ops = ops.with("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/unreachable");
+    ops.ok(&["backup", "postgres", "-n"]);
+    assert_eq!(ops.catalog("file").len(), 2);
+}
+
+#[tokio::test]
+async fn metrics_reach_a_pushgateway() {
+    let db = seeded_database().await;
+    let gateway = Pushgateway::start();
+    let ops = Ops::new(&db).with("MAILQUEUE_PUSHGATEWAY_URL", gateway.url());
+    ops.ok(&["backup", "postgres"]);
+    let text = reqwest::get(format!("{}/metrics", gateway.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("mailqueue_backup_success_total{"))
+        .unwrap_or_else(|| panic!("no success metric in {text}"));
+    assert!(
+        line.contains("job=\"mailqueue_backup\"")
+            && line.contains("kind=\"postgres\"")
+            && line.ends_with(" 1"),
+        "{line}"
+    );
+    assert!(text.contains("mailqueue_backup_size_bytes{"), "{text}");
+}
+
+/// Moves a backup's manifest `days` into the past.
+fn age(ops: &Ops, id: &str, days: i64) {
+    let dir = ops.backups_dir();
+    let file = ops
+        .stored_files()
+        .into_iter()
+        .find(|f| f.contains(id) && f.ends_with(".manifest.json"))
+        .unwrap();
+    let path = dir.join(file);
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let then = chrono::Utc::now() - chrono::Duration::days(days);
+    m["started_at"] = serde_json::json!(then.to_rfc3339());
+    m["finished_at"] = serde_json::json!(then.to_rfc3339());
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn retention_prunes_what_no_rule_keeps_but_never_the_newest() {
+    let db = seeded_database().await;
+    let ops = Ops::new(&db).with("MAILQUEUE_BACKUP_POSTGRES_KEEP", "0,0,0");
+    for _ in 0..3 {
+        ops.ok(&["backup", "postgres", "-r", "3650"]);
+    }
+    let ids: Vec<String> = ops
+        .catalog("file")
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    age(&ops, &ids[0], 200);
+    age(&ops, &ids[1], 100);
+    let said = ops.ok(&[
+        "backups",
+        "prune",
+        "--kind",
+        "postgres",
+        "-r",
+        "30",
+        "--dry-run",
+    ]);
+    assert!(
+        said.contains(&format!("would delete postgres {}", ids[0])),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("would delete postgres {}", ids[1])),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "keep   postgres {}: newest backup, within 30 days",
+            ids[2]
+        )),
+        "{said}"
+    );
+    assert_eq!(ops.stored_files().len(), 6, "a dry run deletes nothing");
+    // The monthly rule would keep both: one backup per month.
+    let monthly = ops.with("MAILQUEUE_BACKUP_POSTGRES_KEEP", "0,0,12");
+    let said = monthly.ok(&[
+        "backups",
+        "prune",
+        "--kind",
+        "postgres",
+        "-r",
+        "30",
+        "--dry-run",
+    ]);
+    assert!(!said.contains("would delete"), "{said}");
+    ops.ok(&["backups", "prune", "--kind", "postgres", "-r", "30"]);
+    let left = ops.stored_files();
+    assert_eq!(left.len(), 2, "object and manifest of the newest: {left:?}");
+    assert!(left.iter().all(|f| f.contains(&ids[2])));
+    // Only old backups left: the newest of them stays.
+    age(&ops, &ids[2], 400);
+    ops.ok(&["backups", "prune", "--kind", "postgres", "-r", "30"]);
+    assert_eq!(ops.catalog("file").len(), 1);
+}

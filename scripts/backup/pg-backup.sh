@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Backs up the PostgreSQL database (DATABASE_URL), as the operations guide
+# describes: pg_dump -Fc, compressed, optionally encrypted, uploaded, with a
+# manifest, retention, metrics and an optional Slack message.
+#
+# Usage: pg-backup.sh [-c gzip|zstd] [-e] [-u s3|gcs] [-n] [-r DAYS]
+#   -c gzip|zstd   Compression type (default: zstd)
+#   -e             Encrypt with GPG (to GPG_RECIPIENT)
+#   -u s3|gcs      Upload destination (default: MAILQUEUE_BACKUP_DIR)
+#   -n             Send Slack notification (SLACK_WEBHOOK_URL)
+#   -r DAYS        Retention days (default: 30)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+usage() { sed -n '6,12s/^# \{0,1\}//p' "$0"; }
+
+args=()
+while getopts ":c:eu:nr:h" opt; do
+  case $opt in
+    c) args+=(-c "$OPTARG") ;;
+    e) args+=(-e) ;;
+    u) args+=(-u "$OPTARG") ;;
+    n) args+=(-n) ;;
+    r) args+=(-r "$OPTARG") ;;
+    h) usage; exit 0 ;;
+    :) echo "pg-backup.sh: -$OPTARG needs a value" >&2; usage >&2; exit 2 ;;
+    *) echo "pg-backup.sh: unknown option -$OPTARG" >&2; usage >&2; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+if [ $# -gt 0 ]; then
+  echo "pg-backup.sh: unexpected argument: $1" >&2
+  usage >&2
+  exit 2
+fi
+exec "$(mailqueue_bin)" backup postgres "${args[@]}"
