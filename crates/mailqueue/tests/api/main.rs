@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod alert_rules;
 mod backup_postgres;
 mod backup_runs;
 mod bad_input;
