@@ -9,7 +9,6 @@ use crate::error::BackupError;
 use crate::kind::BackupKind;
 use crate::manifest::Manifest;
 use crate::postgres::{current_row_counts, database_is_empty, wait_tool};
-use crate::reading::read_plaintext;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -71,22 +70,7 @@ async fn restore_via(
     opts: &PostgresRestoreOptions,
     dump: &std::path::Path,
 ) -> Result<(), BackupError> {
-    let (dest, manifest_c, path) = (dest.clone(), manifest.clone(), dump.to_path_buf());
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&path)
-            .map_err(|e| BackupError::io(format!("creating {}", path.display()), e))?;
-        read_plaintext(&dest, &manifest_c, handle, &mut file)?;
-        file.sync_all()
-            .map_err(|e| BackupError::io(format!("writing {}", path.display()), e))
-    })
-    .await
-    .map_err(|e| BackupError::Io(format!("the restore stage stopped: {e}")))??;
+    crate::sqlite::write_plaintext(dest, manifest, dump).await?;
     let mut cmd = Command::new("pg_restore");
     cmd.args(["--no-owner", "--exit-on-error", "--no-password"])
         .arg(format!("--jobs={}", opts.jobs.max(1)))

@@ -53,6 +53,39 @@ pub async fn verify_contents(dest: &Destination, manifest: &Manifest) -> Result<
     .map_err(|e| BackupError::Io(format!("the verify stage stopped: {e}")))?
 }
 
+/// SQLite: the copy must pass `integrity_check` and hold the manifest's rows.
+pub async fn verify_sqlite(
+    dest: &Destination,
+    manifest: &Manifest,
+    scratch_dir: &std::path::Path,
+) -> Result<(), BackupError> {
+    std::fs::create_dir_all(scratch_dir)
+        .map_err(|e| BackupError::io(format!("creating {}", scratch_dir.display()), e))?;
+    let path = scratch_dir.join(format!(
+        ".mailqueue-verify-{}-{}.db",
+        manifest.id,
+        std::process::id()
+    ));
+    let result = async {
+        crate::sqlite::write_plaintext(dest, manifest, &path).await?;
+        let corrupt = |detail: String| BackupError::Corrupt {
+            key: manifest.object.clone(),
+            detail,
+        };
+        crate::sqlite::check_integrity(&path)
+            .await
+            .map_err(|e| corrupt(e.to_string()))?;
+        let (counts, _) = crate::sqlite::describe(&path).await?;
+        if counts != manifest.row_counts {
+            return Err(corrupt("its row counts differ from the manifest".into()));
+        }
+        Ok(())
+    }
+    .await;
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
 /// Warnings about the catalog of one kind as of `now`.
 pub fn catalog_warnings(manifests: &[Manifest], now: DateTime<Utc>) -> Vec<String> {
     let Some(newest) = manifests.iter().max_by_key(|m| m.finished_at) else {

@@ -1,7 +1,7 @@
 //! The `mailqueue` command.
 
 use clap::{Parser, Subcommand};
-use mailqueue::commands::backup::BackupCommand;
+use mailqueue::commands::backup::BackupArgs;
 use mailqueue::commands::backups::BackupsCommand;
 use mailqueue::commands::restore::RestoreCommand;
 use mailqueue::commands::verify::{Verdict, VerifyArgs};
@@ -31,8 +31,7 @@ enum Command {
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeysCommand),
     /// Takes a backup.
-    #[command(subcommand)]
-    Backup(BackupCommand),
+    Backup(BackupArgs),
     /// Restores a backup.
     #[command(subcommand)]
     Restore(RestoreCommand),

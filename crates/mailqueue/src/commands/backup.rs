@@ -1,4 +1,4 @@
-//! `mailqueue backup postgres`: the engine behind `scripts/backup/pg-backup.sh`,
+//! `mailqueue backup [postgres|sqlite]`: the engine behind `scripts/backup/pg-backup.sh`,
 //! with the script's flags. After the backup: retention (`-r`), metrics,
 //! and the Slack notification (`-n`), for failures too.
 
@@ -10,13 +10,28 @@ use mailqueue_backup::metrics::{MetricsSink, RunOutcome};
 use mailqueue_backup::notify::notify_slack;
 use mailqueue_backup::prune::prune;
 use mailqueue_backup::retention::{Decision, RetentionPolicy};
+use mailqueue_backup::sqlite::{backup_sqlite, SqliteBackupOptions};
 use mailqueue_backup::{catalog, BackupError, BackupKind, Compression, Destination, Manifest};
 use std::time::Instant;
+
+/// `mailqueue backup [postgres|sqlite]`: without a kind, the store the
+/// configuration names (PostgreSQL with DATABASE_URL, the embedded SQLite
+/// file otherwise).
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    kind: Option<BackupCommand>,
+    #[command(flatten)]
+    configured: StoreArgs,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum BackupCommand {
     /// Backs up the PostgreSQL database of DATABASE_URL (pg_dump -Fc).
-    Postgres(PostgresArgs),
+    Postgres(StoreArgs),
+    /// Backs up the embedded SQLite store, consistently, while the server runs.
+    Sqlite(StoreArgs),
 }
 
 /// Flags every backup kind shares.
@@ -39,7 +54,7 @@ pub struct RunFlags {
 }
 
 #[derive(Args, Debug)]
-pub struct PostgresArgs {
+pub struct StoreArgs {
     /// Compression of the stored dump.
     #[arg(short = 'c', long, default_value = "zstd", value_parser = ["zstd", "gzip"])]
     compression: String,
@@ -50,52 +65,65 @@ pub struct PostgresArgs {
     run: RunFlags,
 }
 
-pub async fn run(config: Config, command: BackupCommand) -> anyhow::Result<()> {
-    match command {
-        BackupCommand::Postgres(args) => {
-            let dest = destination(&config, args.run.upload.unwrap_or(Place::File))?;
-            let started = Instant::now();
-            let result = postgres(&config, &args, &dest).await;
-            finish_run(
-                &config,
-                BackupKind::Postgres,
-                &dest,
-                &args.run,
-                started,
-                result,
-            )
-            .await
-        }
-    }
+pub async fn run(config: Config, args: BackupArgs) -> anyhow::Result<()> {
+    let (kind, store) = match args.kind {
+        Some(BackupCommand::Postgres(store)) => (BackupKind::Postgres, store),
+        Some(BackupCommand::Sqlite(store)) => (BackupKind::Sqlite, store),
+        None if config.database_url.is_some() => (BackupKind::Postgres, args.configured),
+        None => (BackupKind::Sqlite, args.configured),
+    };
+    let dest = destination(&config, store.run.upload.unwrap_or(Place::File))?;
+    let started = Instant::now();
+    let result = take(&config, kind, &store, &dest).await;
+    finish_run(&config, kind, &dest, &store.run, started, result).await
 }
 
-async fn postgres(
+async fn take(
     config: &Config,
-    args: &PostgresArgs,
+    kind: BackupKind,
+    args: &StoreArgs,
     dest: &Destination,
 ) -> Result<Manifest, BackupError> {
-    let url = config.database_url.as_ref().ok_or_else(|| {
-        BackupError::Config("DATABASE_URL names the database to back up; it is not set".into())
-    })?;
     if args.encrypt && config.gpg_recipients.is_empty() {
         return Err(BackupError::Config(
             "-e needs GPG_RECIPIENT (one or more, comma-separated)".into(),
         ));
     }
-    let options = PostgresBackupOptions {
-        database_url: url.expose().to_string(),
-        compression: args
-            .compression
-            .parse::<Compression>()
-            .map_err(BackupError::Config)?,
-        recipients: if args.encrypt {
-            config.gpg_recipients.clone()
-        } else {
-            Vec::new()
-        },
-        lock_dir: config.backup_lock_dir.clone(),
+    let compression = args
+        .compression
+        .parse::<Compression>()
+        .map_err(BackupError::Config)?;
+    let recipients = if args.encrypt {
+        config.gpg_recipients.clone()
+    } else {
+        Vec::new()
     };
-    backup_postgres(dest, &options, chrono::Utc::now).await
+    let lock_dir = config.backup_lock_dir.clone();
+    match kind {
+        BackupKind::Sqlite => {
+            let options = SqliteBackupOptions {
+                db_path: config.sqlite_path(),
+                compression,
+                recipients,
+                lock_dir,
+            };
+            backup_sqlite(dest, &options, chrono::Utc::now).await
+        }
+        _ => {
+            let url = config.database_url.as_ref().ok_or_else(|| {
+                BackupError::Config(
+                    "DATABASE_URL names the database to back up; it is not set".into(),
+                )
+            })?;
+            let options = PostgresBackupOptions {
+                database_url: url.expose().to_string(),
+                compression,
+                recipients,
+                lock_dir,
+            };
+            backup_postgres(dest, &options, chrono::Utc::now).await
+        }
+    }
 }
 
 /// The retention policy of `kind` with the configured GFS counts.

@@ -4,12 +4,26 @@ use super::places::{destination, with_database, Place};
 use crate::Config;
 use clap::{Args, Subcommand};
 use mailqueue_backup::restore_postgres::{restore_postgres, PostgresRestoreOptions};
+use mailqueue_backup::sqlite::restore_sqlite;
 use mailqueue_backup::BackupError;
 
 #[derive(Subcommand, Debug)]
 pub enum RestoreCommand {
     /// Restores a PostgreSQL backup into DATABASE_URL (or --database on its server).
     Postgres(PostgresArgs),
+    /// Restores the embedded SQLite store (the server must be stopped).
+    Sqlite(SqliteArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SqliteArgs {
+    /// `latest` or a backup id.
+    backup: String,
+    /// Replace an existing database file.
+    #[arg(long)]
+    force: bool,
+    #[arg(short = 's', long, value_enum, default_value = "file")]
+    source: Place,
 }
 
 #[derive(Args, Debug)]
@@ -55,6 +69,18 @@ pub async fn run(config: Config, command: RestoreCommand) -> anyhow::Result<()> 
                 "Restored {} ({} tables, {rows} rows, counts match the manifest).",
                 manifest.id,
                 manifest.row_counts.len()
+            );
+            Ok(())
+        }
+        RestoreCommand::Sqlite(args) => {
+            let dest = destination(&config, args.source)?;
+            let path = config.sqlite_path();
+            let lock = config.data_dir.join("mailqueue.lock");
+            let manifest = restore_sqlite(&dest, &args.backup, &path, &lock, args.force).await?;
+            println!(
+                "Restored {} into {} (integrity check passed).",
+                manifest.id,
+                path.display()
             );
             Ok(())
         }

@@ -2,12 +2,13 @@
 //! 0 when everything checked is sound, 3 when it is sound but the catalog
 //! raises a warning (age, size), 1 when a backup is damaged or missing.
 
+use super::backups::KindArg;
 use super::places::{destination, with_database, Place};
 use crate::Config;
 use clap::Args;
 use mailqueue_backup::postgres::{create_database, drop_database};
 use mailqueue_backup::restore_postgres::{restore_postgres, PostgresRestoreOptions};
-use mailqueue_backup::verify::{catalog_warnings, verify_contents};
+use mailqueue_backup::verify::{catalog_warnings, verify_contents, verify_sqlite};
 use mailqueue_backup::{catalog, BackupError, BackupKind, Destination, Manifest};
 
 #[derive(Args, Debug)]
@@ -21,6 +22,9 @@ pub struct VerifyArgs {
     restore: bool,
     #[arg(short = 's', long, value_enum, default_value = "file")]
     source: Place,
+    /// Only this kind (default: every kind that has backups).
+    #[arg(long, value_enum)]
+    kind: Option<KindArg>,
 }
 
 /// The outcome, for the process exit code.
@@ -31,28 +35,52 @@ pub enum Verdict {
 
 pub async fn run(config: Config, args: VerifyArgs) -> anyhow::Result<Verdict> {
     let dest = destination(&config, args.source)?;
-    let kind = BackupKind::Postgres;
-    let all = catalog::list(&dest, Some(kind)).await?;
-    let chosen: Vec<_> = match args.backup.as_str() {
-        "all" => all.clone(),
-        selector => vec![catalog::find(&dest, kind, selector).await?],
+    let everything = catalog::list(&dest, None).await?;
+    let kinds: Vec<BackupKind> = match args.kind {
+        Some(k) => vec![k.into()],
+        None => {
+            let mut present: Vec<BackupKind> = Vec::new();
+            for m in &everything {
+                if !present.contains(&m.kind) {
+                    present.push(m.kind);
+                }
+            }
+            if present.is_empty() {
+                anyhow::bail!("there are no backups at {}", dest.describe());
+            }
+            present
+        }
     };
     let mut failed = 0;
-    for manifest in &chosen {
-        match check(&config, &dest, manifest, args.restore).await {
-            Ok(()) => println!("{kind} {}: OK", manifest.id),
-            Err(e) => {
-                failed += 1;
-                println!("{kind} {}: FAILED: {e:#}", manifest.id);
+    let mut checked = 0;
+    let mut warnings = Vec::new();
+    for kind in kinds {
+        let all: Vec<Manifest> = everything
+            .iter()
+            .filter(|m| m.kind == kind)
+            .cloned()
+            .collect();
+        let chosen: Vec<Manifest> = match args.backup.as_str() {
+            "all" => all.clone(),
+            selector => vec![catalog::find(&dest, kind, selector).await?],
+        };
+        for manifest in &chosen {
+            checked += 1;
+            match check(&config, &dest, manifest, args.restore).await {
+                Ok(()) => println!("{kind} {}: OK", manifest.id),
+                Err(e) => {
+                    failed += 1;
+                    println!("{kind} {}: FAILED: {e:#}", manifest.id);
+                }
             }
         }
+        warnings.extend(catalog_warnings(&all, chrono::Utc::now()));
     }
-    if failed > 0 {
-        anyhow::bail!("{failed} of {} backups failed verification", chosen.len());
-    }
-    let warnings = catalog_warnings(&all, chrono::Utc::now());
     for w in &warnings {
         println!("WARNING: {w}");
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {checked} backups failed verification");
     }
     Ok(if warnings.is_empty() {
         Verdict::Sound
@@ -68,9 +96,15 @@ async fn check(
     manifest: &Manifest,
     restore: bool,
 ) -> anyhow::Result<()> {
-    verify_contents(dest, manifest).await?;
-    if restore {
-        restore_into_scratch(config, dest, &manifest.id).await?;
+    match manifest.kind {
+        // The SQLite check is already a full restore into a scratch file.
+        BackupKind::Sqlite => verify_sqlite(dest, manifest, &config.backup_lock_dir).await?,
+        _ => {
+            verify_contents(dest, manifest).await?;
+            if restore {
+                restore_into_scratch(config, dest, &manifest.id).await?;
+            }
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ mod helpers;
 mod alert_rules;
 mod backup_postgres;
 mod backup_runs;
+mod backup_sqlite;
 mod bad_input;
 mod binary;
 mod delivery;

@@ -1,0 +1,147 @@
+//! The common path of every backup kind: a source stream goes through
+//! compression, optional encryption and hashing into a multipart upload;
+//! the manifest is written only when the source reports success and the
+//! upload completed. On failure the upload is aborted and nothing appears.
+
+use crate::destination::Destination;
+use crate::error::BackupError;
+use crate::gpg::{self, Recipient};
+use crate::kind::{BackupKind, Compression};
+use crate::manifest::Manifest;
+use crate::naming;
+use crate::stages::{compressing, CountingReader, HashingWriter};
+use crate::transfer::UploadWriter;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+
+/// A stream to back up, and how to learn whether it ended well: `finish`
+/// is called with `true` when the pipeline failed (stop the producer) and
+/// returns the producer's own verdict.
+pub struct Source {
+    pub reader: Box<dyn Read + Send>,
+    pub finish: Box<dyn FnOnce(bool) -> Result<(), BackupError> + Send>,
+}
+
+/// What the manifest says about the source.
+#[derive(Clone, Debug, Default)]
+pub struct SourceFacts {
+    pub version: String,
+    pub row_counts: BTreeMap<String, u64>,
+    pub key_count: Option<u64>,
+}
+
+pub struct PublishRequest {
+    pub kind: BackupKind,
+    pub compression: Compression,
+    pub recipients: Vec<Recipient>,
+    pub started_at: DateTime<Utc>,
+}
+
+pub async fn publish(
+    dest: &Destination,
+    request: PublishRequest,
+    facts: SourceFacts,
+    open: impl FnOnce() -> Result<Source, BackupError> + Send + 'static,
+    now: impl Fn() -> DateTime<Utc>,
+) -> Result<Manifest, BackupError> {
+    let encrypted = !request.recipients.is_empty();
+    let key = naming::free_object_key(
+        dest,
+        request.kind,
+        request.started_at,
+        request.compression,
+        encrypted,
+    )
+    .await?;
+    let location = dest.location(&key);
+    let upload = dest
+        .store()
+        .put_multipart(&dest.path(&key))
+        .await
+        .map_err(|e| BackupError::storage(&location, e))?;
+    let writer = UploadWriter::new(tokio::runtime::Handle::current(), upload, location);
+    let fingerprints: Vec<String> = request
+        .recipients
+        .iter()
+        .map(|r| r.fingerprint.clone())
+        .collect();
+    let (compression, recipients) = (request.compression, request.recipients);
+    let streamed = tokio::task::spawn_blocking(move || match open() {
+        Ok(source) => stream(source, compression, &recipients, writer),
+        Err(e) => {
+            writer.abort();
+            Err(e)
+        }
+    })
+    .await
+    .map_err(|e| BackupError::Io(format!("the backup stage stopped: {e}")))??;
+    let manifest = Manifest {
+        format: Manifest::FORMAT,
+        id: naming::backup_id(&key),
+        kind: request.kind,
+        object: key.clone(),
+        started_at: request.started_at,
+        finished_at: now(),
+        size_bytes: streamed.size,
+        source_bytes: streamed.source_bytes,
+        sha256: streamed.sha256,
+        compression,
+        encryption_recipients: fingerprints,
+        source_version: facts.version,
+        row_counts: facts.row_counts,
+        key_count: facts.key_count,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    dest.put(&naming::manifest_key(&key), manifest.to_json())
+        .await?;
+    Ok(manifest)
+}
+
+struct Streamed {
+    size: u64,
+    sha256: String,
+    source_bytes: u64,
+}
+
+fn stream(
+    source: Source,
+    compression: Compression,
+    recipients: &[Recipient],
+    writer: UploadWriter,
+) -> Result<Streamed, BackupError> {
+    let (counted, source_bytes) = CountingReader::new(source.reader);
+    let mut sink = HashingWriter::new(writer);
+    let piped = compressing(compression, counted)
+        .and_then(|mut compressed| {
+            if recipients.is_empty() {
+                std::io::copy(&mut compressed, &mut sink)
+                    .map(|_| ())
+                    .map_err(|e| BackupError::io("streaming the backup", e))
+            } else {
+                gpg::encrypt(compressed, recipients, &mut sink)
+            }
+        })
+        .and_then(|_| {
+            sink.flush()
+                .map_err(|e| BackupError::io("streaming the backup", e))
+        });
+    let produced = (source.finish)(piped.is_err());
+    let (writer, size, sha256) = sink.finish();
+    // Our own failure first: when we stop the producer, its error is only the echo.
+    match piped.and(produced) {
+        Ok(()) => {
+            writer.finish()?;
+            Ok(Streamed {
+                size,
+                sha256,
+                source_bytes: source_bytes.load(Ordering::Relaxed),
+            })
+        }
+        Err(e) => {
+            writer.abort();
+            Err(e)
+        }
+    }
+}

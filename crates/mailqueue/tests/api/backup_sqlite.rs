@@ -1,0 +1,146 @@
+//! The embedded store's backup, taken while the server runs and writes.
+
+use crate::backup_postgres::BIN;
+use mailqueue_testkit::{free_port, wait_until, TempDir};
+use serde_json::json;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+struct Embedded {
+    dir: TempDir,
+}
+
+impl Embedded {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MAILQUEUE_DATA_DIR", self.dir.path().join("data"))
+            .env("MAILQUEUE_BACKUP_DIR", self.dir.path().join("backups"))
+            .env("MAILQUEUE_BACKUP_LOCK_DIR", self.dir.path().join("locks"))
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    async fn serve(&self) -> (Child, String) {
+        let port = free_port();
+        let child = self
+            .cmd(&["serve"])
+            .env("MAILQUEUE_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        wait_until("the server", Duration::from_secs(30), || async {
+            client
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+        })
+        .await;
+        (child, base)
+    }
+}
+
+async fn count(base: &str, key: &str) -> usize {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/v1/emails?limit=100"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn the_embedded_store_backs_up_while_serving_and_restores() {
+    let e = Embedded {
+        dir: TempDir::new("embedded-backup"),
+    };
+    let key = e
+        .ok(&["api-keys", "create", "--name", "b"])
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let (mut server, base) = e.serve().await;
+    let client = reqwest::Client::new();
+    let post = |subject: String| {
+        client
+            .post(format!("{base}/v1/emails"))
+            .bearer_auth(&key)
+            .json(&json!({"from": "a@acme.test", "to": "b@example.com", "subject": subject, "text": "t",
+                          "scheduled_at": "in 1 day"}))
+            .send()
+    };
+    for i in 0..20 {
+        assert_eq!(post(format!("before {i}")).await.unwrap().status(), 202);
+    }
+    // Writes keep coming while the backup runs.
+    let writer = {
+        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+        tokio::spawn(async move {
+            for i in 0..30 {
+                let r = client
+                    .post(format!("{base}/v1/emails"))
+                    .bearer_auth(&key)
+                    .json(&json!({"from": "a@acme.test", "to": "b@example.com", "subject": format!("during {i}"),
+                                  "text": "t", "scheduled_at": "in 1 day"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        })
+    };
+    let said = e.ok(&["backup", "-c", "zstd"]);
+    assert!(said.contains("/sqlite/"), "{said}");
+    writer.await.unwrap();
+    let catalog: Vec<serde_json::Value> =
+        serde_json::from_str(&e.ok(&["backups", "list", "--json"])).unwrap();
+    assert_eq!(catalog[0]["kind"], "sqlite");
+    let backed_up = catalog[0]["row_counts"]["emails"].as_u64().unwrap();
+    assert!((20..=50).contains(&backed_up), "{backed_up}");
+    assert!(e.ok(&["verify"]).contains("sqlite mailqueue_"));
+    // A running server keeps its file.
+    let out = e.run(&["restore", "sqlite", "latest", "--force"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server is running"));
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+    let out = e.run(&["restore", "sqlite", "latest"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --force"));
+    e.ok(&["restore", "sqlite", "latest", "--force"]);
+    let (mut server, base) = e.serve().await;
+    assert_eq!(
+        count(&base, &key).await as u64,
+        backed_up,
+        "the restored store has exactly the backed-up emails"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
