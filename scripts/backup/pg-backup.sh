@@ -12,7 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-usage() { sed -n '6,12s/^# \{0,1\}//p' "$0"; }
+usage() { awk '/^# Usage/ {p = 1} p && !/^#/ {exit} p {sub(/^# ?/, ""); print}' "$0"; }
 
 args=()
 while getopts ":c:eu:nr:h" opt; do

@@ -35,6 +35,7 @@ pub async fn backup_postgres(
         version: format!("PostgreSQL {}", snapshot.server_version),
         row_counts: snapshot.row_counts.clone(),
         key_count: None,
+        key_count_exact: false,
     };
     let (url, snapshot_id) = (opts.database_url.clone(), snapshot.id.clone());
     let open = move || {

@@ -11,6 +11,7 @@
 //! with stock `gpg`, so what we write is what standard tools read.
 
 pub mod backup_postgres;
+pub mod backup_redis;
 pub mod catalog;
 pub mod destination;
 pub mod error;
@@ -25,7 +26,9 @@ pub mod postgres;
 pub mod prune;
 pub mod publish;
 pub mod reading;
+pub mod redis_server;
 pub mod restore_postgres;
+pub mod restore_redis;
 pub mod retention;
 pub mod sqlite;
 pub mod stages;

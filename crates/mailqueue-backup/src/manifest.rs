@@ -33,6 +33,10 @@ pub struct Manifest {
     /// Redis: the number of keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_count: Option<u64>,
+    /// Whether `key_count` was read from the backed-up snapshot itself
+    /// (rather than from the live server while writes went on).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_count_exact: bool,
     /// mailqueue's version that wrote the backup.
     pub tool_version: String,
 }

@@ -30,6 +30,7 @@ pub struct SourceFacts {
     pub version: String,
     pub row_counts: BTreeMap<String, u64>,
     pub key_count: Option<u64>,
+    pub key_count_exact: bool,
 }
 
 pub struct PublishRequest {
@@ -92,6 +93,7 @@ pub async fn publish(
         source_version: facts.version,
         row_counts: facts.row_counts,
         key_count: facts.key_count,
+        key_count_exact: facts.key_count_exact,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     dest.put(&naming::manifest_key(&key), manifest.to_json())

@@ -39,6 +39,10 @@ pub fn read_plaintext(
     } else {
         let mut hashed = hashed;
         let copied = copy_decompressed(manifest, &mut hashed, out);
+        if copied.is_err() {
+            // Read the rest so the checksum, not the decoder, names the damage.
+            let _ = std::io::copy(&mut hashed, &mut std::io::sink());
+        }
         (hashed, copied)
     };
     let (size, sha) = hashed.finish();

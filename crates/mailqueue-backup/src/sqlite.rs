@@ -117,6 +117,7 @@ pub async fn backup_sqlite(
             version,
             row_counts,
             key_count: None,
+            key_count_exact: false,
         };
         let path = copy.clone();
         let open_copy = move || {

@@ -86,6 +86,89 @@ pub async fn verify_sqlite(
     result
 }
 
+/// Redis: the snapshot passes `redis-check-rdb` (RDB) or `redis-check-aof`
+/// (the AOF directory), and an exact key count matches the manifest.
+pub async fn verify_redis(
+    dest: &Destination,
+    manifest: &Manifest,
+    scratch_dir: &std::path::Path,
+) -> Result<(), BackupError> {
+    let scratch = scratch_dir.join(format!(
+        ".mailqueue-verify-{}-{}",
+        manifest.id,
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| BackupError::io(format!("creating {}", scratch.display()), e))?;
+    let corrupt = |detail: String| BackupError::Corrupt {
+        key: manifest.object.clone(),
+        detail,
+    };
+    let result = async {
+        let file = scratch.join("backup");
+        crate::sqlite::write_plaintext(dest, manifest, &file).await?;
+        match manifest.kind {
+            BackupKind::RedisRdb => {
+                let keys = crate::backup_redis::check_rdb(&file)
+                    .await
+                    .map_err(|e| corrupt(e.to_string()))?;
+                match (keys, manifest.key_count, manifest.key_count_exact) {
+                    (None, _, _) => Err(BackupError::ToolMissing {
+                        tool: "redis-check-rdb",
+                        source: std::io::Error::new(std::io::ErrorKind::NotFound, "not on PATH"),
+                    }),
+                    (Some(n), Some(expected), true) if n != expected => Err(corrupt(format!(
+                        "it holds {n} keys; the manifest says {expected}"
+                    ))),
+                    _ => Ok(()),
+                }
+            }
+            _ => {
+                let dir = scratch.join("aof");
+                let layout = crate::restore_redis::RedisLayout {
+                    dir: scratch.clone(),
+                    dbfilename: "dump.rdb".into(),
+                    appendonly: true,
+                    appenddirname: "aof".into(),
+                    appendfilename: "appendonly.aof".into(),
+                };
+                crate::restore_redis::unpack_aof(&file, &layout)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                let manifest_file = std::fs::read_dir(&dir)
+                    .map_err(|e| BackupError::io("listing the AOF files", e))?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|x| x == "manifest"))
+                    .ok_or_else(|| corrupt("the archive has no AOF manifest".into()))?;
+                let out = tokio::process::Command::new("redis-check-aof")
+                    .arg(&manifest_file)
+                    .output()
+                    .await
+                    .map_err(|source| BackupError::ToolMissing {
+                        tool: "redis-check-aof",
+                        source,
+                    })?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    Err(corrupt(format!(
+                        "redis-check-aof: {}",
+                        text.lines()
+                            .rev()
+                            .find(|l| !l.trim().is_empty())
+                            .unwrap_or("failed")
+                            .trim()
+                    )))
+                }
+            }
+        }
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
 /// Warnings about the catalog of one kind as of `now`.
 pub fn catalog_warnings(manifests: &[Manifest], now: DateTime<Utc>) -> Vec<String> {
     let Some(newest) = manifests.iter().max_by_key(|m| m.finished_at) else {

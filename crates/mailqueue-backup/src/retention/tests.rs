@@ -19,6 +19,7 @@ fn manifest(i: usize, at: DateTime<Utc>) -> Manifest {
         source_version: String::new(),
         row_counts: Default::default(),
         key_count: None,
+        key_count_exact: false,
         tool_version: String::new(),
     }
 }

@@ -6,6 +6,7 @@ use super::places::{destination, Place};
 use crate::Config;
 use clap::{Args, Subcommand};
 use mailqueue_backup::backup_postgres::{backup_postgres, PostgresBackupOptions};
+use mailqueue_backup::backup_redis::{backup_redis_aof, backup_redis_rdb, RedisBackupOptions};
 use mailqueue_backup::metrics::{MetricsSink, RunOutcome};
 use mailqueue_backup::notify::notify_slack;
 use mailqueue_backup::prune::prune;
@@ -32,6 +33,27 @@ pub enum BackupCommand {
     Postgres(StoreArgs),
     /// Backs up the embedded SQLite store, consistently, while the server runs.
     Sqlite(StoreArgs),
+    /// Backs up Redis (REDIS_URL): its RDB snapshot, its AOF files, or both.
+    Redis(RedisArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RedisMode {
+    Rdb,
+    Aof,
+    Both,
+}
+
+#[derive(Args, Debug)]
+pub struct RedisArgs {
+    /// What to back up.
+    #[arg(short = 'm', long, value_enum)]
+    mode: RedisMode,
+    /// Take the RDB over the replication stream (SYNC) even when its file is reachable.
+    #[arg(long)]
+    via_replication: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// Flags every backup kind shares.
@@ -55,9 +77,9 @@ pub struct RunFlags {
 
 #[derive(Args, Debug)]
 pub struct StoreArgs {
-    /// Compression of the stored dump.
-    #[arg(short = 'c', long, default_value = "zstd", value_parser = ["zstd", "gzip"])]
-    compression: String,
+    /// Compression of the stored object (default: zstd; gzip for Redis, as the guide names its objects).
+    #[arg(short = 'c', long, value_parser = ["zstd", "gzip"])]
+    compression: Option<String>,
     /// Encrypt with OpenPGP to GPG_RECIPIENT.
     #[arg(short = 'e', long)]
     encrypt: bool,
@@ -66,16 +88,36 @@ pub struct StoreArgs {
 }
 
 pub async fn run(config: Config, args: BackupArgs) -> anyhow::Result<()> {
-    let (kind, store) = match args.kind {
-        Some(BackupCommand::Postgres(store)) => (BackupKind::Postgres, store),
-        Some(BackupCommand::Sqlite(store)) => (BackupKind::Sqlite, store),
-        None if config.database_url.is_some() => (BackupKind::Postgres, args.configured),
-        None => (BackupKind::Sqlite, args.configured),
+    let (kinds, store, via_replication) = match args.kind {
+        Some(BackupCommand::Postgres(store)) => (vec![BackupKind::Postgres], store, false),
+        Some(BackupCommand::Sqlite(store)) => (vec![BackupKind::Sqlite], store, false),
+        Some(BackupCommand::Redis(redis)) => {
+            let kinds = match redis.mode {
+                RedisMode::Rdb => vec![BackupKind::RedisRdb],
+                RedisMode::Aof => vec![BackupKind::RedisAof],
+                RedisMode::Both => vec![BackupKind::RedisRdb, BackupKind::RedisAof],
+            };
+            (kinds, redis.store, redis.via_replication)
+        }
+        None if config.database_url.is_some() => {
+            (vec![BackupKind::Postgres], args.configured, false)
+        }
+        None => (vec![BackupKind::Sqlite], args.configured, false),
     };
     let dest = destination(&config, store.run.upload.unwrap_or(Place::File))?;
-    let started = Instant::now();
-    let result = take(&config, kind, &store, &dest).await;
-    finish_run(&config, kind, &dest, &store.run, started, result).await
+    let mut failures = Vec::new();
+    for kind in kinds {
+        let started = Instant::now();
+        let result = take(&config, kind, &store, &dest, via_replication).await;
+        if let Err(e) = finish_run(&config, kind, &dest, &store.run, started, result).await {
+            failures.push(format!("{kind}: {e:#}"));
+        }
+    }
+    match failures.as_slice() {
+        [] => Ok(()),
+        [one] => anyhow::bail!("{one}"),
+        many => anyhow::bail!("{}", many.join("; ")),
+    }
 }
 
 async fn take(
@@ -83,16 +125,18 @@ async fn take(
     kind: BackupKind,
     args: &StoreArgs,
     dest: &Destination,
+    via_replication: bool,
 ) -> Result<Manifest, BackupError> {
     if args.encrypt && config.gpg_recipients.is_empty() {
         return Err(BackupError::Config(
             "-e needs GPG_RECIPIENT (one or more, comma-separated)".into(),
         ));
     }
-    let compression = args
-        .compression
-        .parse::<Compression>()
-        .map_err(BackupError::Config)?;
+    let compression = match (&args.compression, kind) {
+        (Some(c), _) => c.parse::<Compression>().map_err(BackupError::Config)?,
+        (None, BackupKind::RedisRdb | BackupKind::RedisAof) => Compression::Gzip,
+        (None, _) => Compression::Zstd,
+    };
     let recipients = if args.encrypt {
         config.gpg_recipients.clone()
     } else {
@@ -100,6 +144,23 @@ async fn take(
     };
     let lock_dir = config.backup_lock_dir.clone();
     match kind {
+        BackupKind::RedisRdb | BackupKind::RedisAof => {
+            let url = config.redis_url.as_ref().ok_or_else(|| {
+                BackupError::Config("REDIS_URL names the Redis to back up; it is not set".into())
+            })?;
+            let options = RedisBackupOptions {
+                redis_url: url.expose().to_string(),
+                compression,
+                recipients,
+                lock_dir,
+                via_replication,
+            };
+            if kind == BackupKind::RedisRdb {
+                backup_redis_rdb(dest, &options, chrono::Utc::now).await
+            } else {
+                backup_redis_aof(dest, &options, chrono::Utc::now).await
+            }
+        }
         BackupKind::Sqlite => {
             let options = SqliteBackupOptions {
                 db_path: config.sqlite_path(),

@@ -8,7 +8,7 @@ use crate::Config;
 use clap::Args;
 use mailqueue_backup::postgres::{create_database, drop_database};
 use mailqueue_backup::restore_postgres::{restore_postgres, PostgresRestoreOptions};
-use mailqueue_backup::verify::{catalog_warnings, verify_contents, verify_sqlite};
+use mailqueue_backup::verify::{catalog_warnings, verify_contents, verify_redis, verify_sqlite};
 use mailqueue_backup::{catalog, BackupError, BackupKind, Destination, Manifest};
 
 #[derive(Args, Debug)]
@@ -99,6 +99,9 @@ async fn check(
     match manifest.kind {
         // The SQLite check is already a full restore into a scratch file.
         BackupKind::Sqlite => verify_sqlite(dest, manifest, &config.backup_lock_dir).await?,
+        BackupKind::RedisRdb | BackupKind::RedisAof => {
+            verify_redis(dest, manifest, &config.backup_lock_dir).await?
+        }
         _ => {
             verify_contents(dest, manifest).await?;
             if restore {

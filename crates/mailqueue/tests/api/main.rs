@@ -7,6 +7,7 @@ mod helpers;
 
 mod alert_rules;
 mod backup_postgres;
+mod backup_redis;
 mod backup_runs;
 mod backup_sqlite;
 mod bad_input;

@@ -1,0 +1,280 @@
+//! `mailqueue restore redis latest|<id>`: puts a backup where a stopped
+//! Redis will load it, then starts a private `redis-server` on the result
+//! to check the key count against the manifest.
+//!
+//! With `appendonly yes`, Redis loads only its AOF and ignores dump.rdb. So
+//! an RDB backup is installed as the base of a fresh multi-part AOF
+//! (`<appendfilename>.1.base.rdb` plus a manifest), which Redis 7 loads. Files
+//! that are replaced are kept aside as `<name>.replaced-<time>`.
+
+use crate::catalog;
+use crate::destination::Destination;
+use crate::error::BackupError;
+use crate::kind::BackupKind;
+use crate::manifest::Manifest;
+use crate::redis_server::{is_running, RedisAdmin};
+use crate::sqlite::write_plaintext;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where and how the stopped Redis keeps its data.
+#[derive(Clone, Debug)]
+pub struct RedisLayout {
+    pub dir: PathBuf,
+    pub dbfilename: String,
+    pub appendonly: bool,
+    pub appenddirname: String,
+    pub appendfilename: String,
+}
+
+impl RedisLayout {
+    /// Reads `dir`, `dbfilename`, `appendonly`, `appenddirname` and
+    /// `appendfilename` from a redis.conf; Redis' defaults otherwise.
+    pub fn from_conf(text: &str) -> Self {
+        let mut layout = Self {
+            dir: PathBuf::from("."),
+            dbfilename: "dump.rdb".into(),
+            appendonly: false,
+            appenddirname: "appendonlydir".into(),
+            appendfilename: "appendonly.aof".into(),
+        };
+        for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+            let mut parts = line.splitn(2, char::is_whitespace);
+            let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let value = value.trim().trim_matches('"').to_string();
+            match key.to_ascii_lowercase().as_str() {
+                "dir" => layout.dir = PathBuf::from(value),
+                "dbfilename" => layout.dbfilename = value,
+                "appendonly" => layout.appendonly = value.eq_ignore_ascii_case("yes"),
+                "appenddirname" => layout.appenddirname = value,
+                "appendfilename" => layout.appendfilename = value,
+                _ => {}
+            }
+        }
+        layout
+    }
+}
+
+pub struct RedisRestoreOptions {
+    pub layout: RedisLayout,
+    /// Must not answer: a running Redis would overwrite the files.
+    pub redis_url: Option<String>,
+    /// Check the key count with a private redis-server.
+    pub check_keys: bool,
+}
+
+/// What the restore did.
+pub struct RedisRestored {
+    pub manifest: Manifest,
+    /// Keys the private redis-server loaded, when it was checked.
+    pub keys_loaded: Option<u64>,
+}
+
+pub async fn restore_redis(
+    dest: &Destination,
+    kind: BackupKind,
+    selector: &str,
+    opts: &RedisRestoreOptions,
+) -> Result<RedisRestored, BackupError> {
+    let manifest = catalog::find(dest, kind, selector).await?;
+    if let Some(url) = &opts.redis_url {
+        if is_running(url).await {
+            return Err(BackupError::Refused(
+                "Redis is running at REDIS_URL; stop it first (it would overwrite the restored files on shutdown)".into(),
+            ));
+        }
+    }
+    let layout = &opts.layout;
+    if kind == BackupKind::RedisAof && !layout.appendonly {
+        return Err(BackupError::Refused(
+            "an AOF backup needs `appendonly yes`; restore an RDB backup (--kind rdb) or enable appendonly".into(),
+        ));
+    }
+    std::fs::create_dir_all(&layout.dir)
+        .map_err(|e| BackupError::io(format!("creating {}", layout.dir.display()), e))?;
+    let staged = layout
+        .dir
+        .join(format!(".mailqueue-restore-{}", std::process::id()));
+    let _ = std::fs::remove_file(&staged);
+    let result = async {
+        write_plaintext(dest, &manifest, &staged).await?;
+        install(kind, layout, &staged)
+    }
+    .await;
+    let _ = std::fs::remove_file(&staged);
+    result?;
+    let keys_loaded = if opts.check_keys {
+        let loaded = count_keys_with_private_server(layout).await?;
+        if let (Some(expected), true) = (manifest.key_count, manifest.key_count_exact) {
+            if loaded != expected {
+                return Err(BackupError::Corrupt {
+                    key: manifest.object.clone(),
+                    detail: format!("Redis loaded {loaded} keys; the manifest says {expected}"),
+                });
+            }
+        }
+        Some(loaded)
+    } else {
+        None
+    };
+    Ok(RedisRestored {
+        manifest,
+        keys_loaded,
+    })
+}
+
+fn set_aside(path: &Path) -> Result<(), BackupError> {
+    if path.exists() {
+        let aside = PathBuf::from(format!(
+            "{}.replaced-{}",
+            path.display(),
+            chrono::Utc::now().format("%Y%m%d%H%M%S")
+        ));
+        std::fs::rename(path, &aside)
+            .map_err(|e| BackupError::io(format!("moving {} aside", path.display()), e))?;
+        tracing::info!(from = %path.display(), to = %aside.display(), "kept the replaced files");
+    }
+    Ok(())
+}
+
+fn install(kind: BackupKind, layout: &RedisLayout, staged: &Path) -> Result<(), BackupError> {
+    let io = |what: String| move |e: std::io::Error| BackupError::io(what, e);
+    let aof_dir = layout.dir.join(&layout.appenddirname);
+    match kind {
+        BackupKind::RedisRdb => {
+            let rdb = layout.dir.join(&layout.dbfilename);
+            set_aside(&rdb)?;
+            if layout.appendonly {
+                set_aside(&aof_dir)?;
+                std::fs::create_dir_all(&aof_dir)
+                    .map_err(io(format!("creating {}", aof_dir.display())))?;
+                let base = format!("{}.1.base.rdb", layout.appendfilename);
+                std::fs::copy(staged, aof_dir.join(&base))
+                    .map_err(io(format!("writing {base}")))?;
+                let manifest = format!("file {base} seq 1 type b\n");
+                std::fs::write(
+                    aof_dir.join(format!("{}.manifest", layout.appendfilename)),
+                    manifest,
+                )
+                .map_err(io("writing the AOF manifest".into()))?;
+            }
+            std::fs::rename(staged, &rdb).map_err(io(format!("writing {}", rdb.display())))
+        }
+        BackupKind::RedisAof => {
+            set_aside(&aof_dir)?;
+            unpack_aof(staged, layout)
+        }
+        other => Err(BackupError::Config(format!(
+            "{other} is not a Redis backup"
+        ))),
+    }
+}
+
+/// Extracts an AOF archive into the layout's (new) AOF directory. Only
+/// plain file names are accepted: nothing may land outside the directory.
+pub fn unpack_aof(archive_path: &Path, layout: &RedisLayout) -> Result<(), BackupError> {
+    let io = |what: String| move |e: std::io::Error| BackupError::io(what, e);
+    let aof_dir = layout.dir.join(&layout.appenddirname);
+    std::fs::create_dir_all(&aof_dir).map_err(io(format!("creating {}", aof_dir.display())))?;
+    let file = std::fs::File::open(archive_path).map_err(io("reading the archive".into()))?;
+    let mut archive = tar::Archive::new(file);
+    for entry in archive
+        .entries()
+        .map_err(io("reading the archive".into()))?
+    {
+        let mut entry = entry.map_err(io("reading the archive".into()))?;
+        let name = entry
+            .path()
+            .map_err(io("reading the archive".into()))?
+            .into_owned();
+        let Some(file_name) = name.file_name().filter(|n| Path::new(n) == name.as_path()) else {
+            return Err(BackupError::Io(format!(
+                "the archive holds an unexpected path {}",
+                name.display()
+            )));
+        };
+        entry
+            .unpack(aof_dir.join(file_name))
+            .map_err(io(format!("extracting {}", name.display())))?;
+    }
+    Ok(())
+}
+
+/// Starts redis-server on the restored files (loopback, a free port, no
+/// saving), reads the key count, and shuts it down without saving.
+pub async fn count_keys_with_private_server(layout: &RedisLayout) -> Result<u64, BackupError> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| BackupError::io("finding a free port", e))?;
+    let mut child = Command::new("redis-server")
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(&layout.dir)
+        .arg("--dbfilename")
+        .arg(&layout.dbfilename)
+        .arg("--appendonly")
+        .arg(if layout.appendonly { "yes" } else { "no" })
+        .arg("--appenddirname")
+        .arg(&layout.appenddirname)
+        .arg("--appendfilename")
+        .arg(&layout.appendfilename)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| BackupError::ToolMissing {
+            tool: "redis-server",
+            source,
+        })?;
+    let url = format!("redis://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let counted = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Err(BackupError::Tool {
+                tool: "redis-server",
+                detail: format!("exited with {status} while loading the restored files"),
+            });
+        }
+        if let Ok(mut admin) = RedisAdmin::connect(&url).await {
+            if let Ok(p) = admin.info("persistence").await {
+                if p.get("loading").map(String::as_str) == Some("0") {
+                    break admin.key_count().await;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            break Err(BackupError::Tool {
+                tool: "redis-server",
+                detail: "did not finish loading in 120 s".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    counted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_layout_from_redis_conf() {
+        let l = RedisLayout::from_conf(
+            "# c\ndir /var/lib/redis\nappendonly yes\nappenddirname \"aof\"\ndbfilename x.rdb\n",
+        );
+        assert_eq!(l.dir, PathBuf::from("/var/lib/redis"));
+        assert!(l.appendonly);
+        assert_eq!(
+            (l.appenddirname.as_str(), l.dbfilename.as_str()),
+            ("aof", "x.rdb")
+        );
+        assert_eq!(l.appendfilename, "appendonly.aof");
+    }
+}

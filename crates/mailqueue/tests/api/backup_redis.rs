@@ -1,0 +1,238 @@
+//! Redis backups and restores against private redis-servers.
+
+use crate::backup_postgres::BIN;
+use mailqueue_testkit::{RedisServer, TempDir};
+use serde_json::Value;
+use std::process::{Command, Output};
+
+struct RedisOps {
+    dir: TempDir,
+    redis_url: String,
+}
+
+impl RedisOps {
+    fn new(redis: &RedisServer) -> Self {
+        Self {
+            dir: TempDir::new("redis-backup"),
+            redis_url: redis.url(),
+        }
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("REDIS_URL", &self.redis_url)
+            .env("MAILQUEUE_BACKUP_DIR", self.dir.path().join("backups"))
+            .env("MAILQUEUE_BACKUP_LOCK_DIR", self.dir.path().join("locks"));
+        c
+    }
+
+    /// One of the guide's scripts, with this build as its binary.
+    fn script_command(&self, name: &str) -> Command {
+        let mut c = self.command(&format!(
+            "{}/../../scripts/backup/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        c.env("MAILQUEUE_BIN", BIN)
+            .env("MAILQUEUE_ENV_FILE", "/nonexistent");
+        c
+    }
+
+    fn script(&self, name: &str, args: &[&str]) -> Output {
+        self.script_command(name).args(args).output().unwrap()
+    }
+
+    fn bin(&self, args: &[&str]) -> Output {
+        self.command(BIN).args(args).output().unwrap()
+    }
+
+    fn catalog(&self) -> Vec<Value> {
+        let out = self.bin(&["backups", "list", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A redis.conf for a stopped Redis living in `dir`.
+fn write_conf(dir: &std::path::Path, appendonly: bool) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("redis.conf");
+    std::fs::write(
+        &path,
+        format!(
+            "dir {}\nappendonly {}\n",
+            dir.display(),
+            if appendonly { "yes" } else { "no" }
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn an_rdb_backup_restores_into_an_appendonly_redis() {
+    let mut redis = RedisServer::start(false);
+    redis.fill(500);
+    let ops = RedisOps::new(&redis);
+    ok(ops.script("redis-backup.sh", &["-m", "rdb"]));
+    let catalog = ops.catalog();
+    assert_eq!(catalog.len(), 1);
+    let m = &catalog[0];
+    assert_eq!(m["kind"], "redis_rdb");
+    assert_eq!(m["key_count"], 500);
+    assert_eq!(m["key_count_exact"], true);
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let object = m["object"].as_str().unwrap();
+    assert!(
+        object.starts_with(&format!("redis/{day}/redis_rdb_")) && object.ends_with(".rdb.gz"),
+        "{object}"
+    );
+    let verified = ok(ops.bin(&["verify"]));
+    assert!(
+        verified.contains("redis_rdb redis_rdb_") && verified.contains(": OK"),
+        "{verified}"
+    );
+    // A target Redis with appendonly yes would ignore a bare dump.rdb.
+    let target = TempDir::new("redis-target");
+    let target_conf = write_conf(&target.path().join("data"), true);
+    let refused = ops
+        .script_command("redis-restore.sh")
+        .env("REDIS_CONF", &target_conf)
+        .args(["-s", "file", "latest"])
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "the source Redis still answers at REDIS_URL"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
+    redis.stop();
+    let said = ok(ops
+        .script_command("redis-restore.sh")
+        .env("REDIS_CONF", &target_conf)
+        .args(["-s", "file", "latest"])
+        .output()
+        .unwrap());
+    assert!(said.contains("loaded 500 keys"), "{said}");
+    let restored = RedisServer::start_on(&target.path().join("data"), true);
+    assert_eq!(
+        restored.dbsize(),
+        500,
+        "Redis with appendonly yes loads the restored snapshot"
+    );
+    assert_eq!(restored.cli(&["GET", "key:42"]).trim(), "value-42");
+}
+
+#[test]
+fn the_replication_stream_gives_the_same_snapshot() {
+    let redis = RedisServer::start(false);
+    redis.fill(300);
+    let ops = RedisOps::new(&redis);
+    ok(ops.bin(&[
+        "backup",
+        "redis",
+        "-m",
+        "rdb",
+        "--via-replication",
+        "-c",
+        "zstd",
+    ]));
+    let m = &ops.catalog()[0];
+    assert_eq!(m["key_count"], 300);
+    assert!(m["object"].as_str().unwrap().ends_with(".rdb.zst"));
+    assert!(ok(ops.bin(&["verify"])).contains(": OK"));
+    let target = TempDir::new("redis-target");
+    let dir = target.path().join("data");
+    let conf = write_conf(&dir, false);
+    let ops = RedisOps {
+        redis_url: "redis://127.0.0.1:9".into(),
+        ..ops
+    };
+    ok(ops.bin(&[
+        "restore",
+        "redis",
+        "latest",
+        "--redis-conf",
+        conf.to_str().unwrap(),
+    ]));
+    let restored = RedisServer::start_on(&dir, false);
+    assert_eq!(restored.dbsize(), 300);
+}
+
+#[test]
+fn aof_backups_copy_the_multi_part_files_and_resume_rewrites() {
+    let redis = RedisServer::start(true);
+    redis.fill(400);
+    redis.cli(&["CONFIG", "SET", "auto-aof-rewrite-percentage", "77"]);
+    let ops = RedisOps::new(&redis);
+    ok(ops.script("redis-backup.sh", &["-m", "both"]));
+    let kinds: Vec<String> = ops
+        .catalog()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(kinds.contains(&"redis_rdb".to_string()) && kinds.contains(&"redis_aof".to_string()));
+    assert!(
+        redis
+            .cli(&["CONFIG", "GET", "auto-aof-rewrite-percentage"])
+            .contains("77"),
+        "automatic rewrites are resumed with their setting"
+    );
+    let verified = ok(ops.bin(&["verify"]));
+    assert_eq!(verified.matches(": OK").count(), 2, "{verified}");
+    let target = TempDir::new("redis-target");
+    let dir = target.path().join("data");
+    let conf = write_conf(&dir, true);
+    let ops = RedisOps {
+        redis_url: "redis://127.0.0.1:9".into(),
+        ..ops
+    };
+    let said = ok(ops.bin(&[
+        "restore",
+        "redis",
+        "latest",
+        "--kind",
+        "aof",
+        "--redis-conf",
+        conf.to_str().unwrap(),
+    ]));
+    assert!(said.contains("loaded 400 keys"), "{said}");
+    let restored = RedisServer::start_on(&dir, true);
+    assert_eq!(restored.dbsize(), 400);
+    // An AOF backup cannot go into a Redis that ignores AOF files.
+    let plain = write_conf(&target.path().join("plain"), false);
+    let out = ops.bin(&[
+        "restore",
+        "redis",
+        "latest",
+        "--kind",
+        "aof",
+        "--redis-conf",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs `appendonly yes`"));
+}
+
+#[test]
+fn an_aof_backup_of_an_rdb_only_redis_is_refused() {
+    let redis = RedisServer::start(false);
+    let ops = RedisOps::new(&redis);
+    let out = ops.script("redis-backup.sh", &["-m", "aof"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AOF backups need `appendonly yes`"));
+    assert!(ops.catalog().is_empty());
+    let out = ops.script("redis-backup.sh", &["-u", "s3"]);
+    assert_eq!(out.status.code(), Some(2), "-m is required");
+}
