@@ -75,12 +75,32 @@ impl Destination {
     }
 
     /// `gs://bucket/prefix`, with the standard Google credentials.
+    /// `STORAGE_EMULATOR_HOST` (as Google's SDKs read it) points at an
+    /// emulator instead, without OAuth.
     pub fn gcs(url: &str) -> Result<Self, BackupError> {
         let (bucket, prefix) = split_bucket_url(url, "gs")?;
-        let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-            .with_bucket_name(&bucket)
-            .build()
-            .map_err(|e| BackupError::storage(url, e))?;
+        let mut builder =
+            object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+        if let Ok(host) = std::env::var("STORAGE_EMULATOR_HOST") {
+            let base = if host.starts_with("http") {
+                host
+            } else {
+                format!("http://{host}")
+            };
+            let key = serde_json::json!({
+                "gcs_base_url": base.trim_end_matches('/'),
+                "disable_oauth": true,
+                "client_email": "",
+                "private_key": "",
+                "private_key_id": "",
+            });
+            builder = builder
+                .with_service_account_key(key.to_string())
+                .with_client_options(
+                    object_store::ClientOptions::new().with_allow_http(base.starts_with("http://")),
+                );
+        }
+        let store = builder.build().map_err(|e| BackupError::storage(url, e))?;
         Ok(Self {
             store: Arc::new(store),
             prefix,

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod naming;
 pub mod notify;
 pub mod postgres;
+pub mod progress;
 pub mod prune;
 pub mod publish;
 pub mod reading;

@@ -9,6 +9,7 @@ use crate::gpg::{self, Recipient};
 use crate::kind::{BackupKind, Compression};
 use crate::manifest::Manifest;
 use crate::naming;
+use crate::progress::Progress;
 use crate::stages::{compressing, CountingReader, HashingWriter};
 use crate::transfer::UploadWriter;
 use chrono::{DateTime, Utc};
@@ -113,7 +114,7 @@ fn stream(
     recipients: &[Recipient],
     writer: UploadWriter,
 ) -> Result<Streamed, BackupError> {
-    let (counted, source_bytes) = CountingReader::new(source.reader);
+    let (counted, source_bytes) = CountingReader::new(Progress::new(source.reader, "backing up"));
     let mut sink = HashingWriter::new(writer);
     let piped = compressing(compression, counted)
         .and_then(|mut compressed| {

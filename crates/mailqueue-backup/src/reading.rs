@@ -6,6 +6,7 @@ use crate::destination::Destination;
 use crate::error::BackupError;
 use crate::gpg::Decryption;
 use crate::manifest::Manifest;
+use crate::progress::Progress;
 use crate::stages::{decompressing, HashingReader};
 use crate::transfer::DownloadReader;
 use std::io::{Read, Write};
@@ -22,7 +23,7 @@ pub fn read_plaintext(
     let location = dest.location(&manifest.object);
     let download =
         DownloadReader::open(handle, dest.store(), dest.path(&manifest.object), location)?;
-    let hashed = HashingReader::new(download);
+    let hashed = HashingReader::new(Progress::new(download, format!("reading {}", manifest.id)));
     let corrupt = |detail: String| BackupError::Corrupt {
         key: manifest.object.clone(),
         detail,
