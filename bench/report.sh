@@ -17,6 +17,10 @@ MD
   cat bench/results/accept.md
   echo
   cat bench/results/deliver.md
+  if [ -f bench/results/backup.md ]; then
+    echo
+    cat bench/results/backup.md
+  fi
   cat <<'MD'
 
 ### Reading the numbers

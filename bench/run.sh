@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bench/accept.sh
 bench/deliver.sh
+bench/backup.sh
 bench/report.sh

@@ -70,7 +70,7 @@ async fn restore_via(
     opts: &PostgresRestoreOptions,
     dump: &std::path::Path,
 ) -> Result<(), BackupError> {
-    crate::sqlite::write_plaintext(dest, manifest, dump).await?;
+    crate::sqlite::write_plaintext(dest, manifest, dump, false).await?;
     let mut cmd = Command::new("pg_restore");
     cmd.args(["--no-owner", "--exit-on-error", "--no-password"])
         .arg(format!("--jobs={}", opts.jobs.max(1)))

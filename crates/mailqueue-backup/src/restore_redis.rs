@@ -100,7 +100,7 @@ pub async fn restore_redis(
         .join(format!(".mailqueue-restore-{}", std::process::id()));
     let _ = std::fs::remove_file(&staged);
     let result = async {
-        write_plaintext(dest, &manifest, &staged).await?;
+        write_plaintext(dest, &manifest, &staged, true).await?;
         install(kind, layout, &staged)
     }
     .await;

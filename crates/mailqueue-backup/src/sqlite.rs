@@ -163,7 +163,7 @@ pub async fn restore_sqlite(
     let _server = hold_server_lock(server_lock)?;
     let staged = dir.join(format!(".mailqueue-restore-{}.db", std::process::id()));
     let result = async {
-        write_plaintext(dest, &manifest, &staged).await?;
+        write_plaintext(dest, &manifest, &staged, true).await?;
         check_integrity(&staged)
             .await
             .map_err(|e| BackupError::Corrupt {
@@ -202,11 +202,13 @@ fn hold_server_lock(path: &Path) -> Result<Option<std::fs::File>, BackupError> {
     Ok(Some(file))
 }
 
-/// Downloads, checks and decrypts the backup into a new file at `path`.
+/// Downloads, checks and decrypts the backup into a new file at `path`;
+/// `durable` syncs it to disk (for files that stay, not scratch copies).
 pub async fn write_plaintext(
     dest: &Destination,
     manifest: &Manifest,
     path: &Path,
+    durable: bool,
 ) -> Result<(), BackupError> {
     let (dest, manifest, path) = (dest.clone(), manifest.clone(), path.to_path_buf());
     let handle = tokio::runtime::Handle::current();
@@ -219,8 +221,11 @@ pub async fn write_plaintext(
             .open(&path)
             .map_err(|e| BackupError::io(format!("creating {}", path.display()), e))?;
         read_plaintext(&dest, &manifest, handle, &mut file)?;
-        file.sync_all()
-            .map_err(|e| BackupError::io(format!("writing {}", path.display()), e))
+        if durable {
+            file.sync_all()
+                .map_err(|e| BackupError::io(format!("writing {}", path.display()), e))?;
+        }
+        Ok(())
     })
     .await
     .map_err(|e| BackupError::Io(format!("the restore stage stopped: {e}")))?

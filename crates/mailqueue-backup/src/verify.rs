@@ -67,7 +67,7 @@ pub async fn verify_sqlite(
         std::process::id()
     ));
     let result = async {
-        crate::sqlite::write_plaintext(dest, manifest, &path).await?;
+        crate::sqlite::write_plaintext(dest, manifest, &path, false).await?;
         let corrupt = |detail: String| BackupError::Corrupt {
             key: manifest.object.clone(),
             detail,
@@ -106,7 +106,7 @@ pub async fn verify_redis(
     };
     let result = async {
         let file = scratch.join("backup");
-        crate::sqlite::write_plaintext(dest, manifest, &file).await?;
+        crate::sqlite::write_plaintext(dest, manifest, &file, false).await?;
         match manifest.kind {
             BackupKind::RedisRdb => {
                 let keys = crate::backup_redis::check_rdb(&file)
