@@ -40,6 +40,13 @@ MD
   pool does, the like-for-like comparison for the SMTP side) and the default
   opens a connection per message. The queue is far from the first and
   close to the second.
+- Backups stream through zstd (level 3) instead of gzip and upload as they
+  go, so they finish faster than the shell pipeline and store less on
+  templated mail. pgBackRest copies the whole cluster's files (a physical
+  backup, the kind WAL replay needs), so its numbers give context rather
+  than a like-for-like comparison. Restores spend the extra time reading,
+  checking and decrypting the backup before pg_restore starts. The peak
+  RSS does not depend on the database size.
 MD
 } > BENCHMARKS.md
 echo "BENCHMARKS.md written"

@@ -75,6 +75,9 @@ pub struct PostgresArgs {
     /// Where the backup is stored.
     #[arg(short = 's', long, value_enum, default_value = "file")]
     source: Place,
+    /// Also count every restored table and compare with the manifest.
+    #[arg(long)]
+    check_counts: bool,
 }
 
 pub async fn run(config: Config, command: RestoreCommand) -> anyhow::Result<()> {
@@ -95,11 +98,17 @@ pub async fn run(config: Config, command: RestoreCommand) -> anyhow::Result<()> 
                 force: args.force,
                 jobs: args.jobs,
                 work_dir: config.backup_lock_dir.clone(),
+                compare_counts: args.check_counts,
             };
             let manifest = restore_postgres(&dest, &args.backup, &options).await?;
             let rows: u64 = manifest.row_counts.values().sum();
+            let checked = if args.check_counts {
+                "counts match the manifest"
+            } else {
+                "checksum verified; --check-counts also compares row counts"
+            };
             println!(
-                "Restored {} ({} tables, {rows} rows, counts match the manifest).",
+                "Restored {} ({} tables, {rows} rows; {checked}).",
                 manifest.id,
                 manifest.row_counts.len()
             );

@@ -126,6 +126,7 @@ async fn restore_into_scratch(config: &Config, dest: &Destination, id: &str) -> 
         force: false,
         jobs: 2,
         work_dir: config.backup_lock_dir.clone(),
+        compare_counts: true,
     };
     let restored = restore_postgres(dest, id, &options).await;
     if let Err(e) = drop_database(admin, &scratch).await {

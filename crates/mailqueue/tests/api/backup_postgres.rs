@@ -77,14 +77,19 @@ impl Ops {
         &self.env
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.args(args).output().unwrap()
+        cmd.args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
@@ -226,7 +231,14 @@ async fn an_encrypted_backup_opens_with_stock_gpg_zstd_and_pg_restore() {
     let verified = ops.ok(&["verify", "latest", "--restore"]);
     assert!(verified.contains(": OK"), "{verified}");
     let empty = TestDatabase::create().await;
-    let said = ops.ok(&["restore", "postgres", "latest", "--database", &empty.name]);
+    let said = ops.ok(&[
+        "restore",
+        "postgres",
+        "latest",
+        "--database",
+        &empty.name,
+        "--check-counts",
+    ]);
     assert!(said.contains("counts match"), "{said}");
     assert_eq!(row_count(&empty.url, "emails").await, 300);
 }
@@ -437,4 +449,65 @@ async fn restore_refuses_a_database_with_tables_unless_forced() {
     );
     let (_, said) = ops.fails(&["restore", "postgres", "mailqueue_19990101_000000"]);
     assert!(said.contains("no backup matches"), "{said}");
+}
+
+#[tokio::test]
+async fn a_pg_dump_killed_midway_publishes_nothing_and_counts_a_failure() {
+    let db = seeded_database().await;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    // Some 50 MB, so pg_dump is still running when it is killed.
+    sqlx::query(
+        "WITH ids AS (INSERT INTO emails (id, status, priority, message_id, created_at, updated_at, next_attempt_at) \
+         SELECT gen_random_uuid(), 'sent', 1, '<big@acme.test>', now(), now(), now() FROM generate_series(1, 40000) \
+         RETURNING id) \
+         INSERT INTO email_contents SELECT id, jsonb_build_object('text', repeat(md5(random()::text), 40)) FROM ids",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let textfile = TempDir::new("textfile");
+    let ops = Ops::new(&db).with(
+        "MAILQUEUE_METRICS_TEXTFILE",
+        textfile.path().join("backup.prom").display().to_string(),
+    );
+    let mut child = ops
+        .command(&["backup", "postgres"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let killed = loop {
+        let found = Command::new("pgrep")
+            .args(["-f", &format!("pg_dump.*{}", db.name)])
+            .output()
+            .unwrap();
+        if let Some(pid) = String::from_utf8_lossy(&found.stdout)
+            .split_whitespace()
+            .next()
+        {
+            Command::new("kill").args(["-KILL", pid]).status().unwrap();
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    assert!(killed, "pg_dump ended before it could be killed");
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("pg_dump failed"), "{said}");
+    assert!(ops.stored_files().is_empty(), "{:?}", ops.stored_files());
+    let metrics = std::fs::read_to_string(textfile.path().join("backup.prom")).unwrap();
+    assert!(
+        metrics.contains("mailqueue_backup_failure_total{kind=\"postgres\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailqueue_backup_success_total{kind=\"postgres\"} 0"),
+        "{metrics}"
+    );
 }
