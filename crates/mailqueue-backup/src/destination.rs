@@ -1,13 +1,18 @@
 //! Where backups are stored: a local directory (the default), S3 or GCS,
-//! all through `object_store`, which brings multipart uploads, retries and
-//! timeouts. Keys are relative to the destination's prefix.
+//! all behind `object_store`'s interface, which brings multipart uploads,
+//! retries and timeouts. GCS goes through our JSON-API store (see
+//! `crate::gcs`). Keys are relative to the destination's prefix.
 
 use crate::error::BackupError;
+use crate::gcs::GcsStore;
 use bytes::Bytes;
 use futures::StreamExt;
+use object_store::gcp::{GcpCredential, GcpCredentialProvider};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectStore, PutPayload, StaticCredentialProvider};
 use std::sync::Arc;
+
+const GCS_BASE_URL: &str = "https://storage.googleapis.com";
 
 #[derive(Clone)]
 pub struct Destination {
@@ -74,33 +79,35 @@ impl Destination {
         })
     }
 
-    /// `gs://bucket/prefix`, with the standard Google credentials.
-    /// `STORAGE_EMULATOR_HOST` (as Google's SDKs read it) points at an
-    /// emulator instead, without OAuth.
+    /// `gs://bucket/prefix`, with the standard Google credentials
+    /// (`GOOGLE_APPLICATION_CREDENTIALS`, `GOOGLE_SERVICE_ACCOUNT*`, or the
+    /// metadata server). `STORAGE_EMULATOR_HOST`, as Google's SDKs read it,
+    /// points at an emulator instead, without OAuth.
     pub fn gcs(url: &str) -> Result<Self, BackupError> {
         let (bucket, prefix) = split_bucket_url(url, "gs")?;
-        let mut builder =
-            object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
-        if let Ok(host) = std::env::var("STORAGE_EMULATOR_HOST") {
-            let base = if host.starts_with("http") {
-                host
-            } else {
-                format!("http://{host}")
+        let (base, credentials): (String, GcpCredentialProvider) =
+            match std::env::var("STORAGE_EMULATOR_HOST") {
+                Ok(host) => {
+                    let base = if host.starts_with("http") {
+                        host
+                    } else {
+                        format!("http://{host}")
+                    };
+                    let anonymous = StaticCredentialProvider::new(GcpCredential {
+                        bearer: String::new(),
+                    });
+                    (base, Arc::new(anonymous))
+                }
+                Err(_) => {
+                    let google = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                        .with_bucket_name(&bucket)
+                        .build()
+                        .map_err(|e| BackupError::storage(url, e))?;
+                    (GCS_BASE_URL.to_string(), google.credentials().clone())
+                }
             };
-            let key = serde_json::json!({
-                "gcs_base_url": base.trim_end_matches('/'),
-                "disable_oauth": true,
-                "client_email": "",
-                "private_key": "",
-                "private_key_id": "",
-            });
-            builder = builder
-                .with_service_account_key(key.to_string())
-                .with_client_options(
-                    object_store::ClientOptions::new().with_allow_http(base.starts_with("http://")),
-                );
-        }
-        let store = builder.build().map_err(|e| BackupError::storage(url, e))?;
+        let store =
+            GcsStore::new(&base, &bucket, credentials).map_err(|e| BackupError::storage(url, e))?;
         Ok(Self {
             store: Arc::new(store),
             prefix,

@@ -15,6 +15,7 @@ pub mod backup_redis;
 pub mod catalog;
 pub mod destination;
 pub mod error;
+pub mod gcs;
 pub mod gpg;
 pub mod kind;
 pub mod lock;

@@ -1,8 +1,11 @@
 //! Test helpers that start real things: a fresh PostgreSQL database per
 //! test, a private SQLite file, an SMTP server (aiosmtpd) that records what
-//! it receives, and free ports. Nothing here is a mock.
+//! it receives, object stores (moto's S3, a GCS emulator), and free ports.
+//! Nothing here is a mock.
 
+mod child_server;
 mod dirs;
+mod gcs;
 mod gpg;
 mod http_sinks;
 mod postgres;
@@ -13,6 +16,7 @@ mod stores;
 mod wait;
 
 pub use dirs::TempDir;
+pub use gcs::GcsEmulator;
 pub use gpg::GpgHome;
 pub use http_sinks::{HttpReceiver, Pushgateway};
 pub use postgres::TestDatabase;

@@ -1,38 +1,28 @@
 //! A real S3-compatible server on loopback: moto's server, in a child process.
 
+use crate::child_server::ChildServer;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub struct S3Server {
-    child: Child,
+    server: ChildServer,
     pub port: u16,
 }
 
 impl S3Server {
     pub fn start() -> Self {
         let port = crate::free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server runs (pip install 'moto[server]')");
-        let server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not start within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
+        let server = ChildServer::start(
+            "moto_server",
+            &["-H", "127.0.0.1", "-p", &port.to_string()],
+            port,
+            "pip install 'moto[server]'",
+        );
+        Self { server, port }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.endpoint()
     }
 
     /// Creates a bucket (moto accepts any credentials).
@@ -64,13 +54,6 @@ impl S3Server {
 
     /// Stops the server (an interrupted destination).
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.stop();
     }
 }

@@ -1,7 +1,7 @@
 //! PostgreSQL backups through the real binary, as an operator runs them,
 //! checked with stock gpg, zstd, gzip and pg_restore.
 
-use mailqueue_testkit::{GpgHome, S3Server, TempDir, TestDatabase};
+use mailqueue_testkit::{GcsEmulator, GpgHome, S3Server, TempDir, TestDatabase};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -287,6 +287,97 @@ async fn s3_backups_follow_the_guides_layout_and_restore() {
     ]);
     assert_eq!(row_count(&target.url, "emails").await, 300);
     assert!(ops.ok(&["verify", "-s", "s3"]).contains(": OK"));
+}
+
+#[tokio::test]
+async fn gcs_backups_follow_the_guides_layout_restore_and_prune() {
+    let db = seeded_database().await;
+    let gcs = GcsEmulator::start("mailqueue-backups");
+    let gpg = GpgHome::with_key();
+    let mut ops = Ops::new(&db)
+        .with("MAILQUEUE_BACKUP_GCS_URL", "gs://mailqueue-backups/prod")
+        .with("GPG_RECIPIENT", gpg.recipient.clone())
+        .with("GNUPGHOME", gpg.path().display().to_string());
+    for (k, v) in gcs.env() {
+        ops = ops.with(k, v);
+    }
+    ops.ok(&["backup", "postgres", "-e", "-u", "gcs"]);
+    ops.ok(&["backup", "postgres", "-c", "gzip", "-u", "gcs"]);
+    assert!(
+        ops.stored_files().is_empty(),
+        "nothing lands in the local directory"
+    );
+    let catalog = ops.catalog("gcs");
+    assert_eq!(catalog.len(), 2, "{catalog:?}");
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let objects: Vec<&str> = catalog
+        .iter()
+        .map(|m| m["object"].as_str().unwrap())
+        .collect();
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.starts_with(&format!("postgresql/{day}/mailqueue_"))),
+        "{objects:?}"
+    );
+    assert!(
+        objects.iter().any(|o| o.ends_with(".dump.zst.gpg")),
+        "{objects:?}"
+    );
+    assert!(
+        objects.iter().any(|o| o.ends_with(".dump.gz")),
+        "{objects:?}"
+    );
+    // What GCS holds is what the manifest describes, byte for byte.
+    for m in &catalog {
+        let object = m["object"].as_str().unwrap();
+        let stored = gcs.download(&format!("prod/{object}"));
+        assert_eq!(stored.len() as u64, m["size_bytes"].as_u64().unwrap());
+        assert_eq!(hex_sha256(&stored), m["sha256"].as_str().unwrap());
+    }
+    let encrypted = catalog
+        .iter()
+        .find(|m| m["object"].as_str().unwrap().ends_with(".gpg"))
+        .unwrap();
+    let target = TestDatabase::create().await;
+    ops.ok(&[
+        "restore",
+        "postgres",
+        encrypted["id"].as_str().unwrap(),
+        "--database",
+        &target.name,
+        "-s",
+        "gcs",
+    ]);
+    assert_eq!(row_count(&target.url, "emails").await, 300);
+    let verified = ops.ok(&["verify", "-s", "gcs"]);
+    assert!(verified.contains(": OK"), "{verified}");
+    // Both are from today: the daily slot keeps the newer one.
+    ops.ok(&[
+        "backups", "prune", "--kind", "postgres", "-r", "0", "-s", "gcs",
+    ]);
+    let kept = ops.catalog("gcs");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["id"], catalog[1]["id"]);
+    assert!(gcs
+        .list("prod/")
+        .iter()
+        .all(|name| name.contains(kept[0]["id"].as_str().unwrap())));
+}
+
+#[tokio::test]
+async fn an_unreachable_gcs_destination_fails_loudly_and_publishes_nothing() {
+    let db = seeded_database().await;
+    let mut gcs = GcsEmulator::start("mailqueue-backups");
+    let mut ops = Ops::new(&db).with("MAILQUEUE_BACKUP_GCS_URL", "gs://mailqueue-backups/prod");
+    for (k, v) in gcs.env() {
+        ops = ops.with(k, v);
+    }
+    gcs.stop();
+    let (code, err) = ops.fails(&["backup", "postgres", "-u", "gcs"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("gs://mailqueue-backups/prod"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Redis backups and restores against private redis-servers.
 
 use crate::backup_postgres::BIN;
-use mailqueue_testkit::{RedisServer, TempDir};
+use mailqueue_testkit::{GcsEmulator, RedisServer, TempDir};
 use serde_json::Value;
 use std::process::{Command, Output};
 
@@ -131,6 +131,54 @@ fn an_rdb_backup_restores_into_an_appendonly_redis() {
         "Redis with appendonly yes loads the restored snapshot"
     );
     assert_eq!(restored.cli(&["GET", "key:42"]).trim(), "value-42");
+}
+
+#[test]
+fn an_rdb_backup_goes_to_gcs_and_restores_from_it() {
+    let mut redis = RedisServer::start(false);
+    redis.fill(200);
+    let gcs = GcsEmulator::start("mailqueue-redis");
+    let ops = RedisOps::new(&redis);
+    let on_gcs = |mut c: Command| {
+        c.env("MAILQUEUE_BACKUP_GCS_URL", "gs://mailqueue-redis/cache");
+        for (k, v) in gcs.env() {
+            c.env(k, v);
+        }
+        c
+    };
+    ok(on_gcs(ops.script_command("redis-backup.sh"))
+        .args(["-m", "rdb", "-u", "gcs"])
+        .output()
+        .unwrap());
+    let listed = ok(on_gcs(ops.command(BIN))
+        .args(["backups", "list", "--json", "-s", "gcs"])
+        .output()
+        .unwrap());
+    let catalog: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(catalog.len(), 1, "{listed}");
+    assert_eq!(catalog[0]["key_count"], 200);
+    let object = catalog[0]["object"].as_str().unwrap();
+    assert!(
+        gcs.list("cache/redis/")
+            .contains(&format!("cache/{object}")),
+        "{object}"
+    );
+    assert!(
+        ops.catalog().is_empty(),
+        "nothing lands in the local directory"
+    );
+    redis.stop();
+    let target = TempDir::new("redis-target");
+    let conf = write_conf(&target.path().join("data"), false);
+    let said = ok(on_gcs(ops.script_command("redis-restore.sh"))
+        .env("REDIS_CONF", &conf)
+        .args(["-s", "gcs", "latest"])
+        .output()
+        .unwrap());
+    assert!(said.contains("loaded 200 keys"), "{said}");
+    let restored = RedisServer::start_on(&target.path().join("data"), false);
+    assert_eq!(restored.dbsize(), 200);
+    assert_eq!(restored.cli(&["GET", "key:7"]).trim(), "value-7");
 }
 
 #[test]
