@@ -41,6 +41,31 @@ pub struct Manifest {
     pub tool_version: String,
 }
 
+#[cfg(test)]
+impl Manifest {
+    /// A PostgreSQL backup's manifest with only what tests vary filled in.
+    pub(crate) fn sample(id: &str, finished_at: DateTime<Utc>, size_bytes: u64) -> Self {
+        Self {
+            format: Self::FORMAT,
+            id: id.to_string(),
+            kind: BackupKind::Postgres,
+            object: format!("postgresql/x/{id}.dump.zst"),
+            started_at: finished_at,
+            finished_at,
+            size_bytes,
+            source_bytes: size_bytes,
+            sha256: String::new(),
+            compression: Compression::Zstd,
+            encryption_recipients: vec![],
+            source_version: String::new(),
+            row_counts: Default::default(),
+            key_count: None,
+            key_count_exact: false,
+            tool_version: String::new(),
+        }
+    }
+}
+
 impl Manifest {
     pub const FORMAT: u32 = 1;
 

@@ -207,3 +207,71 @@ pub fn catalog_warnings(manifests: &[Manifest], now: DateTime<Utc>) -> Vec<Strin
     }
     warnings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap()
+    }
+
+    /// Backups taken daily until `newest_age` ago, oldest first, with these sizes.
+    fn daily(sizes: &[u64], newest_age: Duration) -> Vec<Manifest> {
+        let n = sizes.len() as i64;
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                let at = now() - newest_age - Duration::days(n - 1 - i as i64);
+                Manifest::sample(&format!("b{i}"), at, size)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_backup_of_the_usual_size_raises_nothing() {
+        let catalog = daily(&[1000, 1100, 900, 1000, 1040], Duration::hours(3));
+        assert!(catalog_warnings(&catalog, now()).is_empty());
+    }
+
+    #[test]
+    fn a_newest_backup_over_a_day_old_is_reported() {
+        let catalog = daily(&[1000, 1000], Duration::hours(25));
+        let warnings = catalog_warnings(&catalog, now());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("b1") && warnings[0].contains("25 hours old"));
+        assert!(catalog_warnings(&daily(&[1000, 1000], Duration::hours(23)), now()).is_empty());
+    }
+
+    #[test]
+    fn a_size_beyond_half_the_median_either_way_is_reported() {
+        for (newest, warned) in [(1600, true), (400, true), (1450, false), (560, false)] {
+            let catalog = daily(&[1000, 990, 1010, newest], Duration::hours(1));
+            let warnings = catalog_warnings(&catalog, now());
+            assert_eq!(!warnings.is_empty(), warned, "{newest}: {warnings:?}");
+            if warned {
+                assert!(warnings[0].contains("median"), "{warnings:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_median_is_of_the_seven_backups_before_the_newest() {
+        // Ten tiny old backups, then seven of 1000: the old ones are out of the window.
+        let mut sizes = vec![10; 10];
+        sizes.extend([1000; 7]);
+        sizes.push(1100);
+        assert!(catalog_warnings(&daily(&sizes, Duration::hours(1)), now()).is_empty());
+    }
+
+    #[test]
+    fn no_backup_at_all_is_a_warning_and_a_single_one_has_no_median() {
+        assert_eq!(
+            catalog_warnings(&[], now()),
+            vec!["there is no backup at all"]
+        );
+        assert!(catalog_warnings(&daily(&[5], Duration::hours(1)), now()).is_empty());
+    }
+}

@@ -1,27 +1,9 @@
 use super::*;
-use crate::kind::Compression;
 use chrono::TimeZone;
 use proptest::prelude::*;
 
 fn manifest(i: usize, at: DateTime<Utc>) -> Manifest {
-    Manifest {
-        format: 1,
-        id: format!("b{i:05}"),
-        kind: BackupKind::Postgres,
-        object: format!("postgresql/x/b{i:05}.dump.zst"),
-        started_at: at,
-        finished_at: at,
-        size_bytes: 1,
-        source_bytes: 1,
-        sha256: String::new(),
-        compression: Compression::Zstd,
-        encryption_recipients: vec![],
-        source_version: String::new(),
-        row_counts: Default::default(),
-        key_count: None,
-        key_count_exact: false,
-        tool_version: String::new(),
-    }
+    Manifest::sample(&format!("b{i:05}"), at, 1)
 }
 
 fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {

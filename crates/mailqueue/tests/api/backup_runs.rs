@@ -5,15 +5,12 @@ use crate::backup_postgres::{seeded_database, Ops, BIN};
 use mailqueue_testkit::{HttpReceiver, Pushgateway};
 use std::process::Command;
 
-fn script() -> String {
-    format!(
-        "{}/../../scripts/backup/pg-backup.sh",
+/// One of the guide's scripts under scripts/backup/, with this build as its binary.
+fn run_named(ops: &Ops, name: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(format!(
+        "{}/../../scripts/backup/{name}",
         env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-fn run_script(ops: &Ops, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(script());
+    ));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("MAILQUEUE_BIN", BIN)
@@ -22,6 +19,10 @@ fn run_script(ops: &Ops, args: &[&str]) -> std::process::Output {
         cmd.env(k, v);
     }
     cmd.args(args).output().unwrap()
+}
+
+fn run_script(ops: &Ops, args: &[&str]) -> std::process::Output {
+    run_named(ops, "pg-backup.sh", args)
 }
 
 #[tokio::test]
@@ -205,4 +206,45 @@ async fn retention_prunes_what_no_rule_keeps_but_never_the_newest() {
     age(&ops, &ids[2], 400);
     ops.ok(&["backups", "prune", "--kind", "postgres", "-r", "30"]);
     assert_eq!(ops.catalog("file").len(), 1);
+}
+
+#[tokio::test]
+async fn verification_exits_3_when_the_newest_backup_is_stale_or_odd_sized() {
+    let db = seeded_database().await;
+    let ops = Ops::new(&db);
+    ops.ok(&["backup", "postgres"]);
+    let sound = run_named(&ops, "verify-backups.sh", &[]);
+    let said = String::from_utf8_lossy(&sound.stdout).to_string();
+    assert_eq!(sound.status.code(), Some(0), "{said}");
+    assert!(said.contains(": OK") && !said.contains("WARNING"), "{said}");
+
+    let id = ops.catalog("file")[0]["id"].as_str().unwrap().to_string();
+    age(&ops, &id, 2);
+    let stale = run_named(&ops, "verify-backups.sh", &[]);
+    let said = String::from_utf8_lossy(&stale.stdout).to_string();
+    assert_eq!(stale.status.code(), Some(3), "{said}");
+    assert!(said.contains(&format!("postgres {id}: OK")), "{said}");
+    assert!(
+        said.contains(&format!(
+            "WARNING: the newest postgres backup ({id}) is 48 hours old"
+        )),
+        "{said}"
+    );
+
+    // A newest backup far smaller than the ones before it.
+    let db = seeded_database().await;
+    let shrunk = Ops::new(&db);
+    shrunk.ok(&["backup", "postgres"]);
+    let usual = shrunk.catalog("file")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    age(&shrunk, &usual, 1);
+    let empty = mailqueue_testkit::TestDatabase::create().await;
+    let small = shrunk.with("DATABASE_URL", empty.url.clone());
+    small.ok(&["backup", "postgres"]);
+    let odd = run_named(&small, "verify-backups.sh", &[]);
+    let said = String::from_utf8_lossy(&odd.stdout).to_string();
+    assert_eq!(odd.status.code(), Some(3), "{said}");
+    assert!(said.contains("from the median"), "{said}");
 }
