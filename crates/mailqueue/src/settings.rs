@@ -63,7 +63,7 @@ pub const SETTINGS: &[Setting] = &[
     s("reconcile_interval_seconds", "MAILQUEUE_RECONCILE_INTERVAL_SECONDS", Some("300"), "How often the queue is rebuilt from the store"),
     s("backup_dir", "MAILQUEUE_BACKUP_DIR", Some("./backups"), "Local backup destination (the default one)"),
     s("backup_s3_url", "MAILQUEUE_BACKUP_S3_URL", None, "`s3://bucket/prefix` for `-u s3`; credentials and `AWS_ENDPOINT_URL` from the standard `AWS_*` variables"),
-    s("backup_gcs_url", "MAILQUEUE_BACKUP_GCS_URL", None, "`gs://bucket/prefix` for `-u gcs`; standard Google credentials"),
+    s("backup_gcs_url", "MAILQUEUE_BACKUP_GCS_URL", None, "`gs://bucket/prefix` for `-u gcs`; standard Google credentials, or `STORAGE_EMULATOR_HOST` for an emulator"),
     s("gpg_recipient", "GPG_RECIPIENT", None, "OpenPGP recipients of encrypted backups (`-e`), comma-separated; their public keys must be in gpg's keyring"),
     s("backup_lock_dir", "MAILQUEUE_BACKUP_LOCK_DIR", None, "Where backup locks live (default: the system's temporary directory)"),
     s("backup_postgres_keep", "MAILQUEUE_BACKUP_POSTGRES_KEEP", Some("7,4,12"), "Grandfather-father-son retention of PostgreSQL backups: daily,weekly,monthly"),
