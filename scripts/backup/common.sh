@@ -25,3 +25,17 @@ mailqueue_bin() {
     echo "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/mailqueue"
   fi
 }
+
+# The script's own header, from "# Usage" to the first line that is not a
+# comment, and the way out on a bad command line (exit code 2).
+usage() { awk '/^# Usage/ {p = 1} p && !/^#/ {exit} p {sub(/^# ?/, ""); print}' "$0"; }
+bad_usage() {
+  echo "$(basename "$0"): $1" >&2
+  usage >&2
+  exit 2
+}
+# getopts' verdict on an option it could not take (":" or "?").
+bad_option() {
+  if [ "$1" = ":" ]; then bad_usage "-$OPTARG needs a value"; fi
+  bad_usage "unknown option -$OPTARG"
+}

@@ -12,8 +12,6 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-usage() { awk '/^# Usage/ {p = 1} p && !/^#/ {exit} p {sub(/^# ?/, ""); print}' "$0"; }
-
 args=()
 while getopts ":c:eu:nr:h" opt; do
   case $opt in
@@ -23,14 +21,11 @@ while getopts ":c:eu:nr:h" opt; do
     n) args+=(-n) ;;
     r) args+=(-r "$OPTARG") ;;
     h) usage; exit 0 ;;
-    :) echo "pg-backup.sh: -$OPTARG needs a value" >&2; usage >&2; exit 2 ;;
-    *) echo "pg-backup.sh: unknown option -$OPTARG" >&2; usage >&2; exit 2 ;;
+    :|\?) bad_option "$opt" ;;
   esac
 done
 shift $((OPTIND - 1))
 if [ $# -gt 0 ]; then
-  echo "pg-backup.sh: unexpected argument: $1" >&2
-  usage >&2
-  exit 2
+  bad_usage "unexpected argument: $1"
 fi
 exec "$(mailqueue_bin)" backup postgres "${args[@]}"

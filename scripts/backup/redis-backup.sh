@@ -11,8 +11,6 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-usage() { awk '/^# Usage/ {p = 1} p && !/^#/ {exit} p {sub(/^# ?/, ""); print}' "$0"; }
-
 args=()
 mode=""
 while getopts ":m:u:c:enr:h" opt; do
@@ -24,14 +22,11 @@ while getopts ":m:u:c:enr:h" opt; do
     n) args+=(-n) ;;
     r) args+=(-r "$OPTARG") ;;
     h) usage; exit 0 ;;
-    :) echo "redis-backup.sh: -$OPTARG needs a value" >&2; usage >&2; exit 2 ;;
-    *) echo "redis-backup.sh: unknown option -$OPTARG" >&2; usage >&2; exit 2 ;;
+    :|\?) bad_option "$opt" ;;
   esac
 done
 shift $((OPTIND - 1))
 if [ -z "$mode" ] || [ $# -gt 0 ]; then
-  echo "redis-backup.sh: -m rdb|aof|both is required" >&2
-  usage >&2
-  exit 2
+  bad_usage "-m rdb|aof|both is required"
 fi
 exec "$(mailqueue_bin)" backup redis -m "$mode" "${args[@]}"

@@ -9,21 +9,16 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-usage() { awk '/^# Usage/ {p = 1} p && !/^#/ {exit} p {sub(/^# ?/, ""); print}' "$0"; }
-
 source_place=""
 while getopts ":s:h" opt; do
   case $opt in
     s) source_place=$OPTARG ;;
     h) usage; exit 0 ;;
-    :) echo "redis-restore.sh: -$OPTARG needs a value" >&2; usage >&2; exit 2 ;;
-    *) echo "redis-restore.sh: unknown option -$OPTARG" >&2; usage >&2; exit 2 ;;
+    :|\?) bad_option "$opt" ;;
   esac
 done
 shift $((OPTIND - 1))
 if [ -z "$source_place" ] || [ $# -ne 1 ]; then
-  echo "redis-restore.sh: give -s s3|gcs|file and latest or a backup id" >&2
-  usage >&2
-  exit 2
+  bad_usage "give -s s3|gcs|file and latest or a backup id"
 fi
 exec "$(mailqueue_bin)" restore redis "$1" -s "$source_place" --redis-conf "${REDIS_CONF:-/etc/redis/redis.conf}"

@@ -12,8 +12,6 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-usage() { awk '/^# Usage/ {p = 1} p && !/^#/ {exit} p {sub(/^# ?/, ""); print}' "$0"; }
-
 args=()
 which=latest
 while getopts ":s:aRh" opt; do
@@ -22,8 +20,7 @@ while getopts ":s:aRh" opt; do
     a) which=all ;;
     R) args+=(--restore) ;;
     h) usage; exit 0 ;;
-    :) echo "verify-backups.sh: -$OPTARG needs a value" >&2; usage >&2; exit 2 ;;
-    *) echo "verify-backups.sh: unknown option -$OPTARG" >&2; usage >&2; exit 2 ;;
+    :|\?) bad_option "$opt" ;;
   esac
 done
 exec "$(mailqueue_bin)" verify "$which" "${args[@]}"

@@ -62,19 +62,12 @@ pub async fn backup_redis_rdb(
         }),
     };
     let url = opts.redis_url.clone();
-    let open = move || -> Result<Source, BackupError> {
-        let reader: Box<dyn std::io::Read + Send> = if reachable {
-            Box::new(
-                std::fs::File::open(&file)
-                    .map_err(|e| BackupError::io(format!("reading {}", file.display()), e))?,
-            )
+    let open = move || {
+        if reachable {
+            Source::file(&file)
         } else {
-            sync_stream(&url)?
-        };
-        Ok(Source {
-            reader,
-            finish: Box::new(|_| Ok(())),
-        })
+            Ok(Source::plain(sync_stream(&url)?))
+        }
     };
     let request = PublishRequest {
         kind: BackupKind::RedisRdb,

@@ -40,6 +40,11 @@ impl BackupError {
         BackupError::Io(format!("{context}: {e}"))
     }
 
+    /// For `map_err` on starting a program: it could not be run.
+    pub fn cannot_start(tool: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| BackupError::ToolMissing { tool, source }
+    }
+
     pub fn storage(location: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {
         BackupError::Storage {
             location: location.to_string(),

@@ -26,10 +26,7 @@ fn recipient(name: &str) -> Result<Recipient, BackupError> {
         .args(["--batch", "--export", "--", name])
         .stderr(Stdio::piped())
         .output()
-        .map_err(|source| BackupError::ToolMissing {
-            tool: "gpg",
-            source,
-        })?;
+        .map_err(BackupError::cannot_start("gpg"))?;
     if !out.status.success() || out.stdout.is_empty() {
         return Err(BackupError::Encryption(format!(
             "gpg has no public key for GPG_RECIPIENT `{name}`; import it with `gpg --import`"
@@ -114,10 +111,7 @@ impl<R: Read + Send + 'static> Decryption<R> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| BackupError::ToolMissing {
-                tool: "gpg",
-                source,
-            })?;
+            .map_err(BackupError::cannot_start("gpg"))?;
         let mut stdin = child
             .stdin
             .take()

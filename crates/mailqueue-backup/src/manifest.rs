@@ -1,5 +1,6 @@
 //! The manifest: what a backup is, written after everything else succeeded.
 
+use crate::error::BackupError;
 use crate::kind::{BackupKind, Compression};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,14 @@ impl Manifest {
 
 impl Manifest {
     pub const FORMAT: u32 = 1;
+
+    /// The error for a stored object that is not what this manifest says.
+    pub fn corrupt(&self, detail: impl Into<String>) -> BackupError {
+        BackupError::Corrupt {
+            key: self.object.clone(),
+            detail: detail.into(),
+        }
+    }
 
     pub fn encrypted(&self) -> bool {
         !self.encryption_recipients.is_empty()

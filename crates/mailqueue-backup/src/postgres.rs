@@ -97,10 +97,7 @@ pub fn spawn_dump(url: &str, snapshot: Option<&str>) -> Result<(Child, ChildStdo
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| BackupError::ToolMissing {
-            tool: "pg_dump",
-            source,
-        })?;
+        .map_err(BackupError::cannot_start("pg_dump"))?;
     let stdout = child
         .stdout
         .take()
@@ -129,7 +126,8 @@ pub fn wait_tool(tool: &'static str, child: Child) -> Result<(), BackupError> {
     Err(BackupError::Tool { tool, detail: line })
 }
 
-/// Is there any ordinary table with a row, or any table at all, in `url`?
+/// Whether `url` holds no table, view, materialized view or sequence
+/// outside the system schemas.
 pub async fn database_is_empty(url: &str) -> Result<bool, BackupError> {
     let mut conn = PgConnection::connect(url)
         .await
@@ -158,33 +156,61 @@ pub async fn current_row_counts(url: &str) -> Result<BTreeMap<String, u64>, Back
 
 /// Creates database `name` on the server of `admin_url`.
 pub async fn create_database(admin_url: &str, name: &str) -> Result<(), BackupError> {
-    let mut conn = PgConnection::connect(admin_url)
-        .await
-        .map_err(|e| db_error("connecting to create a database", e))?;
-    sqlx::query(&format!("CREATE DATABASE {}", quote_ident(name)))
-        .execute(&mut conn)
-        .await
-        .map_err(|e| db_error(&format!("creating database {name}"), e))?;
-    let _ = conn.close().await;
-    Ok(())
+    let sql = format!("CREATE DATABASE {}", quote_ident(name));
+    run_on_server(admin_url, &sql, &format!("creating database {name}")).await
 }
 
 /// Drops database `name` (closing its connections) on the server of `admin_url`.
 pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), BackupError> {
+    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
+    run_on_server(admin_url, &sql, &format!("dropping database {name}")).await
+}
+
+/// Runs one statement on its own connection to `admin_url`.
+async fn run_on_server(admin_url: &str, sql: &str, what: &str) -> Result<(), BackupError> {
     let mut conn = PgConnection::connect(admin_url)
         .await
-        .map_err(|e| db_error("connecting to drop a database", e))?;
-    sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-        quote_ident(name)
-    ))
-    .execute(&mut conn)
-    .await
-    .map_err(|e| db_error(&format!("dropping database {name}"), e))?;
+        .map_err(|e| db_error(&format!("connecting for {what}"), e))?;
+    sqlx::query(sql)
+        .execute(&mut conn)
+        .await
+        .map_err(|e| db_error(what, e))?;
     let _ = conn.close().await;
     Ok(())
 }
 
+/// The URL of database `name` on the server of `url`: the same host, port,
+/// user and parameters.
+pub fn with_database(url: &str, name: &str) -> Result<String, BackupError> {
+    let mut parsed = url::Url::parse(url)
+        .map_err(|e| BackupError::Config(format!("`{url}` is not a PostgreSQL URL: {e}")))?;
+    parsed.set_path(&format!("/{name}"));
+    Ok(parsed.to_string())
+}
+
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_database_on_the_same_server_keeps_host_user_and_parameters() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres?sslmode=disable", "x").unwrap(),
+            "postgres://u@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u:p%40ss@h/app", "scratch").unwrap(),
+            "postgres://u:p%40ss@h/scratch"
+        );
+        // No database in the URL (it defaults to the user's name).
+        assert_eq!(
+            with_database("postgresql://u@h:6543", "x").unwrap(),
+            "postgresql://u@h:6543/x"
+        );
+        assert!(with_database("not a url", "x").is_err());
+    }
 }

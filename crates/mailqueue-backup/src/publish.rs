@@ -25,6 +25,23 @@ pub struct Source {
     pub finish: Box<dyn FnOnce(bool) -> Result<(), BackupError> + Send>,
 }
 
+impl Source {
+    /// A stream that has nothing to report when it ends.
+    pub fn plain(reader: impl Read + Send + 'static) -> Self {
+        Self {
+            reader: Box::new(reader),
+            finish: Box::new(|_| Ok(())),
+        }
+    }
+
+    /// A file's contents.
+    pub fn file(path: &std::path::Path) -> Result<Self, BackupError> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
+        Ok(Self::plain(file))
+    }
+}
+
 /// What the manifest says about the source.
 #[derive(Clone, Debug, Default)]
 pub struct SourceFacts {

@@ -9,6 +9,7 @@ use crate::error::BackupError;
 use crate::kind::BackupKind;
 use crate::manifest::Manifest;
 use crate::postgres::{current_row_counts, database_is_empty, wait_tool};
+use crate::reading::{write_plaintext, Scratch};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -39,14 +40,9 @@ pub async fn restore_postgres(
     }
     std::fs::create_dir_all(&opts.work_dir)
         .map_err(|e| BackupError::io(format!("creating {}", opts.work_dir.display()), e))?;
-    let dump = opts.work_dir.join(format!(
-        ".mailqueue-restore-{}-{}.dump",
-        manifest.id,
-        std::process::id()
-    ));
-    let result = restore_via(dest, &manifest, opts, &dump).await;
-    let _ = std::fs::remove_file(&dump);
-    result?;
+    let dump = Scratch::new(&opts.work_dir, &format!("restore-{}.dump", manifest.id));
+    restore_via(dest, &manifest, opts, dump.path()).await?;
+    drop(dump);
     if opts.compare_counts {
         compare_counts(&manifest, &opts.target_url).await?;
     }
@@ -68,10 +64,10 @@ pub async fn compare_counts(manifest: &Manifest, target_url: &str) -> Result<(),
         })
         .collect();
     if !differing.is_empty() {
-        return Err(BackupError::Corrupt {
-            key: manifest.object.clone(),
-            detail: format!("restored row counts differ: {}", differing.join(", ")),
-        });
+        return Err(manifest.corrupt(format!(
+            "restored row counts differ: {}",
+            differing.join(", ")
+        )));
     }
     Ok(())
 }
@@ -83,7 +79,7 @@ async fn restore_via(
     dump: &std::path::Path,
 ) -> Result<(), BackupError> {
     let fetched = std::time::Instant::now();
-    crate::sqlite::write_plaintext(dest, manifest, dump, false).await?;
+    write_plaintext(dest, manifest, dump, false).await?;
     tracing::info!(
         seconds = fetched.elapsed().as_secs_f64(),
         "backup fetched, checked and decrypted"
@@ -100,10 +96,7 @@ async fn restore_via(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| BackupError::ToolMissing {
-            tool: "pg_restore",
-            source,
-        })?;
+        .map_err(BackupError::cannot_start("pg_restore"))?;
     tokio::task::spawn_blocking(move || wait_tool("pg_restore", child))
         .await
         .map_err(|e| BackupError::Io(format!("pg_restore stopped: {e}")))?

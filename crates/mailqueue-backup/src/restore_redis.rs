@@ -12,8 +12,8 @@ use crate::destination::Destination;
 use crate::error::BackupError;
 use crate::kind::BackupKind;
 use crate::manifest::Manifest;
+use crate::reading::{write_plaintext, Scratch};
 use crate::redis_server::{is_running, RedisAdmin};
-use crate::sqlite::write_plaintext;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -95,25 +95,17 @@ pub async fn restore_redis(
     }
     std::fs::create_dir_all(&layout.dir)
         .map_err(|e| BackupError::io(format!("creating {}", layout.dir.display()), e))?;
-    let staged = layout
-        .dir
-        .join(format!(".mailqueue-restore-{}", std::process::id()));
-    let _ = std::fs::remove_file(&staged);
-    let result = async {
-        write_plaintext(dest, &manifest, &staged, true).await?;
-        install(kind, layout, &staged)
-    }
-    .await;
-    let _ = std::fs::remove_file(&staged);
-    result?;
+    let staged = Scratch::new(&layout.dir, "restore");
+    write_plaintext(dest, &manifest, staged.path(), true).await?;
+    install(kind, layout, staged.path())?;
+    drop(staged);
     let keys_loaded = if opts.check_keys {
         let loaded = count_keys_with_private_server(layout).await?;
         if let (Some(expected), true) = (manifest.key_count, manifest.key_count_exact) {
             if loaded != expected {
-                return Err(BackupError::Corrupt {
-                    key: manifest.object.clone(),
-                    detail: format!("Redis loaded {loaded} keys; the manifest says {expected}"),
-                });
+                return Err(manifest.corrupt(format!(
+                    "Redis loaded {loaded} keys; the manifest says {expected}"
+                )));
             }
         }
         Some(loaded)
@@ -227,10 +219,7 @@ pub async fn count_keys_with_private_server(layout: &RedisLayout) -> Result<u64,
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|source| BackupError::ToolMissing {
-            tool: "redis-server",
-            source,
-        })?;
+        .map_err(BackupError::cannot_start("redis-server"))?;
     let url = format!("redis://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(120);
     let counted = loop {

@@ -46,6 +46,8 @@ impl RetentionPolicy {
 pub struct Decision {
     pub id: String,
     pub finished_at: DateTime<Utc>,
+    /// The stored object's size, from the manifest.
+    pub size_bytes: u64,
     pub reasons: Vec<String>,
 }
 
@@ -103,6 +105,7 @@ pub fn evaluate(
         .map(|m| Decision {
             id: m.id.clone(),
             finished_at: m.finished_at,
+            size_bytes: m.size_bytes,
             reasons: reasons.remove(m.id.as_str()).unwrap_or_default(),
         })
         .collect();

@@ -12,7 +12,7 @@ use crate::kind::{BackupKind, Compression};
 use crate::lock::BackupLock;
 use crate::manifest::Manifest;
 use crate::publish::{publish, PublishRequest, Source, SourceFacts};
-use crate::reading::read_plaintext;
+use crate::reading::{write_plaintext, Scratch};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Row};
@@ -102,43 +102,30 @@ pub async fn backup_sqlite(
     let started_at = now();
     let recipients = gpg::recipients(&opts.recipients)?;
     let dir = opts.db_path.parent().unwrap_or(Path::new("."));
-    let copy = dir.join(format!(".mailqueue-backup-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&copy);
-    let result = async {
-        let mut conn = open(&opts.db_path, true).await?;
-        sqlx::query("VACUUM INTO $1")
-            .bind(copy.to_string_lossy().to_string())
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("copying the database (VACUUM INTO)", e))?;
-        let _ = conn.close().await;
-        let (row_counts, version) = describe(&copy).await?;
-        let facts = SourceFacts {
-            version,
-            row_counts,
-            key_count: None,
-            key_count_exact: false,
-        };
-        let path = copy.clone();
-        let open_copy = move || {
-            let file = std::fs::File::open(&path)
-                .map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
-            Ok(Source {
-                reader: Box::new(file),
-                finish: Box::new(|_| Ok(())),
-            })
-        };
-        let request = PublishRequest {
-            kind: BackupKind::Sqlite,
-            compression: opts.compression,
-            recipients,
-            started_at,
-        };
-        publish(dest, request, facts, open_copy, now).await
-    }
-    .await;
-    let _ = std::fs::remove_file(&copy);
-    result
+    let copy = Scratch::new(dir, "backup.db");
+    let mut conn = open(&opts.db_path, true).await?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(copy.path().to_string_lossy().to_string())
+        .execute(&mut conn)
+        .await
+        .map_err(|e| db_error("copying the database (VACUUM INTO)", e))?;
+    let _ = conn.close().await;
+    let (row_counts, version) = describe(copy.path()).await?;
+    let facts = SourceFacts {
+        version,
+        row_counts,
+        key_count: None,
+        key_count_exact: false,
+    };
+    let path = copy.path().to_path_buf();
+    let open_copy = move || Source::file(&path);
+    let request = PublishRequest {
+        kind: BackupKind::Sqlite,
+        compression: opts.compression,
+        recipients,
+        started_at,
+    };
+    publish(dest, request, facts, open_copy, now).await
 }
 
 /// Writes the backup's database to `path` after checking it. `server_lock`
@@ -161,24 +148,16 @@ pub async fn restore_sqlite(
     std::fs::create_dir_all(dir)
         .map_err(|e| BackupError::io(format!("creating {}", dir.display()), e))?;
     let _server = hold_server_lock(server_lock)?;
-    let staged = dir.join(format!(".mailqueue-restore-{}.db", std::process::id()));
-    let result = async {
-        write_plaintext(dest, &manifest, &staged, true).await?;
-        check_integrity(&staged)
-            .await
-            .map_err(|e| BackupError::Corrupt {
-                key: manifest.object.clone(),
-                detail: e.to_string(),
-            })?;
-        for suffix in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-        std::fs::rename(&staged, path)
-            .map_err(|e| BackupError::io(format!("replacing {}", path.display()), e))
+    let staged = Scratch::new(dir, "restore.db");
+    write_plaintext(dest, &manifest, staged.path(), true).await?;
+    check_integrity(staged.path())
+        .await
+        .map_err(|e| manifest.corrupt(e.to_string()))?;
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    .await;
-    let _ = std::fs::remove_file(&staged);
-    result?;
+    std::fs::rename(staged.path(), path)
+        .map_err(|e| BackupError::io(format!("replacing {}", path.display()), e))?;
     Ok(manifest)
 }
 
@@ -200,33 +179,4 @@ fn hold_server_lock(path: &Path) -> Result<Option<std::fs::File>, BackupError> {
         ));
     }
     Ok(Some(file))
-}
-
-/// Downloads, checks and decrypts the backup into a new file at `path`;
-/// `durable` syncs it to disk (for files that stay, not scratch copies).
-pub async fn write_plaintext(
-    dest: &Destination,
-    manifest: &Manifest,
-    path: &Path,
-    durable: bool,
-) -> Result<(), BackupError> {
-    let (dest, manifest, path) = (dest.clone(), manifest.clone(), path.to_path_buf());
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&path)
-            .map_err(|e| BackupError::io(format!("creating {}", path.display()), e))?;
-        read_plaintext(&dest, &manifest, handle, &mut file)?;
-        if durable {
-            file.sync_all()
-                .map_err(|e| BackupError::io(format!("writing {}", path.display()), e))?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| BackupError::Io(format!("the restore stage stopped: {e}")))?
 }

@@ -10,44 +10,32 @@ use crate::error::BackupError;
 use crate::kind::BackupKind;
 use crate::manifest::Manifest;
 use crate::postgres::wait_tool;
-use crate::reading::read_plaintext;
+use crate::reading::{read_plaintext, write_plaintext, Scratch};
 use chrono::{DateTime, Utc};
 use std::process::{Command, Stdio};
 
-/// Reads the backup completely and checks its contents with the tool of its kind.
-pub async fn verify_contents(dest: &Destination, manifest: &Manifest) -> Result<(), BackupError> {
+/// PostgreSQL: reads the backup completely and has `pg_restore` read the
+/// whole archive, writing to /dev/null.
+pub async fn verify_postgres(dest: &Destination, manifest: &Manifest) -> Result<(), BackupError> {
     let (dest, manifest) = (dest.clone(), manifest.clone());
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
-        match manifest.kind {
-            BackupKind::Postgres => {
-                let mut child = Command::new("pg_restore")
-                    .args(["--file=/dev/null"])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .map_err(|source| BackupError::ToolMissing {
-                        tool: "pg_restore",
-                        source,
-                    })?;
-                let mut stdin = child
-                    .stdin
-                    .take()
-                    .ok_or_else(|| BackupError::Io("pg_restore has no stdin".into()))?;
-                let read = read_plaintext(&dest, &manifest, handle, &mut stdin);
-                drop(stdin);
-                let checked = wait_tool("pg_restore", child);
-                read?;
-                checked.map_err(|e| BackupError::Corrupt {
-                    key: manifest.object.clone(),
-                    detail: format!("pg_restore cannot read it ({e})"),
-                })
-            }
-            other => Err(BackupError::Config(format!(
-                "verifying {other} backups is not supported yet"
-            ))),
-        }
+        let mut child = Command::new("pg_restore")
+            .args(["--file=/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(BackupError::cannot_start("pg_restore"))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| BackupError::Io("pg_restore has no stdin".into()))?;
+        let read = read_plaintext(&dest, &manifest, handle, &mut stdin);
+        drop(stdin);
+        let checked = wait_tool("pg_restore", child);
+        read?;
+        checked.map_err(|e| manifest.corrupt(format!("pg_restore cannot read it ({e})")))
     })
     .await
     .map_err(|e| BackupError::Io(format!("the verify stage stopped: {e}")))?
@@ -61,29 +49,16 @@ pub async fn verify_sqlite(
 ) -> Result<(), BackupError> {
     std::fs::create_dir_all(scratch_dir)
         .map_err(|e| BackupError::io(format!("creating {}", scratch_dir.display()), e))?;
-    let path = scratch_dir.join(format!(
-        ".mailqueue-verify-{}-{}.db",
-        manifest.id,
-        std::process::id()
-    ));
-    let result = async {
-        crate::sqlite::write_plaintext(dest, manifest, &path, false).await?;
-        let corrupt = |detail: String| BackupError::Corrupt {
-            key: manifest.object.clone(),
-            detail,
-        };
-        crate::sqlite::check_integrity(&path)
-            .await
-            .map_err(|e| corrupt(e.to_string()))?;
-        let (counts, _) = crate::sqlite::describe(&path).await?;
-        if counts != manifest.row_counts {
-            return Err(corrupt("its row counts differ from the manifest".into()));
-        }
-        Ok(())
+    let copy = Scratch::new(scratch_dir, &format!("verify-{}.db", manifest.id));
+    write_plaintext(dest, manifest, copy.path(), false).await?;
+    crate::sqlite::check_integrity(copy.path())
+        .await
+        .map_err(|e| manifest.corrupt(e.to_string()))?;
+    let (counts, _) = crate::sqlite::describe(copy.path()).await?;
+    if counts != manifest.row_counts {
+        return Err(manifest.corrupt("its row counts differ from the manifest"));
     }
-    .await;
-    let _ = std::fs::remove_file(&path);
-    result
+    Ok(())
 }
 
 /// Redis: the snapshot passes `redis-check-rdb` (RDB) or `redis-check-aof`
@@ -93,80 +68,65 @@ pub async fn verify_redis(
     manifest: &Manifest,
     scratch_dir: &std::path::Path,
 ) -> Result<(), BackupError> {
-    let scratch = scratch_dir.join(format!(
-        ".mailqueue-verify-{}-{}",
-        manifest.id,
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&scratch)
-        .map_err(|e| BackupError::io(format!("creating {}", scratch.display()), e))?;
-    let corrupt = |detail: String| BackupError::Corrupt {
-        key: manifest.object.clone(),
-        detail,
-    };
-    let result = async {
-        let file = scratch.join("backup");
-        crate::sqlite::write_plaintext(dest, manifest, &file, false).await?;
-        match manifest.kind {
-            BackupKind::RedisRdb => {
-                let keys = crate::backup_redis::check_rdb(&file)
-                    .await
-                    .map_err(|e| corrupt(e.to_string()))?;
-                match (keys, manifest.key_count, manifest.key_count_exact) {
-                    (None, _, _) => Err(BackupError::ToolMissing {
-                        tool: "redis-check-rdb",
-                        source: std::io::Error::new(std::io::ErrorKind::NotFound, "not on PATH"),
-                    }),
-                    (Some(n), Some(expected), true) if n != expected => Err(corrupt(format!(
-                        "it holds {n} keys; the manifest says {expected}"
-                    ))),
-                    _ => Ok(()),
-                }
-            }
-            _ => {
-                let dir = scratch.join("aof");
-                let layout = crate::restore_redis::RedisLayout {
-                    dir: scratch.clone(),
-                    dbfilename: "dump.rdb".into(),
-                    appendonly: true,
-                    appenddirname: "aof".into(),
-                    appendfilename: "appendonly.aof".into(),
-                };
-                crate::restore_redis::unpack_aof(&file, &layout)
-                    .map_err(|e| corrupt(e.to_string()))?;
-                let manifest_file = std::fs::read_dir(&dir)
-                    .map_err(|e| BackupError::io("listing the AOF files", e))?
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.path())
-                    .find(|p| p.extension().is_some_and(|x| x == "manifest"))
-                    .ok_or_else(|| corrupt("the archive has no AOF manifest".into()))?;
-                let out = tokio::process::Command::new("redis-check-aof")
-                    .arg(&manifest_file)
-                    .output()
-                    .await
-                    .map_err(|source| BackupError::ToolMissing {
-                        tool: "redis-check-aof",
-                        source,
-                    })?;
-                if out.status.success() {
-                    Ok(())
-                } else {
-                    let text = String::from_utf8_lossy(&out.stdout);
-                    Err(corrupt(format!(
-                        "redis-check-aof: {}",
-                        text.lines()
-                            .rev()
-                            .find(|l| !l.trim().is_empty())
-                            .unwrap_or("failed")
-                            .trim()
-                    )))
-                }
-            }
-        }
+    let scratch = Scratch::new(scratch_dir, &format!("verify-{}", manifest.id));
+    std::fs::create_dir_all(scratch.path())
+        .map_err(|e| BackupError::io(format!("creating {}", scratch.path().display()), e))?;
+    let file = scratch.path().join("backup");
+    write_plaintext(dest, manifest, &file, false).await?;
+    if manifest.kind != BackupKind::RedisRdb {
+        return check_aof(manifest, &file, scratch.path()).await;
     }
-    .await;
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
+    let keys = crate::backup_redis::check_rdb(&file)
+        .await
+        .map_err(|e| manifest.corrupt(e.to_string()))?;
+    match (keys, manifest.key_count, manifest.key_count_exact) {
+        (None, _, _) => Err(BackupError::ToolMissing {
+            tool: "redis-check-rdb",
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not on PATH"),
+        }),
+        (Some(n), Some(expected), true) if n != expected => {
+            Err(manifest.corrupt(format!("it holds {n} keys; the manifest says {expected}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Unpacks an AOF archive into `dir` and runs `redis-check-aof` on its
+/// manifest.
+async fn check_aof(
+    manifest: &Manifest,
+    archive: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<(), BackupError> {
+    let layout = crate::restore_redis::RedisLayout {
+        dir: dir.to_path_buf(),
+        dbfilename: "dump.rdb".into(),
+        appendonly: true,
+        appenddirname: "aof".into(),
+        appendfilename: "appendonly.aof".into(),
+    };
+    crate::restore_redis::unpack_aof(archive, &layout)
+        .map_err(|e| manifest.corrupt(e.to_string()))?;
+    let manifest_file = std::fs::read_dir(dir.join("aof"))
+        .map_err(|e| BackupError::io("listing the AOF files", e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "manifest"))
+        .ok_or_else(|| manifest.corrupt("the archive has no AOF manifest"))?;
+    let out = tokio::process::Command::new("redis-check-aof")
+        .arg(&manifest_file)
+        .output()
+        .await
+        .map_err(BackupError::cannot_start("redis-check-aof"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().rev().find(|l| !l.trim().is_empty());
+    Err(manifest.corrupt(format!(
+        "redis-check-aof: {}",
+        last.unwrap_or("failed").trim()
+    )))
 }
 
 /// Warnings about the catalog of one kind as of `now`.

@@ -12,7 +12,7 @@ use mailqueue_backup::notify::notify_slack;
 use mailqueue_backup::prune::prune;
 use mailqueue_backup::retention::{Decision, RetentionPolicy};
 use mailqueue_backup::sqlite::{backup_sqlite, SqliteBackupOptions};
-use mailqueue_backup::{catalog, BackupError, BackupKind, Compression, Destination, Manifest};
+use mailqueue_backup::{BackupError, BackupKind, Compression, Destination, Manifest};
 use std::time::Instant;
 
 /// `mailqueue backup [postgres|sqlite]`: without a kind, the store the
@@ -234,15 +234,15 @@ async fn finish_run(
         );
         let policy = policy_for(config, kind, flags.retention_days);
         match prune(dest, kind, &policy, chrono::Utc::now(), false).await {
-            Ok(decisions) => print_decisions(kind, &decisions, false),
+            Ok(decisions) => {
+                print_decisions(kind, &decisions, false);
+                let kept = decisions.iter().filter(|d| d.keep());
+                storage_bytes = Some(kept.map(|d| d.size_bytes).sum());
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "retention could not be applied; nothing was deleted past the error")
             }
         }
-        storage_bytes = catalog::list(dest, Some(kind))
-            .await
-            .ok()
-            .map(|all| all.iter().map(|m| m.size_bytes).sum());
     }
     let sink = MetricsSink {
         state_file: config.backup_lock_dir.join("mailqueue-backup-metrics.json"),

@@ -27,16 +27,3 @@ pub fn destination(config: &Config, place: Place) -> Result<Destination, BackupE
         })?),
     }
 }
-
-/// The PostgreSQL URL of `name` on the server of `url`.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}

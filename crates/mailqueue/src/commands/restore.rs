@@ -1,8 +1,9 @@
 //! `mailqueue restore postgres latest|<id>`.
 
-use super::places::{destination, with_database, Place};
+use super::places::{destination, Place};
 use crate::Config;
 use clap::{Args, Subcommand};
+use mailqueue_backup::postgres::with_database;
 use mailqueue_backup::restore_postgres::{restore_postgres, PostgresRestoreOptions};
 use mailqueue_backup::restore_redis::{restore_redis, RedisLayout, RedisRestoreOptions};
 use mailqueue_backup::sqlite::restore_sqlite;
@@ -89,7 +90,7 @@ pub async fn run(config: Config, command: RestoreCommand) -> anyhow::Result<()> 
                 )
             })?;
             let target = match &args.database {
-                Some(name) => with_database(url.expose(), name),
+                Some(name) => with_database(url.expose(), name)?,
                 None => url.expose().to_string(),
             };
             let dest = destination(&config, args.source)?;

@@ -3,12 +3,12 @@
 //! raises a warning (age, size), 1 when a backup is damaged or missing.
 
 use super::backups::KindArg;
-use super::places::{destination, with_database, Place};
+use super::places::{destination, Place};
 use crate::Config;
 use clap::Args;
-use mailqueue_backup::postgres::{create_database, drop_database};
+use mailqueue_backup::postgres::{create_database, drop_database, with_database};
 use mailqueue_backup::restore_postgres::{restore_postgres, PostgresRestoreOptions};
-use mailqueue_backup::verify::{catalog_warnings, verify_contents, verify_redis, verify_sqlite};
+use mailqueue_backup::verify::{catalog_warnings, verify_postgres, verify_redis, verify_sqlite};
 use mailqueue_backup::{catalog, BackupError, BackupKind, Destination, Manifest};
 
 #[derive(Args, Debug)]
@@ -60,11 +60,17 @@ pub async fn run(config: Config, args: VerifyArgs) -> anyhow::Result<Verdict> {
             .filter(|m| m.kind == kind)
             .cloned()
             .collect();
-        let chosen: Vec<Manifest> = match args.backup.as_str() {
-            "all" => all.clone(),
-            selector => vec![catalog::find(&dest, kind, selector).await?],
+        // A backup id names one backup of one kind; the other kinds have
+        // nothing to check.
+        let chosen: Vec<&Manifest> = match args.backup.as_str() {
+            "all" => all.iter().collect(),
+            "latest" => all.last().into_iter().collect(),
+            id => all
+                .iter()
+                .filter(|m| m.id == id || m.object == id)
+                .collect(),
         };
-        for manifest in &chosen {
+        for manifest in chosen {
             checked += 1;
             match check(&config, &dest, manifest, args.restore).await {
                 Ok(()) => println!("{kind} {}: OK", manifest.id),
@@ -75,6 +81,9 @@ pub async fn run(config: Config, args: VerifyArgs) -> anyhow::Result<Verdict> {
             }
         }
         warnings.extend(catalog_warnings(&all, chrono::Utc::now()));
+    }
+    if checked == 0 {
+        return Err(BackupError::NotFound(args.backup.clone()).into());
     }
     for w in &warnings {
         println!("WARNING: {w}");
@@ -103,7 +112,7 @@ async fn check(
             verify_redis(dest, manifest, &config.backup_lock_dir).await?
         }
         _ => {
-            verify_contents(dest, manifest).await?;
+            verify_postgres(dest, manifest).await?;
             if restore {
                 restore_into_scratch(config, dest, &manifest.id).await?;
             }
@@ -122,7 +131,7 @@ async fn restore_into_scratch(config: &Config, dest: &Destination, id: &str) -> 
     let admin = url.expose();
     create_database(admin, &scratch).await?;
     let options = PostgresRestoreOptions {
-        target_url: with_database(admin, &scratch),
+        target_url: with_database(admin, &scratch)?,
         force: false,
         jobs: 2,
         work_dir: config.backup_lock_dir.clone(),

@@ -1,28 +1,21 @@
 //! PostgreSQL backups through the real binary, as an operator runs them,
 //! checked with stock gpg, zstd, gzip and pg_restore.
 
+use crate::processes::{clean_command, succeeded, BIN};
 use mailqueue_testkit::{GcsEmulator, GpgHome, S3Server, TempDir, TestDatabase};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_mailqueue");
-
 /// A source database with mailqueue's schema and some rows.
 pub async fn seeded_database() -> TestDatabase {
     let db = TestDatabase::create().await;
-    let out = Command::new(BIN)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let out = clean_command(BIN)
         .env("DATABASE_URL", &db.url)
         .arg("migrate")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(out, "migrate");
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
         .await
         .unwrap();
@@ -78,9 +71,7 @@ impl Ops {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        let mut cmd = clean_command(BIN);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -93,14 +84,7 @@ impl Ops {
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded(self.run(args), args)
     }
 
     pub fn fails(&self, args: &[&str]) -> (i32, String) {

@@ -1,6 +1,6 @@
 //! Redis backups and restores against private redis-servers.
 
-use crate::backup_postgres::BIN;
+use crate::processes::{backup_script, clean_command, succeeded, BIN};
 use mailqueue_testkit::{GcsEmulator, RedisServer, TempDir};
 use serde_json::Value;
 use std::process::{Command, Output};
@@ -18,25 +18,22 @@ impl RedisOps {
         }
     }
 
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+    /// `command` in this Redis's and backup directory's environment.
+    fn with_env(&self, mut command: Command) -> Command {
+        command
             .env("REDIS_URL", &self.redis_url)
             .env("MAILQUEUE_BACKUP_DIR", self.dir.path().join("backups"))
             .env("MAILQUEUE_BACKUP_LOCK_DIR", self.dir.path().join("locks"));
-        c
+        command
+    }
+
+    fn command(&self, program: &str) -> Command {
+        self.with_env(clean_command(program))
     }
 
     /// One of the guide's scripts, with this build as its binary.
     fn script_command(&self, name: &str) -> Command {
-        let mut c = self.command(&format!(
-            "{}/../../scripts/backup/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ));
-        c.env("MAILQUEUE_BIN", BIN)
-            .env("MAILQUEUE_ENV_FILE", "/nonexistent");
-        c
+        self.with_env(backup_script(name))
     }
 
     fn script(&self, name: &str, args: &[&str]) -> Output {
@@ -54,13 +51,7 @@ impl RedisOps {
 }
 
 fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    succeeded(out, "the command")
 }
 
 /// A redis.conf for a stopped Redis living in `dir`.

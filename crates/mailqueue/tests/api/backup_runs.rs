@@ -1,20 +1,13 @@
 //! What happens around a backup: the guide's script and its flags,
 //! retention, metrics and Slack notifications.
 
-use crate::backup_postgres::{seeded_database, Ops, BIN};
+use crate::backup_postgres::{seeded_database, Ops};
+use crate::processes::backup_script;
 use mailqueue_testkit::{HttpReceiver, Pushgateway};
-use std::process::Command;
 
-/// One of the guide's scripts under scripts/backup/, with this build as its binary.
+/// One of the guide's scripts, in `ops`'s environment.
 fn run_named(ops: &Ops, name: &str, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(format!(
-        "{}/../../scripts/backup/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MAILQUEUE_BIN", BIN)
-        .env("MAILQUEUE_ENV_FILE", "/nonexistent");
+    let mut cmd = backup_script(name);
     for (k, v) in ops.env() {
         cmd.env(k, v);
     }
@@ -62,6 +55,14 @@ async fn the_script_keeps_the_guides_flags_and_reports_every_run() {
     );
     assert!(
         metrics.contains("mailqueue_backup_last_success_timestamp_seconds{kind=\"postgres\"}"),
+        "{metrics}"
+    );
+    // What retention kept, for the storage quota alert.
+    let stored = ops.catalog("file")[0]["size_bytes"].as_u64().unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "mailqueue_backup_storage_bytes{{kind=\"postgres\"}} {stored}"
+        )),
         "{metrics}"
     );
     // A failing run: non-zero exit, no manifest, a failure counted and announced.
@@ -247,4 +248,28 @@ async fn verification_exits_3_when_the_newest_backup_is_stale_or_odd_sized() {
     let said = String::from_utf8_lossy(&odd.stdout).to_string();
     assert_eq!(odd.status.code(), Some(3), "{said}");
     assert!(said.contains("from the median"), "{said}");
+}
+
+#[tokio::test]
+async fn verifying_one_backup_by_id_checks_only_that_backup() {
+    let db = seeded_database().await;
+    let redis = mailqueue_testkit::RedisServer::start(false);
+    redis.fill(20);
+    let ops = Ops::new(&db).with("REDIS_URL", redis.url());
+    ops.ok(&["backup", "postgres"]);
+    ops.ok(&["backup", "redis", "-m", "rdb"]);
+    let catalog = ops.catalog("file");
+    assert_eq!(catalog.len(), 2);
+    let postgres = catalog.iter().find(|m| m["kind"] == "postgres").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let said = ops.ok(&["verify", &postgres]);
+    assert_eq!(said.trim(), format!("postgres {postgres}: OK"));
+    let (code, said) = ops.fails(&["verify", "mailqueue_19990101_000000"]);
+    assert_eq!(code, 1);
+    assert!(
+        said.contains("no backup matches `mailqueue_19990101_000000`"),
+        "{said}"
+    );
 }

@@ -1,10 +1,9 @@
 //! The embedded store's backup, taken while the server runs and writes.
 
-use crate::backup_postgres::BIN;
-use mailqueue_testkit::{free_port, wait_until, TempDir};
+use crate::processes::{clean_command, succeeded, Server, BIN};
+use mailqueue_testkit::TempDir;
 use serde_json::json;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 struct Embedded {
     dir: TempDir,
@@ -12,10 +11,8 @@ struct Embedded {
 
 impl Embedded {
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("MAILQUEUE_DATA_DIR", self.dir.path().join("data"))
+        let mut c = clean_command(BIN);
+        c.env("MAILQUEUE_DATA_DIR", self.dir.path().join("data"))
             .env("MAILQUEUE_BACKUP_DIR", self.dir.path().join("backups"))
             .env("MAILQUEUE_BACKUP_LOCK_DIR", self.dir.path().join("locks"))
             .args(args);
@@ -27,36 +24,11 @@ impl Embedded {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded(self.run(args), args)
     }
 
-    async fn serve(&self) -> (Child, String) {
-        let port = free_port();
-        let child = self
-            .cmd(&["serve"])
-            .env("MAILQUEUE_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        wait_until("the server", Duration::from_secs(30), || async {
-            client
-                .get(format!("{base}/healthz"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-        })
-        .await;
-        (child, base)
+    async fn serve(&self) -> Server {
+        Server::start(self.cmd(&[])).await
     }
 }
 
@@ -84,7 +56,8 @@ async fn the_embedded_store_backs_up_while_serving_and_restores() {
         .last()
         .unwrap()
         .to_string();
-    let (mut server, base) = e.serve().await;
+    let mut server = e.serve().await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     let post = |subject: String| {
         client
@@ -127,20 +100,14 @@ async fn the_embedded_store_backs_up_while_serving_and_restores() {
     let out = e.run(&["restore", "sqlite", "latest", "--force"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("server is running"));
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    server.wait().unwrap();
+    server.terminate();
     let out = e.run(&["restore", "sqlite", "latest"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass --force"));
     e.ok(&["restore", "sqlite", "latest", "--force"]);
-    let (mut server, base) = e.serve().await;
+    let server = e.serve().await;
     assert_eq!(
-        count(&base, &key).await as u64,
+        count(&server.base, &key).await as u64,
         backed_up,
         "the restored store has exactly the backed-up emails"
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
 }

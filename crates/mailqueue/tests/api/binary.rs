@@ -1,24 +1,17 @@
 //! The real `mailqueue` binary, started as a user would.
 
+use crate::processes::{clean_command, succeeded, Server, BIN};
 use mailqueue_testkit::{free_port, wait_until, SinkOptions, SmtpSink, TempDir, TestDatabase};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailqueue");
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
 fn command(dir: &TempDir, env: &[(&str, String)]) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = clean_command(BIN);
     c.current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("MAILQUEUE_DATA_DIR", dir.path().join("data"));
     for (k, v) in env {
         c.env(k, v);
@@ -31,13 +24,7 @@ fn create_key(dir: &TempDir, env: &[(&str, String)]) -> String {
         .args(["api-keys", "create", "--name", "e2e"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    succeeded(out, "api-keys create")
         .lines()
         .last()
         .unwrap()
@@ -46,27 +33,7 @@ fn create_key(dir: &TempDir, env: &[(&str, String)]) -> String {
 }
 
 async fn serve(dir: &TempDir, env: &[(&str, String)]) -> Server {
-    let port = free_port();
-    let mut env = env.to_vec();
-    env.push(("MAILQUEUE_LISTEN", format!("127.0.0.1:{port}")));
-    let child = command(dir, &env)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    wait_until("the server to answer /healthz", WAIT, || async {
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-    })
-    .await;
-    Server { child, base }
+    Server::start(command(dir, env)).await
 }
 
 impl Server {
@@ -97,21 +64,6 @@ impl Server {
             .await
             .unwrap();
         v["status"].as_str().unwrap().to_string()
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

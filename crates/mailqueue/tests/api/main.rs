@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod processes;
 
 mod alert_rules;
 mod backup_postgres;
