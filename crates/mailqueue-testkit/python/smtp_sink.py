@@ -8,6 +8,13 @@ DIR/attempts.log with the reply it got.
 
   --replies 451,250   answer the 1st DATA with 451, the 2nd with 250, then 250
   --delay-ms N        wait N ms before answering DATA (to catch sends in flight)
+  --tls-cert F --tls-key F
+                      offer STARTTLS (required before MAIL) with this certificate
+  --implicit-tls      speak TLS from the first byte instead (smtps)
+  --auth USER:PASS    require AUTH PLAIN/LOGIN with these credentials
+
+Each stored message also says whether its session was encrypted and who
+logged in.
 """
 
 import argparse
@@ -15,9 +22,10 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import sys
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 REPLY_TEXT = {
     250: "2.0.0 Ok: queued",
@@ -54,6 +62,8 @@ class Handler:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "data": base64.b64encode(envelope.original_content or envelope.content).decode(),
+            "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
+            "login": session.auth_data.decode() if isinstance(session.auth_data, bytes) else session.auth_data,
         }
         name = os.path.join(self.directory, f"{self.accepted:08d}.json")
         with open(name + ".tmp", "w") as f:
@@ -68,16 +78,37 @@ async def main():
     parser.add_argument("--dir", required=True)
     parser.add_argument("--replies", default="")
     parser.add_argument("--delay-ms", type=int, default=0)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--implicit-tls", action="store_true")
+    parser.add_argument("--auth")
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     replies = [int(r) for r in args.replies.split(",") if r.strip()]
     handler = Handler(args.dir, replies, args.delay_ms)
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    options = {"data_size_limit": None, "enable_SMTPUTF8": True, "ident": "mailqueue-test-sink"}
+    if context and not args.implicit_tls:
+        options.update(tls_context=context, require_starttls=True)
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticate(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+            return AuthResult(success=ok, auth_data=auth_data.login.decode() if ok else None)
+
+        # With implicit TLS aiosmtpd cannot tell the session is encrypted.
+        options.update(authenticator=authenticate, auth_required=True, auth_require_tls=not args.implicit_tls)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(handler, data_size_limit=None, enable_SMTPUTF8=True, ident="mailqueue-test-sink"),
+        lambda: SMTP(handler, **options),
         host="127.0.0.1",
         port=args.port,
         reuse_address=True,
+        ssl=context if args.implicit_tls else None,
     )
     print(server.sockets[0].getsockname()[1], flush=True)
     async with server:

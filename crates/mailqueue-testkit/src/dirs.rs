@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+#[derive(Debug)]
 pub struct TempDir {
     path: PathBuf,
 }

@@ -3,6 +3,7 @@
 //! it receives, object stores (moto's S3, a GCS emulator), and free ports.
 //! Nothing here is a mock.
 
+mod certificate;
 mod child_server;
 mod dirs;
 mod gcs;
@@ -15,6 +16,7 @@ mod smtp_sink;
 mod stores;
 mod wait;
 
+pub use certificate::TestCertificate;
 pub use dirs::TempDir;
 pub use gcs::GcsEmulator;
 pub use gpg::GpgHome;
@@ -22,7 +24,7 @@ pub use http_sinks::{HttpReceiver, Pushgateway};
 pub use postgres::TestDatabase;
 pub use redis::RedisServer;
 pub use s3::S3Server;
-pub use smtp_sink::{ReceivedMessage, SinkOptions, SmtpSink};
+pub use smtp_sink::{ReceivedMessage, SinkOptions, SinkTls, SmtpSink};
 pub use stores::{test_store, StoreKind, TestStore};
 pub use wait::wait_until;
 

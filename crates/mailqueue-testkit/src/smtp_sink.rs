@@ -17,6 +17,17 @@ pub struct SinkOptions {
     pub delay: Duration,
     /// A fixed port (to restart a sink where a relay used to be).
     pub port: Option<u16>,
+    /// Offer TLS with this certificate: STARTTLS (required), or implicit.
+    pub tls: Option<SinkTls>,
+    /// Require AUTH with this user and password.
+    pub auth: Option<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SinkTls {
+    pub certificate: crate::TestCertificate,
+    /// TLS from the first byte (smtps) instead of STARTTLS.
+    pub implicit: bool,
 }
 
 /// A message the sink accepted.
@@ -24,6 +35,12 @@ pub struct SinkOptions {
 pub struct ReceivedMessage {
     pub mail_from: String,
     pub rcpt_tos: Vec<String>,
+    /// Whether the session that delivered it was encrypted.
+    #[serde(default)]
+    pub tls: bool,
+    /// The user that logged in, when AUTH was required.
+    #[serde(default)]
+    pub login: Option<String>,
     data: String,
 }
 
@@ -61,7 +78,8 @@ impl SmtpSink {
 
     async fn start_in(options: SinkOptions, dir: TempDir) -> Self {
         let replies: Vec<String> = options.replies.iter().map(ToString::to_string).collect();
-        let mut child = Command::new("python3")
+        let mut command = Command::new("python3");
+        command
             .arg(script())
             .arg("--dir")
             .arg(dir.path())
@@ -70,7 +88,21 @@ impl SmtpSink {
             .arg("--replies")
             .arg(replies.join(","))
             .arg("--delay-ms")
-            .arg(options.delay.as_millis().to_string())
+            .arg(options.delay.as_millis().to_string());
+        if let Some(tls) = &options.tls {
+            command
+                .arg("--tls-cert")
+                .arg(&tls.certificate.cert)
+                .arg("--tls-key")
+                .arg(&tls.certificate.key);
+            if tls.implicit {
+                command.arg("--implicit-tls");
+            }
+        }
+        if let Some((user, password)) = &options.auth {
+            command.arg("--auth").arg(format!("{user}:{password}"));
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -1,7 +1,9 @@
 //! The real `mailqueue` binary, started as a user would.
 
 use crate::processes::{clean_command, succeeded, Server, BIN};
-use mailqueue_testkit::{free_port, wait_until, SinkOptions, SmtpSink, TempDir, TestDatabase};
+use mailqueue_testkit::{
+    free_port, wait_until, SinkOptions, SinkTls, SmtpSink, TempDir, TestCertificate, TestDatabase,
+};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::process::Command;
@@ -53,8 +55,8 @@ impl Server {
             .to_string()
     }
 
-    async fn status(&self, key: &str, id: &str) -> String {
-        let v: Value = reqwest::Client::new()
+    async fn email(&self, key: &str, id: &str) -> Value {
+        reqwest::Client::new()
             .get(format!("{}/v1/emails/{id}", self.base))
             .bearer_auth(key)
             .send()
@@ -62,8 +64,14 @@ impl Server {
             .unwrap()
             .json()
             .await
-            .unwrap();
-        v["status"].as_str().unwrap().to_string()
+            .unwrap()
+    }
+
+    async fn status(&self, key: &str, id: &str) -> String {
+        self.email(key, id).await["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -207,4 +215,102 @@ fn bad_configuration_exits_with_one_clear_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("smtp://"), "{err}");
+}
+
+#[test]
+fn api_keys_are_listed_without_tokens_and_revoked_by_name() {
+    let dir = TempDir::new("keys");
+    let first = create_key(&dir, &[]);
+    let run = |args: &[&str]| command(&dir, &[]).args(args).output().unwrap();
+    let second = succeeded(run(&["api-keys", "create", "--name", "ops"]), "create ops");
+    let second = second.lines().last().unwrap().trim().to_string();
+    let listed = succeeded(run(&["api-keys", "list", "--json"]), "list");
+    assert!(
+        !listed.contains(&first) && !listed.contains(&second),
+        "tokens never shown again: {listed}"
+    );
+    let keys: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    let names: Vec<&str> = keys.iter().map(|k| k["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{listed}");
+    assert!(names.contains(&"e2e") && names.contains(&"ops"), "{listed}");
+    assert!(keys.iter().all(|k| k["revoked_at"].is_null()));
+    let said = succeeded(run(&["api-keys", "revoke", "ops"]), "revoke");
+    assert!(said.contains("Revoked 1 API key"), "{said}");
+    let keys: Vec<Value> =
+        serde_json::from_str(&succeeded(run(&["api-keys", "list", "--json"]), "list")).unwrap();
+    for k in &keys {
+        assert_eq!(k["revoked_at"].is_null(), k["name"] == "e2e", "{k}");
+    }
+    let out = run(&["api-keys", "revoke", "ops"]);
+    assert!(!out.status.success(), "an already revoked key");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no active API key has the id or name `ops`")
+    );
+}
+
+/// A relay that requires TLS and AUTH, with a certificate the server is
+/// told to trust (`SSL_CERT_FILE`) or not.
+async fn tls_relay(implicit: bool, trusted: bool) -> (SmtpSink, Server, String, TempDir) {
+    let certificate = TestCertificate::generate();
+    let sink = SmtpSink::start(SinkOptions {
+        tls: Some(SinkTls {
+            certificate: certificate.clone(),
+            implicit,
+        }),
+        auth: Some(("relay-user".into(), "relay-secret".into())),
+        ..Default::default()
+    })
+    .await;
+    let scheme = if implicit { "smtps" } else { "smtp" };
+    let mut env = vec![(
+        "MAILQUEUE_SMTP_URL",
+        format!("{scheme}://relay-user:relay-secret@127.0.0.1:{}", sink.port),
+    )];
+    if trusted {
+        env.push(("SSL_CERT_FILE", certificate.ca.display().to_string()));
+    }
+    let dir = TempDir::new("tls");
+    let key = create_key(&dir, &env);
+    let server = serve(&dir, &env).await;
+    (sink, server, key, dir)
+}
+
+async fn delivers_encrypted_and_logged_in(implicit: bool) {
+    let (sink, server, key, _dir) = tls_relay(implicit, true).await;
+    let id = server.send(&key, "over TLS").await;
+    wait_until("the email to be sent", WAIT, || async {
+        (server.status(&key, &id).await == "sent").then_some(())
+    })
+    .await;
+    let received = sink.messages();
+    assert_eq!(received.len(), 1);
+    assert!(received[0].tls, "the session was encrypted");
+    assert_eq!(received[0].login.as_deref(), Some("relay-user"));
+}
+
+#[tokio::test]
+async fn starttls_with_auth_delivers_encrypted() {
+    delivers_encrypted_and_logged_in(false).await;
+}
+
+#[tokio::test]
+async fn implicit_tls_with_auth_delivers_encrypted() {
+    delivers_encrypted_and_logged_in(true).await;
+}
+
+#[tokio::test]
+async fn an_untrusted_relay_certificate_sends_nothing_and_retries() {
+    let (sink, server, key, _dir) = tls_relay(true, false).await;
+    let id = server.send(&key, "not to an impostor").await;
+    let email = wait_until("a failed attempt", WAIT, || async {
+        let v = server.email(&key, &id).await;
+        (v["last_event"] == "delivery_delayed").then_some(v)
+    })
+    .await;
+    let error = email["last_error"].as_str().unwrap().to_lowercase();
+    assert!(
+        error.contains("tls") || error.contains("certificate"),
+        "{email}"
+    );
+    assert!(sink.messages().is_empty());
 }

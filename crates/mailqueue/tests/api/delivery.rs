@@ -178,6 +178,11 @@ async fn a_451_then_250_ends_sent_after_two_attempts() {
         vec![451, 250]
     );
     assert_eq!(sink.messages().len(), 1);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("mailqueue_smtp_errors_total{class=\"smtp_4xx\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -197,6 +202,11 @@ async fn a_550_fails_at_once_and_retry_sends_it_again() {
         "{email}"
     );
     assert!(sink.messages().is_empty());
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("mailqueue_smtp_errors_total{class=\"smtp_5xx\"} 1"),
+        "{metrics}"
+    );
     // The retry endpoint queues it again; the sink now accepts.
     let r = app
         .post(&format!("/v1/emails/{id}/retry"), &json!({}))
@@ -229,6 +239,11 @@ async fn a_relay_that_is_down_then_up_ends_sent() {
     let email = app.wait_for_status(&id, "sent", WAIT).await;
     assert!(email["attempts"].as_u64().unwrap() >= 2);
     assert_eq!(sink.messages().len(), 1);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("mailqueue_smtp_errors_total{class=\"connection\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

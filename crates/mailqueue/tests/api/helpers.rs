@@ -155,6 +155,13 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// What `/metrics` answers now.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
     pub async fn email(&self, id: &str) -> Value {
         let (status, v) = self.get(&format!("/v1/emails/{id}")).await;
         assert_eq!(status, 200, "{v}");

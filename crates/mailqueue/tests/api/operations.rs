@@ -13,15 +13,7 @@ async fn health_readiness_and_metrics_answer_without_a_key() {
     let id = app.send(&minimal_email()).await;
     app.wait_for_status(&id, "sent", Duration::from_secs(10))
         .await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for needle in [
         "mailqueue_emails_accepted_total 1",
         "mailqueue_emails_sent_total 1",
