@@ -83,12 +83,8 @@ fn strip_position(message: &str) -> String {
 
 /// The `{id}` of a route: an unknown or malformed id is simply not found.
 pub fn email_id(raw: &str) -> Result<mailqueue_core::EmailId, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::NotFound(format!(
-            "No email with id `{}` exists.",
-            raw.chars().take(64).collect::<String>()
-        ))
-    })
+    raw.parse()
+        .map_err(|_| ApiError::no_email(raw.chars().take(64).collect::<String>()))
 }
 
 /// Bodies of action endpoints (`cancel`, `retry`): empty or `{}`.

@@ -16,9 +16,7 @@ pub async fn handle(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = email_id(&raw_id)?;
     if state.store.get_email(id).await?.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "No email with id `{id}` exists."
-        )));
+        return Err(ApiError::no_email(id));
     }
     let attempts = state.store.list_attempts(id).await?;
     let data: Vec<_> = attempts.iter().map(attempt_json).collect();

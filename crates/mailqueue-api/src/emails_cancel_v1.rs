@@ -19,9 +19,7 @@ pub async fn handle(
     expect_empty_object(&body)?;
     match state.store.cancel_email(id, state.now()).await? {
         ChangeOutcome::Changed(_) => Ok(Json(json!({"object": "email", "id": id.to_string()}))),
-        ChangeOutcome::NotFound => Err(ApiError::NotFound(format!(
-            "No email with id `{id}` exists."
-        ))),
+        ChangeOutcome::NotFound => Err(ApiError::no_email(id)),
         ChangeOutcome::TooLate(status) => Err(ApiError::TooLate(status, "cancelled")),
     }
 }

@@ -18,6 +18,6 @@ pub async fn handle(
         .store
         .get_email(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("No email with id `{id}` exists.")))?;
+        .ok_or_else(|| ApiError::no_email(id))?;
     Ok(Json(email_json(&record, true)))
 }

@@ -27,9 +27,7 @@ pub async fn handle(
                 json!({"object": "email", "id": id.to_string(), "status": "queued"}),
             ))
         }
-        ChangeOutcome::NotFound => Err(ApiError::NotFound(format!(
-            "No email with id `{id}` exists."
-        ))),
+        ChangeOutcome::NotFound => Err(ApiError::no_email(id)),
         ChangeOutcome::TooLate(status) => Err(ApiError::TooLate(
             status,
             "retried (only failed emails can be)",

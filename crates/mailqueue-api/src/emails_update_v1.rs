@@ -55,9 +55,7 @@ pub async fn handle(
             }
             Ok(Json(json!({"object": "email", "id": id.to_string()})))
         }
-        ChangeOutcome::NotFound => Err(ApiError::NotFound(format!(
-            "No email with id `{id}` exists."
-        ))),
+        ChangeOutcome::NotFound => Err(ApiError::no_email(id)),
         ChangeOutcome::TooLate(status) => Err(ApiError::TooLate(status, "rescheduled")),
     }
 }

@@ -62,6 +62,11 @@ impl From<std::sync::Arc<StoreError>> for ApiError {
 }
 
 impl ApiError {
+    /// 404 for an email id that names no email.
+    pub fn no_email(id: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("No email with id `{id}` exists."))
+    }
+
     fn status_and_name(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "validation_error"),
