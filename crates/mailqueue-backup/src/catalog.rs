@@ -6,6 +6,7 @@ use crate::error::BackupError;
 use crate::kind::BackupKind;
 use crate::manifest::Manifest;
 use crate::naming::MANIFEST_SUFFIX;
+use futures::StreamExt;
 
 /// All manifests of `kind` (all kinds when `None`), oldest first.
 pub async fn list(
@@ -16,21 +17,33 @@ pub async fn list(
         Some(k) => vec![k.folder()],
         None => vec!["postgresql", "redis", "sqlite"],
     };
-    let mut manifests = Vec::new();
+    let mut keys = Vec::new();
     for folder in folders {
-        for object in dest.list(folder).await? {
-            if !object.key.ends_with(MANIFEST_SUFFIX) {
-                continue;
-            }
-            let bytes = dest.get(&object.key).await?;
-            let manifest: Manifest =
-                serde_json::from_slice(&bytes).map_err(|e| BackupError::Corrupt {
-                    key: object.key.clone(),
-                    detail: format!("the manifest is not valid: {e}"),
-                })?;
-            if kind.is_none_or(|k| manifest.kind == k) {
-                manifests.push(manifest);
-            }
+        let listed = dest.list(folder).await?;
+        keys.extend(
+            listed
+                .into_iter()
+                .map(|o| o.key)
+                .filter(|k| k.ends_with(MANIFEST_SUFFIX)),
+        );
+    }
+    // Manifests are small: read several at a time, not one round trip each.
+    let read: Vec<Result<Manifest, BackupError>> = futures::stream::iter(keys)
+        .map(|key| async move {
+            let bytes = dest.get(&key).await?;
+            serde_json::from_slice::<Manifest>(&bytes).map_err(|e| BackupError::Corrupt {
+                key,
+                detail: format!("the manifest is not valid: {e}"),
+            })
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let mut manifests = Vec::new();
+    for manifest in read {
+        let manifest = manifest?;
+        if kind.is_none_or(|k| manifest.kind == k) {
+            manifests.push(manifest);
         }
     }
     manifests.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));

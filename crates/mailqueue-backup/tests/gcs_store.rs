@@ -193,6 +193,8 @@ enum Cut {
     Upstream(usize),
     /// After this many bytes from the server (a response body).
     Downstream(usize),
+    /// Answer the first request with 503 instead of passing it on.
+    Unavailable,
 }
 
 /// A loopback proxy in front of `target` that breaks the first connection
@@ -204,7 +206,15 @@ async fn breaking_proxy(target: u16, cut: Cut) -> (u16, Arc<AtomicBool>) {
     let flag = broke.clone();
     tokio::spawn(async move {
         loop {
-            let (client, _) = listener.accept().await.unwrap();
+            let (mut client, _) = listener.accept().await.unwrap();
+            if matches!(cut, Cut::Unavailable) && !flag.swap(true, Ordering::SeqCst) {
+                let mut request = vec![0u8; 64 * 1024];
+                let _ = client.read(&mut request).await;
+                let _ = client
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbusy, later")
+                    .await;
+                continue;
+            }
             let server = TcpStream::connect(("127.0.0.1", target)).await.unwrap();
             tokio::spawn(relay(client, server, cut, flag.clone()));
         }
@@ -218,6 +228,7 @@ async fn relay(client: TcpStream, server: TcpStream, cut: Cut, broke: Arc<Atomic
     let (up_limit, down_limit) = match cut {
         Cut::Upstream(n) => (Some(n), None),
         Cut::Downstream(n) => (None, Some(n)),
+        Cut::Unavailable => (None, None),
     };
     let up = pump(&mut client_read, &mut server_write, up_limit, &broke);
     let down = pump(&mut server_read, &mut client_write, down_limit, &broke);
@@ -279,4 +290,23 @@ async fn a_download_cut_midway_resumes_with_a_range() {
     assert!(broke.load(Ordering::SeqCst), "the proxy cut a connection");
     assert_eq!(read.len(), whole.len());
     assert_eq!(read, whole);
+}
+
+#[tokio::test]
+async fn a_503_is_retried_and_the_request_goes_through() {
+    let gcs = GcsEmulator::start("busy");
+    let (port, answered) = breaking_proxy(gcs.port(), Cut::Unavailable).await;
+    let store = store(&format!("http://127.0.0.1:{port}"), "busy");
+    store
+        .put(
+            &Path::from("m/manifest.json"),
+            PutPayload::from(b"{}".to_vec()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        answered.load(Ordering::SeqCst),
+        "the proxy answered 503 once"
+    );
+    assert_eq!(gcs.download("m/manifest.json"), b"{}".to_vec());
 }
