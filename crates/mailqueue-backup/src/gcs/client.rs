@@ -98,32 +98,30 @@ impl GcsClient {
         &self.bucket
     }
 
-    fn bucket_url(&self) -> String {
-        format!(
-            "{}/storage/v1/b/{}",
-            self.base,
-            utf8_percent_encode(&self.bucket, SEGMENT)
-        )
+    /// `b/{bucket}/o`, the JSON API's path of the bucket's objects.
+    fn objects_path(&self) -> String {
+        format!("b/{}/o", utf8_percent_encode(&self.bucket, SEGMENT))
     }
 
-    pub fn objects_url(&self) -> String {
-        format!("{}/o", self.bucket_url())
-    }
-
-    pub fn object_url(&self, name: &str) -> String {
+    /// `b/{bucket}/o/{name}`, with the name as one segment.
+    pub fn object_path(&self, name: &str) -> String {
         format!(
-            "{}/o/{}",
-            self.bucket_url(),
+            "{}/{}",
+            self.objects_path(),
             utf8_percent_encode(name, SEGMENT)
         )
     }
 
+    pub fn objects_url(&self) -> String {
+        format!("{}/storage/v1/{}", self.base, self.objects_path())
+    }
+
+    pub fn object_url(&self, name: &str) -> String {
+        format!("{}/storage/v1/{}", self.base, self.object_path(name))
+    }
+
     pub fn upload_url(&self) -> String {
-        format!(
-            "{}/upload/storage/v1/b/{}/o",
-            self.base,
-            utf8_percent_encode(&self.bucket, SEGMENT)
-        )
+        format!("{}/upload/storage/v1/{}", self.base, self.objects_path())
     }
 
     pub fn http(&self) -> &Client {

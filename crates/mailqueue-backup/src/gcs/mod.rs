@@ -90,14 +90,9 @@ impl GcsStore {
 
     async fn rewrite(&self, from: &Path, to: &Path) -> object_store::Result<()> {
         let url = format!(
-            "{}/rewriteTo/b/{}",
+            "{}/rewriteTo/{}",
             self.client.object_url(from.as_ref()),
-            // The destination's `b/{bucket}/o/{name}` tail.
-            self.client
-                .object_url(to.as_ref())
-                .split_once("/storage/v1/b/")
-                .map(|(_, tail)| tail.to_string())
-                .unwrap_or_default()
+            self.client.object_path(to.as_ref())
         );
         let mut token: Option<String> = None;
         loop {
