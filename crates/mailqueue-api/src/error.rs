@@ -31,6 +31,8 @@ pub enum ApiError {
     TooLate(EmailStatus, &'static str),
     #[error("The request body is larger than the limit of {0} bytes.")]
     PayloadTooLarge(usize),
+    #[error("The request body stopped arriving: no byte for {0:?}.")]
+    RequestTimeout(std::time::Duration),
     #[error("{}", .0.message)]
     Validation(FieldError),
     #[error("Batch item {index}: {}", .error.message)]
@@ -39,6 +41,10 @@ pub enum ApiError {
     InvalidParameter(String, &'static str),
     #[error("The service is temporarily unavailable: {0}")]
     Unavailable(String),
+    #[error("The store is out of space; nothing was stored: {0}")]
+    InsufficientStorage(String),
+    #[error("The store refused this email; nothing was stored: {0}")]
+    Refused(String),
     #[error("Internal error: {0}")]
     Internal(String),
 }
@@ -47,17 +53,18 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
-            other => ApiError::Internal(other.to_string()),
+            StoreError::Full(m) => ApiError::InsufficientStorage(m),
+            StoreError::Rejected(m) => ApiError::Refused(m),
+            other @ (StoreError::Corrupt(_) | StoreError::Failed(_)) => {
+                ApiError::Internal(other.to_string())
+            }
         }
     }
 }
 
 impl From<std::sync::Arc<StoreError>> for ApiError {
     fn from(e: std::sync::Arc<StoreError>) -> Self {
-        match e.as_ref() {
-            StoreError::Unavailable(m) => ApiError::Unavailable(m.clone()),
-            other => ApiError::Internal(other.to_string()),
-        }
+        StoreError::clone(&e).into()
     }
 }
 
@@ -81,6 +88,7 @@ impl ApiError {
             }
             ApiError::TooLate(..) => (StatusCode::CONFLICT, "invalid_email_state"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Validation(e) | ApiError::BatchItem { error: e, .. } if e.missing => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "missing_required_field")
             }
@@ -90,6 +98,10 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_error")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            ApiError::InsufficientStorage(_) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
+            ApiError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error"),
         }
     }
@@ -120,6 +132,17 @@ impl IntoResponse for ApiError {
             ApiError::InvalidParameter(_, field) => body["field"] = json!(field),
             _ => {}
         }
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(
+            self,
+            ApiError::RequestTimeout(_) | ApiError::PayloadTooLarge(_)
+        ) {
+            // The rest of the body is never read: the connection cannot be reused.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }

@@ -13,8 +13,14 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready when the store can read and write and the queue answers; any
+/// failure is 503, so a load balancer takes the process out of rotation.
 pub async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.store.ping().await?;
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     state
         .queue
         .ping()

@@ -8,6 +8,7 @@
 
 pub mod address;
 pub mod api_key;
+pub mod batch;
 pub mod clock;
 pub mod delivery;
 pub mod email;

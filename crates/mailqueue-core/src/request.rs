@@ -180,6 +180,16 @@ fn has_line_break_or_control(s: &str) -> bool {
     s.chars().any(|c| c.is_control() && c != '\t')
 }
 
+/// Whether a JSON value holds a NUL character in any string or key.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
 fn parse_mailboxes(
     field: &str,
     list: Option<OneOrMany>,
@@ -408,6 +418,14 @@ impl EmailRequest {
                 ),
             ));
         }
+        for (field, body) in [("text", &self.text), ("html", &self.html)] {
+            if body.as_deref().is_some_and(|b| b.contains('\0')) {
+                return Err(FieldError::invalid(
+                    field,
+                    format!("`{field}` contains a NUL character, which email cannot carry"),
+                ));
+            }
+        }
         if self.text.is_none() && self.html.is_none() {
             return Err(FieldError::missing(
                 "html",
@@ -424,6 +442,15 @@ impl EmailRequest {
             .collect::<Result<Vec<_>, _>>()?;
         let tags = parse_tags(self.tags)?;
         let metadata = self.metadata.unwrap_or_default();
+        if metadata
+            .iter()
+            .any(|(k, v)| k.contains('\0') || holds_nul(v))
+        {
+            return Err(FieldError::invalid(
+                "metadata",
+                "`metadata` contains a NUL character, which cannot be stored",
+            ));
+        }
         let metadata_len = serde_json::to_vec(&metadata)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);

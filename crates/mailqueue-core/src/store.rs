@@ -13,15 +13,37 @@ use crate::status::EmailStatus;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-/// Why storage failed. `Unavailable` is worth retrying (the API answers 503).
-#[derive(Debug, thiserror::Error)]
+/// Why storage failed. What a caller may do next is in the variant:
+/// `Unavailable` and `Full` are worth retrying later (the API answers 503
+/// and 507); `Rejected` concerns the rows written, not the store, so the
+/// other members of a batch go through without them.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// Out of disk space (SQLite `SQLITE_FULL`, PostgreSQL `53100`).
+    #[error("the store is out of space: {0}")]
+    Full(String),
+    /// The store refused the data written (a constraint, a value it cannot
+    /// hold, a trigger); the same rows would be refused again.
+    #[error("the store refused the data: {0}")]
+    Rejected(String),
     #[error("a stored row could not be read: {0}")]
     Corrupt(String),
     #[error("the store failed: {0}")]
     Failed(String),
+}
+
+impl StoreError {
+    /// Whether the failure lies in the rows written rather than in the store.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, StoreError::Rejected(_))
+    }
+
+    /// Whether the store itself cannot write now (readiness turns false).
+    pub fn is_store_fault(&self) -> bool {
+        !self.is_rejection()
+    }
 }
 
 /// An email to insert, with the values the API computed for it.
@@ -193,6 +215,13 @@ pub struct Claim {
     pub lease_expires_at: DateTime<Utc>,
 }
 
+/// A claim as its worker knows it: the email and the attempt it was claimed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldClaim {
+    pub id: EmailId,
+    pub attempt: u32,
+}
+
 /// An email handed to a worker, with everything needed to send it.
 #[derive(Clone, Debug)]
 pub struct ClaimedEmail {
@@ -282,7 +311,26 @@ pub trait EmailStore: Send + Sync + 'static {
         now: DateTime<Utc>,
         give_up_before: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError>;
-    /// Returns every email leased by `holder` to the queue at once.
+    /// Extends to `until` the leases that `holder` still holds and that have
+    /// not expired at `now`; returns the ids whose lease was extended. An
+    /// expired lease is never revived: the rescuer may already own it.
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<EmailId>, StoreError>;
+    /// Returns claimed emails whose send never started, as if they had not
+    /// been claimed: the attempt is not counted and no history is written.
+    /// Only claims still held by `holder` at the given attempt are released.
+    async fn release_unstarted(
+        &self,
+        holder: &str,
+        claims: &[HeldClaim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DueEmail>, StoreError>;
+    /// Returns every email leased by `holder` to the queue at once, counting
+    /// the attempt each was in (its send may have begun).
     async fn release_leases(
         &self,
         holder: &str,
@@ -295,7 +343,15 @@ pub trait EmailStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<DueEmail>, StoreError>;
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError>;
+    /// Whether the store serves reads and writes. After a failed write it
+    /// tries a write that it rolls back, and stays failing until one works.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Leaves the store in its most portable state (SQLite: the write-ahead
+    /// log checkpointed into the main file and emptied). Called at shutdown,
+    /// after the last write; reads still work afterwards.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -4,8 +4,11 @@
 //! A committer takes everything waiting (up to a limit), stores it with one
 //! `insert_emails` call, and answers each request only after the commit, so
 //! a 202 still means "on disk". Under load one fsync covers many emails; when
-//! idle a request commits alone with no added delay.
+//! idle a request commits alone with no added delay. When the store refuses
+//! the data of one request, the others are committed without it and only
+//! that request gets the error (see `mailqueue_core::batch`).
 
+use mailqueue_core::batch::apply_isolating;
 use mailqueue_core::store::{EmailStore, InsertGroup, StoreError};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -61,12 +64,12 @@ impl GroupCommitter {
                         }
                     }
                     let (groups, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                    let result = store.insert_emails(&groups).await.map_err(Arc::new);
-                    if let Err(e) = &result {
-                        tracing::warn!(error = %e, groups = groups.len(), "a group commit failed");
-                    }
-                    for reply in replies {
-                        let _ = reply.send(result.clone());
+                    let results = apply_isolating(&groups, |part| store.insert_emails(part)).await;
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        if let Err(e) = &result {
+                            tracing::warn!(error = %e, "a group commit failed for one request");
+                        }
+                        let _ = reply.send(result.map_err(Arc::new));
                     }
                 }
             });

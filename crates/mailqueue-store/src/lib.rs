@@ -4,7 +4,9 @@
 //! into shared transactions for either.
 
 mod content;
+mod errors;
 mod group_commit;
+mod health;
 mod idempotency;
 mod outcome;
 pub mod postgres;

@@ -108,3 +108,15 @@ fn unknown_fields_are_refused() {
     v["templat"] = json!("x");
     assert!(parse(v).is_err());
 }
+
+#[test]
+fn nul_characters_are_refused_where_a_store_cannot_keep_them() {
+    assert_eq!(rejected(json!({"text": "a\0b"})).field, "text");
+    assert_eq!(rejected(json!({"html": "<p>\0</p>"})).field, "html");
+    assert_eq!(
+        rejected(json!({"metadata": {"k": ["x", {"y": "\0"}]}})).field,
+        "metadata"
+    );
+    assert_eq!(rejected(json!({"metadata": {"a\0": 1}})).field, "metadata");
+    assert_eq!(rejected(json!({"subject": "a\0"})).field, "subject");
+}

@@ -1,13 +1,14 @@
 //! Emails, claims and attempts in PostgreSQL.
 
 use super::PgStore;
-use crate::content::{decode_content, encode_content, store_error, with_attachment_bytes};
+use crate::content::{decode_content, encode_content, with_attachment_bytes};
+use crate::errors::store_error;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::email::Priority;
 use mailqueue_core::store::{
     AttemptKind, AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DueEmail,
-    EmailRecord, EmailStore, InsertGroup, ListQuery, QueueStats, StoreError,
+    EmailRecord, EmailStore, HeldClaim, InsertGroup, ListQuery, QueueStats, StoreError,
 };
 use mailqueue_core::{EmailId, EmailStatus};
 use sqlx::postgres::PgRow;
@@ -79,26 +80,8 @@ impl PgStore {
         })
     }
 
-    async fn change_email(
-        &self,
-        id: EmailId,
-        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
-        ctx: &str,
-    ) -> Result<ChangeOutcome, StoreError> {
-        match query
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| store_error(ctx, e))?
-        {
-            Some(row) => Ok(ChangeOutcome::Changed(due_from_row(&row)?)),
-            None => self.change_refused(id).await,
-        }
-    }
-}
-
-#[async_trait]
-impl EmailStore for PgStore {
-    async fn insert_emails(&self, groups: &[InsertGroup]) -> Result<(), StoreError> {
+    /// Inserts every group in one transaction.
+    async fn insert_all(&self, groups: &[InsertGroup]) -> Result<(), StoreError> {
         let ctx = "storing emails";
         let emails = groups.iter().flat_map(|g| &g.emails);
         let mut ids = Vec::new();
@@ -194,6 +177,31 @@ impl EmailStore for PgStore {
         tx.commit()
             .await
             .map_err(|e| store_error("committing emails", e))
+    }
+
+    async fn change_email(
+        &self,
+        id: EmailId,
+        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+        ctx: &str,
+    ) -> Result<ChangeOutcome, StoreError> {
+        match query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error(ctx, e))?
+        {
+            Some(row) => Ok(ChangeOutcome::Changed(due_from_row(&row)?)),
+            None => self.change_refused(id).await,
+        }
+    }
+}
+
+#[async_trait]
+impl EmailStore for PgStore {
+    async fn insert_emails(&self, groups: &[InsertGroup]) -> Result<(), StoreError> {
+        let result = self.insert_all(groups).await;
+        self.health.record(&result);
+        result
     }
 
     async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
@@ -403,6 +411,7 @@ impl EmailStore for PgStore {
             return Ok(());
         }
         let rows = crate::outcome::OutcomeRows::from(outcomes);
+        let result = async {
         let mut tx = self
             .pool
             .begin()
@@ -410,12 +419,13 @@ impl EmailStore for PgStore {
             .map_err(|e| store_error("recording attempts", e))?;
         sqlx::query(
             "UPDATE emails AS e SET status = u.status, next_attempt_at = u.next_at, \
-                 sent_at = COALESCE(u.sent_at, e.sent_at), last_error = COALESCE(u.error, e.last_error), \
+                 sent_at = COALESCE(u.sent_at, e.sent_at), last_error = u.error, \
                  last_smtp_reply = COALESCE(u.reply, e.last_smtp_reply), lease_holder = NULL, \
                  lease_expires_at = NULL, updated_at = u.finished \
              FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], \
                          $7::text[], $8::timestamptz[]) AS u(id, attempt, status, next_at, sent_at, error, reply, finished) \
-             WHERE e.id = u.id AND e.status = 'sending' AND e.attempts = u.attempt",
+             WHERE e.id = u.id AND ((e.status = 'sending' AND e.attempts = u.attempt) \
+                 OR (u.status = 'sent' AND e.status <> 'sent'))",
         )
         .bind(rows.ids.iter().map(|i| i.0).collect::<Vec<Uuid>>())
         .bind(&rows.attempts)
@@ -431,7 +441,8 @@ impl EmailStore for PgStore {
         sqlx::query(
             "INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
              SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::timestamptz[], $4::timestamptz[], $5::text[], \
-                                  $6::int4[], $7::text[])",
+                                  $6::int4[], $7::text[]) AS u(email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
+             WHERE EXISTS (SELECT 1 FROM emails AS e WHERE e.id = u.email_id)",
         )
         .bind(rows.ids.iter().map(|i| i.0).collect::<Vec<Uuid>>())
         .bind(&rows.attempts)
@@ -446,6 +457,10 @@ impl EmailStore for PgStore {
         tx.commit()
             .await
             .map_err(|e| store_error("committing attempts", e))
+        }
+        .await;
+        self.health.record(&result);
+        result
     }
 
     async fn rescue_expired_leases(
@@ -476,6 +491,53 @@ impl EmailStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| store_error("rescuing expired leases", e))?;
+        rows.iter().map(due_from_row).collect()
+    }
+
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<EmailId>, StoreError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE emails SET lease_expires_at = $3 \
+             WHERE status = 'sending' AND lease_holder = $1 AND lease_expires_at >= $2 RETURNING id",
+        )
+        .bind(holder)
+        .bind(now)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error("renewing leases", e))?;
+        Ok(ids.into_iter().map(EmailId).collect())
+    }
+
+    async fn release_unstarted(
+        &self,
+        holder: &str,
+        claims: &[HeldClaim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DueEmail>, StoreError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "UPDATE emails AS e SET status = 'queued', attempts = e.attempts - 1, \
+                 first_attempt_at = CASE WHEN e.attempts = 1 THEN NULL ELSE e.first_attempt_at END, \
+                 last_attempt_at = (SELECT max(a.started_at) FROM email_attempts AS a WHERE a.email_id = e.id), \
+                 lease_holder = NULL, lease_expires_at = NULL, next_attempt_at = $4, updated_at = $4 \
+             FROM UNNEST($2::uuid[], $3::int4[]) AS c(id, attempt) \
+             WHERE e.id = c.id AND e.attempts = c.attempt AND e.status = 'sending' AND e.lease_holder = $1 \
+             RETURNING e.id, e.next_attempt_at, e.priority",
+        )
+        .bind(holder)
+        .bind(claims.iter().map(|c| c.id.0).collect::<Vec<Uuid>>())
+        .bind(claims.iter().map(|c| c.attempt as i32).collect::<Vec<i32>>())
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error("releasing unstarted claims", e))?;
         rows.iter().map(due_from_row).collect()
     }
 
@@ -556,7 +618,23 @@ impl EmailStore for PgStore {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
-            .map(|_| ())
-            .map_err(|e| store_error("checking PostgreSQL", e))
+            .map_err(|e| store_error("checking PostgreSQL", e))?;
+        if self.health.failing().is_none() {
+            return Ok(());
+        }
+        let probe = async {
+            let mut tx = self.pool.begin().await.map_err(|e| store_error("probing writes", e))?;
+            sqlx::query(
+                "INSERT INTO emails (id, status, message_id, created_at, updated_at) \
+                 VALUES ('ffffffff-ffff-7fff-bfff-ffffffffffff', 'cancelled', '<probe>', now(), now())",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error("probing writes", e))?;
+            tx.rollback().await.map_err(|e| store_error("probing writes", e))
+        }
+        .await;
+        self.health.record(&probe);
+        probe.map_err(crate::health::not_writable)
     }
 }

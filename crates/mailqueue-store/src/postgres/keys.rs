@@ -1,7 +1,7 @@
 //! API keys and idempotency keys in PostgreSQL.
 
 use super::PgStore;
-use crate::content::store_error;
+use crate::errors::store_error;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::TokenHash;

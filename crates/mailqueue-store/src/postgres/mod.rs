@@ -6,12 +6,14 @@
 mod emails;
 mod keys;
 
-use crate::content::store_error;
+use crate::errors::store_error;
+use crate::health::WriteHealth;
 use mailqueue_core::store::StoreError;
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Connection settings for [`PgStore::connect`].
@@ -25,6 +27,7 @@ pub struct PgSettings {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    health: Arc<WriteHealth>,
 }
 
 fn migrator() -> Migrator {
@@ -56,11 +59,14 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(|e| store_error("connecting to PostgreSQL", e))?;
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            health: Arc::default(),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {

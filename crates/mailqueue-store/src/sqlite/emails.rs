@@ -1,14 +1,15 @@
 //! Emails, claims and attempts in SQLite.
 
 use super::{from_ms, from_opt_ms, to_ms, SqliteStore};
-use crate::content::{decode_content, encode_content, store_error, with_attachment_bytes};
+use crate::content::{decode_content, encode_content, with_attachment_bytes};
+use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::email::Priority;
 use mailqueue_core::store::{
     AttemptKind, AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DueEmail,
-    EmailRecord, EmailStore, InsertGroup, ListQuery, QueueStats, StoreError,
+    EmailRecord, EmailStore, HeldClaim, InsertGroup, ListQuery, QueueStats, StoreError,
 };
 use mailqueue_core::{EmailId, EmailStatus};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -103,11 +104,12 @@ impl SqliteStore {
         ctx: &str,
     ) -> Result<ChangeOutcome, StoreError> {
         let row = {
-            let mut w = self.writer.lock().await;
-            query
+            let mut w = self.writer.acquire().await?;
+            let row = query
                 .fetch_optional(&mut *w)
                 .await
-                .map_err(|e| store_error(ctx, e))?
+                .map_err(|e| store_error(ctx, e));
+            w.settle(row)?
         };
         if let Some(row) = row {
             return Ok(ChangeOutcome::Changed(due_from_row(&row)?));
@@ -132,7 +134,8 @@ impl SqliteStore {
         reason: impl Fn(&str) -> String,
     ) -> Result<Vec<DueEmail>, StoreError> {
         let ctx = "returning leased emails to the queue";
-        let mut w = self.writer.lock().await;
+        let mut w = self.writer.acquire().await?;
+        let result = async {
         let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
         let rows = select
             .fetch_all(&mut *tx)
@@ -184,6 +187,9 @@ impl SqliteStore {
         }
         tx.commit().await.map_err(|e| store_error(ctx, e))?;
         Ok(requeued)
+        }
+        .await;
+        w.settle(result)
     }
 }
 
@@ -191,7 +197,8 @@ impl SqliteStore {
 impl EmailStore for SqliteStore {
     async fn insert_emails(&self, groups: &[InsertGroup]) -> Result<(), StoreError> {
         let ctx = "storing emails";
-        let mut w = self.writer.lock().await;
+        let mut w = self.writer.acquire().await?;
+        let result = async {
         let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
         let emails: Vec<_> = groups.iter().flat_map(|g| &g.emails).collect();
         // Multi-row statements: one round trip to SQLite's thread per chunk.
@@ -259,6 +266,9 @@ impl EmailStore for SqliteStore {
         tx.commit()
             .await
             .map_err(|e| store_error("committing emails", e))
+        }
+        .await;
+        w.settle(result)
     }
 
     async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
@@ -412,74 +422,78 @@ impl EmailStore for SqliteStore {
             list.push_bind(id.to_string());
         }
         qb.push(") RETURNING id, message_id, priority, scheduled_at, created_at, attempts, first_attempt_at");
-        let mut w = self.writer.lock().await;
-        let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-        let rows = qb
-            .build()
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| store_error(ctx, e))?;
-        let mut contents: HashMap<String, String> = HashMap::with_capacity(rows.len());
-        if !rows.is_empty() {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT email_id, content FROM email_contents WHERE email_id IN (",
-            );
-            let mut list = q.separated(", ");
-            for row in &rows {
-                list.push_bind(id_of(row)?.to_string());
-            }
-            q.push(")");
-            for row in q
+        let mut w = self.writer.acquire().await?;
+        let result = async {
+            let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
+            let rows = qb
                 .build()
                 .fetch_all(&mut *tx)
                 .await
-                .map_err(|e| store_error(ctx, e))?
-            {
-                let c = |e| store_error("loading email content", e);
-                contents.insert(
-                    row.try_get("email_id").map_err(c)?,
-                    row.try_get("content").map_err(c)?,
+                .map_err(|e| store_error(ctx, e))?;
+            let mut contents: HashMap<String, String> = HashMap::with_capacity(rows.len());
+            if !rows.is_empty() {
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "SELECT email_id, content FROM email_contents WHERE email_id IN (",
                 );
+                let mut list = q.separated(", ");
+                for row in &rows {
+                    list.push_bind(id_of(row)?.to_string());
+                }
+                q.push(")");
+                for row in q
+                    .build()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(ctx, e))?
+                {
+                    let c = |e| store_error("loading email content", e);
+                    contents.insert(
+                        row.try_get("email_id").map_err(c)?,
+                        row.try_get("content").map_err(c)?,
+                    );
+                }
             }
-        }
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let c = |e| store_error(ctx, e);
-            let id = id_of(row)?;
-            let content = contents
-                .remove(&id.to_string())
-                .ok_or_else(|| StoreError::Corrupt(format!("email {id} has no content row")))?;
-            let (mut email, infos) = decode_content(
-                &content,
-                row.try_get("priority").map_err(c)?,
-                opt_time(row, "scheduled_at")?,
-            )?;
-            if !infos.is_empty() {
-                let files = sqlx::query(
+            let mut claimed = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let c = |e| store_error(ctx, e);
+                let id = id_of(row)?;
+                let content = contents
+                    .remove(&id.to_string())
+                    .ok_or_else(|| StoreError::Corrupt(format!("email {id} has no content row")))?;
+                let (mut email, infos) = decode_content(
+                    &content,
+                    row.try_get("priority").map_err(c)?,
+                    opt_time(row, "scheduled_at")?,
+                )?;
+                if !infos.is_empty() {
+                    let files = sqlx::query(
                     "SELECT content FROM email_attachments WHERE email_id = $1 ORDER BY position",
                 )
                 .bind(id.to_string())
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| store_error("loading attachments", e))?;
-                let bytes = files
-                    .iter()
-                    .map(|f| f.try_get::<Vec<u8>, _>("content"))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| store_error("loading attachments", e))?;
-                email.attachments = with_attachment_bytes(infos, bytes)?;
+                    let bytes = files
+                        .iter()
+                        .map(|f| f.try_get::<Vec<u8>, _>("content"))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| store_error("loading attachments", e))?;
+                    email.attachments = with_attachment_bytes(infos, bytes)?;
+                }
+                claimed.push(ClaimedEmail {
+                    id,
+                    message_id: row.try_get("message_id").map_err(c)?,
+                    created_at: time(row, "created_at")?,
+                    email,
+                    attempt: row.try_get::<i64, _>("attempts").map_err(c)? as u32,
+                    first_attempt_at: time(row, "first_attempt_at")?,
+                });
             }
-            claimed.push(ClaimedEmail {
-                id,
-                message_id: row.try_get("message_id").map_err(c)?,
-                created_at: time(row, "created_at")?,
-                email,
-                attempt: row.try_get::<i64, _>("attempts").map_err(c)? as u32,
-                first_attempt_at: time(row, "first_attempt_at")?,
-            });
+            tx.commit().await.map_err(|e| store_error(ctx, e))?;
+            Ok(claimed)
         }
-        tx.commit().await.map_err(|e| store_error(ctx, e))?;
-        Ok(claimed)
+        .await;
+        w.settle(result)
     }
 
     async fn record_outcomes(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
@@ -488,7 +502,8 @@ impl EmailStore for SqliteStore {
         }
         let ctx = "recording attempts";
         let rows = OutcomeRows::from(outcomes);
-        let mut w = self.writer.lock().await;
+        let mut w = self.writer.acquire().await?;
+        let result = async {
         let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
         // Multi-row statements: one round trip to SQLite's thread per chunk.
         let indexes: Vec<usize> = (0..rows.ids.len()).collect();
@@ -508,10 +523,11 @@ impl EmailStore for SqliteStore {
             });
             update.push(
                 ") UPDATE emails SET status = u.status, next_attempt_at = u.next_at, \
-                     sent_at = COALESCE(u.sent_at, emails.sent_at), last_error = COALESCE(u.error, emails.last_error), \
+                     sent_at = COALESCE(u.sent_at, emails.sent_at), last_error = u.error, \
                      last_smtp_reply = COALESCE(u.reply, emails.last_smtp_reply), lease_holder = NULL, \
                      lease_expires_at = NULL, updated_at = u.finished \
-                 FROM u WHERE emails.id = u.id AND emails.status = 'sending' AND emails.attempts = u.attempt",
+                 FROM u WHERE emails.id = u.id AND ((emails.status = 'sending' AND emails.attempts = u.attempt) \
+                     OR (u.status = 'sent' AND emails.status <> 'sent'))",
             );
             update
                 .build()
@@ -519,7 +535,7 @@ impl EmailStore for SqliteStore {
                 .await
                 .map_err(|e| store_error(ctx, e))?;
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) ",
+                "WITH v(email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) AS (",
             );
             insert.push_values(chunk, |mut b, &i| {
                 b.push_bind(rows.ids[i].to_string())
@@ -530,6 +546,11 @@ impl EmailStore for SqliteStore {
                     .push_bind(rows.codes[i])
                     .push_bind(rows.details[i].clone());
             });
+            // An email deleted meanwhile keeps no history (rather than failing the batch).
+            insert.push(
+                ") INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
+                 SELECT * FROM v WHERE EXISTS (SELECT 1 FROM emails WHERE emails.id = v.email_id)",
+            );
             insert
                 .build()
                 .execute(&mut *tx)
@@ -537,6 +558,9 @@ impl EmailStore for SqliteStore {
                 .map_err(|e| store_error(ctx, e))?;
         }
         tx.commit().await.map_err(|e| store_error(ctx, e))
+        }
+        .await;
+        w.settle(result)
     }
 
     async fn rescue_expired_leases(
@@ -553,6 +577,63 @@ impl EmailStore for SqliteStore {
             format!("the worker {holder} stopped before finishing the attempt (lease expired)")
         })
         .await
+    }
+
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<EmailId>, StoreError> {
+        let mut w = self.writer.acquire().await?;
+        let rows = sqlx::query(
+            "UPDATE emails SET lease_expires_at = $3 \
+             WHERE status = 'sending' AND lease_holder = $1 AND lease_expires_at >= $2 RETURNING id",
+        )
+        .bind(holder)
+        .bind(to_ms(now))
+        .bind(to_ms(until))
+        .fetch_all(&mut *w)
+        .await
+        .map_err(|e| store_error("renewing leases", e));
+        let rows = w.settle(rows)?;
+        rows.iter().map(id_of).collect()
+    }
+
+    async fn release_unstarted(
+        &self,
+        holder: &str,
+        claims: &[HeldClaim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DueEmail>, StoreError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("WITH c(id, attempt) AS (");
+        qb.push_values(claims, |mut b, c| {
+            b.push_bind(c.id.to_string())
+                .push_bind(i64::from(c.attempt));
+        });
+        qb.push(
+            ") UPDATE emails SET status = 'queued', attempts = emails.attempts - 1, \
+                 first_attempt_at = CASE WHEN emails.attempts = 1 THEN NULL ELSE emails.first_attempt_at END, \
+                 last_attempt_at = (SELECT max(a.started_at) FROM email_attempts AS a WHERE a.email_id = emails.id), \
+                 lease_holder = NULL, lease_expires_at = NULL, next_attempt_at = ",
+        )
+        .push_bind(to_ms(now))
+        .push(", updated_at = ")
+        .push_bind(to_ms(now))
+        .push(" FROM c WHERE emails.id = c.id AND emails.attempts = c.attempt AND emails.status = 'sending' AND emails.lease_holder = ")
+        .push_bind(holder)
+        .push(" RETURNING emails.id AS id, emails.next_attempt_at AS next_attempt_at, emails.priority AS priority");
+        let mut w = self.writer.acquire().await?;
+        let rows = qb
+            .build()
+            .fetch_all(&mut *w)
+            .await
+            .map_err(|e| store_error("releasing unstarted claims", e));
+        let rows = w.settle(rows)?;
+        rows.iter().map(due_from_row).collect()
     }
 
     async fn release_leases(
@@ -619,7 +700,32 @@ impl EmailStore for SqliteStore {
         sqlx::query("SELECT 1")
             .execute(&self.readers)
             .await
-            .map(|_| ())
-            .map_err(|e| store_error("checking SQLite", e))
+            .map_err(|e| store_error("checking SQLite", e))?;
+        if self.writer.health.failing().is_none() {
+            return Ok(());
+        }
+        let mut w = self.writer.acquire().await?;
+        let probe = async {
+            let mut tx = w
+                .begin()
+                .await
+                .map_err(|e| store_error("probing writes", e))?;
+            sqlx::query(
+                "INSERT INTO emails (id, status, message_id, created_at, updated_at) \
+                 VALUES ('ffffffff-ffff-7fff-bfff-ffffffffffff', 'cancelled', '<probe>', 0, 0)",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error("probing writes", e))?;
+            tx.rollback()
+                .await
+                .map_err(|e| store_error("probing writes", e))
+        }
+        .await;
+        w.settle(probe).map_err(crate::health::not_writable)
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.checkpoint().await
     }
 }

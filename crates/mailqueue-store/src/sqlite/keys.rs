@@ -1,7 +1,7 @@
 //! API keys and idempotency keys in SQLite.
 
 use super::{from_ms, from_opt_ms, to_ms, SqliteStore};
-use crate::content::store_error;
+use crate::errors::store_error;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::TokenHash;
@@ -29,8 +29,8 @@ fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord, StoreError> {
 #[async_trait]
 impl ApiKeyStore for SqliteStore {
     async fn create_api_key(&self, key: &ApiKeyRecord, hash: &TokenHash) -> Result<(), StoreError> {
-        let mut w = self.writer.lock().await;
-        sqlx::query(
+        let mut w = self.writer.acquire().await?;
+        let done = sqlx::query(
             "INSERT INTO api_keys (id, name, token_prefix, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(key.id.to_string())
@@ -40,8 +40,8 @@ impl ApiKeyStore for SqliteStore {
         .bind(to_ms(key.created_at))
         .execute(&mut *w)
         .await
-        .map_err(|e| store_error("creating an API key", e))?;
-        Ok(())
+        .map_err(|e| store_error("creating an API key", e));
+        w.settle(done).map(|_| ())
     }
 
     async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -69,14 +69,14 @@ impl ApiKeyStore for SqliteStore {
         id_or_name: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut w = self.writer.lock().await;
+        let mut w = self.writer.acquire().await?;
         let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE revoked_at IS NULL AND (id = $1 OR name = $1)")
             .bind(id_or_name)
             .bind(to_ms(now))
             .execute(&mut *w)
             .await
-            .map_err(|e| store_error("revoking an API key", e))?;
-        Ok(done.rows_affected())
+            .map_err(|e| store_error("revoking an API key", e));
+        Ok(w.settle(done)?.rows_affected())
     }
 }
 
@@ -89,7 +89,8 @@ impl IdempotencyStore for SqliteStore {
         window: &IdempotencyWindow,
     ) -> Result<IdempotencyBegin, StoreError> {
         let ctx = "recording an idempotency key";
-        let mut w = self.writer.lock().await;
+        let mut w = self.writer.acquire().await?;
+        let result = async {
         let started = sqlx::query(
             "INSERT INTO idempotency_keys (api_key_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (api_key_id, key) DO UPDATE \
@@ -134,26 +135,29 @@ impl IdempotencyStore for SqliteStore {
             status,
             body,
         ))
+        }
+        .await;
+        w.settle(result)
     }
 
     async fn abandon_idempotent_request(&self, scope: &IdempotencyScope) -> Result<(), StoreError> {
-        let mut w = self.writer.lock().await;
-        sqlx::query("DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND response_status IS NULL")
+        let mut w = self.writer.acquire().await?;
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND response_status IS NULL")
             .bind(scope.api_key_id.to_string())
             .bind(&scope.key)
             .execute(&mut *w)
             .await
-            .map_err(|e| store_error("releasing an idempotency key", e))?;
-        Ok(())
+            .map_err(|e| store_error("releasing an idempotency key", e));
+        w.settle(done).map(|_| ())
     }
 
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut w = self.writer.lock().await;
+        let mut w = self.writer.acquire().await?;
         let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
             .bind(to_ms(before))
             .execute(&mut *w)
             .await
-            .map_err(|e| store_error("purging idempotency keys", e))?;
-        Ok(done.rows_affected())
+            .map_err(|e| store_error("purging idempotency keys", e));
+        Ok(w.settle(done)?.rows_affected())
     }
 }

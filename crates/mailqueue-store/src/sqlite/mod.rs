@@ -1,14 +1,17 @@
 //! The SQLite store: the embedded default, one file in WAL mode.
 //!
 //! SQLite allows one writer at a time, so every write goes through a single
-//! connection behind a mutex (no `SQLITE_BUSY` between our own writers) while
-//! reads use a pool. Commits are `synchronous=FULL`: an accepted email is on
-//! disk before the API answers.
+//! connection behind a mutex (no `SQLITE_BUSY` between our own writers,
+//! see `writer.rs`) while reads use a pool. Commits are `synchronous=FULL`:
+//! an accepted email is on disk before the API answers. At shutdown the
+//! write-ahead log is checkpointed into the main file, so `mailqueue.db`
+//! alone holds everything once the process has stopped.
 
 mod emails;
 mod keys;
+mod writer;
 
-use crate::content::store_error;
+use crate::errors::store_error;
 use chrono::{DateTime, TimeZone, Utc};
 use mailqueue_core::store::StoreError;
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
@@ -21,7 +24,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
+use writer::Writer;
 
 #[derive(Clone, Debug)]
 pub struct SqliteSettings {
@@ -31,7 +34,7 @@ pub struct SqliteSettings {
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    writer: Arc<Mutex<SqliteConnection>>,
+    writer: Arc<Writer>,
     readers: SqlitePool,
 }
 
@@ -92,12 +95,30 @@ impl SqliteStore {
         })?;
         let readers = SqlitePoolOptions::new()
             .max_connections(settings.readers.max(1))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .map_err(|e| store_error(&ctx, e))?;
         Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
+            writer: Arc::new(Writer::new(options.clone(), writer)),
             readers,
         })
+    }
+}
+
+impl SqliteStore {
+    /// Moves the write-ahead log into the main file and empties it.
+    pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
+        let mut w = self.writer.acquire().await?;
+        let result = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *w)
+            .await
+            .map_err(|e| store_error("checkpointing the write-ahead log", e))
+            .and_then(|(busy, _, _)| match busy {
+                0 => Ok(()),
+                _ => Err(StoreError::Unavailable(
+                    "the write-ahead log could not be checkpointed: a reader is busy".into(),
+                )),
+            });
+        w.settle(result)
     }
 }
