@@ -4,9 +4,13 @@
 //! `CLAIM_AHEAD × concurrency` claimed emails ready, claiming as many as
 //! there is room for in one statement; the starter hands each ready email to a send as
 //! soon as a slot is free. Claims (a round trip and a commit) therefore
-//! never hold sends up. Claimed emails that never started are returned by
-//! `release_leases` at shutdown, or by the rescuer if the process dies.
+//! never hold sends up. Every claim is noted in the [`LeaseBook`]; a ready
+//! email is sent only while its lease has room for a whole send, and
+//! released unattempted otherwise. Claimed emails that never started are
+//! released unattempted at shutdown, or returned by the rescuer if the
+//! process dies.
 
+use crate::lease_book::{release_unstarted, LeaseBook, StartCheck};
 use crate::send::{send_one, Completed};
 use crate::Delivery;
 use mailqueue_core::email::Priority;
@@ -28,12 +32,13 @@ const CLAIM_AHEAD: usize = 4;
 /// Runs until `stop` turns true; returns the sends still in flight.
 pub async fn run(
     d: Arc<Delivery>,
+    book: Arc<LeaseBook>,
     mut stop: watch::Receiver<bool>,
     outcomes: mpsc::Sender<Completed>,
     slots: Arc<Semaphore>,
 ) -> JoinSet<()> {
     let (ready_tx, mut ready) = mpsc::channel(d.settings.concurrency.max(1) * CLAIM_AHEAD);
-    let claimer = tokio::spawn(claim_loop(d.clone(), stop.clone(), ready_tx));
+    let claimer = tokio::spawn(claim_loop(d.clone(), book.clone(), stop.clone(), ready_tx));
     let mut sends = JoinSet::new();
     loop {
         while sends.try_join_next().is_some() {}
@@ -51,20 +56,34 @@ pub async fn run(
             },
             _ = stop.changed() => break,
         };
+        match book.try_start(email.id, d.clock.now(), d.settings.send_timeout) {
+            StartCheck::Go => {}
+            StartCheck::NoRoom(claim) => {
+                tracing::info!(email = %email.id, "the lease has no room left for a send; releasing it unsent");
+                release_unstarted(&d, &book, &[claim]).await;
+                continue;
+            }
+            StartCheck::NotHeld => continue,
+        }
         let d = d.clone();
+        let book = book.clone();
         let outcomes = outcomes.clone();
         sends.spawn(async move {
+            let id = email.id;
             let completed = send_one(&d, email).await;
+            book.forget(id);
             let _ = outcomes.send(completed).await;
             drop(slot);
         });
     }
     claimer.abort();
+    let _ = claimer.await;
     sends
 }
 
 async fn claim_loop(
     d: Arc<Delivery>,
+    book: Arc<LeaseBook>,
     mut stop: watch::Receiver<bool>,
     ready: mpsc::Sender<ClaimedEmail>,
 ) {
@@ -117,6 +136,7 @@ async fn claim_loop(
         };
         match d.store.claim_emails(&ids, &claim).await {
             Ok(claimed) => {
+                book.hold(&claimed, claim.lease_expires_at);
                 for email in claimed {
                     if ready.send(email).await.is_err() {
                         return;

@@ -13,9 +13,12 @@
 //! [`AttemptOutcome`]: mailqueue_core::store::AttemptOutcome
 
 mod dispatcher;
+mod lease_book;
 mod maintenance;
 mod recorder;
 mod send;
+
+pub use lease_book::renew_interval;
 
 use mailqueue_core::queue::DispatchQueue;
 use mailqueue_core::store::EmailStore;
@@ -32,12 +35,16 @@ use tokio::task::{JoinHandle, JoinSet};
 pub struct DeliverySettings {
     /// Most sends in flight at once.
     pub concurrency: usize,
-    /// How long a claim is valid; a send taking longer may be repeated.
+    /// How long a claim is valid before another worker may take it over;
+    /// renewed while this process holds it. Must exceed `send_timeout`.
     pub lease: Duration,
     /// Names this process in leases (`host:pid:…`).
     pub holder: String,
-    /// Upper bound on one send, including connecting.
+    /// Upper bound on one send, including connecting. A send starts only
+    /// while its lease has at least this much time left.
     pub send_timeout: Duration,
+    /// How long, at shutdown, outcomes may wait for an unavailable store.
+    pub shutdown_grace: Duration,
     pub rescue_interval: Duration,
     pub reconcile_interval: Duration,
     /// Longest idle wait before looking at the queue again.
@@ -62,22 +69,37 @@ pub struct DeliveryHandle {
     dispatcher: JoinHandle<JoinSet<()>>,
     recorder: JoinHandle<()>,
     maintenance: JoinHandle<()>,
+    keeper: JoinHandle<()>,
+    book: Arc<lease_book::LeaseBook>,
     delivery: Arc<Delivery>,
 }
 
 impl Delivery {
-    /// Starts the dispatcher, the recorder and the maintenance loop.
+    /// Starts the dispatcher, the recorder, the lease keeper and the
+    /// maintenance loop.
     pub fn start(self) -> DeliveryHandle {
         let delivery = Arc::new(self);
         let (stop, stopped) = watch::channel(false);
         let (outcomes, outcome_rx) = mpsc::channel(delivery.settings.concurrency.max(1) * 4);
         let slots = Arc::new(Semaphore::new(delivery.settings.concurrency.max(1)));
-        let recorder = tokio::spawn(recorder::run(delivery.clone(), outcome_rx));
+        let book = Arc::new(lease_book::LeaseBook::default());
+        let recorder = tokio::spawn(recorder::run(
+            delivery.clone(),
+            outcome_rx,
+            stopped.clone(),
+            delivery.settings.shutdown_grace,
+        ));
         let dispatcher = tokio::spawn(dispatcher::run(
             delivery.clone(),
+            book.clone(),
             stopped.clone(),
             outcomes,
             slots,
+        ));
+        let keeper = tokio::spawn(lease_book::keep_leases(
+            delivery.clone(),
+            book.clone(),
+            stopped.clone(),
         ));
         let maintenance = tokio::spawn(maintenance::run(delivery.clone(), stopped));
         DeliveryHandle {
@@ -85,14 +107,17 @@ impl Delivery {
             dispatcher,
             recorder,
             maintenance,
+            keeper,
+            book,
             delivery,
         }
     }
 }
 
 impl DeliveryHandle {
-    /// Stops claiming, lets sends in flight finish for up to `grace`, writes
-    /// their outcomes, then returns the emails of sends cut short to the queue.
+    /// Stops claiming, releases the claims never started (unattempted),
+    /// lets sends in flight finish for up to `grace`, writes their outcomes,
+    /// then returns the emails of sends cut short to the queue.
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.stop.send(true);
         let mut sends = match self.dispatcher.await {
@@ -102,7 +127,11 @@ impl DeliveryHandle {
                 JoinSet::new()
             }
         };
-        let in_flight = sends.len();
+        let _ = self.keeper.await;
+        let d = &self.delivery;
+        lease_book::release_unstarted(d, &self.book, &self.book.unstarted()).await;
+        while sends.try_join_next().is_some() {}
+        let in_flight = self.book.in_flight();
         if in_flight > 0 {
             tracing::info!(in_flight, "waiting for sends in flight to finish");
         }
@@ -118,7 +147,6 @@ impl DeliveryHandle {
         }
         let _ = self.recorder.await;
         let _ = self.maintenance.await;
-        let d = &self.delivery;
         match d
             .store
             .release_leases(&d.settings.holder, d.clock.now())

@@ -1,38 +1,81 @@
 //! Writes attempt outcomes in batches, then requeues the retries and
 //! counts what happened. A retry is enqueued only after its row says
 //! `queued`, so a worker can never find it still `sending`.
+//!
+//! An outcome is never given up while the store is merely unavailable: the
+//! email was sent (or not) and the store must learn it, or the email would
+//! be sent again after its lease expired. Writes are retried with backoff
+//! until they land; only at shutdown is there a limit (the grace period).
+//! An outcome the store refuses is isolated from its batch, logged and
+//! counted, so it can never hold the others up.
 
 use crate::send::Completed;
 use crate::Delivery;
+use mailqueue_core::batch::apply_isolating;
 use mailqueue_core::store::{AttemptOutcome, AttemptResult, DueEmail};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 const BATCH: usize = 512;
 
-/// Runs until every sender is dropped and the last batch is written.
-pub async fn run(d: Arc<Delivery>, mut rx: mpsc::Receiver<Completed>) {
+/// Runs until every sender is dropped and the last batch is written (or,
+/// once `stop` is set, until `grace` has passed without the store answering).
+pub async fn run(
+    d: Arc<Delivery>,
+    mut rx: mpsc::Receiver<Completed>,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let outcomes: Vec<AttemptOutcome> = batch.iter().map(|c| c.outcome.clone()).collect();
-        let mut backoff = Duration::from_millis(100);
-        let mut tries = 0;
-        while let Err(e) = d.store.record_outcomes(&outcomes).await {
-            tries += 1;
-            if tries >= 20 {
-                tracing::error!(error = %e, count = outcomes.len(),
-                    "giving up on recording outcomes; the leases will expire and the emails be retried");
-                break;
+        record(&d, std::mem::take(&mut batch), &stop, grace).await;
+    }
+}
+
+async fn record(
+    d: &Delivery,
+    mut pending: Vec<Completed>,
+    stop: &watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let outcomes: Vec<AttemptOutcome> = pending.iter().map(|c| c.outcome.clone()).collect();
+        let results = apply_isolating(&outcomes, |part| d.store.record_outcomes(part)).await;
+        let mut recorded = Vec::with_capacity(pending.len());
+        let mut retry = Vec::new();
+        let mut last_error = None;
+        for (c, result) in pending.into_iter().zip(results) {
+            match result {
+                Ok(()) => recorded.push(c),
+                Err(e) if e.is_rejection() => {
+                    d.metrics.outcomes_refused.inc();
+                    tracing::error!(email = %c.outcome.email_id, attempt = c.outcome.attempt, error = %e,
+                        "the store refused this attempt's outcome; it is not recorded");
+                }
+                Err(e) => {
+                    last_error = Some(e);
+                    retry.push(c);
+                }
             }
-            tracing::warn!(error = %e, "recording outcomes failed; retrying in {backoff:?}");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-        if tries < 20 {
-            account(&d, &batch).await;
+        account(d, &recorded).await;
+        let Some(e) = last_error else { return };
+        if *stop.borrow() {
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + grace);
+            if Instant::now() >= deadline {
+                tracing::error!(error = %e, count = retry.len(),
+                    "stopping without recording these outcomes; the leases will expire and the emails be retried");
+                return;
+            }
         }
-        batch.clear();
+        tracing::warn!(error = %e, count = retry.len(), "recording outcomes failed; retrying in {backoff:?}");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        pending = retry;
     }
 }
 

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub delivery_latency_seconds: Histogram,
     /// One SMTP transaction.
     pub send_duration_seconds: Histogram,
+    /// Claims returned unsent because their lease had no room left for a send.
+    pub claims_released: Counter,
+    /// Attempt outcomes the store refused to record (logged with the email id).
+    pub outcomes_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -52,6 +56,8 @@ impl Metrics {
             oldest_due_age_seconds: Gauge::default(),
             delivery_latency_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 20)),
             send_duration_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            claims_released: Counter::default(),
+            outcomes_refused: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -103,6 +109,16 @@ impl Metrics {
             "smtp_send_duration_seconds",
             "Duration of one SMTP transaction",
             m.send_duration_seconds.clone(),
+        );
+        registry.register(
+            "claims_released",
+            "Claimed emails returned unsent because their lease had no room left for a send",
+            m.claims_released.clone(),
+        );
+        registry.register(
+            "outcomes_refused",
+            "Attempt outcomes the store refused to record",
+            m.outcomes_refused.clone(),
         );
         Self { registry, ..m }
     }
