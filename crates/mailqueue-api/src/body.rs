@@ -1,31 +1,53 @@
-//! Reading request bodies: size limit, JSON syntax, then the typed shape,
-//! each failure with its own status (413, 400, 422).
+//! Reading request bodies: size limit, a client that stops sending, JSON
+//! syntax, then the typed shape, each failure with its own status (413,
+//! 408, 400, 422).
 
 use crate::error::ApiError;
 use crate::ApiState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_LENGTH;
+use http_body_util::BodyExt;
 use mailqueue_core::FieldError;
 use serde::de::DeserializeOwned;
 
-/// The raw body, refused with 413 when over the configured limit.
+/// The raw body, refused with 413 when over the configured limit (at once
+/// when `Content-Length` announces it) and with 408 when the client lets
+/// `body_timeout` pass without sending a byte.
 pub struct RawBody(pub Bytes);
 
 impl FromRequest<ApiState> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &ApiState) -> Result<Self, Self::Rejection> {
-        match Bytes::from_request(req, state).await {
-            Ok(bytes) => Ok(RawBody(bytes)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge(state.settings.max_body_bytes))
-            }
-            Err(e) => Err(ApiError::MalformedJson(format!(
-                "the request body could not be read: {}",
-                e.body_text()
-            ))),
+        let limit = state.settings.max_body_bytes;
+        let idle = state.settings.body_timeout;
+        let announced = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::PayloadTooLarge(limit));
         }
+        let mut body = req.into_body();
+        let mut bytes = Vec::with_capacity(announced.unwrap_or(0).min(limit as u64) as usize);
+        loop {
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => return Err(ApiError::RequestTimeout(idle)),
+                Ok(None) => break,
+                Ok(Some(frame)) => frame.map_err(|e| {
+                    ApiError::MalformedJson(format!("the request body could not be read: {e}"))
+                })?,
+            };
+            if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(RawBody(Bytes::from(bytes)))
     }
 }
 

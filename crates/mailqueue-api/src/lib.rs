@@ -52,6 +52,8 @@ pub struct ApiSettings {
     pub idempotency_ttl: Duration,
     /// How long a verified API key is trusted before it is looked up again.
     pub auth_cache_ttl: Duration,
+    /// How long a request body may go without a byte arriving (then 408).
+    pub body_timeout: Duration,
 }
 
 impl Default for ApiSettings {
@@ -63,6 +65,7 @@ impl Default for ApiSettings {
             limits: RequestLimits::default(),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             auth_cache_ttl: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -6,8 +6,8 @@
 //! shutdown future resolves, then drains.
 
 use crate::config::Config;
+use crate::http_server::{self, HttpLimits};
 use anyhow::Context;
-use axum::ServiceExt as _;
 use mailqueue_api::{ApiContext, ApiSettings, ApiState, AuthCache};
 use mailqueue_core::queue::{requeue_pending, DispatchQueue};
 use mailqueue_core::store::{EmailStore, Store};
@@ -108,6 +108,7 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
 
 pub struct Application {
     listener: TcpListener,
+    http_limits: HttpLimits,
     state: ApiState,
     delivery: Delivery,
     store: Arc<dyn Store>,
@@ -126,6 +127,8 @@ impl Application {
                 "REDIS_URL is set but this version dispatches in process; it is not used"
             );
         }
+        // Every setting is checked before the store is touched.
+        let transport = transport(&config)?;
         let (store, backend) = open_store(&config).await?;
         let email_store: Arc<dyn EmailStore> = store.clone();
         let holder = match backend {
@@ -144,7 +147,6 @@ impl Application {
         let queue: Arc<dyn DispatchQueue> = Arc::new(InProcessQueue::new());
         let pending = requeue_pending(email_store.as_ref(), queue.as_ref()).await?;
         tracing::info!(pending, "dispatch queue rebuilt from the store");
-        let transport = transport(&config)?;
         tracing::info!(transport = %transport.describe(), store = ?backend, "delivery configured");
         let metrics = Arc::new(Metrics::new());
         let committers = match backend {
@@ -165,6 +167,7 @@ impl Application {
                 limits: Default::default(),
                 idempotency_ttl: config.idempotency_ttl,
                 auth_cache_ttl: config.auth_cache,
+                body_timeout: config.http_body_timeout,
             },
             auth_cache: AuthCache::default(),
         });
@@ -186,7 +189,8 @@ impl Application {
                 concurrency: config.worker_concurrency,
                 lease: config.lease,
                 holder,
-                send_timeout: (config.smtp_timeout * 3).min(config.lease),
+                send_timeout: config.send_timeout,
+                shutdown_grace: config.shutdown_grace,
                 rescue_interval: config.rescue_interval,
                 reconcile_interval: config.reconcile_interval,
                 idle_poll: Duration::from_secs(1),
@@ -197,6 +201,10 @@ impl Application {
             .with_context(|| format!("listening on {}", config.listen))?;
         Ok(Self {
             listener,
+            http_limits: HttpLimits {
+                header_timeout: config.http_header_timeout,
+                max_connections: config.http_max_connections,
+            },
             state,
             delivery,
             store,
@@ -229,15 +237,16 @@ impl Application {
             tokio::spawn(purge_idempotency_keys(self.state.clone(), stopped.clone()));
         let service = mailqueue_api::app(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "mailqueue is listening");
-        axum::serve(self.listener, service.into_make_service())
-            .with_graceful_shutdown(async move {
-                let _ = stopped.changed().await;
-                tracing::info!("shutting down: no new requests or claims");
-            })
-            .await
-            .context("serving HTTP")?;
+        http_server::serve(self.listener, service, self.http_limits, async move {
+            let _ = stopped.changed().await;
+            tracing::info!("shutting down: no new requests or claims");
+        })
+        .await;
         delivery.shutdown(self.shutdown_grace).await;
         housekeeping.abort();
+        if let Err(e) = self.store.flush().await {
+            tracing::warn!(error = %e, "the store could not be flushed at shutdown");
+        }
         tracing::info!("mailqueue stopped");
         Ok(())
     }

@@ -56,6 +56,7 @@ pub struct Config {
     pub smtp_url: Option<Secret>,
     pub smtp_pool_size: Option<u32>,
     pub smtp_timeout: Duration,
+    pub send_timeout: Duration,
     pub smtp_hello_name: Option<String>,
     pub worker_concurrency: usize,
     pub lease: Duration,
@@ -64,6 +65,9 @@ pub struct Config {
     pub retry_max_age: Duration,
     pub retry_jitter: f64,
     pub max_body_bytes: usize,
+    pub http_header_timeout: Duration,
+    pub http_body_timeout: Duration,
+    pub http_max_connections: usize,
     pub max_batch: usize,
     pub message_id_domain: Option<String>,
     pub idempotency_ttl: Duration,
@@ -276,6 +280,19 @@ impl Config {
             });
         }
         let secret = |key| l.opt::<String>(key).map(|v| v.map(Secret));
+        let send_timeout = l.seconds("send_timeout_seconds")?;
+        let lease = l.seconds("lease_seconds")?;
+        if send_timeout.is_zero() || lease <= send_timeout {
+            return Err(ConfigError::Invalid {
+                source_name: "MAILQUEUE_LEASE_SECONDS".into(),
+                reason: format!(
+                    "a lease of {}s cannot cover one send of up to {}s \
+                     (MAILQUEUE_SEND_TIMEOUT_SECONDS, which must be above 0); the lease must be longer",
+                    lease.as_secs_f64(),
+                    send_timeout.as_secs_f64()
+                ),
+            });
+        }
         Ok(Self {
             listen: l.get("listen")?,
             data_dir: l.get("data_dir")?,
@@ -285,14 +302,18 @@ impl Config {
             smtp_url: secret("smtp_url")?,
             smtp_pool_size: l.opt("smtp_pool_size")?,
             smtp_timeout: l.seconds("smtp_timeout_seconds")?,
+            send_timeout,
             smtp_hello_name: l.opt("smtp_hello_name")?,
             worker_concurrency: l.positive("worker_concurrency")?,
-            lease: l.seconds("lease_seconds")?,
+            lease,
             retry_initial: l.seconds("retry_initial_seconds")?,
             retry_max_delay: l.seconds("retry_max_delay_seconds")?,
             retry_max_age: l.seconds("retry_max_age_seconds")?,
             retry_jitter: jitter,
             max_body_bytes: l.positive("max_body_bytes")?,
+            http_header_timeout: l.seconds("http_header_timeout_seconds")?,
+            http_body_timeout: l.seconds("http_body_timeout_seconds")?,
+            http_max_connections: l.positive("http_max_connections")?,
             max_batch: l.positive("max_batch")?,
             message_id_domain: l.opt("message_id_domain")?,
             idempotency_ttl: l.seconds("idempotency_ttl_seconds")?,
@@ -383,6 +404,22 @@ mod tests {
         );
         let e = Config::from_env(&env(&[("MAILQUEUE_WORKER_CONCURRENCY", "0")])).unwrap_err();
         assert!(e.to_string().contains("at least 1"), "{e}");
+    }
+
+    #[test]
+    fn a_lease_that_cannot_cover_one_send_is_refused() {
+        for lease in ["0", "180", "10"] {
+            let e = Config::from_env(&env(&[("MAILQUEUE_LEASE_SECONDS", lease)])).unwrap_err();
+            assert!(e.to_string().contains("MAILQUEUE_LEASE_SECONDS"), "{e}");
+        }
+        let c = Config::from_env(&env(&[
+            ("MAILQUEUE_LEASE_SECONDS", "10"),
+            ("MAILQUEUE_SEND_TIMEOUT_SECONDS", "5"),
+        ]))
+        .unwrap();
+        assert!(c.lease > c.send_timeout);
+        let e = Config::from_env(&env(&[("MAILQUEUE_SEND_TIMEOUT_SECONDS", "0")])).unwrap_err();
+        assert!(e.to_string().contains("above 0"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod commands;
 pub mod config;
+mod http_server;
 pub mod settings;
 
 pub use app::Application;

@@ -126,6 +126,7 @@ async fn survives_kill_9(env: Vec<(&'static str, String)>) {
     env.push(("MAILQUEUE_SMTP_URL", sink.url()));
     env.push(("MAILQUEUE_WORKER_CONCURRENCY", "4".into()));
     env.push(("MAILQUEUE_LEASE_SECONDS", "3".into()));
+    env.push(("MAILQUEUE_SEND_TIMEOUT_SECONDS", "2".into()));
     env.push(("MAILQUEUE_RESCUE_INTERVAL_SECONDS", "0.2".into()));
     let key = create_key(&dir, &env);
     let mut server = serve(&dir, &env).await;
