@@ -3,6 +3,7 @@
 //! their names, types and sizes so listings never load the bytes.
 
 use chrono::{DateTime, Utc};
+use mailqueue_core::api_key::ApiKeyPermission;
 use mailqueue_core::email::{Attachment, AttachmentInfo, CustomHeader, NewEmail, Priority, Tag};
 use mailqueue_core::store::StoreError;
 use mailqueue_core::Mailbox;
@@ -128,6 +129,12 @@ pub fn store_error(context: &str, e: sqlx::Error) -> StoreError {
         | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(format!("{context}: {e}")),
         other => StoreError::Failed(format!("{context}: {other}")),
     }
+}
+
+/// The `permission` column of `api_keys`; an unknown value is corruption.
+pub fn stored_permission(text: String) -> Result<ApiKeyPermission, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("API key permission: {e}")))
 }
 
 /// Whether a database error means "the store cannot serve now" rather than

@@ -6,6 +6,7 @@
 mod content;
 mod group_commit;
 mod idempotency;
+mod migrations;
 mod outcome;
 pub mod postgres;
 pub mod sqlite;
