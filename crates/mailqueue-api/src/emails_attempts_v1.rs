@@ -1,6 +1,6 @@
 //! `GET /v1/emails/{id}/attempts`: every delivery attempt, oldest first.
 
-use crate::auth::Authenticated;
+use crate::auth::FullAccess;
 use crate::body::email_id;
 use crate::email_view::attempt_json;
 use crate::error::ApiError;
@@ -11,7 +11,7 @@ use serde_json::json;
 
 pub async fn handle(
     State(state): State<ApiState>,
-    _: Authenticated,
+    _: FullAccess,
     Path(raw_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = email_id(&raw_id)?;

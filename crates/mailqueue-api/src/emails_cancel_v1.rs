@@ -1,6 +1,6 @@
 //! `POST /v1/emails/{id}/cancel`: cancels an email not yet handed to a worker.
 
-use crate::auth::Authenticated;
+use crate::auth::FullAccess;
 use crate::body::{email_id, expect_empty_object, RawBody};
 use crate::error::ApiError;
 use crate::ApiState;
@@ -11,7 +11,7 @@ use serde_json::json;
 
 pub async fn handle(
     State(state): State<ApiState>,
-    _: Authenticated,
+    _: FullAccess,
     Path(raw_id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {

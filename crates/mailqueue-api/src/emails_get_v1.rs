@@ -1,6 +1,6 @@
 //! `GET /v1/emails/{id}`: the email object.
 
-use crate::auth::Authenticated;
+use crate::auth::FullAccess;
 use crate::body::email_id;
 use crate::email_view::email_json;
 use crate::error::ApiError;
@@ -10,7 +10,7 @@ use axum::Json;
 
 pub async fn handle(
     State(state): State<ApiState>,
-    _: Authenticated,
+    _: FullAccess,
     Path(raw_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = email_id(&raw_id)?;

@@ -1,7 +1,7 @@
 //! `POST /v1/emails/{id}/retry`: queues a `failed` email again, with a
 //! fresh retry window.
 
-use crate::auth::Authenticated;
+use crate::auth::FullAccess;
 use crate::body::{email_id, expect_empty_object, RawBody};
 use crate::error::ApiError;
 use crate::ApiState;
@@ -12,7 +12,7 @@ use serde_json::json;
 
 pub async fn handle(
     State(state): State<ApiState>,
-    _: Authenticated,
+    _: FullAccess,
     Path(raw_id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {

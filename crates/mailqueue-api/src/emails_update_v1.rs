@@ -1,7 +1,7 @@
 //! `PATCH /v1/emails/{id}` with `{"scheduled_at": ...}`: reschedules an
 //! email that has not been handed to a worker yet; 409 when it is too late.
 
-use crate::auth::Authenticated;
+use crate::auth::FullAccess;
 use crate::body::{email_id, parse_json, RawBody};
 use crate::error::ApiError;
 use crate::ApiState;
@@ -23,7 +23,7 @@ struct UpdateEmailRequest {
 
 pub async fn handle(
     State(state): State<ApiState>,
-    _: Authenticated,
+    _: FullAccess,
     Path(raw_id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {

@@ -17,6 +17,9 @@ pub enum ApiError {
     MissingApiKey,
     #[error("API key is invalid.")]
     InvalidApiKey,
+    /// A `sending_access` key on a route that needs `full_access`.
+    #[error("This API key is restricted to only send emails.")]
+    RestrictedApiKey,
     #[error("{0}")]
     NotFound(String),
     #[error("The method is not allowed on this endpoint.")]
@@ -68,6 +71,16 @@ impl From<std::sync::Arc<StoreError>> for ApiError {
     }
 }
 
+impl From<crate::api_keys::CreateApiKeyError> for ApiError {
+    fn from(e: crate::api_keys::CreateApiKeyError) -> Self {
+        use crate::api_keys::CreateApiKeyError;
+        match e {
+            CreateApiKeyError::Store(e) => e.into(),
+            other @ CreateApiKeyError::NoRandomness(_) => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl ApiError {
     /// 404 for an email id that names no email.
     pub fn no_email(id: impl std::fmt::Display) -> Self {
@@ -79,6 +92,14 @@ impl ApiError {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "validation_error"),
             ApiError::MissingApiKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
             ApiError::InvalidApiKey => (StatusCode::FORBIDDEN, "invalid_api_key"),
+            // Resend's error reference gives `restricted_api_key` the status
+            // 401. We answer 403: the key was verified and merely lacks the
+            // permission, which is what 403 means (RFC 9110 §15.5.4), while
+            // 401 tells a client to (re)authenticate. Resend's SDKs do not
+            // branch on the code for this name: Node hands back `{statusCode,
+            // name, message}` as it came, and Python raises a plain
+            // `ResendError` carrying `restricted_api_key` for 401 and 403 alike.
+            ApiError::RestrictedApiKey => (StatusCode::FORBIDDEN, "restricted_api_key"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::InvalidIdempotencyKey => (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),

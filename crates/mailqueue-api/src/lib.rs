@@ -1,18 +1,24 @@
 //! The HTTP API of mailqueue, in the dialect of Resend's email API.
 //!
-//! One module per endpoint (`emails_create_v1`, ...); every failure becomes
+//! One module per endpoint (`emails_create_v1`, ...); a handler states the
+//! permission it needs by its extractor (`auth.rs`); every failure becomes
 //! an [`ApiError`], which is turned into a response in one place
 //! (`error.rs`). Bodies are parsed by hand rather than by axum's `Json` so
 //! that every malformed or oversized request gets Resend's error shape.
 
 mod accept;
+pub mod api_keys;
 mod auth;
 mod body;
 mod email_view;
 mod error;
 mod idempotency;
 mod ops;
+mod pagination;
 
+mod api_keys_create_v1;
+mod api_keys_delete_v1;
+mod api_keys_list_v1;
 mod emails_attempts_v1;
 mod emails_batch_v1;
 mod emails_cancel_v1;
@@ -28,7 +34,7 @@ pub use error::ApiError;
 pub use idempotency::request_fingerprint;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use mailqueue_core::queue::DispatchQueue;
 use mailqueue_core::store::Store;
@@ -122,7 +128,12 @@ pub fn app(
         .route(
             "/scheduled-jobs/requeue-all",
             post(scheduled_jobs_requeue_all_v1::handle),
-        );
+        )
+        .route(
+            "/api-keys",
+            post(api_keys_create_v1::handle).get(api_keys_list_v1::handle),
+        )
+        .route("/api-keys/{api_key_id}", delete(api_keys_delete_v1::handle));
     let router = Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(ops::healthz))

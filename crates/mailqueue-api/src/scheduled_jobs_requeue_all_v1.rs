@@ -1,7 +1,7 @@
 //! `POST /v1/scheduled-jobs/requeue-all`: rebuilds the dispatch queue from
 //! the store (the recovery step after losing the queue).
 
-use crate::auth::Authenticated;
+use crate::auth::FullAccess;
 use crate::body::{expect_empty_object, RawBody};
 use crate::error::ApiError;
 use crate::ApiState;
@@ -12,7 +12,7 @@ use serde_json::json;
 
 pub async fn handle(
     State(state): State<ApiState>,
-    _: Authenticated,
+    _: FullAccess,
     RawBody(body): RawBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     expect_empty_object(&body)?;

@@ -5,7 +5,7 @@
 //! an attempt with the status it causes) happen in one transaction inside a
 //! single call, so no caller ever holds a transaction open.
 
-use crate::api_key::TokenHash;
+use crate::api_key::{ApiKeyPermission, TokenHash};
 use crate::delivery::{DeliveryError, SmtpReply};
 use crate::email::{AttachmentInfo, NewEmail, Priority};
 use crate::ids::{ApiKeyId, EmailId};
@@ -377,8 +377,26 @@ pub struct ApiKeyRecord {
     pub id: ApiKeyId,
     pub name: String,
     pub token_prefix: String,
+    pub permission: ApiKeyPermission,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Which keys a revocation means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiKeySelector {
+    Id(ApiKeyId),
+    /// Every active key of that name.
+    Name(String),
+}
+
+impl ApiKeySelector {
+    /// What an operator typed: an id when it reads as one, else a name.
+    pub fn id_or_name(raw: &str) -> Self {
+        raw.parse()
+            .map(Self::Id)
+            .unwrap_or_else(|_| Self::Name(raw.to_string()))
+    }
 }
 
 #[async_trait]
@@ -387,9 +405,12 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     /// The active key with this hash, if any.
     async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError>;
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
-    /// Revokes by id or name; returns how many keys were revoked.
-    async fn revoke_api_key(&self, id_or_name: &str, now: DateTime<Utc>)
-        -> Result<u64, StoreError>;
+    /// Revokes the active keys `key` selects; returns how many were revoked.
+    async fn revoke_api_key(
+        &self,
+        key: &ApiKeySelector,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Everything the service needs from its database.

@@ -3,6 +3,7 @@
 //! their names, types and sizes so listings never load the bytes.
 
 use chrono::{DateTime, Utc};
+use mailqueue_core::api_key::ApiKeyPermission;
 use mailqueue_core::email::{Attachment, AttachmentInfo, CustomHeader, NewEmail, Priority, Tag};
 use mailqueue_core::store::StoreError;
 use mailqueue_core::Mailbox;
@@ -105,4 +106,10 @@ pub fn with_attachment_bytes(
             content,
         })
         .collect())
+}
+
+/// The `permission` column of `api_keys`; an unknown value is corruption.
+pub fn stored_permission(text: String) -> Result<ApiKeyPermission, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("API key permission: {e}")))
 }

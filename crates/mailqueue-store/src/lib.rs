@@ -8,6 +8,7 @@ mod errors;
 mod group_commit;
 mod health;
 mod idempotency;
+mod migrations;
 mod outcome;
 pub mod postgres;
 pub mod sqlite;

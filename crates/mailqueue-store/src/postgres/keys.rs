@@ -1,26 +1,28 @@
 //! API keys and idempotency keys in PostgreSQL.
 
 use super::PgStore;
+use crate::content::stored_permission;
 use crate::errors::store_error;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::TokenHash;
 use mailqueue_core::store::{
-    ApiKeyRecord, ApiKeyStore, IdempotencyBegin, IdempotencyScope, IdempotencyStore,
-    IdempotencyWindow, StoreError,
+    ApiKeyRecord, ApiKeySelector, ApiKeyStore, IdempotencyBegin, IdempotencyScope,
+    IdempotencyStore, IdempotencyWindow, StoreError,
 };
 use mailqueue_core::ApiKeyId;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
-use uuid::Uuid;
 
-fn api_key_from_row(row: &PgRow) -> Result<ApiKeyRecord, sqlx::Error> {
+fn api_key_from_row(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+    let ctx = |e| store_error("reading an API key", e);
     Ok(ApiKeyRecord {
-        id: ApiKeyId(row.try_get("id")?),
-        name: row.try_get("name")?,
-        token_prefix: row.try_get("token_prefix")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
+        id: ApiKeyId(row.try_get("id").map_err(ctx)?),
+        name: row.try_get("name").map_err(ctx)?,
+        token_prefix: row.try_get("token_prefix").map_err(ctx)?,
+        permission: stored_permission(row.try_get("permission").map_err(ctx)?)?,
+        created_at: row.try_get("created_at").map_err(ctx)?,
+        revoked_at: row.try_get("revoked_at").map_err(ctx)?,
     })
 }
 
@@ -28,13 +30,15 @@ fn api_key_from_row(row: &PgRow) -> Result<ApiKeyRecord, sqlx::Error> {
 impl ApiKeyStore for PgStore {
     async fn create_api_key(&self, key: &ApiKeyRecord, hash: &TokenHash) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO api_keys (id, name, token_prefix, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_keys (id, name, token_prefix, token_hash, created_at, permission) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(key.id.0)
         .bind(&key.name)
         .bind(&key.token_prefix)
         .bind(&hash.0[..])
         .bind(key.created_at)
+        .bind(key.permission.as_str())
         .execute(&self.pool)
         .await
         .map_err(|e| store_error("creating an API key", e))?;
@@ -43,41 +47,41 @@ impl ApiKeyStore for PgStore {
 
     async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, token_prefix, created_at, revoked_at FROM api_keys \
+            "SELECT id, name, token_prefix, permission, created_at, revoked_at FROM api_keys \
              WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(&hash.0[..])
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| store_error("looking up an API key", e))?;
-        row.as_ref()
-            .map(api_key_from_row)
-            .transpose()
-            .map_err(|e| store_error("reading an API key", e))
+        row.as_ref().map(api_key_from_row).transpose()
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, token_prefix, created_at, revoked_at FROM api_keys ORDER BY created_at")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing API keys", e))?;
-        rows.iter()
-            .map(api_key_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(|e| store_error("reading API keys", e))
+        let rows = sqlx::query(
+            "SELECT id, name, token_prefix, permission, created_at, revoked_at FROM api_keys \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error("listing API keys", e))?;
+        rows.iter().map(api_key_from_row).collect()
     }
 
     async fn revoke_api_key(
         &self,
-        id_or_name: &str,
+        key: &ApiKeySelector,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let id = Uuid::parse_str(id_or_name).ok();
+        let (id, name) = match key {
+            ApiKeySelector::Id(id) => (Some(id.0), None),
+            ApiKeySelector::Name(name) => (None, Some(name.as_str())),
+        };
         let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $3 WHERE revoked_at IS NULL AND (id = $1 OR ($1 IS NULL AND name = $2))",
+            "UPDATE api_keys SET revoked_at = $3 WHERE revoked_at IS NULL AND (id = $1 OR name = $2)",
         )
         .bind(id)
-        .bind(id_or_name)
+        .bind(name)
         .bind(now)
         .execute(&self.pool)
         .await

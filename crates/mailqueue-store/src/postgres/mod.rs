@@ -9,9 +9,8 @@ mod keys;
 use crate::errors::store_error;
 use crate::health::WriteHealth;
 use mailqueue_core::store::StoreError;
-use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,17 +30,18 @@ pub struct PgStore {
 }
 
 fn migrator() -> Migrator {
-    let migrations = vec![Migration::new(
-        1,
-        Cow::Borrowed("initial"),
-        MigrationType::Simple,
-        Cow::Borrowed(include_str!("../../migrations/postgres/0001_initial.sql")),
-        false,
-    )];
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
-    }
+    crate::migrations::migrator(&[
+        (
+            1,
+            "initial",
+            include_str!("../../migrations/postgres/0001_initial.sql"),
+        ),
+        (
+            2,
+            "api key permissions",
+            include_str!("../../migrations/postgres/0002_api_key_permissions.sql"),
+        ),
+    ])
 }
 
 impl PgStore {

@@ -1,13 +1,14 @@
 //! API keys and idempotency keys in SQLite.
 
 use super::{from_ms, from_opt_ms, to_ms, SqliteStore};
+use crate::content::stored_permission;
 use crate::errors::store_error;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::TokenHash;
 use mailqueue_core::store::{
-    ApiKeyRecord, ApiKeyStore, IdempotencyBegin, IdempotencyScope, IdempotencyStore,
-    IdempotencyWindow, StoreError,
+    ApiKeyRecord, ApiKeySelector, ApiKeyStore, IdempotencyBegin, IdempotencyScope,
+    IdempotencyStore, IdempotencyWindow, StoreError,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -21,6 +22,7 @@ fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("API key id `{id}`: {e}")))?,
         name: row.try_get("name").map_err(ctx)?,
         token_prefix: row.try_get("token_prefix").map_err(ctx)?,
+        permission: stored_permission(row.try_get("permission").map_err(ctx)?)?,
         created_at: from_ms(row.try_get("created_at").map_err(ctx)?)?,
         revoked_at: from_opt_ms(row.try_get("revoked_at").map_err(ctx)?)?,
     })
@@ -31,13 +33,15 @@ impl ApiKeyStore for SqliteStore {
     async fn create_api_key(&self, key: &ApiKeyRecord, hash: &TokenHash) -> Result<(), StoreError> {
         let mut w = self.writer.acquire().await?;
         let done = sqlx::query(
-            "INSERT INTO api_keys (id, name, token_prefix, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_keys (id, name, token_prefix, token_hash, created_at, permission) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(key.id.to_string())
         .bind(&key.name)
         .bind(&key.token_prefix)
         .bind(&hash.0[..])
         .bind(to_ms(key.created_at))
+        .bind(key.permission.as_str())
         .execute(&mut *w)
         .await
         .map_err(|e| store_error("creating an API key", e));
@@ -46,7 +50,7 @@ impl ApiKeyStore for SqliteStore {
 
     async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, token_prefix, created_at, revoked_at FROM api_keys \
+            "SELECT id, name, token_prefix, permission, created_at, revoked_at FROM api_keys \
              WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(&hash.0[..])
@@ -57,25 +61,35 @@ impl ApiKeyStore for SqliteStore {
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, token_prefix, created_at, revoked_at FROM api_keys ORDER BY created_at")
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| store_error("listing API keys", e))?;
+        let rows = sqlx::query(
+            "SELECT id, name, token_prefix, permission, created_at, revoked_at FROM api_keys \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(|e| store_error("listing API keys", e))?;
         rows.iter().map(api_key_from_row).collect()
     }
 
     async fn revoke_api_key(
         &self,
-        id_or_name: &str,
+        key: &ApiKeySelector,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        let (id, name) = match key {
+            ApiKeySelector::Id(id) => (Some(id.to_string()), None),
+            ApiKeySelector::Name(name) => (None, Some(name.as_str())),
+        };
         let mut w = self.writer.acquire().await?;
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE revoked_at IS NULL AND (id = $1 OR name = $1)")
-            .bind(id_or_name)
-            .bind(to_ms(now))
-            .execute(&mut *w)
-            .await
-            .map_err(|e| store_error("revoking an API key", e));
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $3 WHERE revoked_at IS NULL AND (id = $1 OR name = $2)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(to_ms(now))
+        .execute(&mut *w)
+        .await
+        .map_err(|e| store_error("revoking an API key", e));
         Ok(w.settle(done)?.rows_affected())
     }
 }

@@ -14,13 +14,12 @@ mod writer;
 use crate::errors::store_error;
 use chrono::{DateTime, TimeZone, Utc};
 use mailqueue_core::store::StoreError;
-use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
 use sqlx::Connection;
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,17 +38,18 @@ pub struct SqliteStore {
 }
 
 fn migrator() -> Migrator {
-    let migrations = vec![Migration::new(
-        1,
-        Cow::Borrowed("initial"),
-        MigrationType::Simple,
-        Cow::Borrowed(include_str!("../../migrations/sqlite/0001_initial.sql")),
-        false,
-    )];
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
-    }
+    crate::migrations::migrator(&[
+        (
+            1,
+            "initial",
+            include_str!("../../migrations/sqlite/0001_initial.sql"),
+        ),
+        (
+            2,
+            "api key permissions",
+            include_str!("../../migrations/sqlite/0002_api_key_permissions.sql"),
+        ),
+    ])
 }
 
 /// Unix milliseconds, the stored form of a time.

@@ -1,12 +1,16 @@
 use crate::support::*;
 use chrono::Duration;
-use mailqueue_core::api_key::{ApiToken, TokenHash};
+use mailqueue_core::api_key::{ApiKeyPermission, ApiToken, TokenHash};
 use mailqueue_core::store::{
-    ApiKeyRecord, IdempotencyBegin, IdempotencyScope, IdempotencyWindow, IdempotentResponse,
-    InsertGroup,
+    ApiKeyRecord, ApiKeySelector, ApiKeyStore, IdempotencyBegin, IdempotencyScope,
+    IdempotencyWindow, IdempotentResponse, InsertGroup,
 };
 use mailqueue_core::ApiKeyId;
-use mailqueue_testkit::{test_store, StoreKind};
+use mailqueue_store::{PgSettings, PgStore, SqliteSettings, SqliteStore};
+use mailqueue_testkit::{test_store, StoreKind, TempDir, TestDatabase};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::Connection;
+use std::borrow::Cow;
 
 pub async fn api_keys_are_found_by_hash_until_revoked(kind: StoreKind) {
     let s = test_store(kind).await;
@@ -15,6 +19,7 @@ pub async fn api_keys_are_found_by_hash_until_revoked(kind: StoreKind) {
         id: ApiKeyId::generate(t0()),
         name: "ci".into(),
         token_prefix: token.display_prefix(),
+        permission: ApiKeyPermission::FullAccess,
         created_at: t0(),
         revoked_at: None,
     };
@@ -33,8 +38,18 @@ pub async fn api_keys_are_found_by_hash_until_revoked(kind: StoreKind) {
             .unwrap(),
         None
     );
-    assert_eq!(s.store.revoke_api_key("nobody", t0()).await.unwrap(), 0);
-    assert_eq!(s.store.revoke_api_key("ci", t0()).await.unwrap(), 1);
+    let by_name = |name: &str| ApiKeySelector::Name(name.into());
+    assert_eq!(
+        s.store
+            .revoke_api_key(&by_name("nobody"), t0())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.store.revoke_api_key(&by_name("ci"), t0()).await.unwrap(),
+        1
+    );
     assert_eq!(s.store.find_api_key(&token.hash()).await.unwrap(), None);
     let listed = s.store.list_api_keys().await.unwrap();
     assert_eq!(listed[0].revoked_at, Some(t0()));
@@ -48,13 +63,126 @@ pub async fn api_keys_are_found_by_hash_until_revoked(kind: StoreKind) {
         .create_api_key(&other, &token2.hash())
         .await
         .unwrap();
+    let by_id = ApiKeySelector::Id(other.id);
     assert_eq!(
-        s.store
-            .revoke_api_key(&other.id.to_string(), t0())
-            .await
-            .unwrap(),
-        1
+        ApiKeySelector::id_or_name(&other.id.to_string()),
+        by_id.clone()
     );
+    assert_eq!(s.store.revoke_api_key(&by_id, t0()).await.unwrap(), 1);
+    assert_eq!(
+        s.store.revoke_api_key(&by_id, t0()).await.unwrap(),
+        0,
+        "an id is revoked once"
+    );
+}
+
+pub async fn api_key_permissions_round_trip(kind: StoreKind) {
+    let s = test_store(kind).await;
+    let mut made = Vec::new();
+    for (i, permission) in ApiKeyPermission::ALL.into_iter().enumerate() {
+        let token = ApiToken::from_random([10 + i as u8; 24]);
+        let record = ApiKeyRecord {
+            id: ApiKeyId::generate(t0() + Duration::milliseconds(i as i64)),
+            name: permission.to_string(),
+            token_prefix: token.display_prefix(),
+            permission,
+            created_at: t0() + Duration::milliseconds(i as i64),
+            revoked_at: None,
+        };
+        s.store
+            .create_api_key(&record, &token.hash())
+            .await
+            .unwrap();
+        assert_eq!(
+            s.store.find_api_key(&token.hash()).await.unwrap(),
+            Some(record.clone())
+        );
+        made.push(record);
+    }
+    assert_eq!(s.store.list_api_keys().await.unwrap(), made);
+}
+
+/// The first migration alone, as a database made by an older mailqueue has it.
+fn initial_schema(sql: &'static str) -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(vec![Migration::new(
+            1,
+            Cow::Borrowed("initial"),
+            MigrationType::Simple,
+            Cow::Borrowed(sql),
+            false,
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// A key stored before `0002_api_key_permissions` reads as `full_access`
+/// once the current store has migrated the database.
+pub async fn keys_made_before_permissions_have_full_access(kind: StoreKind) {
+    let token = ApiToken::from_random([9; 24]);
+    let id = ApiKeyId::generate(t0());
+    let insert = "INSERT INTO api_keys (id, name, token_prefix, token_hash, created_at) \
+                  VALUES ($1, 'old', 'mq_old', $2, $3)";
+    let _keep: (Option<TempDir>, Option<TestDatabase>);
+    let store: Box<dyn ApiKeyStore> = match kind {
+        StoreKind::Sqlite => {
+            let dir = TempDir::new("old-keys");
+            let path = dir.path().join("mailqueue.db");
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .unwrap();
+            initial_schema(include_str!("../../migrations/sqlite/0001_initial.sql"))
+                .run(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(insert)
+                .bind(id.to_string())
+                .bind(&token.hash().0[..])
+                .bind(t0().timestamp_millis())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let store = SqliteStore::open(&SqliteSettings { path, readers: 1 })
+                .await
+                .unwrap();
+            _keep = (Some(dir), None);
+            Box::new(store)
+        }
+        StoreKind::Postgres => {
+            let db = TestDatabase::create().await;
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            initial_schema(include_str!("../../migrations/postgres/0001_initial.sql"))
+                .run(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(insert)
+                .bind(id.0)
+                .bind(&token.hash().0[..])
+                .bind(t0())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let store = PgStore::connect(&PgSettings {
+                url: db.url.clone(),
+                max_connections: 2,
+                acquire_timeout: std::time::Duration::from_secs(5),
+            })
+            .await
+            .unwrap();
+            store.migrate().await.unwrap();
+            _keep = (None, Some(db));
+            Box::new(store)
+        }
+    };
+    let found = store.find_api_key(&token.hash()).await.unwrap().unwrap();
+    assert_eq!(found.id, id);
+    assert_eq!(found.permission, ApiKeyPermission::FullAccess);
+    assert_eq!(store.list_api_keys().await.unwrap(), vec![found]);
 }
 
 fn window(now: chrono::DateTime<chrono::Utc>) -> IdempotencyWindow {

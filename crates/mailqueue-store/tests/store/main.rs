@@ -32,5 +32,7 @@ conformance!(
     emails::pending_emails_pages_through_everything_pending,
     emails::queue_stats_count_pending_and_find_the_oldest,
     keys::api_keys_are_found_by_hash_until_revoked,
+    keys::api_key_permissions_round_trip,
+    keys::keys_made_before_permissions_have_full_access,
     keys::idempotency_keys_follow_their_lifecycle,
 );

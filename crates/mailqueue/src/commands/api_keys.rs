@@ -3,18 +3,28 @@
 use crate::app::open_store;
 use crate::Config;
 use anyhow::Context;
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DurationRound, Utc};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Subcommand;
-use mailqueue_core::api_key::ApiToken;
-use mailqueue_core::store::{ApiKeyRecord, ApiKeyStore};
-use mailqueue_core::ApiKeyId;
+use mailqueue_api::api_keys::create_api_key;
+use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission};
+use mailqueue_core::store::ApiKeySelector;
 
 #[derive(Subcommand, Debug)]
 pub enum ApiKeysCommand {
     /// Creates a key and prints it (as the last line). It is shown only once.
     Create {
-        #[arg(long)]
-        name: String,
+        /// 1 to 50 characters.
+        #[arg(long, value_parser = |raw: &str| ApiKeyName::parse(raw))]
+        name: ApiKeyName,
+        /// `full_access` (everything) or `sending_access` (only sending emails).
+        #[arg(
+            long,
+            default_value = "full_access",
+            value_parser = PossibleValuesParser::new(ApiKeyPermission::ALL.map(ApiKeyPermission::as_str))
+                .try_map(|raw| raw.parse::<ApiKeyPermission>())
+        )]
+        permission: ApiKeyPermission,
     },
     /// Lists keys (never the tokens).
     List {
@@ -25,39 +35,20 @@ pub enum ApiKeysCommand {
     Revoke { key: String },
 }
 
-/// Creates and stores a new key; the token is returned once and never stored.
-pub async fn create_api_key(
-    store: &dyn ApiKeyStore,
-    name: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<(ApiKeyRecord, ApiToken)> {
-    let mut secret = [0u8; 24];
-    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
-    let token = ApiToken::from_random(secret);
-    let record = ApiKeyRecord {
-        id: ApiKeyId::generate(now),
-        name: name.to_string(),
-        token_prefix: token.display_prefix(),
-        created_at: now,
-        revoked_at: None,
-    };
-    store
-        .create_api_key(&record, &token.hash())
-        .await
-        .context("storing the API key")?;
-    Ok((record, token))
-}
-
 pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> {
     let (store, _) = open_store(&config).await?;
     let now = Utc::now()
         .duration_trunc(chrono::Duration::milliseconds(1))
         .unwrap_or_else(|_| Utc::now());
     match command {
-        ApiKeysCommand::Create { name } => {
-            anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
-            let (record, token) = create_api_key(store.as_ref(), name.trim(), now).await?;
-            println!("Created API key \"{}\" ({}).", record.name, record.id);
+        ApiKeysCommand::Create { name, permission } => {
+            let (record, token) = create_api_key(store.as_ref(), &name, permission, now)
+                .await
+                .context("creating the API key")?;
+            println!(
+                "Created API key \"{}\" ({}) with {}.",
+                record.name, record.id, record.permission
+            );
             println!("Keep it now: it cannot be shown again.");
             println!("{}", token.expose());
         }
@@ -69,6 +60,7 @@ pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> 
                     .map(|k| {
                         serde_json::json!({
                             "id": k.id.to_string(), "name": k.name, "prefix": k.token_prefix,
+                            "permission": k.permission.as_str(),
                             "created_at": k.created_at.to_rfc3339(),
                             "revoked_at": k.revoked_at.map(|t| t.to_rfc3339()),
                         })
@@ -77,8 +69,8 @@ pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> 
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!(
-                    "{:<36}  {:<12}  {:<25}  {:<8}  NAME",
-                    "ID", "PREFIX", "CREATED", "STATE"
+                    "{:<36}  {:<12}  {:<14}  {:<25}  {:<8}  NAME",
+                    "ID", "PREFIX", "PERMISSION", "CREATED", "STATE"
                 );
                 for k in keys {
                     let state = if k.revoked_at.is_some() {
@@ -87,9 +79,10 @@ pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> 
                         "active"
                     };
                     println!(
-                        "{:<36}  {:<12}  {:<25}  {:<8}  {}",
+                        "{:<36}  {:<12}  {:<14}  {:<25}  {:<8}  {}",
                         k.id,
                         k.token_prefix,
+                        k.permission,
                         k.created_at.to_rfc3339(),
                         state,
                         k.name
@@ -98,7 +91,9 @@ pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> 
             }
         }
         ApiKeysCommand::Revoke { key } => {
-            let n = store.revoke_api_key(&key, now).await?;
+            let n = store
+                .revoke_api_key(&ApiKeySelector::id_or_name(&key), now)
+                .await?;
             anyhow::ensure!(n > 0, "no active API key has the id or name `{key}`");
             println!("Revoked {n} API key(s) matching `{key}`.");
         }

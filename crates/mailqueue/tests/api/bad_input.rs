@@ -308,7 +308,10 @@ async fn a_revoked_key_stops_working() {
     let app = spawn_app_with(StoreKind::Sqlite, &[("MAILQUEUE_AUTH_CACHE_SECONDS", "0")]).await;
     assert_eq!(app.post_email(&minimal_email()).await.status(), 202);
     app.store
-        .revoke_api_key("test", chrono::Utc::now())
+        .revoke_api_key(
+            &mailqueue_core::store::ApiKeySelector::Name("test".into()),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     assert_eq!(app.post_email(&minimal_email()).await.status(), 403);

@@ -249,6 +249,88 @@ fn api_keys_are_listed_without_tokens_and_revoked_by_name() {
     );
 }
 
+#[tokio::test]
+async fn api_keys_are_created_with_a_permission() {
+    let dir = TempDir::new("perm");
+    let run = |args: &[&str]| command(&dir, &[]).args(args).output().unwrap();
+    let made = succeeded(
+        run(&[
+            "api-keys",
+            "create",
+            "--name",
+            "sender",
+            "--permission",
+            "sending_access",
+        ]),
+        "create sending",
+    );
+    assert!(made.contains("with sending_access"), "{made}");
+    let sending = made.lines().last().unwrap().trim().to_string();
+    let full = create_key(&dir, &[]);
+    let keys: Vec<Value> =
+        serde_json::from_str(&succeeded(run(&["api-keys", "list", "--json"]), "list")).unwrap();
+    let permissions: Vec<(&str, &str)> = keys
+        .iter()
+        .map(|k| {
+            (
+                k["name"].as_str().unwrap(),
+                k["permission"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        permissions,
+        [("sender", "sending_access"), ("e2e", "full_access")]
+    );
+    let table = succeeded(run(&["api-keys", "list"]), "list");
+    assert!(
+        table.lines().next().unwrap().contains("PERMISSION"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("sending_access") && l.ends_with("sender")),
+        "{table}"
+    );
+
+    for (args, says) in [
+        (
+            &["--name", "x", "--permission", "admin"][..],
+            "sending_access",
+        ),
+        (&["--name", "  "][..], "must not be empty"),
+        (&["--name", &"n".repeat(51)][..], "at most 50"),
+    ] {
+        let out = command(&dir, &[])
+            .args(["api-keys", "create"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let keys: Vec<Value> =
+        serde_json::from_str(&succeeded(run(&["api-keys", "list", "--json"]), "list")).unwrap();
+    assert_eq!(keys.len(), 2, "refused keys are not stored");
+
+    let server = serve(&dir, &[]).await;
+    let id = server.send(&sending, "from a sending key").await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/emails/{id}", server.base))
+        .bearer_auth(&sending)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["name"],
+        "restricted_api_key"
+    );
+    assert_eq!(server.email(&full, &id).await["id"], id.as_str());
+}
+
 /// A relay that requires TLS and AUTH, with a certificate the server is
 /// told to trust (`SSL_CERT_FILE`) or not.
 async fn tls_relay(implicit: bool, trusted: bool) -> (SmtpSink, Server, String, TempDir) {

@@ -3,6 +3,7 @@
 
 use chrono::{DurationRound, Utc};
 use mailqueue::{Application, Config};
+use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission};
 use mailqueue_core::store::{ListQuery, Store};
 use mailqueue_core::SystemClock;
 use mailqueue_testkit::{wait_until, StoreKind, TempDir, TestDatabase};
@@ -79,11 +80,21 @@ pub async fn spawn_app_with(kind: StoreKind, extra: &[(&str, &str)]) -> TestApp 
     }
 }
 
+/// A full-access key named `name`; returns its token.
 pub async fn create_api_key(store: &dyn Store, name: &str) -> String {
+    create_api_key_with(store, name, ApiKeyPermission::FullAccess).await
+}
+
+pub async fn create_api_key_with(
+    store: &dyn Store,
+    name: &str,
+    permission: ApiKeyPermission,
+) -> String {
     let now = Utc::now()
         .duration_trunc(chrono::Duration::milliseconds(1))
         .unwrap();
-    let (_, token) = mailqueue::commands::api_keys::create_api_key(store, name, now)
+    let name = ApiKeyName::parse(name).expect("a valid key name");
+    let (_, token) = mailqueue_api::api_keys::create_api_key(store, &name, permission, now)
         .await
         .expect("store an API key");
     token.expose().to_string()
@@ -117,10 +128,23 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: &Value,
     ) -> (u16, Value) {
+        self.call_as(&self.api_key, method, path, headers, body)
+            .await
+    }
+
+    /// [`Self::call`] with another API key.
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> (u16, Value) {
         let mut req = self
             .client
             .request(method, self.url(path))
-            .bearer_auth(&self.api_key)
+            .bearer_auth(key)
             .json(body);
         for (name, value) in headers {
             req = req.header(*name, *value);

@@ -7,6 +7,7 @@ mod helpers;
 mod processes;
 
 mod alert_rules;
+mod api_keys;
 mod backup_postgres;
 mod backup_redis;
 mod backup_runs;

@@ -4,12 +4,12 @@ use crate::helpers::*;
 use mailqueue_testkit::{SinkOptions, SmtpSink, StoreKind};
 use std::process::Command;
 
-#[tokio::test]
-async fn the_official_python_sdk_works_against_mailqueue() {
-    let sink = SmtpSink::start(SinkOptions::default()).await;
-    let app = spawn_app_with(StoreKind::Sqlite, &[("MAILQUEUE_SMTP_URL", &sink.url())]).await;
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/resend_sdk_check.py");
+/// Runs `tests/compat/{script}` against `app` with its full-access key, as
+/// a user of the SDK would point it at us; returns what it printed.
+async fn run_sdk_script(app: &TestApp, script: &str) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/compat")
+        .join(script);
     let address = app.address.clone();
     let key = app.api_key.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -22,15 +22,39 @@ async fn the_official_python_sdk_works_against_mailqueue() {
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "the SDK check failed:\n{stdout}\n{stderr}"
     );
+    stdout
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_works_against_mailqueue() {
+    let sink = SmtpSink::start(SinkOptions::default()).await;
+    let app = spawn_app_with(StoreKind::Sqlite, &[("MAILQUEUE_SMTP_URL", &sink.url())]).await;
+    let stdout = run_sdk_script(&app, "resend_sdk_check.py").await;
     assert!(stdout.contains("all Resend SDK checks passed"), "{stdout}");
     assert!(
         !sink.messages().is_empty(),
         "the SDK's emails were delivered"
+    );
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_manages_api_keys() {
+    let app = spawn_app(StoreKind::Sqlite).await;
+    let stdout = run_sdk_script(&app, "resend_sdk_api_keys_check.py").await;
+    assert!(
+        stdout.contains("all Resend SDK api-keys checks passed"),
+        "{stdout}"
+    );
+    let keys = app.store.list_api_keys().await.unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k.name == "sdk full" && k.revoked_at.is_some()),
+        "{keys:?}"
     );
 }
