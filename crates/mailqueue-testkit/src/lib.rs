@@ -14,6 +14,7 @@ mod redis;
 mod s3;
 mod smtp_sink;
 mod stores;
+mod tmpfs;
 mod wait;
 
 pub use certificate::TestCertificate;
@@ -21,11 +22,12 @@ pub use dirs::TempDir;
 pub use gcs::GcsEmulator;
 pub use gpg::GpgHome;
 pub use http_sinks::{HttpReceiver, Pushgateway};
-pub use postgres::TestDatabase;
+pub use postgres::{TestDatabase, TestTablespace};
 pub use redis::RedisServer;
 pub use s3::S3Server;
 pub use smtp_sink::{ReceivedMessage, SinkOptions, SinkTls, SmtpSink};
 pub use stores::{test_store, StoreKind, TestStore};
+pub use tmpfs::SmallDisk;
 pub use wait::wait_until;
 
 /// A port that was free a moment ago, on 127.0.0.1.

@@ -115,7 +115,7 @@ pub async fn claimed_emails_carry_their_attachments(kind: StoreKind) {
         .is_empty());
 }
 
-fn outcome(id: EmailId, attempt: u32, result: AttemptResult) -> AttemptOutcome {
+pub fn outcome(id: EmailId, attempt: u32, result: AttemptResult) -> AttemptOutcome {
     AttemptOutcome {
         email_id: id,
         attempt,

@@ -5,6 +5,7 @@
 
 mod emails;
 mod keys;
+mod leases;
 mod support;
 
 macro_rules! conformance {
@@ -31,6 +32,12 @@ conformance!(
     emails::lists_newest_first_with_keyset_pages,
     emails::pending_emails_pages_through_everything_pending,
     emails::queue_stats_count_pending_and_find_the_oldest,
+    leases::leases_are_renewed_only_while_held,
+    leases::unstarted_claims_go_back_without_an_attempt,
+    leases::a_sent_outcome_is_kept_after_its_lease_was_lost,
+    leases::a_sent_email_carries_no_error,
+    leases::outcomes_of_emails_that_do_not_exist_are_ignored,
+    leases::a_refused_group_fails_alone,
     keys::api_keys_are_found_by_hash_until_revoked,
     keys::api_key_permissions_round_trip,
     keys::keys_made_before_permissions_have_full_access,

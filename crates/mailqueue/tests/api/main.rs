@@ -19,6 +19,8 @@ mod emails_batch;
 mod emails_change;
 mod emails_create;
 mod emails_read;
+mod faults_delivery;
+mod faults_store;
 mod idempotency;
 mod operations;
 mod resend_sdk;
