@@ -30,6 +30,10 @@ pub enum FailureClass {
     Connection,
     /// TLS could not be negotiated.
     Tls,
+    /// The relay refused our credentials or requires them (535, 530, 454
+    /// to AUTH). A fault of the relay connection's configuration, not of the
+    /// message, so it is retried.
+    Auth,
     /// The message could not be built or written (bad content, disk error).
     Message,
 }
@@ -42,6 +46,7 @@ impl FailureClass {
             FailureClass::Timeout => "timeout",
             FailureClass::Connection => "connection",
             FailureClass::Tls => "tls",
+            FailureClass::Auth => "auth",
             FailureClass::Message => "message",
         }
     }

@@ -17,10 +17,28 @@ pub struct OutgoingEmail<'a> {
     pub email: &'a NewEmail,
 }
 
+/// Whether a transport can deliver at all, as far as it last saw. Meant for
+/// readiness checks: a failing transport keeps its emails queued, and an
+/// operator has to fix something (credentials, say) before they can leave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransportHealth {
+    Ok,
+    /// `reason` is one line without secrets, e.g. "the relay refuses the
+    /// credentials (535 5.7.8 Authentication credentials invalid)".
+    Failing {
+        reason: String,
+    },
+}
+
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
     /// Sends one message; the error says whether to try again.
     async fn send(&self, message: &OutgoingEmail<'_>) -> Result<SmtpReply, DeliveryError>;
     /// A short description for logs (no secrets).
     fn describe(&self) -> String;
+    /// The transport's health as of its last attempt; cheap, no I/O. The
+    /// default is always [`TransportHealth::Ok`].
+    fn health(&self) -> TransportHealth {
+        TransportHealth::Ok
+    }
 }

@@ -1,20 +1,16 @@
 //! Opening one SMTP connection: TCP with `TCP_NODELAY`, TLS from the first
-//! byte (`smtps://`) or STARTTLS when offered (`smtp://`), EHLO, and AUTH
-//! when credentials are configured. lettre speaks the protocol; the socket
-//! is ours so that Nagle's algorithm cannot hold the final `.` of each
-//! message back for a delayed ACK (40 ms a message on Linux).
+//! byte (`smtps://`) or STARTTLS when offered (`smtp://`), EHLO (again after
+//! STARTTLS), and AUTH when credentials are configured.
+//!
+//! Each step has the per-command timeout on its own: connecting, the TLS
+//! handshake, and every reply. `TCP_NODELAY` is set so that Nagle's
+//! algorithm cannot hold the final `.` of each message back for a delayed
+//! ACK (40 ms a message on Linux).
 
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use mailqueue_core::delivery::{DeliveryError, FailureClass};
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
+use crate::client::{ClientError, Credentials, Session, Step};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// How the connection is secured.
@@ -22,7 +18,7 @@ pub enum Security {
     /// No TLS (loopback relays, tests).
     Plain,
     /// STARTTLS when the relay offers it.
-    StartTls(TlsParameters),
+    StartTls(tokio_rustls::TlsConnector),
     /// TLS from the first byte.
     Implicit(tokio_rustls::TlsConnector),
 }
@@ -33,49 +29,21 @@ pub struct Endpoint {
     pub port: u16,
     pub security: Security,
     pub credentials: Option<Credentials>,
-    pub hello: ClientId,
+    /// The EHLO name.
+    pub hello_name: String,
     pub timeout: Duration,
 }
 
-/// A TLS stream lettre can drive.
-#[derive(Debug)]
-struct TlsOverTcp(tokio_rustls::client::TlsStream<TcpStream>);
+/// A byte stream a session can run over: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 
-impl AsyncRead for TlsOverTcp {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-impl AsyncWrite for TlsOverTcp {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
+/// A session on an open connection, TLS or not.
+pub type RelaySession = Session<Box<dyn Io>>;
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-impl AsyncTokioStream for TlsOverTcp {
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().0.peer_addr()
-    }
-}
-
-/// A TLS client configuration trusting the system's root certificates.
+/// A TLS client configuration trusting the system's root certificates
+/// (and `SSL_CERT_FILE` when set).
 pub fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
@@ -89,79 +57,77 @@ pub fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-fn connection_error(what: &str, e: impl std::fmt::Display) -> DeliveryError {
-    DeliveryError::transient(FailureClass::Connection, None, format!("{what}: {e}"))
+async fn connect(endpoint: &Endpoint) -> Result<TcpStream, ClientError> {
+    let address = format!("{}:{}", endpoint.host, endpoint.port);
+    let tcp = match tokio::time::timeout(endpoint.timeout, TcpStream::connect(&address)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(source)) => {
+            return Err(ClientError::Io {
+                step: Step::Connect,
+                source: std::io::Error::new(source.kind(), format!("{address}: {source}")),
+            })
+        }
+        Err(_) => {
+            return Err(ClientError::Timeout {
+                step: Step::Connect,
+                after: endpoint.timeout,
+            })
+        }
+    };
+    tcp.set_nodelay(true).map_err(|source| ClientError::Io {
+        step: Step::Connect,
+        source,
+    })?;
+    Ok(tcp)
 }
 
-async fn within<T>(
-    timeout: Duration,
-    what: &str,
-    f: impl std::future::Future<Output = Result<T, DeliveryError>>,
-) -> Result<T, DeliveryError> {
-    tokio::time::timeout(timeout, f).await.unwrap_or_else(|_| {
-        Err(DeliveryError::transient(
-            FailureClass::Timeout,
-            None,
-            format!("{what} took longer than {timeout:?}"),
-        ))
-    })
+async fn handshake(
+    endpoint: &Endpoint,
+    connector: &tokio_rustls::TlsConnector,
+    tcp: TcpStream,
+) -> Result<Box<dyn Io>, ClientError> {
+    let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+        .map_err(|e| ClientError::Tls(format!("{}: {e}", endpoint.host)))?;
+    match tokio::time::timeout(endpoint.timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => Ok(Box::new(tls)),
+        Ok(Err(e)) => Err(ClientError::Tls(format!(
+            "{}:{}: {e}",
+            endpoint.host, endpoint.port
+        ))),
+        Err(_) => Err(ClientError::Timeout {
+            step: Step::TlsHandshake,
+            after: endpoint.timeout,
+        }),
+    }
 }
 
 /// Opens a connection ready for `MAIL FROM`.
-pub async fn open(
-    endpoint: &Endpoint,
-    classify: fn(lettre::transport::smtp::Error) -> DeliveryError,
-) -> Result<AsyncSmtpConnection, DeliveryError> {
-    let address = format!("{}:{}", endpoint.host, endpoint.port);
-    let tcp = within(endpoint.timeout, "connecting to the relay", async {
-        TcpStream::connect(&address)
-            .await
-            .map_err(|e| connection_error(&format!("connecting to {address}"), e))
-    })
-    .await?;
-    tcp.set_nodelay(true)
-        .map_err(|e| connection_error("setting TCP_NODELAY", e))?;
-    let stream: Box<dyn AsyncTokioStream> = match &endpoint.security {
+pub async fn open(endpoint: &Endpoint) -> Result<RelaySession, ClientError> {
+    let tcp = connect(endpoint).await?;
+    let mut session: RelaySession = match &endpoint.security {
         Security::Implicit(connector) => {
-            let name =
-                rustls::pki_types::ServerName::try_from(endpoint.host.clone()).map_err(|e| {
-                    DeliveryError::transient(
-                        FailureClass::Tls,
-                        None,
-                        format!("{}: {e}", endpoint.host),
-                    )
-                })?;
-            let tls = within(endpoint.timeout, "the TLS handshake", async {
-                connector.connect(name, tcp).await.map_err(|e| {
-                    DeliveryError::transient(
-                        FailureClass::Tls,
-                        None,
-                        format!("TLS with {address}: {e}"),
-                    )
-                })
-            })
-            .await?;
-            Box::new(TlsOverTcp(tls))
+            let tls = handshake(endpoint, connector, tcp).await?;
+            let mut session = Session::greet(tls, endpoint.timeout).await?;
+            session.ehlo(&endpoint.hello_name).await?;
+            session
         }
-        _ => Box::new(tcp),
-    };
-    within(endpoint.timeout, "greeting the relay", async {
-        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &endpoint.hello)
-            .await
-            .map_err(classify)?;
-        if let Security::StartTls(params) = &endpoint.security {
-            if conn.can_starttls() {
-                conn.starttls(params.clone(), &endpoint.hello)
-                    .await
-                    .map_err(classify)?;
+        Security::Plain | Security::StartTls(_) => {
+            let mut session = Session::greet(tcp, endpoint.timeout).await?;
+            session.ehlo(&endpoint.hello_name).await?;
+            match &endpoint.security {
+                Security::StartTls(connector) if session.capabilities().starttls => {
+                    session.starttls().await?;
+                    let tls = handshake(endpoint, connector, session.into_stream()).await?;
+                    let mut session = Session::new(tls, endpoint.timeout);
+                    session.ehlo(&endpoint.hello_name).await?;
+                    session
+                }
+                _ => session.map_stream(|tcp| Box::new(tcp) as Box<dyn Io>),
             }
         }
-        if let Some(credentials) = &endpoint.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await
-                .map_err(classify)?;
-        }
-        Ok(conn)
-    })
-    .await
+    };
+    if let Some(credentials) = &endpoint.credentials {
+        session.authenticate(credentials).await?;
+    }
+    Ok(session)
 }

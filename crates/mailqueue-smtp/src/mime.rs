@@ -1,19 +1,40 @@
-//! Building the MIME message of an email with lettre.
+//! Building the MIME message of an email with lettre, in a form that is
+//! safe on the wire whatever the email holds.
 //!
 //! The structure is the usual one for transactional mail:
 //! `mixed[ related[ alternative[text, html], inline… ], attachment… ]`,
 //! each level present only when needed. Bcc recipients go into the
 //! envelope, never into the headers.
+//!
+//! The result is 7-bit, has CRLF line endings only and no line over 998
+//! octets: attachments are always base64 (lettre would send short ASCII
+//! files as `7bit`, bare LFs and CRs included), text and HTML bodies get
+//! CRLF line endings before lettre picks 7bit or quoted-printable, and the
+//! subject and custom headers are folded by [`crate::header_value`].
+//! [`build_message`] checks the bytes before handing them out, so a message
+//! that would break the promise fails (permanently) instead of going out.
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use crate::header_value::{encode_header_value, HARD_LIMIT};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{
-    Attachment as MimeAttachment, Mailbox as LettreMailbox, MultiPart, SinglePart,
+    Attachment as MimeAttachment, Body, Mailbox as LettreMailbox, MultiPart, SinglePart,
 };
 use lettre::Message;
 use mailqueue_core::delivery::{DeliveryError, FailureClass};
 use mailqueue_core::transport::OutgoingEmail;
 use mailqueue_core::{Mailbox, NewEmail};
 use std::time::SystemTime;
+
+/// A message ready for the wire: the envelope and the formatted bytes.
+#[derive(Clone, Debug)]
+pub struct BuiltMessage {
+    /// The envelope sender (`MAIL FROM`).
+    pub from: String,
+    /// Every recipient, Bcc included (`RCPT TO`).
+    pub to: Vec<String>,
+    /// 7-bit, CRLF only, no line over 998 octets.
+    pub bytes: Vec<u8>,
+}
 
 fn unbuildable(detail: String) -> DeliveryError {
     DeliveryError::permanent(FailureClass::Message, None, detail)
@@ -47,15 +68,54 @@ fn content_type(ct: &str) -> Result<ContentType, DeliveryError> {
         .map_err(|e| unbuildable(format!("content type `{ct}` is not valid: {e}")))
 }
 
+/// Every line ending (CRLF, bare LF, bare CR) as CRLF.
+fn crlf_line_endings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                out.push_str("\r\n");
+            }
+            '\n' => out.push_str("\r\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A text or HTML part. lettre sends short ASCII text as `7bit`, which
+/// must not hold NUL; such text is sent quoted-printable instead.
+fn text_part(text: &str, content_type: ContentType) -> SinglePart {
+    let text = crlf_line_endings(text);
+    let body = if text.contains('\0') {
+        Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable)
+            .unwrap_or_else(Body::new)
+    } else {
+        Body::new(text)
+    };
+    SinglePart::builder().header(content_type).body(body)
+}
+
+/// An attachment's bytes, base64 whatever they are.
+fn attachment_body(content: &[u8]) -> Body {
+    Body::new_with_encoding(content.to_vec(), ContentTransferEncoding::Base64)
+        .unwrap_or_else(Body::new)
+}
+
 fn body(email: &NewEmail) -> Result<Part, DeliveryError> {
+    let plain = |t: &str| text_part(t, ContentType::TEXT_PLAIN);
+    let html = |t: &str| text_part(t, ContentType::TEXT_HTML);
     let text_and_html = match (&email.text, &email.html) {
-        (Some(text), Some(html)) => Part::Multi(MultiPart::alternative_plain_html(
-            text.clone(),
-            html.clone(),
-        )),
-        (Some(text), None) => Part::Single(SinglePart::plain(text.clone())),
-        (None, Some(html)) => Part::Single(SinglePart::html(html.clone())),
-        (None, None) => Part::Single(SinglePart::plain(String::new())),
+        (Some(text), Some(h)) => Part::Multi(
+            MultiPart::alternative()
+                .singlepart(plain(text))
+                .singlepart(html(h)),
+        ),
+        (Some(text), None) => Part::Single(plain(text)),
+        (None, Some(h)) => Part::Single(html(h)),
+        (None, None) => Part::Single(plain("")),
     };
     let (inline, attached): (Vec<_>, Vec<_>) = email
         .attachments
@@ -67,7 +127,7 @@ fn body(email: &NewEmail) -> Result<Part, DeliveryError> {
         for a in inline {
             let cid = a.content_id.clone().unwrap_or_default();
             let file = MimeAttachment::new_inline_with_name(cid, a.filename.clone())
-                .body(a.content.clone(), content_type(&a.content_type)?);
+                .body(attachment_body(&a.content), content_type(&a.content_type)?);
             related = related.singlepart(file);
         }
         part = Part::Multi(related);
@@ -76,7 +136,7 @@ fn body(email: &NewEmail) -> Result<Part, DeliveryError> {
         let mut mixed = part.add_to(MultiPart::mixed());
         for a in attached {
             let file = MimeAttachment::new(a.filename.clone())
-                .body(a.content.clone(), content_type(&a.content_type)?);
+                .body(attachment_body(&a.content), content_type(&a.content_type)?);
             mixed = mixed.singlepart(file);
         }
         part = Part::Multi(mixed);
@@ -84,12 +144,70 @@ fn body(email: &NewEmail) -> Result<Part, DeliveryError> {
     Ok(part)
 }
 
+/// A header whose value is folded (or encoded) to fit on the wire.
+fn folded_header(name: HeaderName, value: &str) -> HeaderValue {
+    let encoded = encode_header_value(&name, value);
+    HeaderValue::dangerous_new_pre_encoded(name, value.to_string(), encoded)
+}
+
+/// Why `bytes` may not go on the wire as they are, if they may not: 8-bit
+/// or NUL bytes, a CR or LF outside a CRLF, a line over 998 octets.
+fn wire_form_problem(bytes: &[u8]) -> Option<String> {
+    let mut line_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let problem = match b {
+            0 => Some("a NUL byte"),
+            0x80.. => Some("an 8-bit byte"),
+            b'\r' if bytes.get(i + 1) != Some(&b'\n') => Some("a CR without LF"),
+            b'\n' if i == 0 || bytes[i - 1] != b'\r' => Some("an LF without CR"),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Some(format!("{problem} at byte {i}"));
+        }
+        if b == b'\n' {
+            if i - 1 - line_start > HARD_LIMIT {
+                return Some(format!(
+                    "a line of {} octets at byte {line_start}",
+                    i - 1 - line_start
+                ));
+            }
+            line_start = i + 1;
+        }
+    }
+    (bytes.len() - line_start > HARD_LIMIT).then(|| {
+        format!(
+            "a line of {} octets at byte {line_start}",
+            bytes.len() - line_start
+        )
+    })
+}
+
 /// Builds the message. Failures are permanent: the same input would fail again.
-pub fn build_message(out: &OutgoingEmail<'_>) -> Result<Message, DeliveryError> {
+pub fn build_message(out: &OutgoingEmail<'_>) -> Result<BuiltMessage, DeliveryError> {
+    let message = build_lettre_message(out)?;
+    let bytes = message.formatted();
+    if let Some(problem) = wire_form_problem(&bytes) {
+        return Err(unbuildable(format!(
+            "the built message cannot go on the wire: {problem}"
+        )));
+    }
+    let envelope = message.envelope();
+    Ok(BuiltMessage {
+        from: envelope.from().map(ToString::to_string).unwrap_or_default(),
+        to: envelope.to().iter().map(ToString::to_string).collect(),
+        bytes,
+    })
+}
+
+fn build_lettre_message(out: &OutgoingEmail<'_>) -> Result<Message, DeliveryError> {
     let email = out.email;
     let mut builder = Message::builder()
         .from(mailbox(&email.from)?)
-        .subject(email.subject.clone())
+        .raw_header(folded_header(
+            HeaderName::new_from_ascii_str("Subject"),
+            &email.subject,
+        ))
         .message_id(Some(out.message_id.to_string()))
         .date(SystemTime::from(out.date));
     for m in &email.to {
@@ -107,7 +225,7 @@ pub fn build_message(out: &OutgoingEmail<'_>) -> Result<Message, DeliveryError> 
     for h in &email.headers {
         let name = HeaderName::new_from_ascii(h.name.clone())
             .map_err(|e| unbuildable(format!("header name `{}` is not valid: {e}", h.name)))?;
-        builder = builder.raw_header(HeaderValue::new(name, h.value.clone()));
+        builder = builder.raw_header(folded_header(name, &h.value));
     }
     let built = match body(email)? {
         Part::Single(s) => builder.singlepart(s),
@@ -120,6 +238,7 @@ pub fn build_message(out: &OutgoingEmail<'_>) -> Result<Message, DeliveryError> 
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+    use mail_parser::MimeHeaders;
     use mailqueue_core::email::{Attachment, CustomHeader};
     use mailqueue_core::EmailId;
 
@@ -158,17 +277,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn builds_mixed_related_alternative_with_encoded_headers() {
-        let e = email();
-        let out = OutgoingEmail {
+    fn build(e: &NewEmail) -> BuiltMessage {
+        build_message(&OutgoingEmail {
             id: EmailId::generate(Utc::now()),
             message_id: "<abc@acme.test>",
             date: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
-            email: &e,
-        };
-        let msg = build_message(&out).unwrap();
-        let text = String::from_utf8(msg.formatted()).unwrap();
+            email: e,
+        })
+        .unwrap()
+    }
+
+    fn parse(m: &BuiltMessage) -> mail_parser::Message<'_> {
+        // Custom headers are raw to mail_parser unless named as text.
+        mail_parser::MessageParser::new()
+            .with_minimal_headers()
+            .header_text("X-Token")
+            .parse(&m.bytes)
+            .unwrap()
+    }
+
+    #[test]
+    fn builds_mixed_related_alternative_with_encoded_headers() {
+        let msg = build(&email());
+        let text = String::from_utf8(msg.bytes.clone()).unwrap();
         assert!(text.contains("Message-ID: <abc@acme.test>"), "{text}");
         assert!(text.contains("Date: Fri, 02 Jan 2026 03:04:05"), "{text}");
         assert!(
@@ -180,10 +311,94 @@ mod tests {
         assert!(text.contains("multipart/mixed") && text.contains("multipart/related"));
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains("Content-ID: <logo>"));
-        let rcpt: Vec<String> = msg.envelope().to().iter().map(|a| a.to_string()).collect();
+        assert_eq!(msg.from, "from@acme.test");
         assert_eq!(
-            rcpt,
+            msg.to,
             ["to@example.com", "cc@example.com", "hidden@example.com"]
         );
+    }
+
+    const SMUGGLING: &[u8] = b"x\n.\nMAIL FROM:<smuggled@evil.test>\nRCPT TO:<victim@example.com>\nDATA\nforged\n.\n\r.\r";
+
+    #[test]
+    fn attachments_are_base64_whatever_they_hold() {
+        let mut e = email();
+        e.attachments[0].content = SMUGGLING.to_vec();
+        e.attachments[0].content_type = "text/plain".into();
+        let msg = build(&e);
+        let text = String::from_utf8(msg.bytes.clone()).unwrap();
+        assert!(!text.contains("smuggled"), "{text}");
+        assert!(
+            !text.contains("Content-Transfer-Encoding: 7bit\r\nContent-Disposition: attachment")
+        );
+        let parsed = parse(&msg);
+        let a = parsed
+            .attachments()
+            .find(|a| a.attachment_name() == Some("report.pdf"));
+        assert_eq!(a.unwrap().contents(), SMUGGLING);
+    }
+
+    #[test]
+    fn text_and_html_get_crlf_line_endings_and_keep_their_text() {
+        let mut e = email();
+        e.text = Some("one\ntwo\rthree\r\n.four\0five".into());
+        e.html = Some("<p>\r\r\n</p>".into());
+        let msg = build(&e);
+        assert_eq!(wire_form_problem(&msg.bytes), None);
+        let parsed = parse(&msg);
+        assert_eq!(
+            parsed.body_text(0).unwrap(),
+            "one\r\ntwo\r\nthree\r\n.four\0five"
+        );
+        assert_eq!(parsed.body_html(0).unwrap(), "<p>\r\n\r\n</p>");
+    }
+
+    #[test]
+    fn long_subjects_and_header_values_are_folded() {
+        let mut e = email();
+        e.subject = "s".repeat(2000);
+        let spaced: String = (0..200).map(|i| format!("w{i:03} ")).collect();
+        e.headers = vec![
+            CustomHeader {
+                name: "X-Spaced".into(),
+                value: spaced[..998].to_string(),
+            },
+            CustomHeader {
+                name: "X-Token".into(),
+                value: "t".repeat(998),
+            },
+        ];
+        let msg = build(&e);
+        assert_eq!(wire_form_problem(&msg.bytes), None);
+        let parsed = parse(&msg);
+        assert_eq!(parsed.subject(), Some("s".repeat(2000).as_str()));
+        let raw = parsed.header_raw("X-Spaced").unwrap();
+        assert_eq!(raw.replace("\r\n", "").trim_start(), &spaced[..998]);
+        assert_eq!(
+            parsed.header("X-Token").and_then(|h| h.as_text()),
+            Some("t".repeat(998).as_str())
+        );
+    }
+
+    #[test]
+    fn wire_form_problems_are_named() {
+        assert_eq!(wire_form_problem(b"a\r\nb\r\n"), None);
+        assert_eq!(wire_form_problem(b""), None);
+        assert!(wire_form_problem(b"a\nb")
+            .unwrap()
+            .contains("LF without CR"));
+        assert!(wire_form_problem(b"\n").unwrap().contains("LF without CR"));
+        assert!(wire_form_problem(b"a\rb")
+            .unwrap()
+            .contains("CR without LF"));
+        assert!(wire_form_problem(b"a\0").unwrap().contains("NUL"));
+        assert!(wire_form_problem("é".as_bytes()).unwrap().contains("8-bit"));
+        let fits = format!("{}\r\n{}", "x".repeat(998), "y".repeat(998));
+        assert_eq!(wire_form_problem(fits.as_bytes()), None);
+        let long = format!("{}\r\n", "x".repeat(999));
+        assert!(wire_form_problem(long.as_bytes())
+            .unwrap()
+            .contains("999 octets"));
+        assert!(wire_form_problem("z".repeat(999).as_bytes()).is_some());
     }
 }

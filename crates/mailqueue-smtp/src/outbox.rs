@@ -31,7 +31,7 @@ fn disk_error(path: &std::path::Path, e: std::io::Error) -> DeliveryError {
 #[async_trait]
 impl Transport for OutboxTransport {
     async fn send(&self, out: &OutgoingEmail<'_>) -> Result<SmtpReply, DeliveryError> {
-        let bytes = build_message(out)?.formatted();
+        let bytes = build_message(out)?.bytes;
         let path = self.dir.join(format!("{}.eml", out.id));
         let tmp = self.dir.join(format!(".{}.eml.tmp", out.id));
         let mut file = tokio::fs::File::create(&tmp)

@@ -3,21 +3,27 @@
 //! `MAILQUEUE_SMTP_URL` selects the security of the connection:
 //! `smtp://` upgrades with STARTTLS when the relay offers it (port 587 by
 //! default), `smtps://` is TLS from the first byte (465), and `smtp+plain://`
-//! never uses TLS (25; meant for loopback relays and tests).
+//! never uses TLS (25; meant for loopback relays and tests). A user and
+//! password in the URL are used for AUTH.
 //!
-//! At most `pool_size` transactions run at once. A connection goes back to
-//! the pool after a successful transaction; after any error lettre closes
-//! it. A connection idle for more than a few seconds is checked with NOOP
-//! before reuse, and one idle for a minute is dropped.
+//! At most `pool_size` transactions run at once. A session goes back to the
+//! pool after a successful transaction, and after a refused one when RSET
+//! still works; a broken session (see `client::session`) is dropped. Before
+//! reuse, a session must be quiet (the relay sent nothing since its last
+//! reply); one idle for more than a few seconds is also checked with NOOP,
+//! and one idle for a minute is closed.
+//!
+//! The relay's health is what the last AUTH said: a refusal makes it
+//! [`TransportHealth::Failing`], the next successful AUTH makes it `Ok`
+//! again. Without credentials, a 530 (authentication required) makes it
+//! failing and the next delivery clears it.
 
-use crate::connection::{open, tls_connector, Endpoint, Security};
+use crate::client::{ClientError, Credentials};
+use crate::connection::{open, tls_connector, Endpoint, RelaySession, Security};
 use crate::mime::build_message;
 use async_trait::async_trait;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
 use mailqueue_core::delivery::{DeliveryError, FailureClass, SmtpReply};
-use mailqueue_core::transport::{OutgoingEmail, Transport};
+use mailqueue_core::transport::{OutgoingEmail, Transport, TransportHealth};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -42,7 +48,9 @@ pub struct SmtpSettings {
     pub url: String,
     /// Most connections (and transactions) at once.
     pub pool_size: u32,
-    /// For connecting and for each step of a transaction.
+    /// For each step on its own: connecting, the TLS handshake, each reply,
+    /// and each write of the message (a write that makes no progress for
+    /// this long). A whole send has no cap here.
     pub timeout: Duration,
     /// The EHLO name; the host name when unset.
     pub hello_name: Option<String>,
@@ -50,9 +58,18 @@ pub struct SmtpSettings {
 
 pub struct SmtpRelay {
     endpoint: Endpoint,
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<(RelaySession, Instant)>>,
     slots: Semaphore,
+    health: Mutex<TransportHealth>,
     description: String,
+}
+
+fn default_hello_name() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 impl SmtpRelay {
@@ -60,32 +77,23 @@ impl SmtpRelay {
         let url =
             url::Url::parse(&settings.url).map_err(|e| SmtpConfigError::Url(e.to_string()))?;
         let host = url.host_str().ok_or(SmtpConfigError::NoHost)?.to_string();
-        let tls_error = |reason: String| SmtpConfigError::Tls {
-            host: host.clone(),
-            reason,
+        let connector = || {
+            tls_connector().map_err(|reason| SmtpConfigError::Tls {
+                host: host.clone(),
+                reason,
+            })
         };
         let (security, default_port) = match url.scheme() {
-            "smtp" => (
-                Security::StartTls(
-                    TlsParameters::new(host.clone()).map_err(|e| tls_error(e.to_string()))?,
-                ),
-                587,
-            ),
-            "smtps" => (Security::Implicit(tls_connector().map_err(tls_error)?), 465),
+            "smtp" => (Security::StartTls(connector()?), 587),
+            "smtps" => (Security::Implicit(connector()?), 465),
             "smtp+plain" => (Security::Plain, 25),
             other => return Err(SmtpConfigError::Scheme(other.to_string())),
         };
         let port = url.port().unwrap_or(default_port);
-        let credentials = (!url.username().is_empty()).then(|| {
-            Credentials::new(
-                percent_decode(url.username()),
-                percent_decode(url.password().unwrap_or("")),
-            )
+        let credentials = (!url.username().is_empty()).then(|| Credentials {
+            user: percent_decode(url.username()),
+            password: percent_decode(url.password().unwrap_or("")),
         });
-        let hello = match &settings.hello_name {
-            Some(name) => ClientId::Domain(name.clone()),
-            None => ClientId::default(),
-        };
         Ok(Self {
             description: format!("{}://{host}:{port}", url.scheme()),
             endpoint: Endpoint {
@@ -93,43 +101,78 @@ impl SmtpRelay {
                 port,
                 security,
                 credentials,
-                hello,
+                hello_name: settings
+                    .hello_name
+                    .clone()
+                    .unwrap_or_else(default_hello_name),
                 timeout: settings.timeout,
             },
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(settings.pool_size.max(1) as usize),
+            health: Mutex::new(TransportHealth::Ok),
         })
     }
 
-    fn take_idle(&self) -> Option<(AsyncSmtpConnection, Instant)> {
+    fn take_idle(&self) -> Option<(RelaySession, Instant)> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
-    /// A connection ready for a transaction: an idle one that still
-    /// answers, or a new one.
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, DeliveryError> {
-        while let Some((mut conn, since)) = self.take_idle() {
-            let idle = since.elapsed();
-            if idle > DROP_AFTER_IDLE || conn.has_broken() {
-                conn.abort().await;
-                continue;
-            }
-            if idle > CHECK_AFTER_IDLE && !conn.test_connected().await {
-                conn.abort().await;
-                continue;
-            }
-            return Ok(conn);
-        }
-        open(&self.endpoint, classify).await
+    fn set_health(&self, health: TransportHealth) {
+        *self.health.lock().unwrap_or_else(|e| e.into_inner()) = health;
     }
 
-    fn checkin(&self, conn: AsyncSmtpConnection) {
-        if !conn.has_broken() {
+    /// A session ready for a transaction: an idle one that is quiet (and
+    /// answers NOOP after a while), or a new one.
+    async fn checkout(&self) -> Result<RelaySession, ClientError> {
+        while let Some((mut session, since)) = self.take_idle() {
+            let idle = since.elapsed();
+            if idle > DROP_AFTER_IDLE {
+                session.quit().await;
+                continue;
+            }
+            if !session.is_quiet() {
+                tracing::warn!(relay = %self.description,
+                    "the relay sent something nobody asked for on an idle connection; closing it");
+                continue;
+            }
+            if idle > CHECK_AFTER_IDLE && session.noop().await.is_err() {
+                continue;
+            }
+            return Ok(session);
+        }
+        let session = open(&self.endpoint).await?;
+        if self.endpoint.credentials.is_some() {
+            self.set_health(TransportHealth::Ok);
+        }
+        Ok(session)
+    }
+
+    /// Keeps a session for the next transaction if it is still in step.
+    fn checkin(&self, mut session: RelaySession) {
+        if session.is_quiet() {
             self.idle
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push((conn, Instant::now()));
+                .push((session, Instant::now()));
         }
+    }
+
+    /// After a failed transaction: a session still in step is reset and
+    /// kept, any other is dropped.
+    async fn recycle(&self, mut session: RelaySession) {
+        if !session.is_broken() && session.rset().await.is_ok() {
+            self.checkin(session);
+        }
+    }
+
+    /// The email's error; a refused AUTH also marks the relay failing.
+    fn failed(&self, e: &ClientError) -> DeliveryError {
+        if e.is_auth() {
+            self.set_health(TransportHealth::Failing {
+                reason: e.to_string(),
+            });
+        }
+        e.to_delivery_error()
     }
 }
 
@@ -140,55 +183,44 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Sorts lettre's errors into retryable and permanent ones.
-fn classify(e: lettre::transport::smtp::Error) -> DeliveryError {
-    let code = e.status().and_then(|c| c.to_string().parse::<u16>().ok());
-    let detail = e.to_string();
-    if e.is_permanent() {
-        DeliveryError::permanent(FailureClass::Reply5xx, code, detail)
-    } else if e.is_transient() {
-        DeliveryError::transient(FailureClass::Reply4xx, code, detail)
-    } else if e.is_timeout() {
-        DeliveryError::transient(FailureClass::Timeout, None, detail)
-    } else if e.is_tls() {
-        DeliveryError::transient(FailureClass::Tls, None, detail)
-    } else {
-        DeliveryError::transient(FailureClass::Connection, None, detail)
-    }
-}
-
 #[async_trait]
 impl Transport for SmtpRelay {
     async fn send(&self, out: &OutgoingEmail<'_>) -> Result<SmtpReply, DeliveryError> {
         let message = build_message(out)?;
-        let bytes = message.formatted();
         let _slot = self.slots.acquire().await.map_err(|_| {
             DeliveryError::transient(FailureClass::Connection, None, "the relay pool is closed")
         })?;
-        let mut conn = self.checkout().await?;
-        let timeout = self.endpoint.timeout;
-        match tokio::time::timeout(timeout * 2, conn.send(message.envelope(), &bytes)).await {
-            Ok(Ok(response)) => {
-                self.checkin(conn);
+        let mut session = self.checkout().await.map_err(|e| self.failed(&e))?;
+        match session
+            .send_mail(&message.from, &message.to, &message.bytes)
+            .await
+        {
+            Ok(reply) => {
+                self.checkin(session);
+                if self.endpoint.credentials.is_none() {
+                    self.set_health(TransportHealth::Ok);
+                }
                 Ok(SmtpReply {
-                    code: response.code().to_string().parse().unwrap_or(250),
-                    message: response.message().collect::<Vec<_>>().join(" "),
+                    code: reply.code,
+                    message: reply.text(),
                 })
             }
-            Ok(Err(e)) => Err(classify(e)),
-            Err(_) => {
-                conn.abort().await;
-                Err(DeliveryError::transient(
-                    FailureClass::Timeout,
-                    None,
-                    format!("the SMTP transaction took longer than {:?}", timeout * 2),
-                ))
+            Err(e) => {
+                self.recycle(session).await;
+                Err(self.failed(&e))
             }
         }
     }
 
     fn describe(&self) -> String {
         format!("SMTP relay {}", self.description)
+    }
+
+    fn health(&self) -> TransportHealth {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -11,7 +11,8 @@ DIR/attempts.log with the reply it got.
   --tls-cert F --tls-key F
                       offer STARTTLS (required before MAIL) with this certificate
   --implicit-tls      speak TLS from the first byte instead (smtps)
-  --auth USER:PASS    require AUTH PLAIN/LOGIN with these credentials
+  --auth USER:PASS    require AUTH PLAIN/LOGIN with these credentials (over
+                      TLS when TLS is offered, in the clear otherwise)
 
 Each stored message also says whether its session was encrypted and who
 logged in.
@@ -24,6 +25,7 @@ import json
 import os
 import ssl
 import sys
+import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult
 
@@ -98,10 +100,14 @@ async def main():
 
         def authenticate(server, session, envelope, mechanism, auth_data):
             ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-            return AuthResult(success=ok, auth_data=auth_data.login.decode() if ok else None)
+            # handled=False: aiosmtpd itself answers a failure with 535.
+            return AuthResult(success=ok, handled=False, auth_data=auth_data.login.decode() if ok else None)
 
-        # With implicit TLS aiosmtpd cannot tell the session is encrypted.
-        options.update(authenticator=authenticate, auth_required=True, auth_require_tls=not args.implicit_tls)
+        # With implicit TLS aiosmtpd cannot tell the session is encrypted;
+        # without any TLS (a loopback sink) AUTH is allowed in the clear.
+        warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+        options.update(authenticator=authenticate, auth_required=True,
+                       auth_require_tls=context is not None and not args.implicit_tls)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(handler, **options),

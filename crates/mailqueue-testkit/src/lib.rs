@@ -1,6 +1,7 @@
 //! Test helpers that start real things: a fresh PostgreSQL database per
 //! test, a private SQLite file, an SMTP server (aiosmtpd) that records what
-//! it receives, object stores (moto's S3, a GCS emulator), and free ports.
+//! it receives, a scriptable SMTP relay that records the bytes on the wire,
+//! object stores (moto's S3, a GCS emulator), and free ports.
 //! Nothing here is a mock.
 
 mod certificate;
@@ -12,6 +13,7 @@ mod http_sinks;
 mod postgres;
 mod redis;
 mod s3;
+mod smtp_relay;
 mod smtp_sink;
 mod stores;
 mod tmpfs;
@@ -25,6 +27,7 @@ pub use http_sinks::{HttpReceiver, Pushgateway};
 pub use postgres::{TestDatabase, TestTablespace};
 pub use redis::RedisServer;
 pub use s3::S3Server;
+pub use smtp_relay::{RelayOptions, RelayedCommand, RelayedMessage, TestRelay, SMUGGLING_PAYLOAD};
 pub use smtp_sink::{ReceivedMessage, SinkOptions, SinkTls, SmtpSink};
 pub use stores::{test_store, StoreKind, TestStore};
 pub use tmpfs::SmallDisk;

@@ -15,6 +15,8 @@ mod backup_sqlite;
 mod bad_input;
 mod binary;
 mod delivery;
+mod delivery_relay_faults;
+mod delivery_wire;
 mod emails_batch;
 mod emails_change;
 mod emails_create;

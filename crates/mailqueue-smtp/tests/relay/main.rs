@@ -1,0 +1,69 @@
+//! `SmtpRelay` against real SMTP servers on loopback ports: the Rust test
+//! relay (bytes on the wire, lenient parsing, knobs for faults) and the
+//! aiosmtpd sink. All in one test binary.
+
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod timeouts;
+mod wire;
+
+use chrono::Utc;
+use mailqueue_core::delivery::{DeliveryError, SmtpReply};
+use mailqueue_core::email::{Attachment, NewEmail};
+use mailqueue_core::transport::{OutgoingEmail, Transport};
+use mailqueue_core::{EmailId, Mailbox};
+use mailqueue_smtp::{SmtpRelay, SmtpSettings};
+use std::time::Duration;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn relay(url: &str, timeout: Duration) -> SmtpRelay {
+    SmtpRelay::new(&SmtpSettings {
+        url: url.into(),
+        pool_size: 1,
+        timeout,
+        hello_name: Some("client.test".into()),
+    })
+    .unwrap()
+}
+
+pub fn email(to: &[&str], text: &str) -> NewEmail {
+    NewEmail {
+        from: Mailbox::parse("Acme <noreply@acme.test>").unwrap(),
+        to: to.iter().map(|a| Mailbox::parse(a).unwrap()).collect(),
+        cc: vec![],
+        bcc: vec![],
+        reply_to: vec![],
+        subject: "Hello".into(),
+        text: Some(text.into()),
+        html: None,
+        headers: vec![],
+        attachments: vec![],
+        tags: vec![],
+        metadata: Default::default(),
+        priority: Default::default(),
+        scheduled_at: None,
+    }
+}
+
+pub fn attach(email: &mut NewEmail, filename: &str, content_type: &str, content: &[u8]) {
+    email.attachments.push(Attachment {
+        filename: filename.into(),
+        content_type: content_type.into(),
+        content_id: None,
+        content: content.to_vec(),
+    });
+}
+
+pub async fn send(relay: &SmtpRelay, email: &NewEmail) -> Result<SmtpReply, DeliveryError> {
+    let now = Utc::now();
+    relay
+        .send(&OutgoingEmail {
+            id: EmailId::generate(now),
+            message_id: "<test@acme.test>",
+            date: now,
+            email,
+        })
+        .await
+}
