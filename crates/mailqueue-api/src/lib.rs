@@ -79,6 +79,9 @@ impl Default for ApiSettings {
 /// What every handler can reach.
 pub struct ApiContext {
     pub store: Arc<dyn Store>,
+    /// The transport of the deliveries this process runs, if any: readiness
+    /// reports it failing (a relay that refuses the credentials).
+    pub transport: Option<Arc<dyn mailqueue_core::transport::Transport>>,
     pub committer: GroupCommitterHandle,
     pub queue: Arc<dyn DispatchQueue>,
     pub clock: Arc<dyn Clock>,

@@ -7,15 +7,21 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mailqueue_core::transport::TransportHealth;
 use serde_json::json;
 
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the store can read and write and the queue answers; any
-/// failure is 503, so a load balancer takes the process out of rotation.
+/// Ready when the store can read and write, the queue answers, and the
+/// transport of this process's deliveries is not failing (a relay that
+/// refuses the credentials); any failure is 503 with the reason.
 pub async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if let Some(TransportHealth::Failing { reason }) = state.transport.as_ref().map(|t| t.health())
+    {
+        return Err(ApiError::Unavailable(reason));
+    }
     state
         .store
         .ping()

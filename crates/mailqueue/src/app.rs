@@ -156,6 +156,7 @@ impl Application {
         let committer = GroupCommitter::spawn(email_store.clone(), committers, 256);
         let state = Arc::new(ApiContext {
             store: store.clone(),
+            transport: Some(transport.clone()),
             committer,
             queue: queue.clone(),
             clock: clock.clone(),

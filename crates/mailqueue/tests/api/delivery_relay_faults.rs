@@ -50,6 +50,19 @@ async fn refused_credentials_keep_emails_queued_until_the_relay_accepts_them() {
         assert!(error.contains("refuses the credentials (535"), "{email}");
     }
     assert!(sink.messages().is_empty());
+    let (ready, body) = app.get("/readyz").await;
+    assert_eq!(ready, 503, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("refuses the credentials"),
+        "{body}"
+    );
+    assert!(
+        !body.to_string().contains("relay-secret"),
+        "the password never shows: {body}"
+    );
 
     // The operator fixes the relay: the same password is accepted again.
     let sink = sink
@@ -62,6 +75,8 @@ async fn refused_credentials_keep_emails_queued_until_the_relay_accepts_them() {
         let email = app.wait_for_status(id, "sent", WAIT).await;
         assert!(email["attempts"].as_u64().unwrap() >= 2, "{email}");
     }
+    let (ready, body) = app.get("/readyz").await;
+    assert_eq!(ready, 200, "ready again once the relay accepts us: {body}");
     let received = sink.wait_for_messages(2, WAIT).await;
     assert!(received
         .iter()

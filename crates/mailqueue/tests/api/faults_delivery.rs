@@ -33,7 +33,9 @@ async fn a_relay_slower_than_the_lease_gets_each_email_once(kind: StoreKind) {
         ids.push(app.send(&e).await);
     }
     for id in &ids {
-        let email = app.wait_for_status(id, "sent", Duration::from_secs(60)).await;
+        let email = app
+            .wait_for_status(id, "sent", Duration::from_secs(60))
+            .await;
         assert_eq!(email["attempts"], 1, "one attempt each: {email}");
     }
     let delivered = sink.data_attempts().len();
