@@ -1,7 +1,7 @@
 //! `mailqueue restore postgres latest|<id>`: reads the backup (checking its
 //! SHA-256), writes the plain dump to a private temporary file only after
-//! the checks pass, runs `pg_restore` in parallel, and compares the row
-//! counts with the manifest.
+//! the checks pass and runs `pg_restore` in parallel; with `--check-counts`
+//! it then counts every table of the manifest and fails on any difference.
 
 use crate::catalog;
 use crate::destination::Destination;

@@ -67,6 +67,13 @@ fn due_from_row(row: &PgRow) -> Result<DueEmail, StoreError> {
 }
 
 impl PgStore {
+    /// The store error for a failed write, noted for readiness.
+    fn failed_write(&self, context: &str, e: sqlx::Error) -> StoreError {
+        let error = store_error(context, e);
+        self.health.record::<()>(&Err(error.clone()));
+        error
+    }
+
     /// Explains why a conditional change touched no row.
     async fn change_refused(&self, id: EmailId) -> Result<ChangeOutcome, StoreError> {
         let row = sqlx::query("SELECT status FROM emails WHERE id = $1")
@@ -188,7 +195,7 @@ impl PgStore {
         match query
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| store_error(ctx, e))?
+            .map_err(|e| self.failed_write(ctx, e))?
         {
             Some(row) => Ok(ChangeOutcome::Changed(due_from_row(&row)?)),
             None => self.change_refused(id).await,
@@ -353,7 +360,7 @@ impl EmailStore for PgStore {
         .bind(claim.now)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| store_error(ctx, e))?;
+        .map_err(|e| self.failed_write(ctx, e))?;
         let mut claimed = Vec::with_capacity(rows.len());
         let mut infos = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -490,7 +497,7 @@ impl EmailStore for PgStore {
         .bind(give_up_before)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| store_error("rescuing expired leases", e))?;
+        .map_err(|e| self.failed_write("rescuing expired leases", e))?;
         rows.iter().map(due_from_row).collect()
     }
 
@@ -509,7 +516,7 @@ impl EmailStore for PgStore {
         .bind(until)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| store_error("renewing leases", e))?;
+        .map_err(|e| self.failed_write("renewing leases", e))?;
         Ok(ids.into_iter().map(EmailId).collect())
     }
 
@@ -537,7 +544,7 @@ impl EmailStore for PgStore {
         .bind(now)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| store_error("releasing unstarted claims", e))?;
+        .map_err(|e| self.failed_write("releasing unstarted claims", e))?;
         rows.iter().map(due_from_row).collect()
     }
 
@@ -562,7 +569,7 @@ impl EmailStore for PgStore {
         .bind(now)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| store_error("releasing leases", e))?;
+        .map_err(|e| self.failed_write("releasing leases", e))?;
         rows.iter().map(due_from_row).collect()
     }
 

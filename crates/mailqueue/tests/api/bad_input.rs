@@ -175,6 +175,14 @@ fn cases() -> Vec<Case> {
             Some("priority"),
         ),
         c(
+            // Valid JSON of the wrong type: the field is named, not "not valid JSON".
+            "numeric priority",
+            with(json!({"priority": 123})),
+            422,
+            "validation_error",
+            Some("priority"),
+        ),
+        c(
             "bad tag",
             with(json!({"tags": [{"name": "a b"}]})),
             422,
