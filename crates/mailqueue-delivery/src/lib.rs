@@ -18,8 +18,6 @@ mod maintenance;
 mod recorder;
 mod send;
 
-pub use lease_book::renew_interval;
-
 use mailqueue_core::queue::DispatchQueue;
 use mailqueue_core::store::EmailStore;
 use mailqueue_core::transport::Transport;
