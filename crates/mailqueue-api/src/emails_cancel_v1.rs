@@ -6,7 +6,6 @@ use crate::error::ApiError;
 use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::Json;
-use mailqueue_core::store::ChangeOutcome;
 use serde_json::json;
 
 pub async fn handle(
@@ -17,9 +16,10 @@ pub async fn handle(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = email_id(&raw_id)?;
     expect_empty_object(&body)?;
-    match state.store.cancel_email(id, state.now()).await? {
-        ChangeOutcome::Changed(_) => Ok(Json(json!({"object": "email", "id": id.to_string()}))),
-        ChangeOutcome::NotFound => Err(ApiError::no_email(id)),
-        ChangeOutcome::TooLate(status) => Err(ApiError::TooLate(status, "cancelled")),
-    }
+    state
+        .service
+        .cancel(id)
+        .await
+        .map_err(|e| ApiError::service(e, "cancelled"))?;
+    Ok(Json(json!({"object": "email", "id": id.to_string()})))
 }

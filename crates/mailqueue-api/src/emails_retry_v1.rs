@@ -7,7 +7,6 @@ use crate::error::ApiError;
 use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::Json;
-use mailqueue_core::store::ChangeOutcome;
 use serde_json::json;
 
 pub async fn handle(
@@ -18,19 +17,12 @@ pub async fn handle(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = email_id(&raw_id)?;
     expect_empty_object(&body)?;
-    match state.store.retry_failed_email(id, state.now()).await? {
-        ChangeOutcome::Changed(due) => {
-            if let Err(e) = state.queue.enqueue(&[due]).await {
-                tracing::warn!(error = %e, "a retried email was not enqueued; the reconciler will pick it up");
-            }
-            Ok(Json(
-                json!({"object": "email", "id": id.to_string(), "status": "queued"}),
-            ))
-        }
-        ChangeOutcome::NotFound => Err(ApiError::no_email(id)),
-        ChangeOutcome::TooLate(status) => Err(ApiError::TooLate(
-            status,
-            "retried (only failed emails can be)",
-        )),
-    }
+    state
+        .service
+        .retry(id)
+        .await
+        .map_err(|e| ApiError::service(e, "retried (only failed emails can be)"))?;
+    Ok(Json(
+        json!({"object": "email", "id": id.to_string(), "status": "queued"}),
+    ))
 }

@@ -8,7 +8,6 @@ use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::Json;
 use mailqueue_core::schedule::parse_scheduled_at;
-use mailqueue_core::store::ChangeOutcome;
 use mailqueue_core::FieldError;
 use serde::Deserialize;
 use serde_json::json;
@@ -45,17 +44,12 @@ pub async fn handle(
             "The `scheduled_at` field is missing.",
         ))
     })?;
-    let now = state.now();
-    let at = parse_scheduled_at(&raw_at, now)
+    let at = parse_scheduled_at(&raw_at, state.now())
         .map_err(|m| ApiError::Validation(FieldError::invalid("scheduled_at", m)))?;
-    match state.store.reschedule_email(id, at, now).await? {
-        ChangeOutcome::Changed(due) => {
-            if let Err(e) = state.queue.enqueue(&[due]).await {
-                tracing::warn!(error = %e, "a rescheduled email was not enqueued; the reconciler will pick it up");
-            }
-            Ok(Json(json!({"object": "email", "id": id.to_string()})))
-        }
-        ChangeOutcome::NotFound => Err(ApiError::no_email(id)),
-        ChangeOutcome::TooLate(status) => Err(ApiError::TooLate(status, "rescheduled")),
-    }
+    state
+        .service
+        .reschedule(id, at)
+        .await
+        .map_err(|e| ApiError::service(e, "rescheduled"))?;
+    Ok(Json(json!({"object": "email", "id": id.to_string()})))
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mailqueue_core::store::StoreError;
 use mailqueue_core::{EmailStatus, FieldError};
+use mailqueue_service::ServiceError;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +66,9 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<std::sync::Arc<StoreError>> for ApiError {
-    fn from(e: std::sync::Arc<StoreError>) -> Self {
-        StoreError::clone(&e).into()
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        ApiError::service(e, "changed")
     }
 }
 
@@ -82,6 +83,18 @@ impl From<crate::api_keys::CreateApiKeyError> for ApiError {
 }
 
 impl ApiError {
+    /// A use case's failure; `action` completes "it can no longer be …".
+    pub fn service(e: ServiceError, action: &'static str) -> Self {
+        match e {
+            ServiceError::Store(e) => e.into(),
+            ServiceError::NoEmail(id) => ApiError::no_email(id),
+            ServiceError::TooLate(status) => ApiError::TooLate(status, action),
+            ServiceError::IdempotencyMismatch => ApiError::IdempotencyMismatch,
+            ServiceError::IdempotencyInProgress => ApiError::IdempotencyInProgress,
+            ServiceError::QueueUnavailable(m) => ApiError::Unavailable(m),
+        }
+    }
+
     /// 404 for an email id that names no email.
     pub fn no_email(id: impl std::fmt::Display) -> Self {
         ApiError::NotFound(format!("No email with id `{id}` exists."))

@@ -38,9 +38,10 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use mailqueue_core::queue::DispatchQueue;
 use mailqueue_core::store::Store;
+use mailqueue_core::transport::Transport;
 use mailqueue_core::{Clock, RequestLimits};
 use mailqueue_metrics::Metrics;
-use mailqueue_store::GroupCommitterHandle;
+use mailqueue_service::EmailService;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,11 +52,7 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Most emails in one `POST /v1/emails/batch`.
     pub max_batch: usize,
-    /// The domain of generated Message-IDs; the sender's domain when unset.
-    pub message_id_domain: Option<String>,
     pub limits: RequestLimits,
-    /// How long an idempotency key is remembered.
-    pub idempotency_ttl: Duration,
     /// How long a verified API key is trusted before it is looked up again.
     pub auth_cache_ttl: Duration,
     /// How long a request body may go without a byte arriving (then 408).
@@ -67,25 +64,19 @@ impl Default for ApiSettings {
         Self {
             max_body_bytes: 40 * 1024 * 1024,
             max_batch: 100,
-            message_id_domain: None,
             limits: RequestLimits::default(),
-            idempotency_ttl: Duration::from_secs(24 * 3600),
             auth_cache_ttl: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
         }
     }
 }
 
-/// What every handler can reach.
+/// What every handler of the email API can reach.
 pub struct ApiContext {
+    /// For reads and API keys; writes of emails go through `service`.
     pub store: Arc<dyn Store>,
-    /// The transport of the deliveries this process runs, if any: readiness
-    /// reports it failing (a relay that refuses the credentials).
-    pub transport: Option<Arc<dyn mailqueue_core::transport::Transport>>,
-    pub committer: GroupCommitterHandle,
-    pub queue: Arc<dyn DispatchQueue>,
+    pub service: Arc<EmailService>,
     pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<Metrics>,
     pub settings: ApiSettings,
     pub auth_cache: AuthCache,
 }
@@ -102,18 +93,46 @@ impl ApiContext {
     }
 }
 
-/// The routes, wrapped so that `//v1/emails` and `/v1/emails/` are found
-/// too (an SDK base URL with a trailing slash produces them).
-pub fn app(
-    state: ApiState,
-) -> impl tower::Service<
-    Request,
-    Response = axum::response::Response,
-    Error = std::convert::Infallible,
-    Future = impl Send,
-> + Clone
-       + Send
-       + 'static {
+/// What the operational endpoints (`/healthz`, `/readyz`, `/metrics`) look at.
+pub struct OpsContext {
+    pub store: Arc<dyn Store>,
+    /// The dispatch queue, when this process needs it to work (workers).
+    pub queue: Option<Arc<dyn DispatchQueue>>,
+    /// The transport of the deliveries this process runs, if any: readiness
+    /// reports it failing (a relay that refuses the credentials).
+    pub transport: Option<Arc<dyn Transport>>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A router as a service, wrapped so that `//v1/emails` and `/v1/emails/`
+/// are found too (an SDK base URL with a trailing slash produces them).
+pub trait HttpService:
+    tower::Service<
+        Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: tower::Service<
+            Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// The email API and the operational endpoints (the `api` and `all` roles).
+pub fn app(state: ApiState, ops: Arc<OpsContext>) -> impl HttpService {
     let body_limit = state.settings.max_body_bytes;
     let v1 = Router::new()
         .route(
@@ -139,13 +158,30 @@ pub fn app(
         .route("/api-keys/{api_key_id}", delete(api_keys_delete_v1::handle));
     let router = Router::new()
         .nest("/v1", v1)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+        .merge(ops_routes(ops));
+    serve_with_fallbacks(router)
+}
+
+/// Only the operational endpoints (the `worker` role).
+pub fn ops_app(ops: Arc<OpsContext>) -> impl HttpService {
+    serve_with_fallbacks(ops_routes(ops))
+}
+
+fn ops_routes(ops: Arc<OpsContext>) -> Router {
+    Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .with_state(ops)
+}
+
+/// JSON answers for unknown routes and methods, and path normalization.
+fn serve_with_fallbacks(router: Router) -> impl HttpService {
+    let router = router
         .fallback(ops::not_found)
-        .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state);
+        .method_not_allowed_fallback(ops::method_not_allowed);
     tower::ServiceBuilder::new()
         .map_request(normalize_path)
         .service(router)

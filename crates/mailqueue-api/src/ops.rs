@@ -2,22 +2,27 @@
 //! the JSON answers for unknown routes and methods.
 
 use crate::error::ApiError;
-use crate::ApiState;
+use crate::OpsContext;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mailqueue_core::transport::TransportHealth;
 use serde_json::json;
+use std::sync::Arc;
 
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the store can read and write, the queue answers, and the
-/// transport of this process's deliveries is not failing (a relay that
-/// refuses the credentials); any failure is 503 with the reason.
-pub async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Ready when the store can read and write, the queue answers (where this
+/// process needs it), and the transport of its deliveries is not failing (a
+/// relay that refuses the credentials); any failure is 503 with the reason.
+/// An API process stays ready while the queue is down: it keeps accepting,
+/// and the emails are dispatched once the queue is back.
+pub async fn readyz(
+    State(state): State<Arc<OpsContext>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     if let Some(TransportHealth::Failing { reason }) = state.transport.as_ref().map(|t| t.health())
     {
         return Err(ApiError::Unavailable(reason));
@@ -27,16 +32,17 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Va
         .ping()
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    state
-        .queue
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    if let Some(queue) = &state.queue {
+        queue
+            .ping()
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    }
     Ok(Json(json!({"status": "ready"})))
 }
 
-pub async fn metrics(State(state): State<ApiState>) -> Response {
-    let now = state.now();
+pub async fn metrics(State(state): State<Arc<OpsContext>>) -> Response {
+    let now = state.clock.now();
     match state.store.queue_stats(now).await {
         Ok(stats) => state.metrics.observe_queue(&stats, now),
         Err(e) => tracing::warn!(error = %e, "queue statistics are unavailable for this scrape"),

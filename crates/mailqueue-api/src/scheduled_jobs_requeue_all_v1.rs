@@ -1,5 +1,7 @@
-//! `POST /v1/scheduled-jobs/requeue-all`: rebuilds the dispatch queue from
-//! the store (the recovery step after losing the queue).
+//! `POST /v1/scheduled-jobs/requeue-all`: puts every pending email of the
+//! store back into the dispatch queue (the recovery step after losing it),
+//! answering how many are due now and how many later. Repeating it, or
+//! running it while workers send, sends nothing twice.
 
 use crate::auth::FullAccess;
 use crate::body::{expect_empty_object, RawBody};
@@ -7,7 +9,6 @@ use crate::error::ApiError;
 use crate::ApiState;
 use axum::extract::State;
 use axum::Json;
-use mailqueue_core::queue::{requeue_pending, RequeueError};
 use serde_json::json;
 
 pub async fn handle(
@@ -16,12 +17,15 @@ pub async fn handle(
     RawBody(body): RawBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     expect_empty_object(&body)?;
-    let store: &dyn mailqueue_core::store::EmailStore = state.store.as_ref();
-    let requeued = requeue_pending(store, state.queue.as_ref())
+    let counts = state
+        .service
+        .requeue_all()
         .await
-        .map_err(|e| match e {
-            RequeueError::Store(e) => ApiError::from(e),
-            RequeueError::Queue(e) => ApiError::Unavailable(e.to_string()),
-        })?;
-    Ok(Json(json!({"object": "requeue", "requeued": requeued})))
+        .map_err(|e| ApiError::service(e, "requeued"))?;
+    Ok(Json(json!({
+        "object": "requeue",
+        "requeued": counts.total(),
+        "due_now": counts.due_now,
+        "due_later": counts.due_later,
+    })))
 }

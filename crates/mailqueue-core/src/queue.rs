@@ -17,12 +17,23 @@ pub struct QueueError(pub String);
 pub trait DispatchQueue: Send + Sync + 'static {
     /// Adds or moves entries (an id is in the queue at most once).
     async fn enqueue(&self, emails: &[DueEmail]) -> Result<(), QueueError>;
-    /// Removes and returns up to `max` ids due at `now`, higher priority first,
-    /// then earliest due.
-    async fn take_due(&self, now: DateTime<Utc>, max: usize) -> Result<Vec<EmailId>, QueueError>;
+    /// Takes up to `max` entries due at `now`, higher priority first, then
+    /// earliest due. A shared queue keeps them in flight until [`ack`]
+    /// (or returns them after its visibility timeout, if the taker died).
+    ///
+    /// [`ack`]: DispatchQueue::ack
+    async fn take_due(&self, now: DateTime<Utc>, max: usize) -> Result<Vec<DueEmail>, QueueError>;
+    /// Forgets taken entries once the store has decided about them (claimed,
+    /// or not claimable any more).
+    async fn ack(&self, ids: &[EmailId]) -> Result<(), QueueError>;
     /// The earliest due time in the queue.
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, QueueError>;
     async fn queued_count(&self) -> Result<u64, QueueError>;
+    /// Whether the queue lost its entries since it was last asked (a new
+    /// in-process queue, a Redis restarted without persistence or
+    /// flushed): then it must be rebuilt from the store. The first call on
+    /// a queue nobody rebuilt yet answers true.
+    async fn take_reset(&self) -> Result<bool, QueueError>;
     /// Returns when something is enqueued or after `timeout`, whichever is first.
     async fn wait_for_work(&self, timeout: Duration);
     async fn ping(&self) -> Result<(), QueueError>;
@@ -37,22 +48,40 @@ pub enum RequeueError {
     Queue(#[from] QueueError),
 }
 
+/// What a rebuild of the queue put back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequeueCounts {
+    /// Due at once (queued, or scheduled for a time already past).
+    pub due_now: u64,
+    /// Due later: scheduled, or waiting for a retry.
+    pub due_later: u64,
+}
+
+impl RequeueCounts {
+    pub fn total(&self) -> u64 {
+        self.due_now + self.due_later
+    }
+}
+
 /// Puts every pending email of the store into the queue (entries already
-/// there are moved, not doubled). Returns how many were enqueued.
+/// there are moved, not doubled), a page at a time.
 pub async fn requeue_pending(
     store: &dyn crate::store::EmailStore,
     queue: &dyn DispatchQueue,
-) -> Result<u64, RequeueError> {
-    const PAGE: u32 = 1_000;
+    now: DateTime<Utc>,
+) -> Result<RequeueCounts, RequeueError> {
+    const PAGE: u32 = 5_000;
     let mut after = None;
-    let mut total = 0;
+    let mut counts = RequeueCounts::default();
     loop {
         let page = store.pending_emails(after, PAGE).await?;
         queue.enqueue(&page).await?;
-        total += page.len() as u64;
+        let due_now = page.iter().filter(|d| d.due_at <= now).count() as u64;
+        counts.due_now += due_now;
+        counts.due_later += page.len() as u64 - due_now;
         match page.last() {
             Some(last) if page.len() as u32 == PAGE => after = Some(last.id),
-            _ => return Ok(total),
+            _ => return Ok(counts),
         }
     }
 }

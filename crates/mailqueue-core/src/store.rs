@@ -97,10 +97,11 @@ pub struct IdempotentResponse {
 }
 
 /// One request's worth of emails: committed, with its idempotency record,
-/// together with the other groups of the same call.
+/// together with the other groups of the same call. Cheap to clone (the
+/// emails are shared), so a group can be handed to a committer task.
 #[derive(Clone, Debug, Default)]
 pub struct InsertGroup {
-    pub emails: Vec<EmailToInsert>,
+    pub emails: std::sync::Arc<[EmailToInsert]>,
     pub idempotency: Option<IdempotentResponse>,
 }
 
@@ -320,13 +321,16 @@ pub trait EmailStore: Send + Sync + 'static {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<EmailId>, StoreError>;
-    /// Returns claimed emails whose send never started, as if they had not
-    /// been claimed: the attempt is not counted and no history is written.
-    /// Only claims still held by `holder` at the given attempt are released.
-    async fn release_unstarted(
+    /// Returns claimed emails whose send never started to the queue, due at
+    /// `due_at`, as if they had not been claimed: the attempt is not
+    /// counted and no history is written (a deferral: a rate limit, a
+    /// lease without room, a shutdown). Only claims still held by `holder`
+    /// at the given attempt are released.
+    async fn defer_claims(
         &self,
         holder: &str,
         claims: &[HeldClaim],
+        due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError>;
     /// Returns every email leased by `holder` to the queue at once, counting
@@ -413,6 +417,25 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
 }
 
+/// Leases that let one process of a fleet run a task for everyone (the
+/// rescuer and the reconciler): whoever holds the named lease runs it, and
+/// another process takes over once it expires.
+#[async_trait]
+pub trait MaintenanceLeases: Send + Sync + 'static {
+    /// Takes the lease `name` for `holder` until `until`, if it is free,
+    /// expired at `now`, or already `holder`'s. Returns whether `holder`
+    /// holds it now.
+    async fn hold_maintenance_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease up (at shutdown), so another process takes over at once.
+    async fn release_maintenance_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+}
+
 /// Everything the service needs from its database.
-pub trait Store: EmailStore + IdempotencyStore + ApiKeyStore {}
-impl<T: EmailStore + IdempotencyStore + ApiKeyStore> Store for T {}
+pub trait Store: EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases {}
+impl<T: EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases> Store for T {}

@@ -10,15 +10,19 @@
 //! released unattempted at shutdown, or returned by the rescuer if the
 //! process dies.
 
-use crate::lease_book::{release_unstarted, LeaseBook, StartCheck};
+use crate::lease_book::{defer, DeferReason, LeaseBook, StartCheck};
 use crate::send::{send_one, Completed};
 use crate::Delivery;
-use mailqueue_core::email::Priority;
 use mailqueue_core::store::{Claim, ClaimedEmail, DueEmail};
+use mailqueue_core::EmailId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
+
+/// Waits between attempts to reach an unavailable dispatch queue.
+const QUEUE_BACKOFF_MIN: Duration = Duration::from_millis(250);
+const QUEUE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Most ids claimed by one statement.
 const CLAIM_BATCH: usize = 512;
@@ -60,7 +64,7 @@ pub async fn run(
             StartCheck::Go => {}
             StartCheck::NoRoom(claim) => {
                 tracing::info!(email = %email.id, "the lease has no room left for a send; releasing it unsent");
-                release_unstarted(&d, &book, &[claim]).await;
+                defer(&d, &book, &[claim], d.clock.now(), DeferReason::Lease).await;
                 continue;
             }
             StartCheck::NotHeld => continue,
@@ -89,6 +93,7 @@ async fn claim_loop(
 ) {
     let lease =
         chrono::Duration::from_std(d.settings.lease).unwrap_or(chrono::Duration::minutes(5));
+    let mut queue_backoff = QUEUE_BACKOFF_MIN;
     loop {
         if *stop.borrow() {
             return;
@@ -105,15 +110,19 @@ async fn claim_loop(
             continue;
         }
         let now = d.clock.now();
-        let ids = match d.queue.take_due(now, room.min(CLAIM_BATCH)).await {
-            Ok(ids) => ids,
+        let due = match d.queue.take_due(now, room.min(CLAIM_BATCH)).await {
+            Ok(due) => {
+                queue_backoff = QUEUE_BACKOFF_MIN;
+                due
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the dispatch queue; retrying in 1 s");
-                pause(&mut stop, Duration::from_secs(1)).await;
+                tracing::warn!(error = %e, "cannot read the dispatch queue; retrying in {queue_backoff:?}");
+                pause(&mut stop, queue_backoff).await;
+                queue_backoff = (queue_backoff * 2).min(QUEUE_BACKOFF_MAX);
                 continue;
             }
         };
-        if ids.is_empty() {
+        if due.is_empty() {
             let wait = match d.queue.next_due_at().await {
                 Ok(Some(at)) => (at - now)
                     .to_std()
@@ -134,7 +143,17 @@ async fn claim_loop(
             now,
             lease_expires_at: now + lease,
         };
-        match d.store.claim_emails(&ids, &claim).await {
+        let ids: Vec<EmailId> = due.iter().map(|e| e.id).collect();
+        let claimed = d.store.claim_emails(&ids, &claim).await;
+        if let Err(e) = &claimed {
+            tracing::warn!(error = %e, count = ids.len(), "claiming failed; the emails go back to the queue");
+            requeue_unclaimed(&d, &due, now).await;
+        }
+        // Claimed or not, the store has decided: the entries are done with.
+        if let Err(e) = d.queue.ack(&ids).await {
+            tracing::warn!(error = %e, "acknowledging taken entries failed; they come back after the visibility timeout");
+        }
+        match claimed {
             Ok(claimed) => {
                 book.hold(&claimed, claim.lease_expires_at);
                 for email in claimed {
@@ -143,27 +162,18 @@ async fn claim_loop(
                     }
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, count = ids.len(), "claiming failed; the emails go back to the queue");
-                requeue_unclaimed(&d, &ids, now).await;
-                pause(&mut stop, Duration::from_secs(1)).await;
-            }
+            Err(_) => pause(&mut stop, Duration::from_secs(1)).await,
         }
     }
 }
 
-/// Puts ids whose claim failed back, due in a second.
-async fn requeue_unclaimed(
-    d: &Delivery,
-    ids: &[mailqueue_core::EmailId],
-    now: chrono::DateTime<chrono::Utc>,
-) {
-    let back: Vec<DueEmail> = ids
+/// Puts entries whose claim failed back, due in a second, with their priority.
+async fn requeue_unclaimed(d: &Delivery, due: &[DueEmail], now: chrono::DateTime<chrono::Utc>) {
+    let back: Vec<DueEmail> = due
         .iter()
-        .map(|id| DueEmail {
-            id: *id,
+        .map(|e| DueEmail {
             due_at: now + chrono::Duration::seconds(1),
-            priority: Priority::Normal,
+            ..*e
         })
         .collect();
     if let Err(e) = d.queue.enqueue(&back).await {

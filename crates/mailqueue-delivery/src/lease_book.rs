@@ -145,10 +145,33 @@ pub async fn keep_leases(d: Arc<Delivery>, book: Arc<LeaseBook>, mut stop: watch
     }
 }
 
-/// Returns claims that will not be sent by this process to the store and
-/// the queue, unattempted. Failures are logged: the rescuer returns those
-/// emails once their leases expire.
-pub async fn release_unstarted(d: &Delivery, book: &LeaseBook, claims: &[HeldClaim]) {
+/// Why a claimed email goes back unsent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeferReason {
+    /// Its lease has no room left for a whole send.
+    Lease,
+    Shutdown,
+}
+
+impl DeferReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeferReason::Lease => "lease",
+            DeferReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Puts claims this process will not send back into the store and the
+/// queue, due at `due_at`, without counting an attempt. Failures are
+/// logged: the rescuer returns those emails once their leases expire.
+pub async fn defer(
+    d: &Delivery,
+    book: &LeaseBook,
+    claims: &[HeldClaim],
+    due_at: DateTime<Utc>,
+    reason: DeferReason,
+) {
     if claims.is_empty() {
         return;
     }
@@ -157,17 +180,20 @@ pub async fn release_unstarted(d: &Delivery, book: &LeaseBook, claims: &[HeldCla
     }
     match d
         .store
-        .release_unstarted(&d.settings.holder, claims, d.clock.now())
+        .defer_claims(&d.settings.holder, claims, due_at, d.clock.now())
         .await
     {
-        Ok(released) => {
-            d.metrics.claims_released.inc_by(released.len() as u64);
-            if let Err(e) = d.queue.enqueue(&released).await {
-                tracing::warn!(error = %e, "re-enqueueing released claims failed; the reconciler will restore them");
+        Ok(deferred) => {
+            d.metrics
+                .deferrals
+                .get_or_create(&[("reason", reason.as_str())])
+                .inc_by(deferred.len() as u64);
+            if let Err(e) = d.queue.enqueue(&deferred).await {
+                tracing::warn!(error = %e, "re-enqueueing deferred emails failed; the reconciler will restore them");
             }
         }
-        Err(e) => tracing::warn!(error = %e, count = claims.len(),
-            "releasing unsent claims failed; their leases will expire"),
+        Err(e) => tracing::warn!(error = %e, count = claims.len(), reason = reason.as_str(),
+            "deferring claims failed; their leases will expire"),
     }
 }
 

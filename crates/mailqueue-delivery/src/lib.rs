@@ -19,7 +19,7 @@ mod recorder;
 mod send;
 
 use mailqueue_core::queue::DispatchQueue;
-use mailqueue_core::store::EmailStore;
+use mailqueue_core::store::Store;
 use mailqueue_core::transport::Transport;
 use mailqueue_core::{Clock, RetryPolicy};
 use mailqueue_metrics::Metrics;
@@ -45,6 +45,11 @@ pub struct DeliverySettings {
     pub shutdown_grace: Duration,
     pub rescue_interval: Duration,
     pub reconcile_interval: Duration,
+    /// How long the maintenance lease lasts: the longest the fleet goes
+    /// without a maintainer when the holder dies.
+    pub maintenance_lease: Duration,
+    /// How long idempotency keys are kept (the maintainer purges older ones).
+    pub idempotency_ttl: Duration,
     /// Longest idle wait before looking at the queue again.
     pub idle_poll: Duration,
 }
@@ -52,7 +57,7 @@ pub struct DeliverySettings {
 /// Everything the workers need, passed in explicitly.
 #[derive(Clone)]
 pub struct Delivery {
-    pub store: Arc<dyn EmailStore>,
+    pub store: Arc<dyn Store>,
     pub queue: Arc<dyn DispatchQueue>,
     pub transport: Arc<dyn Transport>,
     pub clock: Arc<dyn Clock>,
@@ -127,7 +132,16 @@ impl DeliveryHandle {
         };
         let _ = self.keeper.await;
         let d = &self.delivery;
-        lease_book::release_unstarted(d, &self.book, &self.book.unstarted()).await;
+        let unstarted = self.book.unstarted();
+        let now = d.clock.now();
+        lease_book::defer(
+            d,
+            &self.book,
+            &unstarted,
+            now,
+            lease_book::DeferReason::Shutdown,
+        )
+        .await;
         while sends.try_join_next().is_some() {}
         let in_flight = self.book.in_flight();
         if in_flight > 0 {

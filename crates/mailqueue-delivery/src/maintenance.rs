@@ -1,26 +1,137 @@
-//! Periodic upkeep: rescue expired leases and rebuild the queue from the store.
+//! Fleet-wide upkeep, run by one process at a time: rescue expired leases,
+//! rebuild the dispatch queue from the store, purge old idempotency keys.
+//!
+//! Every delivering process competes for the `maintenance` lease in the
+//! store; the holder renews it every third of its length and runs the
+//! tasks, the others only keep trying, so when the holder dies another
+//! takes over within one lease period. The queue is rebuilt on a timer,
+//! at once when it reports that it lost its entries (a Redis restarted
+//! without persistence, or flushed), and when it answers again after an
+//! outage (dispatches that failed meanwhile wait only in the store).
 
 use crate::Delivery;
 use mailqueue_core::queue::requeue_pending;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
-use tokio::time::{interval, MissedTickBehavior};
+use tokio::time::Instant;
+
+const LEASE_NAME: &str = "maintenance";
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// How often the holder asks the queue whether it lost its entries.
+const QUEUE_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// When each task is next due, for the process that holds the lease.
+struct Schedule {
+    rescue: Instant,
+    reconcile: Instant,
+    purge: Instant,
+    queue_check: Instant,
+}
 
 pub async fn run(d: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
-    let mut rescue = interval(d.settings.rescue_interval);
-    let mut reconcile = interval(d.settings.reconcile_interval);
-    rescue.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    reconcile.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    reconcile.tick().await; // the queue was just rebuilt at start
+    let lease = d.settings.maintenance_lease;
+    let tick = (lease / 3)
+        .min(d.settings.rescue_interval)
+        .max(Duration::from_millis(10));
+    let mut leading = false;
+    let mut queue_down = false;
+    let mut due = Schedule {
+        rescue: Instant::now(),
+        reconcile: Instant::now() + d.settings.reconcile_interval,
+        purge: Instant::now(),
+        queue_check: Instant::now(),
+    };
     loop {
-        tokio::select! {
-            _ = rescue.tick() => rescue_expired(&d).await,
-            _ = reconcile.tick() => match requeue_pending(d.store.as_ref(), d.queue.as_ref()).await {
-                Ok(n) => tracing::debug!(pending = n, "queue reconciled with the store"),
-                Err(e) => tracing::warn!(error = %e, "reconciling the queue failed"),
-            },
-            _ = stop.changed() => return,
+        leading = hold_lease(&d, leading).await;
+        if leading {
+            run_due_tasks(&d, &mut due, &mut queue_down).await;
         }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    if leading {
+        if let Err(e) = d
+            .store
+            .release_maintenance_lease(LEASE_NAME, &d.settings.holder)
+            .await
+        {
+            tracing::warn!(error = %e, "could not give up the maintenance lease; it will expire");
+        }
+    }
+}
+
+/// Takes or renews the lease; returns whether this process holds it.
+async fn hold_lease(d: &Delivery, was_leading: bool) -> bool {
+    let now = d.clock.now();
+    let until = now
+        + chrono::Duration::from_std(d.settings.maintenance_lease)
+            .unwrap_or(chrono::Duration::seconds(15));
+    let leading = match d
+        .store
+        .hold_maintenance_lease(LEASE_NAME, &d.settings.holder, now, until)
+        .await
+    {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reach the store to hold the maintenance lease");
+            false
+        }
+    };
+    if leading != was_leading {
+        if leading {
+            tracing::info!(holder = %d.settings.holder, "this process runs the fleet's maintenance");
+        } else {
+            tracing::info!("another process runs the fleet's maintenance now");
+        }
+    }
+    leading
+}
+
+async fn run_due_tasks(d: &Delivery, due: &mut Schedule, queue_down: &mut bool) {
+    let now = Instant::now();
+    let mut reconcile = now >= due.reconcile;
+    if now >= due.queue_check {
+        due.queue_check = now + QUEUE_CHECK_EVERY;
+        match d.queue.take_reset().await {
+            Ok(reset) => {
+                if reset || *queue_down {
+                    tracing::warn!(
+                        lost_entries = reset,
+                        "the dispatch queue is back or lost its entries; rebuilding it from the store"
+                    );
+                    reconcile = true;
+                }
+                *queue_down = false;
+            }
+            Err(e) => {
+                if !*queue_down {
+                    tracing::warn!(error = %e, "the dispatch queue is unavailable; emails wait in the store");
+                }
+                *queue_down = true;
+            }
+        }
+    }
+    if now >= due.rescue {
+        due.rescue = now + d.settings.rescue_interval;
+        rescue_expired(d).await;
+    }
+    if reconcile && !*queue_down {
+        due.reconcile = now + d.settings.reconcile_interval;
+        match requeue_pending(d.store.as_ref(), d.queue.as_ref(), d.clock.now()).await {
+            Ok(n) => tracing::info!(
+                pending = n.total(),
+                due_now = n.due_now,
+                "dispatch queue rebuilt from the store"
+            ),
+            Err(e) => tracing::warn!(error = %e, "rebuilding the dispatch queue failed"),
+        }
+    }
+    if now >= due.purge {
+        due.purge = now + PURGE_EVERY;
+        purge_idempotency_keys(d).await;
     }
 }
 
@@ -46,5 +157,16 @@ async fn rescue_expired(d: &Delivery) {
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "rescuing expired leases failed"),
+    }
+}
+
+/// Deletes idempotency keys past their time.
+async fn purge_idempotency_keys(d: &Delivery) {
+    let ttl = chrono::Duration::from_std(d.settings.idempotency_ttl)
+        .unwrap_or(chrono::Duration::hours(24));
+    match d.store.purge_idempotency_keys(d.clock.now() - ttl).await {
+        Ok(n) if n > 0 => tracing::debug!(purged = n, "expired idempotency keys deleted"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
     }
 }

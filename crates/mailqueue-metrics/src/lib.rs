@@ -30,8 +30,10 @@ pub struct Metrics {
     pub delivery_latency_seconds: Histogram,
     /// One SMTP transaction.
     pub send_duration_seconds: Histogram,
-    /// Claims returned unsent because their lease had no room left for a send.
-    pub claims_released: Counter,
+    /// Claimed emails put back unsent, without counting an attempt, by
+    /// reason: `lease` (no room left for a send), `shutdown`, `rate_limit`,
+    /// `domain_rate_limit`, `connection_limit`.
+    pub deferrals: Family<Label, Counter>,
     /// Attempt outcomes the store refused to record (logged with the email id).
     pub outcomes_refused: Counter,
 }
@@ -56,7 +58,7 @@ impl Metrics {
             oldest_due_age_seconds: Gauge::default(),
             delivery_latency_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 20)),
             send_duration_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
-            claims_released: Counter::default(),
+            deferrals: Family::default(),
             outcomes_refused: Counter::default(),
             registry: Registry::default(),
         };
@@ -111,9 +113,9 @@ impl Metrics {
             m.send_duration_seconds.clone(),
         );
         registry.register(
-            "claims_released",
-            "Claimed emails returned unsent because their lease had no room left for a send",
-            m.claims_released.clone(),
+            "deferrals",
+            "Claimed emails put back unsent, without an attempt, by reason",
+            m.deferrals.clone(),
         );
         registry.register(
             "outcomes_refused",

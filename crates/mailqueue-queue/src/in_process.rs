@@ -24,6 +24,8 @@ struct Entries {
 pub struct InProcessQueue {
     entries: Mutex<Entries>,
     work: Notify,
+    /// Set once the store has been asked to rebuild this (new) queue.
+    rebuilt: std::sync::atomic::AtomicBool,
 }
 
 impl InProcessQueue {
@@ -56,7 +58,7 @@ impl DispatchQueue for InProcessQueue {
         Ok(())
     }
 
-    async fn take_due(&self, now: DateTime<Utc>, max: usize) -> Result<Vec<EmailId>, QueueError> {
+    async fn take_due(&self, now: DateTime<Utc>, max: usize) -> Result<Vec<DueEmail>, QueueError> {
         let now_ms = now.timestamp_millis();
         let mut entries = self.lock();
         let mut taken = Vec::new();
@@ -72,13 +74,22 @@ impl DispatchQueue for InProcessQueue {
             for key in due {
                 entries.ordered.remove(&key);
                 entries.by_id.remove(&key.2);
-                taken.push(key.2);
+                taken.push(DueEmail {
+                    id: key.2,
+                    due_at: Utc.timestamp_millis_opt(key.1).single().unwrap_or(now),
+                    priority,
+                });
             }
             if taken.len() == max {
                 break;
             }
         }
         Ok(taken)
+    }
+
+    /// Taken entries leave this queue at once; nothing to forget.
+    async fn ack(&self, _ids: &[EmailId]) -> Result<(), QueueError> {
+        Ok(())
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, QueueError> {
@@ -99,6 +110,12 @@ impl DispatchQueue for InProcessQueue {
 
     async fn queued_count(&self) -> Result<u64, QueueError> {
         Ok(self.lock().by_id.len() as u64)
+    }
+
+    /// A new queue is empty: true once, then never (it lives as long as
+    /// the process).
+    async fn take_reset(&self) -> Result<bool, QueueError> {
+        Ok(!self.rebuilt.swap(true, std::sync::atomic::Ordering::AcqRel))
     }
 
     async fn wait_for_work(&self, timeout: Duration) {
@@ -145,7 +162,7 @@ mod tests {
             .await
             .unwrap()
             .iter()
-            .map(|i| i.0.as_u128())
+            .map(|d| d.id.0.as_u128())
             .collect();
         assert_eq!(ids, vec![4, 3, 2, 1]);
         assert_eq!(q.queued_count().await.unwrap(), 1);

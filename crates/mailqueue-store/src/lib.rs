@@ -13,6 +13,6 @@ mod outcome;
 pub mod postgres;
 pub mod sqlite;
 
-pub use group_commit::{GroupCommitter, GroupCommitterHandle};
+pub use group_commit::GroupCommitter;
 pub use postgres::{PgSettings, PgStore};
 pub use sqlite::{SqliteSettings, SqliteStore};

@@ -1,116 +1,48 @@
 //! Wiring: config in, running service out.
 //!
 //! `Application::build` opens the store (PostgreSQL when `DATABASE_URL` is
-//! set, SQLite otherwise), rebuilds the dispatch queue from it, picks the
-//! transport and binds the listener; `run_until_stopped` serves until the
-//! shutdown future resolves, then drains.
+//! set, SQLite otherwise) and the dispatch queue (Redis with `REDIS_URL`,
+//! in process otherwise), then composes the parts of the configured role:
+//! the email API (`api`, `all`), the delivery workers with the fleet's
+//! maintenance (`worker`, `all`), and HTTP for whatever it serves (a worker
+//! answers only `/healthz`, `/readyz` and `/metrics`).
+//! `run_until_stopped` serves until the shutdown future resolves, then
+//! drains.
 
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::http_server::{self, HttpLimits};
+use crate::wiring::{dispatch_queue, lease_holder, lock_data_dir, transport, EMBEDDED_HOLDER};
 use anyhow::Context;
-use mailqueue_api::{ApiContext, ApiSettings, ApiState, AuthCache};
-use mailqueue_core::queue::{requeue_pending, DispatchQueue};
-use mailqueue_core::store::{EmailStore, Store};
-use mailqueue_core::transport::Transport;
+use mailqueue_api::{ApiContext, ApiSettings, AuthCache, OpsContext};
+use mailqueue_core::store::Store;
 use mailqueue_core::{Clock, RetryPolicy};
 use mailqueue_delivery::{Delivery, DeliverySettings};
 use mailqueue_metrics::Metrics;
-use mailqueue_queue::InProcessQueue;
-use mailqueue_smtp::{OutboxTransport, SmtpRelay, SmtpSettings};
-use mailqueue_store::{GroupCommitter, PgSettings, PgStore, SqliteSettings, SqliteStore};
+use mailqueue_service::{EmailService, ServiceSettings};
+use mailqueue_store::GroupCommitter;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// The lease holder name of the embedded mode: one process per data
-/// directory (enforced by a file lock), so its leftovers are its own.
-const EMBEDDED_HOLDER: &str = "embedded";
+pub use crate::wiring::{open_store, Backend};
 
-/// Which database backs the service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+/// Group commit: committer tasks and most requests per transaction.
+const COMMITTERS_SQLITE: usize = 1;
+const COMMITTERS_POSTGRES: usize = 2;
+const MAX_REQUESTS_PER_COMMIT: usize = 256;
 
-/// Opens the store named by the config and brings its schema up to date
-/// (migrations are idempotent, and concurrent starts wait on a lock).
-pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Backend)> {
-    match &config.database_url {
-        Some(url) => {
-            let store = PgStore::connect(&PgSettings {
-                url: url.expose().to_string(),
-                max_connections: config.database_max_connections,
-                acquire_timeout: Duration::from_secs(5),
-            })
-            .await?;
-            store.migrate().await?;
-            Ok((Arc::new(store), Backend::Postgres))
-        }
-        None => {
-            let store = SqliteStore::open(&SqliteSettings {
-                path: config.sqlite_path(),
-                readers: 4,
-            })
-            .await?;
-            Ok((Arc::new(store), Backend::Sqlite))
-        }
-    }
-}
-
-fn lease_holder() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "mailqueue".into());
-    let salt = getrandom::u32().unwrap_or(0) & 0xffff;
-    format!("{host}:{}:{salt:04x}", std::process::id())
-}
-
-fn transport(config: &Config) -> anyhow::Result<Arc<dyn Transport>> {
-    Ok(match &config.smtp_url {
-        Some(url) => Arc::new(SmtpRelay::new(&SmtpSettings {
-            url: url.expose().to_string(),
-            pool_size: config
-                .smtp_pool_size
-                .unwrap_or(config.worker_concurrency as u32),
-            timeout: config.smtp_timeout,
-            hello_name: config.smtp_hello_name.clone(),
-        })?),
-        None => {
-            let dir = config.data_dir.join("outbox");
-            let outbox = OutboxTransport::new(dir.clone())
-                .with_context(|| format!("creating the outbox directory {}", dir.display()))?;
-            tracing::warn!(
-                outbox = %dir.display(),
-                "MAILQUEUE_SMTP_URL is not set: emails are written to the outbox directory, not sent"
-            );
-            Arc::new(outbox)
-        }
-    })
-}
-
-/// Holds the data directory for one process (embedded mode only).
-fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let path = config.data_dir.join("mailqueue.lock");
-    let file =
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    file.try_lock().map_err(|_| {
-        anyhow::anyhow!(
-            "another mailqueue is already serving the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
-    Ok(file)
-}
+/// The longest a worker waits without looking at the queue: new work
+/// wakes it at once, and it knows when the next scheduled email is due.
+const IDLE_POLL: Duration = Duration::from_secs(10);
 
 pub struct Application {
+    role: Role,
     listener: TcpListener,
     http_limits: HttpLimits,
-    state: ApiState,
-    delivery: Delivery,
+    api: Option<Arc<ApiContext>>,
+    ops: Arc<OpsContext>,
+    delivery: Option<Delivery>,
     store: Arc<dyn Store>,
     shutdown_grace: Duration,
     _data_dir_lock: Option<std::fs::File>,
@@ -122,20 +54,18 @@ impl Application {
             None => Some(lock_data_dir(&config)?),
             Some(_) => None,
         };
-        if config.redis_url.is_some() {
-            tracing::warn!(
-                "REDIS_URL is set but this version dispatches in process; it is not used"
-            );
-        }
+        let role = config.role;
         // Every setting is checked before the store is touched.
-        let transport = transport(&config)?;
+        let transport = role.delivers().then(|| transport(&config)).transpose()?;
         let (store, backend) = open_store(&config).await?;
-        let email_store: Arc<dyn EmailStore> = store.clone();
+        let queue = dispatch_queue(&config).await?;
         let holder = match backend {
             Backend::Sqlite => EMBEDDED_HOLDER.to_string(),
             Backend::Postgres => lease_holder(),
         };
         if backend == Backend::Sqlite {
+            // One process per data directory: what is still `sending` was
+            // interrupted by the last stop.
             let released = store.release_leases(EMBEDDED_HOLDER, clock.now()).await?;
             if !released.is_empty() {
                 tracing::warn!(
@@ -144,69 +74,87 @@ impl Application {
                 );
             }
         }
-        let queue: Arc<dyn DispatchQueue> = Arc::new(InProcessQueue::new());
-        let pending = requeue_pending(email_store.as_ref(), queue.as_ref()).await?;
-        tracing::info!(pending, "dispatch queue rebuilt from the store");
-        tracing::info!(transport = %transport.describe(), store = ?backend, "delivery configured");
         let metrics = Arc::new(Metrics::new());
-        let committers = match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => 2,
-        };
-        let committer = GroupCommitter::spawn(email_store.clone(), committers, 256);
-        let state = Arc::new(ApiContext {
-            store: store.clone(),
-            transport: Some(transport.clone()),
-            committer,
-            queue: queue.clone(),
-            clock: clock.clone(),
-            metrics: metrics.clone(),
-            settings: ApiSettings {
-                max_body_bytes: config.max_body_bytes,
-                max_batch: config.max_batch,
-                message_id_domain: config.message_id_domain.clone(),
-                limits: Default::default(),
-                idempotency_ttl: config.idempotency_ttl,
-                auth_cache_ttl: config.auth_cache,
-                body_timeout: config.http_body_timeout,
-            },
-            auth_cache: AuthCache::default(),
+        let api = role.serves_api().then(|| {
+            let committers = match backend {
+                Backend::Sqlite => COMMITTERS_SQLITE,
+                Backend::Postgres => COMMITTERS_POSTGRES,
+            };
+            let committed: Arc<dyn Store> = Arc::new(GroupCommitter::wrap(
+                store.clone(),
+                committers,
+                MAX_REQUESTS_PER_COMMIT,
+            ));
+            let service = EmailService::new(
+                committed.clone(),
+                queue.clone(),
+                clock.clone(),
+                metrics.clone(),
+                ServiceSettings {
+                    message_id_domain: config.message_id_domain.clone(),
+                    idempotency_ttl: config.idempotency_ttl,
+                },
+            );
+            Arc::new(ApiContext {
+                store: committed,
+                service: Arc::new(service),
+                clock: clock.clone(),
+                settings: ApiSettings {
+                    max_body_bytes: config.max_body_bytes,
+                    max_batch: config.max_batch,
+                    limits: Default::default(),
+                    auth_cache_ttl: config.auth_cache,
+                    body_timeout: config.http_body_timeout,
+                },
+                auth_cache: AuthCache::default(),
+            })
         });
-        let policy = RetryPolicy {
-            initial_delay: chrono::Duration::from_std(config.retry_initial)?,
-            multiplier: 2.0,
-            max_delay: chrono::Duration::from_std(config.retry_max_delay)?,
-            max_age: chrono::Duration::from_std(config.retry_max_age)?,
-            jitter: config.retry_jitter,
+        let delivery = match &transport {
+            Some(transport) => {
+                tracing::info!(transport = %transport.describe(), store = ?backend, ?role, "delivery configured");
+                Some(Delivery {
+                    store: store.clone(),
+                    queue: queue.clone(),
+                    transport: transport.clone(),
+                    clock: clock.clone(),
+                    policy: retry_policy(&config)?,
+                    metrics: metrics.clone(),
+                    settings: DeliverySettings {
+                        concurrency: config.worker_concurrency,
+                        lease: config.lease,
+                        holder,
+                        send_timeout: config.send_timeout,
+                        shutdown_grace: config.shutdown_grace,
+                        rescue_interval: config.rescue_interval,
+                        reconcile_interval: config.reconcile_interval,
+                        maintenance_lease: config.maintenance_lease,
+                        idempotency_ttl: config.idempotency_ttl,
+                        idle_poll: IDLE_POLL,
+                    },
+                })
+            }
+            None => None,
         };
-        let delivery = Delivery {
-            store: email_store,
-            queue,
+        let ops = Arc::new(OpsContext {
+            store: store.clone(),
+            // An API process keeps accepting while the queue is down.
+            queue: role.delivers().then(|| queue.clone()),
             transport,
             clock,
-            policy,
             metrics,
-            settings: DeliverySettings {
-                concurrency: config.worker_concurrency,
-                lease: config.lease,
-                holder,
-                send_timeout: config.send_timeout,
-                shutdown_grace: config.shutdown_grace,
-                rescue_interval: config.rescue_interval,
-                reconcile_interval: config.reconcile_interval,
-                idle_poll: Duration::from_secs(1),
-            },
-        };
+        });
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         Ok(Self {
+            role,
             listener,
             http_limits: HttpLimits {
                 header_timeout: config.http_header_timeout,
                 max_connections: config.http_max_connections,
             },
-            state,
+            api,
+            ops,
             delivery,
             store,
             shutdown_grace: config.shutdown_grace,
@@ -228,23 +176,25 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
+        let delivery = self.delivery.map(Delivery::start);
+        tracing::info!(address = %self.listener.local_addr()?, role = ?self.role, "mailqueue is listening");
+        let stopping = async {
             shutdown.await;
-            let _ = stop.send(true);
-        });
-        let delivery = self.delivery.start();
-        let housekeeping =
-            tokio::spawn(purge_idempotency_keys(self.state.clone(), stopped.clone()));
-        let service = mailqueue_api::app(self.state);
-        tracing::info!(address = %self.listener.local_addr()?, "mailqueue is listening");
-        http_server::serve(self.listener, service, self.http_limits, async move {
-            let _ = stopped.changed().await;
             tracing::info!("shutting down: no new requests or claims");
-        })
-        .await;
-        delivery.shutdown(self.shutdown_grace).await;
-        housekeeping.abort();
+        };
+        match self.api {
+            Some(api) => {
+                let service = mailqueue_api::app(api, self.ops);
+                http_server::serve(self.listener, service, self.http_limits, stopping).await
+            }
+            None => {
+                let service = mailqueue_api::ops_app(self.ops);
+                http_server::serve(self.listener, service, self.http_limits, stopping).await
+            }
+        }
+        if let Some(delivery) = delivery {
+            delivery.shutdown(self.shutdown_grace).await;
+        }
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "the store could not be flushed at shutdown");
         }
@@ -253,20 +203,12 @@ impl Application {
     }
 }
 
-/// Deletes idempotency keys past their time, every ten minutes.
-async fn purge_idempotency_keys(state: ApiState, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = stopped.changed() => return,
-        }
-        let ttl = chrono::Duration::from_std(state.settings.idempotency_ttl)
-            .unwrap_or(chrono::Duration::hours(24));
-        match state.store.purge_idempotency_keys(state.now() - ttl).await {
-            Ok(n) if n > 0 => tracing::debug!(purged = n, "expired idempotency keys deleted"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
-        }
-    }
+fn retry_policy(config: &Config) -> anyhow::Result<RetryPolicy> {
+    Ok(RetryPolicy {
+        initial_delay: chrono::Duration::from_std(config.retry_initial)?,
+        multiplier: 2.0,
+        max_delay: chrono::Duration::from_std(config.retry_max_delay)?,
+        max_age: chrono::Duration::from_std(config.retry_max_age)?,
+        jitter: config.retry_jitter,
+    })
 }

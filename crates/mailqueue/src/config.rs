@@ -39,6 +39,39 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What one `mailqueue serve` process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The API and the delivery workers (the embedded default).
+    All,
+    /// The API only: accepts and dispatches, sends nothing.
+    Api,
+    /// Delivery only; HTTP serves `/healthz`, `/readyz` and `/metrics`.
+    Worker,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+
+    pub fn delivers(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(Role::All),
+            "api" => Ok(Role::Api),
+            "worker" => Ok(Role::Worker),
+            other => Err(format!("`{other}`: use all, api or worker")),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -49,6 +82,7 @@ pub enum LogFormat {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub role: Role,
     pub data_dir: PathBuf,
     pub database_url: Option<Secret>,
     pub database_max_connections: u32,
@@ -75,6 +109,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub rescue_interval: Duration,
     pub reconcile_interval: Duration,
+    pub maintenance_lease: Duration,
+    pub redis_prefix: String,
     pub backup_dir: PathBuf,
     pub backup_s3_url: Option<String>,
     pub backup_gcs_url: Option<String>,
@@ -219,6 +255,40 @@ impl Layers {
     }
 }
 
+/// A key prefix: printable, and free of the braces of the hash tag.
+fn redis_prefix(l: &Layers) -> Result<String, ConfigError> {
+    let prefix: String = l.get("redis_prefix")?;
+    if prefix.is_empty()
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+    {
+        return Err(ConfigError::Invalid {
+            source_name: "MAILQUEUE_REDIS_PREFIX".into(),
+            reason: format!("`{prefix}`: use printable characters without braces"),
+        });
+    }
+    Ok(prefix)
+}
+
+/// Separate roles share their work through PostgreSQL and Redis.
+fn check_role(
+    role: Role,
+    database_url: &Option<Secret>,
+    redis_url: &Option<Secret>,
+    source: &str,
+) -> Result<(), ConfigError> {
+    if role == Role::All || (database_url.is_some() && redis_url.is_some()) {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        source_name: source.into(),
+        reason: "the api and worker roles run as separate processes and need DATABASE_URL \
+                 (PostgreSQL) and REDIS_URL (the shared dispatch queue)"
+            .into(),
+    })
+}
+
 fn is_secret(key: &str) -> bool {
     find_by_key(key).is_some_and(|s: &Setting| s.secret)
 }
@@ -258,6 +328,14 @@ fn read_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
 }
 
 impl Config {
+    /// The same configuration for another role (`mailqueue serve --role`),
+    /// checked as if it had come from the environment.
+    pub fn with_role(mut self, role: Role) -> Result<Self, ConfigError> {
+        check_role(role, &self.database_url, &self.redis_url, "--role")?;
+        self.role = role;
+        Ok(self)
+    }
+
     /// Builds the configuration from environment variables (and the file
     /// they may name).
     pub fn from_env(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
@@ -293,12 +371,17 @@ impl Config {
                 ),
             });
         }
+        let role: Role = l.get("role")?;
+        let database_url = secret("database_url")?;
+        let redis_url = secret("redis_url")?;
+        check_role(role, &database_url, &redis_url, "MAILQUEUE_ROLE")?;
         Ok(Self {
             listen: l.get("listen")?,
+            role,
             data_dir: l.get("data_dir")?,
-            database_url: secret("database_url")?,
+            database_url,
             database_max_connections: l.positive("database_max_connections")? as u32,
-            redis_url: secret("redis_url")?,
+            redis_url,
             smtp_url: secret("smtp_url")?,
             smtp_pool_size: l.opt("smtp_pool_size")?,
             smtp_timeout: l.seconds("smtp_timeout_seconds")?,
@@ -325,6 +408,10 @@ impl Config {
             reconcile_interval: l
                 .seconds("reconcile_interval_seconds")?
                 .max(Duration::from_millis(10)),
+            maintenance_lease: l
+                .seconds("maintenance_lease_seconds")?
+                .max(Duration::from_millis(100)),
+            redis_prefix: redis_prefix(&l)?,
             backup_dir: l.get("backup_dir")?,
             backup_s3_url: l.opt("backup_s3_url")?,
             backup_gcs_url: l.opt("backup_gcs_url")?,

@@ -6,7 +6,7 @@ use mailqueue::commands::backups::BackupsCommand;
 use mailqueue::commands::restore::RestoreCommand;
 use mailqueue::commands::verify::{Verdict, VerifyArgs};
 use mailqueue::commands::{self, api_keys::ApiKeysCommand};
-use mailqueue::config::{Config, LogFormat};
+use mailqueue::config::{Config, LogFormat, Role};
 use std::collections::HashMap;
 use std::process::ExitCode;
 
@@ -23,8 +23,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Runs the HTTP API and the delivery workers.
-    Serve,
+    /// Runs the HTTP API and the delivery workers, or one of them.
+    Serve {
+        /// `all` (the default, or MAILQUEUE_ROLE), `api` or `worker`.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+    },
     /// Applies database migrations and exits.
     Migrate,
     /// Manages API keys.
@@ -64,7 +68,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::from_env(&env)?;
     init_logging(&config)?;
     match cli.command {
-        Command::Serve => commands::serve::run(config).await?,
+        Command::Serve { role } => {
+            let config = match role {
+                Some(role) => config.with_role(role)?,
+                None => config,
+            };
+            commands::serve::run(config).await?
+        }
         Command::Migrate => commands::migrate::run(config).await?,
         Command::ApiKeys(cmd) => commands::api_keys::run(config, cmd).await?,
         Command::Backup(cmd) => commands::backup::run(config, cmd).await?,

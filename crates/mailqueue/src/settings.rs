@@ -39,6 +39,7 @@ const fn secret(key: &'static str, env: &'static str, help: &'static str) -> Set
 
 pub const SETTINGS: &[Setting] = &[
     s("listen", "MAILQUEUE_LISTEN", Some("0.0.0.0:3000"), "Address of the HTTP API"),
+    s("role", "MAILQUEUE_ROLE", Some("all"), "What `mailqueue serve` runs: `all` (API and delivery), `api`, or `worker` (delivery, with only `/healthz`, `/readyz` and `/metrics`); `api` and `worker` need `DATABASE_URL` and `REDIS_URL`"),
     s("data_dir", "MAILQUEUE_DATA_DIR", Some("./data"), "Embedded store (`mailqueue.db`) and outbox"),
     secret("database_url", "DATABASE_URL", "PostgreSQL URL; when set, PostgreSQL replaces SQLite"),
     s("database_max_connections", "MAILQUEUE_DATABASE_MAX_CONNECTIONS", Some("16"), "PostgreSQL pool size"),
@@ -64,6 +65,8 @@ pub const SETTINGS: &[Setting] = &[
     s("auth_cache_seconds", "MAILQUEUE_AUTH_CACHE_SECONDS", Some("10"), "How long a verified API key is trusted before it is checked again"),
     s("shutdown_grace_seconds", "MAILQUEUE_SHUTDOWN_GRACE_SECONDS", Some("30"), "On SIGTERM, how long sends in flight may take to finish"),
     s("rescue_interval_seconds", "MAILQUEUE_RESCUE_INTERVAL_SECONDS", Some("15"), "How often expired leases are looked for"),
+    s("maintenance_lease_seconds", "MAILQUEUE_MAINTENANCE_LEASE_SECONDS", Some("15"), "How long the process running the fleet's maintenance (rescuer, reconciler) holds it; another takes over this long after it dies"),
+    s("redis_prefix", "MAILQUEUE_REDIS_PREFIX", Some("mailqueue"), "Prefix of every Redis key (one hash tag, so Redis Cluster works); several installations may share a Redis with different prefixes"),
     s("reconcile_interval_seconds", "MAILQUEUE_RECONCILE_INTERVAL_SECONDS", Some("300"), "How often the queue is rebuilt from the store"),
     s("backup_dir", "MAILQUEUE_BACKUP_DIR", Some("./backups"), "Local backup destination (the default one)"),
     s("backup_s3_url", "MAILQUEUE_BACKUP_S3_URL", None, "`s3://bucket/prefix` for `-u s3`; credentials and `AWS_ENDPOINT_URL` from the standard `AWS_*` variables"),

@@ -90,7 +90,7 @@ impl PgStore {
     /// Inserts every group in one transaction.
     async fn insert_all(&self, groups: &[InsertGroup]) -> Result<(), StoreError> {
         let ctx = "storing emails";
-        let emails = groups.iter().flat_map(|g| &g.emails);
+        let emails = groups.iter().flat_map(|g| g.emails.iter());
         let mut ids = Vec::new();
         let mut key_ids = Vec::new();
         let mut statuses = Vec::new();
@@ -520,10 +520,11 @@ impl EmailStore for PgStore {
         Ok(ids.into_iter().map(EmailId).collect())
     }
 
-    async fn release_unstarted(
+    async fn defer_claims(
         &self,
         holder: &str,
         claims: &[HeldClaim],
+        due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError> {
         if claims.is_empty() {
@@ -533,7 +534,7 @@ impl EmailStore for PgStore {
             "UPDATE emails AS e SET status = 'queued', attempts = e.attempts - 1, \
                  first_attempt_at = CASE WHEN e.attempts = 1 THEN NULL ELSE e.first_attempt_at END, \
                  last_attempt_at = (SELECT max(a.started_at) FROM email_attempts AS a WHERE a.email_id = e.id), \
-                 lease_holder = NULL, lease_expires_at = NULL, next_attempt_at = $4, updated_at = $4 \
+                 lease_holder = NULL, lease_expires_at = NULL, next_attempt_at = $5, updated_at = $4 \
              FROM UNNEST($2::uuid[], $3::int4[]) AS c(id, attempt) \
              WHERE e.id = c.id AND e.attempts = c.attempt AND e.status = 'sending' AND e.lease_holder = $1 \
              RETURNING e.id, e.next_attempt_at, e.priority",
@@ -542,9 +543,10 @@ impl EmailStore for PgStore {
         .bind(claims.iter().map(|c| c.id.0).collect::<Vec<Uuid>>())
         .bind(claims.iter().map(|c| c.attempt as i32).collect::<Vec<i32>>())
         .bind(now)
+        .bind(due_at)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.failed_write("releasing unstarted claims", e))?;
+        .map_err(|e| self.failed_write("deferring claims", e))?;
         rows.iter().map(due_from_row).collect()
     }
 

@@ -5,6 +5,7 @@
 
 mod emails;
 mod keys;
+mod leases;
 
 use crate::errors::store_error;
 use crate::health::WriteHealth;
@@ -40,6 +41,11 @@ fn migrator() -> Migrator {
             2,
             "api key permissions",
             include_str!("../../migrations/postgres/0002_api_key_permissions.sql"),
+        ),
+        (
+            3,
+            "maintenance leases",
+            include_str!("../../migrations/postgres/0003_maintenance_leases.sql"),
         ),
     ])
 }

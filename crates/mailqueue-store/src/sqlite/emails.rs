@@ -200,7 +200,7 @@ impl EmailStore for SqliteStore {
         let mut w = self.writer.acquire().await?;
         let result = async {
         let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-        let emails: Vec<_> = groups.iter().flat_map(|g| &g.emails).collect();
+        let emails: Vec<_> = groups.iter().flat_map(|g| g.emails.iter()).collect();
         // Multi-row statements: one round trip to SQLite's thread per chunk.
         for chunk in emails.chunks(INSERT_CHUNK) {
             let mut rows: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -600,10 +600,11 @@ impl EmailStore for SqliteStore {
         rows.iter().map(id_of).collect()
     }
 
-    async fn release_unstarted(
+    async fn defer_claims(
         &self,
         holder: &str,
         claims: &[HeldClaim],
+        due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError> {
         if claims.is_empty() {
@@ -620,7 +621,7 @@ impl EmailStore for SqliteStore {
                  last_attempt_at = (SELECT max(a.started_at) FROM email_attempts AS a WHERE a.email_id = emails.id), \
                  lease_holder = NULL, lease_expires_at = NULL, next_attempt_at = ",
         )
-        .push_bind(to_ms(now))
+        .push_bind(to_ms(due_at))
         .push(", updated_at = ")
         .push_bind(to_ms(now))
         .push(" FROM c WHERE emails.id = c.id AND emails.attempts = c.attempt AND emails.status = 'sending' AND emails.lease_holder = ")
@@ -631,7 +632,7 @@ impl EmailStore for SqliteStore {
             .build()
             .fetch_all(&mut *w)
             .await
-            .map_err(|e| store_error("releasing unstarted claims", e));
+            .map_err(|e| store_error("deferring claims", e));
         let rows = w.settle(rows)?;
         rows.iter().map(due_from_row).collect()
     }

@@ -9,6 +9,7 @@
 
 mod emails;
 mod keys;
+mod leases;
 mod writer;
 
 use crate::errors::store_error;
@@ -48,6 +49,11 @@ fn migrator() -> Migrator {
             2,
             "api key permissions",
             include_str!("../../migrations/sqlite/0002_api_key_permissions.sql"),
+        ),
+        (
+            3,
+            "maintenance leases",
+            include_str!("../../migrations/sqlite/0003_maintenance_leases.sql"),
         ),
     ])
 }

@@ -42,11 +42,11 @@ pub async fn a_failed_insert_stores_nothing_of_the_call(kind: StoreKind) {
         .store
         .insert_emails(&[
             InsertGroup {
-                emails: vec![fresh],
+                emails: vec![fresh].into(),
                 idempotency: None,
             },
             InsertGroup {
-                emails: vec![duplicate],
+                emails: vec![duplicate].into(),
                 idempotency: None,
             },
         ])

@@ -230,7 +230,7 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
     let e = to_insert(email("idem"), t0());
     s.store
         .insert_emails(&[InsertGroup {
-            emails: vec![e],
+            emails: vec![e].into(),
             idempotency: Some(IdempotentResponse {
                 scope: scope.clone(),
                 status: 202,

@@ -57,7 +57,7 @@ pub async fn leases_are_renewed_only_while_held(kind: StoreKind) {
         .is_empty());
 }
 
-pub async fn unstarted_claims_go_back_without_an_attempt(kind: StoreKind) {
+pub async fn deferred_claims_go_back_without_an_attempt(kind: StoreKind) {
     let s = test_store(kind).await;
     let mut e = email("x");
     e.priority = Priority::High;
@@ -73,24 +73,24 @@ pub async fn unstarted_claims_go_back_without_an_attempt(kind: StoreKind) {
     let wrong_attempt = HeldClaim { id, attempt: 2 };
     assert!(s
         .store
-        .release_unstarted("w", &[wrong_attempt], now)
+        .defer_claims("w", &[wrong_attempt], now, now)
         .await
         .unwrap()
         .is_empty());
     assert!(s
         .store
-        .release_unstarted("other", &[claim_1], now)
+        .defer_claims("other", &[claim_1], now, now)
         .await
         .unwrap()
         .is_empty());
     let released = s
         .store
-        .release_unstarted("w", &[claim_1], now)
+        .defer_claims("w", &[claim_1], now + Duration::seconds(5), now)
         .await
         .unwrap();
     assert_eq!(released.len(), 1);
     assert_eq!(released[0].id, id);
-    assert_eq!(released[0].due_at, now);
+    assert_eq!(released[0].due_at, now + Duration::seconds(5));
     assert_eq!(
         released[0].priority,
         Priority::High,
@@ -102,9 +102,22 @@ pub async fn unstarted_claims_go_back_without_an_attempt(kind: StoreKind) {
     assert_eq!(r.last_attempt_at, None);
     assert_eq!(r.lease_expires_at, None);
     assert!(s.store.list_attempts(id).await.unwrap().is_empty());
-    let again = s.store.claim_emails(&[id], &claim("w", now)).await.unwrap();
+    assert!(
+        s.store
+            .claim_emails(&[id], &claim("w", now))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due before its new time"
+    );
+    let later = now + Duration::seconds(5);
+    let again = s
+        .store
+        .claim_emails(&[id], &claim("w", later))
+        .await
+        .unwrap();
     assert_eq!(again[0].attempt, 1, "the next claim is the first attempt");
-    assert_eq!(again[0].first_attempt_at, now);
+    assert_eq!(again[0].first_attempt_at, later);
 }
 
 pub async fn a_sent_outcome_is_kept_after_its_lease_was_lost(kind: StoreKind) {
@@ -222,7 +235,7 @@ pub async fn a_refused_group_fails_alone(kind: StoreKind) {
     let existing = to_insert(email("first"), t0());
     s.store
         .insert_emails(&[InsertGroup {
-            emails: vec![existing.clone()],
+            emails: vec![existing.clone()].into(),
             idempotency: None,
         }])
         .await
@@ -236,7 +249,7 @@ pub async fn a_refused_group_fails_alone(kind: StoreKind) {
     ]
     .into_iter()
     .map(|e| InsertGroup {
-        emails: vec![e],
+        emails: vec![e].into(),
         idempotency: None,
     })
     .collect();

@@ -33,7 +33,7 @@ conformance!(
     emails::pending_emails_pages_through_everything_pending,
     emails::queue_stats_count_pending_and_find_the_oldest,
     leases::leases_are_renewed_only_while_held,
-    leases::unstarted_claims_go_back_without_an_attempt,
+    leases::deferred_claims_go_back_without_an_attempt,
     leases::a_sent_outcome_is_kept_after_its_lease_was_lost,
     leases::a_sent_email_carries_no_error,
     leases::outcomes_of_emails_that_do_not_exist_are_ignored,

@@ -76,7 +76,7 @@ pub async fn insert(store: &dyn Store, email: NewEmail, at: DateTime<Utc>) -> Em
     let id = e.id;
     store
         .insert_emails(&[InsertGroup {
-            emails: vec![e],
+            emails: vec![e].into(),
             idempotency: None,
         }])
         .await

@@ -1,0 +1,134 @@
+//! Accepting emails: ids and Message-IDs, idempotency, "commit, then
+//! enqueue".
+//!
+//! With an idempotency key, the key is recorded as in progress before
+//! anything is stored, and the answer is committed in the same transaction
+//! as the emails, so a crash leaves either nothing or both. A key is scoped
+//! to its API key; a request still in progress for longer than
+//! `IN_PROGRESS_TIMEOUT` is presumed dead and may be taken over.
+
+use crate::{EmailService, ServiceError};
+use mailqueue_core::store::{
+    DueEmail, EmailToInsert, IdempotencyBegin, IdempotencyScope, IdempotencyWindow,
+    IdempotentResponse, InsertGroup,
+};
+use mailqueue_core::{ApiKeyId, EmailId, EmailStatus, NewEmail};
+
+const IN_PROGRESS_TIMEOUT: chrono::Duration = chrono::Duration::seconds(60);
+
+/// An idempotency key presented with a request, and the request's
+/// fingerprint (what must match for the earlier answer to be replayed).
+#[derive(Clone, Debug)]
+pub struct Idempotency {
+    pub scope: IdempotencyScope,
+    pub fingerprint: [u8; 32],
+}
+
+/// An email that the request stores.
+#[derive(Clone, Copy, Debug)]
+pub struct AcceptedEmail {
+    pub id: EmailId,
+    pub status: EmailStatus,
+}
+
+/// How an accept ended: committed now, or answered before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AcceptOutcome {
+    /// The emails are committed; `body` is the answer recorded with them.
+    Committed { body: String },
+    /// The same request was answered before: this is that answer.
+    Replay { status: u16, body: String },
+}
+
+impl EmailService {
+    /// Stores `emails` for `api_key`. `answer` turns the accepted emails into
+    /// the front end's answer (status and body), which is committed with
+    /// them when the request is idempotent, and replayed for a repeat.
+    pub async fn accept(
+        &self,
+        api_key: ApiKeyId,
+        emails: Vec<NewEmail>,
+        idempotency: Option<Idempotency>,
+        answer: impl FnOnce(&[AcceptedEmail]) -> (u16, String),
+    ) -> Result<AcceptOutcome, ServiceError> {
+        if let Some(i) = &idempotency {
+            if let Some(replay) = self.begin_idempotent(i).await? {
+                return Ok(replay);
+            }
+        }
+        let now = self.now();
+        let inserts: Vec<EmailToInsert> = emails
+            .into_iter()
+            .map(|email| {
+                let id = EmailId::generate(now);
+                let domain = self
+                    .settings
+                    .message_id_domain
+                    .as_deref()
+                    .unwrap_or(email.from.address.domain());
+                EmailToInsert {
+                    id,
+                    api_key_id: Some(api_key),
+                    message_id: format!("<{id}@{domain}>"),
+                    created_at: now,
+                    email,
+                }
+            })
+            .collect();
+        let accepted: Vec<AcceptedEmail> = inserts
+            .iter()
+            .map(|e| AcceptedEmail {
+                id: e.id,
+                status: e.initial_status(),
+            })
+            .collect();
+        let (status, body) = answer(&accepted);
+        let due: Vec<DueEmail> = inserts.iter().map(EmailToInsert::due).collect();
+        let group = InsertGroup {
+            emails: inserts.into(),
+            idempotency: idempotency.as_ref().map(|i| IdempotentResponse {
+                scope: i.scope.clone(),
+                status,
+                body: body.clone(),
+            }),
+        };
+        if let Err(e) = self.store.insert_emails(&[group]).await {
+            if let Some(i) = &idempotency {
+                if let Err(e) = self.store.abandon_idempotent_request(&i.scope).await {
+                    tracing::warn!(error = %e, "could not release an idempotency key after a failed commit");
+                }
+            }
+            return Err(e.into());
+        }
+        self.metrics.emails_accepted.inc_by(due.len() as u64);
+        self.dispatch(&due, "accepted emails were").await;
+        Ok(AcceptOutcome::Committed { body })
+    }
+
+    /// Records the key as in progress, or says what to answer instead.
+    async fn begin_idempotent(
+        &self,
+        i: &Idempotency,
+    ) -> Result<Option<AcceptOutcome>, ServiceError> {
+        let now = self.now();
+        let ttl = chrono::Duration::from_std(self.settings.idempotency_ttl)
+            .unwrap_or(chrono::Duration::hours(24));
+        let window = IdempotencyWindow {
+            now,
+            stale_before: now - IN_PROGRESS_TIMEOUT,
+            expired_before: now - ttl,
+        };
+        match self
+            .store
+            .begin_idempotent_request(&i.scope, &i.fingerprint, &window)
+            .await?
+        {
+            IdempotencyBegin::Started => Ok(None),
+            IdempotencyBegin::Replay { status, body } => {
+                Ok(Some(AcceptOutcome::Replay { status, body }))
+            }
+            IdempotencyBegin::Mismatch => Err(ServiceError::IdempotencyMismatch),
+            IdempotencyBegin::InProgress => Err(ServiceError::IdempotencyInProgress),
+        }
+    }
+}

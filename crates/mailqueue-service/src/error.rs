@@ -1,0 +1,22 @@
+//! What a use case can fail with; each front end maps it to its own answer
+//! (the HTTP API in `mailqueue-api/src/error.rs`).
+
+use mailqueue_core::store::StoreError;
+use mailqueue_core::{EmailId, EmailStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no email with id `{0}` exists")]
+    NoEmail(EmailId),
+    /// The email's status does not allow the change.
+    #[error("the email is {0}")]
+    TooLate(EmailStatus),
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyMismatch,
+    #[error("the first request with this idempotency key is still in progress")]
+    IdempotencyInProgress,
+    #[error("the dispatch queue is unavailable: {0}")]
+    QueueUnavailable(String),
+}

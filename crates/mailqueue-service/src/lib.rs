@@ -1,0 +1,86 @@
+//! The use cases of mailqueue, whatever the front end: the HTTP API calls
+//! them today, an SMTP submission server or a CLI can call the same ones.
+//!
+//! Each use case changes the store first and only then tells the dispatch
+//! queue, so the queue never holds an email the store does not; a lost
+//! enqueue only delays an email until the reconciler finds it.
+//! `accept` (with idempotency) lives in `accept.rs`; the changes to an
+//! existing email in `changes.rs`.
+
+mod accept;
+mod changes;
+mod error;
+
+pub use accept::{AcceptOutcome, AcceptedEmail, Idempotency};
+pub use error::ServiceError;
+pub use mailqueue_core::queue::RequeueCounts;
+
+use chrono::{DateTime, DurationRound, Utc};
+use mailqueue_core::queue::DispatchQueue;
+use mailqueue_core::store::Store;
+use mailqueue_core::Clock;
+use mailqueue_metrics::Metrics;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The choices the use cases make.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    /// The domain of generated Message-IDs; the sender's domain when unset.
+    pub message_id_domain: Option<String>,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            message_id_domain: None,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The use cases, over the store (group-committing where it matters) and
+/// the dispatch queue.
+pub struct EmailService {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn DispatchQueue>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    settings: ServiceSettings,
+}
+
+impl EmailService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn DispatchQueue>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        settings: ServiceSettings,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            clock,
+            metrics,
+            settings,
+        }
+    }
+
+    /// The current time at the stores' precision (milliseconds).
+    pub fn now(&self) -> DateTime<Utc> {
+        let now = self.clock.now();
+        now.duration_trunc(chrono::Duration::milliseconds(1))
+            .unwrap_or(now)
+    }
+
+    /// Puts emails whose store change is committed into the queue; a
+    /// failure is logged, never returned: the reconciler restores them.
+    async fn dispatch(&self, due: &[mailqueue_core::store::DueEmail], what: &str) {
+        if let Err(e) = self.queue.enqueue(due).await {
+            tracing::warn!(error = %e, count = due.len(),
+                "{what} not enqueued; the reconciler will dispatch them");
+        }
+    }
+}
