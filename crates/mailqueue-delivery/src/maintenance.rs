@@ -92,7 +92,6 @@ async fn hold_lease(d: &Delivery, was_leading: bool) -> bool {
 
 async fn run_due_tasks(d: &Delivery, due: &mut Schedule, queue_down: &mut bool) {
     let now = Instant::now();
-    let mut reconcile = now >= due.reconcile;
     if now >= due.queue_check {
         due.queue_check = now + QUEUE_CHECK_EVERY;
         match d.queue.take_reset().await {
@@ -102,7 +101,8 @@ async fn run_due_tasks(d: &Delivery, due: &mut Schedule, queue_down: &mut bool) 
                         lost_entries = reset,
                         "the dispatch queue is back or lost its entries; rebuilding it from the store"
                     );
-                    reconcile = true;
+                    // Due now, and until a rebuild succeeds.
+                    due.reconcile = now;
                 }
                 *queue_down = false;
             }
@@ -118,14 +118,17 @@ async fn run_due_tasks(d: &Delivery, due: &mut Schedule, queue_down: &mut bool) 
         due.rescue = now + d.settings.rescue_interval;
         rescue_expired(d).await;
     }
-    if reconcile && !*queue_down {
-        due.reconcile = now + d.settings.reconcile_interval;
+    if now >= due.reconcile && !*queue_down {
         match requeue_pending(d.store.as_ref(), d.queue.as_ref(), d.clock.now()).await {
-            Ok(n) => tracing::info!(
-                pending = n.total(),
-                due_now = n.due_now,
-                "dispatch queue rebuilt from the store"
-            ),
+            Ok(n) => {
+                due.reconcile = now + d.settings.reconcile_interval;
+                tracing::info!(
+                    pending = n.total(),
+                    due_now = n.due_now,
+                    "dispatch queue rebuilt from the store"
+                )
+            }
+            // Tried again at the next tick: the queue may hold nothing now.
             Err(e) => tracing::warn!(error = %e, "rebuilding the dispatch queue failed"),
         }
     }

@@ -1,7 +1,10 @@
 //! Dispatch queues. [`InProcessQueue`] serves the embedded default: an
-//! ordered set in memory, rebuilt from the store at start. A shared queue
-//! for several processes implements the same `DispatchQueue` trait.
+//! ordered set in memory, rebuilt from the store at start. [`RedisQueue`]
+//! is shared by a fleet of API and worker processes. Both implement
+//! `mailqueue_core::queue::DispatchQueue`.
 
 mod in_process;
+mod redis_queue;
 
 pub use in_process::InProcessQueue;
+pub use redis_queue::{RedisQueue, RedisSettings};

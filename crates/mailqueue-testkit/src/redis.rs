@@ -119,6 +119,13 @@ impl RedisServer {
         self.cli(&["DBSIZE"]).trim().parse().unwrap_or(0)
     }
 
+    /// Stops the server without saving and starts it again on the same
+    /// port and directory (with no persistence, it comes back empty).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
     /// Stops the server without saving.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -57,8 +57,8 @@ impl Application {
         let role = config.role;
         // Every setting is checked before the store is touched.
         let transport = role.delivers().then(|| transport(&config)).transpose()?;
+        let queue = dispatch_queue(&config)?;
         let (store, backend) = open_store(&config).await?;
-        let queue = dispatch_queue(&config).await?;
         let holder = match backend {
             Backend::Sqlite => EMBEDDED_HOLDER.to_string(),
             Backend::Postgres => lease_holder(),

@@ -43,7 +43,7 @@ pub const SETTINGS: &[Setting] = &[
     s("data_dir", "MAILQUEUE_DATA_DIR", Some("./data"), "Embedded store (`mailqueue.db`) and outbox"),
     secret("database_url", "DATABASE_URL", "PostgreSQL URL; when set, PostgreSQL replaces SQLite"),
     s("database_max_connections", "MAILQUEUE_DATABASE_MAX_CONNECTIONS", Some("16"), "PostgreSQL pool size"),
-    secret("redis_url", "REDIS_URL", "Redis URL for the shared dispatch queue (not used by this version)"),
+    secret("redis_url", "REDIS_URL", "Redis URL of the dispatch queue shared by a fleet of API and worker processes; unset, the queue is in process"),
     secret("smtp_url", "MAILQUEUE_SMTP_URL", "Relay: `smtp://user:pass@host:port` (STARTTLS when offered), `smtps://` (TLS), `smtp+plain://` (no TLS); unset writes `.eml` files to `<data dir>/outbox`"),
     s("smtp_pool_size", "MAILQUEUE_SMTP_POOL_SIZE", None, "Connections kept open to the relay (default: worker concurrency)"),
     s("smtp_timeout_seconds", "MAILQUEUE_SMTP_TIMEOUT_SECONDS", Some("60"), "Timeout for connecting and for each SMTP command (no progress for this long fails the attempt, which is retried)"),

@@ -7,7 +7,7 @@ use anyhow::Context;
 use mailqueue_core::queue::DispatchQueue;
 use mailqueue_core::store::Store;
 use mailqueue_core::transport::Transport;
-use mailqueue_queue::InProcessQueue;
+use mailqueue_queue::{InProcessQueue, RedisQueue, RedisSettings};
 use mailqueue_smtp::{OutboxTransport, SmtpRelay, SmtpSettings};
 use mailqueue_store::{PgSettings, PgStore, SqliteSettings, SqliteStore};
 use std::sync::Arc;
@@ -96,10 +96,16 @@ pub fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
-/// The dispatch queue: Redis with `REDIS_URL`, in process otherwise.
-pub async fn dispatch_queue(config: &Config) -> anyhow::Result<Arc<dyn DispatchQueue>> {
+/// The dispatch queue: Redis with `REDIS_URL`, in process otherwise. Redis
+/// is reached lazily: a process starts (and accepts) while it is down.
+pub fn dispatch_queue(config: &Config) -> anyhow::Result<Arc<dyn DispatchQueue>> {
     Ok(match &config.redis_url {
-        Some(_) => anyhow::bail!("the Redis dispatch queue is not wired yet"),
+        Some(url) => Arc::new(RedisQueue::new(RedisSettings {
+            url: url.expose().to_string(),
+            prefix: config.redis_prefix.clone(),
+            visibility_timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+        })?),
         None => Arc::new(InProcessQueue::new()),
     })
 }

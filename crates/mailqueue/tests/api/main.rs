@@ -24,6 +24,7 @@ mod emails_read;
 mod embedded_store;
 mod faults_delivery;
 mod faults_store;
+mod fleet;
 mod http_limits;
 mod idempotency;
 mod operations;
