@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod email;
 pub mod ids;
 pub mod queue;
+pub mod rate;
 pub mod request;
 pub mod retry;
 pub mod schedule;

@@ -10,6 +10,7 @@
 //! released unattempted at shutdown, or returned by the rescuer if the
 //! process dies.
 
+use crate::admission::admit;
 use crate::lease_book::{defer, DeferReason, LeaseBook, StartCheck};
 use crate::send::{send_one, Completed};
 use crate::Delivery;
@@ -60,29 +61,36 @@ pub async fn run(
             },
             _ = stop.changed() => break,
         };
-        match book.try_start(email.id, d.clock.now(), d.settings.send_timeout) {
-            StartCheck::Go => {}
-            StartCheck::NoRoom(claim) => {
-                tracing::info!(email = %email.id, "the lease has no room left for a send; releasing it unsent");
-                defer(&d, &book, &[claim], d.clock.now(), DeferReason::Lease).await;
-                continue;
-            }
-            StartCheck::NotHeld => continue,
-        }
         let d = d.clone();
         let book = book.clone();
         let outcomes = outcomes.clone();
         sends.spawn(async move {
-            let id = email.id;
-            let completed = send_one(&d, email).await;
-            book.forget(id);
-            let _ = outcomes.send(completed).await;
+            if admit(&d, &book, &email).await && may_start(&d, &book, &email).await {
+                let id = email.id;
+                let completed = send_one(&d, email).await;
+                book.forget(id);
+                let _ = outcomes.send(completed).await;
+            }
             drop(slot);
         });
     }
     claimer.abort();
     let _ = claimer.await;
     sends
+}
+
+/// Whether the lease still has room for a whole send; if not, the email
+/// goes back unattempted.
+async fn may_start(d: &Delivery, book: &LeaseBook, email: &ClaimedEmail) -> bool {
+    match book.try_start(email.id, d.clock.now(), d.settings.send_timeout) {
+        StartCheck::Go => true,
+        StartCheck::NoRoom(claim) => {
+            tracing::info!(email = %email.id, "the lease has no room left for a send; releasing it unsent");
+            defer(d, book, &[claim], d.clock.now(), DeferReason::Lease).await;
+            false
+        }
+        StartCheck::NotHeld => false,
+    }
 }
 
 async fn claim_loop(

@@ -151,6 +151,10 @@ pub enum DeferReason {
     /// Its lease has no room left for a whole send.
     Lease,
     Shutdown,
+    /// The fleet's sending rate is used up until a later slot.
+    RateLimit,
+    /// A recipient domain's rate is used up until a later slot.
+    DomainRateLimit,
 }
 
 impl DeferReason {
@@ -158,6 +162,8 @@ impl DeferReason {
         match self {
             DeferReason::Lease => "lease",
             DeferReason::Shutdown => "shutdown",
+            DeferReason::RateLimit => "rate_limit",
+            DeferReason::DomainRateLimit => "domain_rate_limit",
         }
     }
 }

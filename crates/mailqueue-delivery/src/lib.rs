@@ -12,6 +12,7 @@
 //! [`DispatchQueue`]: mailqueue_core::queue::DispatchQueue
 //! [`AttemptOutcome`]: mailqueue_core::store::AttemptOutcome
 
+mod admission;
 mod dispatcher;
 mod lease_book;
 mod maintenance;
@@ -19,6 +20,7 @@ mod recorder;
 mod send;
 
 use mailqueue_core::queue::DispatchQueue;
+use mailqueue_core::rate::{RateLimiter, RateLimits};
 use mailqueue_core::store::Store;
 use mailqueue_core::transport::Transport;
 use mailqueue_core::{Clock, RetryPolicy};
@@ -50,6 +52,8 @@ pub struct DeliverySettings {
     pub maintenance_lease: Duration,
     /// How long idempotency keys are kept (the maintainer purges older ones).
     pub idempotency_ttl: Duration,
+    /// Sending rates of the fleet and per recipient domain.
+    pub rate_limits: RateLimits,
     /// Longest idle wait before looking at the queue again.
     pub idle_poll: Duration,
 }
@@ -60,6 +64,8 @@ pub struct Delivery {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn DispatchQueue>,
     pub transport: Arc<dyn Transport>,
+    /// Keeps the rate limits; needed only when `settings.rate_limits` has any.
+    pub limiter: Option<Arc<dyn RateLimiter>>,
     pub clock: Arc<dyn Clock>,
     pub policy: RetryPolicy,
     pub metrics: Arc<Metrics>,

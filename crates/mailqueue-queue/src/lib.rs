@@ -4,7 +4,9 @@
 //! `mailqueue_core::queue::DispatchQueue`.
 
 mod in_process;
+mod rate;
 mod redis_queue;
 
 pub use in_process::InProcessQueue;
+pub use rate::{InProcessRateLimiter, RedisRateLimiter};
 pub use redis_queue::{RedisQueue, RedisSettings};

@@ -11,7 +11,7 @@
 
 use crate::config::{Config, Role};
 use crate::http_server::{self, HttpLimits};
-use crate::wiring::{dispatch_queue, lease_holder, lock_data_dir, transport, EMBEDDED_HOLDER};
+use crate::wiring::{dispatch, lease_holder, lock_data_dir, transport, EMBEDDED_HOLDER};
 use anyhow::Context;
 use mailqueue_api::{ApiContext, ApiSettings, AuthCache, OpsContext};
 use mailqueue_core::store::Store;
@@ -57,7 +57,8 @@ impl Application {
         let role = config.role;
         // Every setting is checked before the store is touched.
         let transport = role.delivers().then(|| transport(&config)).transpose()?;
-        let queue = dispatch_queue(&config)?;
+        let dispatch = dispatch(&config)?;
+        let queue = dispatch.queue;
         let (store, backend) = open_store(&config).await?;
         let holder = match backend {
             Backend::Sqlite => EMBEDDED_HOLDER.to_string(),
@@ -116,6 +117,7 @@ impl Application {
                     store: store.clone(),
                     queue: queue.clone(),
                     transport: transport.clone(),
+                    limiter: dispatch.limiter,
                     clock: clock.clone(),
                     policy: retry_policy(&config)?,
                     metrics: metrics.clone(),
@@ -129,6 +131,7 @@ impl Application {
                         reconcile_interval: config.reconcile_interval,
                         maintenance_lease: config.maintenance_lease,
                         idempotency_ttl: config.idempotency_ttl,
+                        rate_limits: config.rate_limits.clone(),
                         idle_poll: IDLE_POLL,
                     },
                 })

@@ -4,6 +4,7 @@
 //! is passed in, never read from a global, so tests build any config.
 
 use crate::settings::{find_by_env, find_by_key, Setting, SETTINGS};
+use mailqueue_core::rate::RateLimits;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -93,6 +94,7 @@ pub struct Config {
     pub send_timeout: Duration,
     pub smtp_hello_name: Option<String>,
     pub worker_concurrency: usize,
+    pub rate_limits: RateLimits,
     pub lease: Duration,
     pub retry_initial: Duration,
     pub retry_max_delay: Duration,
@@ -388,6 +390,18 @@ impl Config {
             send_timeout,
             smtp_hello_name: l.opt("smtp_hello_name")?,
             worker_concurrency: l.positive("worker_concurrency")?,
+            rate_limits: RateLimits {
+                global: l.opt("rate_limit")?,
+                domains: match l.raw("domain_rate_limits") {
+                    None => Vec::new(),
+                    Some((value, source)) => {
+                        RateLimits::parse_domains(value).map_err(|reason| ConfigError::Invalid {
+                            source_name: source.to_string(),
+                            reason,
+                        })?
+                    }
+                },
+            },
             lease,
             retry_initial: l.seconds("retry_initial_seconds")?,
             retry_max_delay: l.seconds("retry_max_delay_seconds")?,

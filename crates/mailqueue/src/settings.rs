@@ -50,6 +50,8 @@ pub const SETTINGS: &[Setting] = &[
     s("send_timeout_seconds", "MAILQUEUE_SEND_TIMEOUT_SECONDS", Some("180"), "Longest one delivery attempt may take, connecting included; must be shorter than the lease"),
     s("smtp_hello_name", "MAILQUEUE_SMTP_HELLO_NAME", None, "EHLO name (default: the host name)"),
     s("worker_concurrency", "MAILQUEUE_WORKER_CONCURRENCY", Some("32"), "Most emails being sent at once by this process"),
+    s("rate_limit", "MAILQUEUE_RATE_LIMIT", None, "Most sends per second for the whole fleet, e.g. `14/s` for SES (also `/min`, `/h`); emails over it wait, without an attempt"),
+    s("domain_rate_limits", "MAILQUEUE_DOMAIN_RATE_LIMITS", None, "Limits by recipient domain, e.g. `gmail.com=20/s,yahoo.com=10/s`, shared by the fleet"),
     s("lease_seconds", "MAILQUEUE_LEASE_SECONDS", Some("300"), "How long a claimed email stays with its worker before another may take it; renewed while the worker lives, and longer than `MAILQUEUE_SEND_TIMEOUT_SECONDS`"),
     s("retry_initial_seconds", "MAILQUEUE_RETRY_INITIAL_SECONDS", Some("60"), "Delay before the first retry; doubles each time"),
     s("retry_max_delay_seconds", "MAILQUEUE_RETRY_MAX_DELAY_SECONDS", Some("3600"), "Longest delay between two attempts"),

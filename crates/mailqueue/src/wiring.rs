@@ -5,9 +5,12 @@
 use crate::config::Config;
 use anyhow::Context;
 use mailqueue_core::queue::DispatchQueue;
+use mailqueue_core::rate::RateLimiter;
 use mailqueue_core::store::Store;
 use mailqueue_core::transport::Transport;
-use mailqueue_queue::{InProcessQueue, RedisQueue, RedisSettings};
+use mailqueue_queue::{
+    InProcessQueue, InProcessRateLimiter, RedisQueue, RedisRateLimiter, RedisSettings,
+};
 use mailqueue_smtp::{OutboxTransport, SmtpRelay, SmtpSettings};
 use mailqueue_store::{PgSettings, PgStore, SqliteSettings, SqliteStore};
 use std::sync::Arc;
@@ -96,16 +99,32 @@ pub fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
-/// The dispatch queue: Redis with `REDIS_URL`, in process otherwise. Redis
-/// is reached lazily: a process starts (and accepts) while it is down.
-pub fn dispatch_queue(config: &Config) -> anyhow::Result<Arc<dyn DispatchQueue>> {
+/// How work is shared: the dispatch queue and the rate limiter.
+pub struct Dispatch {
+    pub queue: Arc<dyn DispatchQueue>,
+    /// Present when rate limits are configured.
+    pub limiter: Option<Arc<dyn RateLimiter>>,
+}
+
+/// Redis with `REDIS_URL` (reached lazily: a process starts, and accepts,
+/// while it is down), in process otherwise.
+pub fn dispatch(config: &Config) -> anyhow::Result<Dispatch> {
+    let limited = !config.rate_limits.is_empty();
     Ok(match &config.redis_url {
-        Some(url) => Arc::new(RedisQueue::new(RedisSettings {
-            url: url.expose().to_string(),
-            prefix: config.redis_prefix.clone(),
-            visibility_timeout: Duration::from_secs(60),
-            timeout: Duration::from_secs(5),
-        })?),
-        None => Arc::new(InProcessQueue::new()),
+        Some(url) => {
+            let queue = Arc::new(RedisQueue::new(RedisSettings {
+                url: url.expose().to_string(),
+                prefix: config.redis_prefix.clone(),
+                visibility_timeout: Duration::from_secs(60),
+                timeout: Duration::from_secs(5),
+            })?);
+            let limiter = limited
+                .then(|| Arc::new(RedisRateLimiter::new(queue.clone())) as Arc<dyn RateLimiter>);
+            Dispatch { queue, limiter }
+        }
+        None => Dispatch {
+            queue: Arc::new(InProcessQueue::new()),
+            limiter: limited.then(|| Arc::new(InProcessRateLimiter::new()) as Arc<dyn RateLimiter>),
+        },
     })
 }

@@ -104,8 +104,13 @@ impl RedisQueue {
         })
     }
 
+    /// A key of this queue's prefix (its hash tag): `{prefix}:name`.
+    pub(crate) fn key(&self, name: &str) -> String {
+        format!("{{{}}}:{name}", self.settings.prefix)
+    }
+
     /// The shared connection, made now if there is none yet.
-    async fn connection(&self) -> Result<ConnectionManager, QueueError> {
+    pub(crate) async fn connection(&self) -> Result<ConnectionManager, QueueError> {
         let mut slot = self.connection.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());

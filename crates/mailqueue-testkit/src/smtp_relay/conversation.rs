@@ -208,6 +208,7 @@ impl Conversation {
                 rcpt_to: std::mem::take(&mut self.rcpt_to),
                 login: self.login.clone(),
                 wire,
+                received_at: std::time::Instant::now(),
             });
             log.messages.len()
         };

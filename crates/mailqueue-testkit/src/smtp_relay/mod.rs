@@ -63,6 +63,8 @@ pub struct RelayedMessage {
     /// The data as it crossed the wire: still dot-stuffed, up to and with
     /// the line ending before the final `.`.
     pub wire: Vec<u8>,
+    /// When the data was complete (before the relay's reply).
+    pub received_at: std::time::Instant,
 }
 
 impl RelayedMessage {

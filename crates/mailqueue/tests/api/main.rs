@@ -25,6 +25,7 @@ mod embedded_store;
 mod faults_delivery;
 mod faults_store;
 mod fleet;
+mod fleet_rates;
 mod http_limits;
 mod idempotency;
 mod operations;

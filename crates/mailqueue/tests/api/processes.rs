@@ -46,13 +46,20 @@ pub struct Server {
 
 impl Server {
     /// Runs `command serve` on a free port and waits until /healthz answers.
+    /// Its log is dropped, unless `MAILQUEUE_TEST_SERVER_LOGS` is set (then
+    /// it goes to the test's stderr).
     pub async fn start(mut command: Command) -> Self {
         let port = free_port();
+        let logs = if std::env::var_os("MAILQUEUE_TEST_SERVER_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
         let child = command
             .env("MAILQUEUE_LISTEN", format!("127.0.0.1:{port}"))
             .arg("serve")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(logs)
             .spawn()
             .unwrap();
         let server = Self {
