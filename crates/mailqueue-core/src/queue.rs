@@ -13,6 +13,19 @@ use std::time::Duration;
 #[error("the dispatch queue is unavailable: {0}")]
 pub struct QueueError(pub String);
 
+/// A due time in whole milliseconds, rounded up, as queues keep it: rounded
+/// down, a queue could hand an email out a fraction of a millisecond before
+/// the store (which may keep microseconds) considers it due; the claim would
+/// then skip it and the entry would be lost until the next rebuild.
+pub fn due_millis(at: DateTime<Utc>) -> i64 {
+    let ms = at.timestamp_millis();
+    if at.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+        ms
+    } else {
+        ms + 1
+    }
+}
+
 #[async_trait]
 pub trait DispatchQueue: Send + Sync + 'static {
     /// Adds or moves entries (an id is in the queue at most once).
@@ -83,5 +96,19 @@ pub async fn requeue_pending(
             Some(last) if page.len() as u32 == PAGE => after = Some(last.id),
             _ => return Ok(counts),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::due_millis;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn due_times_round_up_to_the_millisecond() {
+        let exact = Utc.timestamp_millis_opt(1_700_000_000_123).unwrap();
+        assert_eq!(due_millis(exact), 1_700_000_000_123);
+        let later = exact + chrono::Duration::microseconds(456);
+        assert_eq!(due_millis(later), 1_700_000_000_124);
     }
 }

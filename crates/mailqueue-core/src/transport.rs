@@ -42,3 +42,24 @@ pub trait Transport: Send + Sync + 'static {
         TransportHealth::Ok
     }
 }
+
+/// The relay connections a whole fleet may hold open at once, as relays
+/// limit concurrent connections per account. Each open connection holds a
+/// slot under its own name for `ttl`, renewed while it lives, so the slots
+/// of a process that died come back by themselves.
+#[async_trait]
+pub trait ConnectionSlots: Send + Sync + 'static {
+    /// Takes a slot for `holder` unless all are taken; returns whether it did.
+    async fn try_take(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, crate::queue::QueueError>;
+    /// Keeps the slots of these holders for another `ttl`.
+    async fn renew(
+        &self,
+        holders: &[String],
+        ttl: std::time::Duration,
+    ) -> Result<(), crate::queue::QueueError>;
+    async fn give_back(&self, holder: &str) -> Result<(), crate::queue::QueueError>;
+}

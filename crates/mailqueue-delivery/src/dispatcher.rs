@@ -12,7 +12,7 @@
 
 use crate::admission::admit;
 use crate::lease_book::{defer, DeferReason, LeaseBook, StartCheck};
-use crate::send::{send_one, Completed};
+use crate::send::{send_one, Completed, Sent};
 use crate::Delivery;
 use mailqueue_core::store::{Claim, ClaimedEmail, DueEmail};
 use mailqueue_core::EmailId;
@@ -67,9 +67,16 @@ pub async fn run(
         sends.spawn(async move {
             if admit(&d, &book, &email).await && may_start(&d, &book, &email).await {
                 let id = email.id;
-                let completed = send_one(&d, email).await;
-                book.forget(id);
-                let _ = outcomes.send(completed).await;
+                match send_one(&d, email).await {
+                    Sent::Attempted(completed) => {
+                        book.forget(id);
+                        let _ = outcomes.send(completed).await;
+                    }
+                    Sent::NotSent(claim) => {
+                        let due = d.clock.now() + chrono::Duration::seconds(1);
+                        defer(&d, &book, &[claim], due, DeferReason::ConnectionLimit).await;
+                    }
+                }
             }
             drop(slot);
         });

@@ -155,6 +155,8 @@ pub enum DeferReason {
     RateLimit,
     /// A recipient domain's rate is used up until a later slot.
     DomainRateLimit,
+    /// Every relay connection the fleet may open is in use.
+    ConnectionLimit,
 }
 
 impl DeferReason {
@@ -164,6 +166,7 @@ impl DeferReason {
             DeferReason::Shutdown => "shutdown",
             DeferReason::RateLimit => "rate_limit",
             DeferReason::DomainRateLimit => "domain_rate_limit",
+            DeferReason::ConnectionLimit => "connection_limit",
         }
     }
 }

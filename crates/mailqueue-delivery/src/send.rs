@@ -4,7 +4,7 @@ use crate::{jitter_sample, Delivery};
 use chrono::{DateTime, Utc};
 use mailqueue_core::delivery::{DeliveryError, Failure, FailureClass};
 use mailqueue_core::retry::RetryDecision;
-use mailqueue_core::store::{AttemptOutcome, AttemptResult, ClaimedEmail};
+use mailqueue_core::store::{AttemptOutcome, AttemptResult, ClaimedEmail, HeldClaim};
 use mailqueue_core::transport::OutgoingEmail;
 use std::time::Instant;
 
@@ -16,7 +16,16 @@ pub struct Completed {
     pub due_at: DateTime<Utc>,
 }
 
-pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Completed {
+/// What became of a send.
+pub enum Sent {
+    /// The relay was reached: the outcome must be recorded.
+    Attempted(Completed),
+    /// The message never left (no relay connection was free for it): not
+    /// an attempt; the claim goes back unattempted.
+    NotSent(HeldClaim),
+}
+
+pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Sent {
     let started_at = d.clock.now();
     let out = OutgoingEmail {
         id: claimed.id,
@@ -36,6 +45,14 @@ pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Completed {
     d.metrics
         .send_duration_seconds
         .observe(timer.elapsed().as_secs_f64());
+    if let Err(DeliveryError::Transient(f)) = &sent {
+        if f.class == FailureClass::ConnectionLimit {
+            return Sent::NotSent(HeldClaim {
+                id: claimed.id,
+                attempt: claimed.attempt,
+            });
+        }
+    }
     let finished_at = d.clock.now();
     let result = match sent {
         Ok(reply) => AttemptResult::Sent(reply),
@@ -69,7 +86,7 @@ pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Completed {
         .scheduled_at
         .unwrap_or(claimed.created_at)
         .max(claimed.created_at);
-    Completed {
+    Sent::Attempted(Completed {
         outcome: AttemptOutcome {
             email_id: claimed.id,
             attempt: claimed.attempt,
@@ -79,5 +96,5 @@ pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Completed {
         },
         priority: claimed.email.priority,
         due_at,
-    }
+    })
 }

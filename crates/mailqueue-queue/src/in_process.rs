@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use mailqueue_core::email::Priority;
-use mailqueue_core::queue::{DispatchQueue, QueueError};
+use mailqueue_core::queue::{due_millis, DispatchQueue, QueueError};
 use mailqueue_core::store::DueEmail;
 use mailqueue_core::EmailId;
 use std::collections::{BTreeSet, HashMap};
@@ -47,7 +47,7 @@ impl DispatchQueue for InProcessQueue {
         {
             let mut entries = self.lock();
             for e in emails {
-                let key = (e.priority.rank(), e.due_at.timestamp_millis(), e.id);
+                let key = (e.priority.rank(), due_millis(e.due_at), e.id);
                 if let Some(old) = entries.by_id.insert(e.id, key) {
                     entries.ordered.remove(&old);
                 }
@@ -144,10 +144,15 @@ mod tests {
         }
     }
 
+    fn now_ms() -> chrono::DateTime<Utc> {
+        use chrono::DurationRound;
+        Utc::now().duration_trunc(Span::milliseconds(1)).unwrap()
+    }
+
     #[tokio::test]
     async fn takes_due_entries_by_priority_then_time() {
         let q = InProcessQueue::new();
-        let now = Utc::now();
+        let now = now_ms();
         q.enqueue(&[
             due(1, now - Span::seconds(5), Priority::Low),
             due(2, now - Span::seconds(1), Priority::Normal),
@@ -175,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn an_id_is_queued_once_and_moves_when_enqueued_again() {
         let q = InProcessQueue::new();
-        let now = Utc::now();
+        let now = now_ms();
         q.enqueue(&[due(1, now + Span::hours(1), Priority::Normal)])
             .await
             .unwrap();
@@ -192,7 +197,7 @@ mod tests {
     #[tokio::test]
     async fn respects_the_maximum() {
         let q = InProcessQueue::new();
-        let now = Utc::now();
+        let now = now_ms();
         let many: Vec<DueEmail> = (0..10).map(|i| due(i, now, Priority::Normal)).collect();
         q.enqueue(&many).await.unwrap();
         assert_eq!(q.take_due(now, 3).await.unwrap().len(), 3);

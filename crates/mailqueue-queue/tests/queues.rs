@@ -20,6 +20,13 @@ fn due(n: u128, at: chrono::DateTime<Utc>, priority: Priority) -> DueEmail {
     }
 }
 
+/// Now, in whole milliseconds: queues keep due times to the millisecond,
+/// rounding up.
+fn now_ms() -> chrono::DateTime<Utc> {
+    use chrono::DurationRound;
+    Utc::now().duration_trunc(Span::milliseconds(1)).unwrap()
+}
+
 fn redis_queue(server: &RedisServer, prefix: &str) -> RedisQueue {
     RedisQueue::new(RedisSettings {
         url: server.url(),
@@ -31,7 +38,7 @@ fn redis_queue(server: &RedisServer, prefix: &str) -> RedisQueue {
 }
 
 async fn orders_by_priority_then_due_time(q: &dyn DispatchQueue) {
-    let now = Utc::now();
+    let now = now_ms();
     q.enqueue(&[
         due(1, now - Span::seconds(5), Priority::Low),
         due(2, now - Span::seconds(1), Priority::Normal),
@@ -61,7 +68,7 @@ async fn orders_by_priority_then_due_time(q: &dyn DispatchQueue) {
 }
 
 async fn an_id_is_queued_once(q: &dyn DispatchQueue) {
-    let now = Utc::now();
+    let now = now_ms();
     q.enqueue(&[due(1, now + Span::hours(1), Priority::Normal)])
         .await
         .unwrap();
@@ -78,7 +85,7 @@ async fn an_id_is_queued_once(q: &dyn DispatchQueue) {
 }
 
 async fn respects_the_maximum(q: &dyn DispatchQueue) {
-    let now = Utc::now();
+    let now = now_ms();
     let many: Vec<DueEmail> = (0..700)
         .map(|n| due(n, now - Span::milliseconds(n as i64), Priority::Normal))
         .collect();
@@ -107,7 +114,7 @@ async fn prefixes_keep_queues_apart_and_every_key_shares_one_hash_tag() {
     let server = RedisServer::start(false);
     let a = redis_queue(&server, "tenant-a");
     let b = redis_queue(&server, "tenant-b");
-    let now = Utc::now();
+    let now = now_ms();
     a.enqueue(&[due(1, now, Priority::Normal)]).await.unwrap();
     b.enqueue(&[due(2, now, Priority::High)]).await.unwrap();
     let from_a = a.take_due(now, 10).await.unwrap();
@@ -127,7 +134,7 @@ async fn prefixes_keep_queues_apart_and_every_key_shares_one_hash_tag() {
 async fn taken_entries_come_back_unless_acknowledged() {
     let server = RedisServer::start(false);
     let q = redis_queue(&server, &unique_suffix());
-    let now = Utc::now();
+    let now = now_ms();
     q.enqueue(&[due(1, now, Priority::High), due(2, now, Priority::Normal)])
         .await
         .unwrap();

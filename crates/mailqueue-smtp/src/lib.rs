@@ -11,6 +11,7 @@
 
 mod client;
 mod connection;
+mod fleet_slots;
 mod header_value;
 mod mime;
 mod outbox;

@@ -13,6 +13,12 @@
 //! reply); one idle for more than a few seconds is also checked with NOOP,
 //! and one idle for a minute is closed.
 //!
+//! With a fleet-wide cap (`with_fleet_slots`), each open connection also
+//! holds one of the fleet's slots; when none is free, a send waits a little
+//! for one (or for a connection of its own pool to come back), then gives
+//! up with `FailureClass::ConnectionLimit`: not an attempt, the email goes
+//! back to wait.
+//!
 //! The relay's health is what the last AUTH said: a refusal makes it
 //! [`TransportHealth::Failing`], the next successful AUTH makes it `Ok`
 //! again. Without credentials, a 530 (authentication required) makes it
@@ -20,16 +26,29 @@
 
 use crate::client::{ClientError, Credentials};
 use crate::connection::{open, tls_connector, Endpoint, RelaySession, Security};
+use crate::fleet_slots::{FleetSlots, SlotGuard};
 use crate::mime::build_message;
 use async_trait::async_trait;
 use mailqueue_core::delivery::{DeliveryError, FailureClass, SmtpReply};
-use mailqueue_core::transport::{OutgoingEmail, Transport, TransportHealth};
-use std::sync::Mutex;
+use mailqueue_core::transport::{ConnectionSlots, OutgoingEmail, Transport, TransportHealth};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(3);
 const DROP_AFTER_IDLE: Duration = Duration::from_secs(60);
+/// How long a send waits for a fleet connection slot before it goes back.
+const SLOT_WAIT: Duration = Duration::from_secs(2);
+/// Under a fleet-wide cap, how long a connection may sit idle holding one
+/// of the fleet's slots before it is closed, so that a process that ran
+/// out of work hands its slots to those that have some.
+const FLEET_IDLE_RELEASE: Duration = Duration::from_millis(500);
+
+/// An open session, and the fleet slot it holds (if the fleet is capped).
+struct Connection {
+    session: RelaySession,
+    _slot: Option<SlotGuard>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpConfigError {
@@ -58,8 +77,11 @@ pub struct SmtpSettings {
 
 pub struct SmtpRelay {
     endpoint: Endpoint,
-    idle: Mutex<Vec<(RelaySession, Instant)>>,
+    idle: Arc<Mutex<Vec<(Connection, Instant)>>>,
+    /// Woken when a connection goes back to the pool.
+    returned: Notify,
     slots: Semaphore,
+    fleet: Option<Arc<FleetSlots>>,
     health: Mutex<TransportHealth>,
     description: String,
 }
@@ -107,13 +129,23 @@ impl SmtpRelay {
                     .unwrap_or_else(default_hello_name),
                 timeout: settings.timeout,
             },
-            idle: Mutex::new(Vec::new()),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            returned: Notify::new(),
             slots: Semaphore::new(settings.pool_size.max(1) as usize),
+            fleet: None,
             health: Mutex::new(TransportHealth::Ok),
         })
     }
 
-    fn take_idle(&self) -> Option<(RelaySession, Instant)> {
+    /// Caps the connections of the whole fleet (see the module header);
+    /// `process` names this process's slots. Needs a Tokio runtime.
+    pub fn with_fleet_slots(mut self, slots: Arc<dyn ConnectionSlots>, process: String) -> Self {
+        self.fleet = Some(FleetSlots::start(slots, process));
+        tokio::spawn(release_idle(Arc::downgrade(&self.idle)));
+        self
+    }
+
+    fn take_idle(&self) -> Option<(Connection, Instant)> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
@@ -121,47 +153,83 @@ impl SmtpRelay {
         *self.health.lock().unwrap_or_else(|e| e.into_inner()) = health;
     }
 
-    /// A session ready for a transaction: an idle one that is quiet (and
-    /// answers NOOP after a while), or a new one.
-    async fn checkout(&self) -> Result<RelaySession, ClientError> {
-        while let Some((mut session, since)) = self.take_idle() {
+    /// An idle connection that is quiet (and answers NOOP after a while).
+    async fn reusable(&self) -> Option<Connection> {
+        while let Some((mut conn, since)) = self.take_idle() {
             let idle = since.elapsed();
             if idle > DROP_AFTER_IDLE {
-                session.quit().await;
+                conn.session.quit().await;
                 continue;
             }
-            if !session.is_quiet() {
+            if !conn.session.is_quiet() {
                 tracing::warn!(relay = %self.description,
                     "the relay sent something nobody asked for on an idle connection; closing it");
                 continue;
             }
-            if idle > CHECK_AFTER_IDLE && session.noop().await.is_err() {
+            if idle > CHECK_AFTER_IDLE && conn.session.noop().await.is_err() {
                 continue;
             }
-            return Ok(session);
+            return Some(conn);
         }
-        let session = open(&self.endpoint).await?;
-        if self.endpoint.credentials.is_some() {
-            self.set_health(TransportHealth::Ok);
-        }
-        Ok(session)
+        None
     }
 
-    /// Keeps a session for the next transaction if it is still in step.
-    fn checkin(&self, mut session: RelaySession) {
-        if session.is_quiet() {
+    /// A connection ready for a transaction: an idle one, or a new one
+    /// (with a fleet slot, waiting up to `SLOT_WAIT` for one).
+    async fn checkout(&self) -> Result<Connection, DeliveryError> {
+        let deadline = tokio::time::Instant::now() + SLOT_WAIT;
+        loop {
+            if let Some(conn) = self.reusable().await {
+                return Ok(conn);
+            }
+            let slot = match &self.fleet {
+                None => None,
+                Some(fleet) => match fleet.try_take().await? {
+                    Some(slot) => Some(slot),
+                    None if tokio::time::Instant::now() < deadline => {
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis(100),
+                            self.returned.notified(),
+                        )
+                        .await;
+                        continue;
+                    }
+                    None => {
+                        return Err(DeliveryError::transient(
+                            FailureClass::ConnectionLimit,
+                            None,
+                            "every relay connection the fleet may open is in use",
+                        ))
+                    }
+                },
+            };
+            let session = open(&self.endpoint).await.map_err(|e| self.failed(&e))?;
+            if self.endpoint.credentials.is_some() {
+                self.set_health(TransportHealth::Ok);
+            }
+            return Ok(Connection {
+                session,
+                _slot: slot,
+            });
+        }
+    }
+
+    /// Keeps a connection for the next transaction if it is still in step.
+    fn checkin(&self, mut conn: Connection) {
+        if conn.session.is_quiet() {
             self.idle
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push((session, Instant::now()));
+                .push((conn, Instant::now()));
+            self.returned.notify_one();
         }
     }
 
-    /// After a failed transaction: a session still in step is reset and
+    /// After a failed transaction: a connection still in step is reset and
     /// kept, any other is dropped.
-    async fn recycle(&self, mut session: RelaySession) {
-        if !session.is_broken() && session.rset().await.is_ok() {
-            self.checkin(session);
+    async fn recycle(&self, mut conn: Connection) {
+        if !conn.session.is_broken() && conn.session.rset().await.is_ok() {
+            self.checkin(conn);
         }
     }
 
@@ -173,6 +241,26 @@ impl SmtpRelay {
             });
         }
         e.to_delivery_error()
+    }
+}
+
+/// Closes connections idle for longer than `FLEET_IDLE_RELEASE`, giving
+/// their fleet slots back, until the pool is gone.
+async fn release_idle(idle: std::sync::Weak<Mutex<Vec<(Connection, Instant)>>>) {
+    loop {
+        tokio::time::sleep(FLEET_IDLE_RELEASE / 2).await;
+        let Some(idle) = idle.upgrade() else { return };
+        let stale: Vec<(Connection, Instant)> = {
+            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+            let (stale, fresh) = idle
+                .drain(..)
+                .partition(|(_, since)| since.elapsed() > FLEET_IDLE_RELEASE);
+            *idle = fresh;
+            stale
+        };
+        for (conn, _) in stale {
+            conn.session.quit().await;
+        }
     }
 }
 
@@ -190,13 +278,14 @@ impl Transport for SmtpRelay {
         let _slot = self.slots.acquire().await.map_err(|_| {
             DeliveryError::transient(FailureClass::Connection, None, "the relay pool is closed")
         })?;
-        let mut session = self.checkout().await.map_err(|e| self.failed(&e))?;
-        match session
+        let mut conn = self.checkout().await?;
+        match conn
+            .session
             .send_mail(&message.from, &message.to, &message.bytes)
             .await
         {
             Ok(reply) => {
-                self.checkin(session);
+                self.checkin(conn);
                 if self.endpoint.credentials.is_none() {
                     self.set_health(TransportHealth::Ok);
                 }
@@ -206,7 +295,7 @@ impl Transport for SmtpRelay {
                 })
             }
             Err(e) => {
-                self.recycle(session).await;
+                self.recycle(conn).await;
                 Err(self.failed(&e))
             }
         }

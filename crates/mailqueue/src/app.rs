@@ -56,8 +56,11 @@ impl Application {
         };
         let role = config.role;
         // Every setting is checked before the store is touched.
-        let transport = role.delivers().then(|| transport(&config)).transpose()?;
         let dispatch = dispatch(&config)?;
+        let transport = role
+            .delivers()
+            .then(|| transport(&config, &dispatch))
+            .transpose()?;
         let queue = dispatch.queue;
         let (store, backend) = open_store(&config).await?;
         let holder = match backend {

@@ -90,6 +90,7 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     pub smtp_url: Option<Secret>,
     pub smtp_pool_size: Option<u32>,
+    pub smtp_fleet_connections: Option<u32>,
     pub smtp_timeout: Duration,
     pub send_timeout: Duration,
     pub smtp_hello_name: Option<String>,
@@ -377,6 +378,15 @@ impl Config {
         let database_url = secret("database_url")?;
         let redis_url = secret("redis_url")?;
         check_role(role, &database_url, &redis_url, "MAILQUEUE_ROLE")?;
+        let smtp_fleet_connections: Option<u32> = l.opt("smtp_fleet_connections")?;
+        if smtp_fleet_connections.is_some() && redis_url.is_none() {
+            return Err(ConfigError::Invalid {
+                source_name: "MAILQUEUE_SMTP_FLEET_CONNECTIONS".into(),
+                reason: "a fleet-wide cap needs REDIS_URL; one process is capped by \
+                         MAILQUEUE_SMTP_POOL_SIZE"
+                    .into(),
+            });
+        }
         Ok(Self {
             listen: l.get("listen")?,
             role,
@@ -386,6 +396,7 @@ impl Config {
             redis_url,
             smtp_url: secret("smtp_url")?,
             smtp_pool_size: l.opt("smtp_pool_size")?,
+            smtp_fleet_connections,
             smtp_timeout: l.seconds("smtp_timeout_seconds")?,
             send_timeout,
             smtp_hello_name: l.opt("smtp_hello_name")?,

@@ -46,6 +46,7 @@ pub const SETTINGS: &[Setting] = &[
     secret("redis_url", "REDIS_URL", "Redis URL of the dispatch queue shared by a fleet of API and worker processes; unset, the queue is in process"),
     secret("smtp_url", "MAILQUEUE_SMTP_URL", "Relay: `smtp://user:pass@host:port` (STARTTLS when offered), `smtps://` (TLS), `smtp+plain://` (no TLS); unset writes `.eml` files to `<data dir>/outbox`"),
     s("smtp_pool_size", "MAILQUEUE_SMTP_POOL_SIZE", None, "Connections kept open to the relay (default: worker concurrency)"),
+    s("smtp_fleet_connections", "MAILQUEUE_SMTP_FLEET_CONNECTIONS", None, "Most connections to the relay for the whole fleet (needs `REDIS_URL`); a send that finds none free goes back to wait, without an attempt"),
     s("smtp_timeout_seconds", "MAILQUEUE_SMTP_TIMEOUT_SECONDS", Some("60"), "Timeout for connecting and for each SMTP command (no progress for this long fails the attempt, which is retried)"),
     s("send_timeout_seconds", "MAILQUEUE_SEND_TIMEOUT_SECONDS", Some("180"), "Longest one delivery attempt may take, connecting included; must be shorter than the lease"),
     s("smtp_hello_name", "MAILQUEUE_SMTP_HELLO_NAME", None, "EHLO name (default: the host name)"),

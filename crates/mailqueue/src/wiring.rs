@@ -7,9 +7,10 @@ use anyhow::Context;
 use mailqueue_core::queue::DispatchQueue;
 use mailqueue_core::rate::RateLimiter;
 use mailqueue_core::store::Store;
-use mailqueue_core::transport::Transport;
+use mailqueue_core::transport::{ConnectionSlots, Transport};
 use mailqueue_queue::{
-    InProcessQueue, InProcessRateLimiter, RedisQueue, RedisRateLimiter, RedisSettings,
+    InProcessQueue, InProcessRateLimiter, RedisConnectionSlots, RedisQueue, RedisRateLimiter,
+    RedisSettings,
 };
 use mailqueue_smtp::{OutboxTransport, SmtpRelay, SmtpSettings};
 use mailqueue_store::{PgSettings, PgStore, SqliteSettings, SqliteStore};
@@ -60,16 +61,24 @@ pub fn lease_holder() -> String {
     format!("{host}:{}:{salt:04x}", std::process::id())
 }
 
-pub fn transport(config: &Config) -> anyhow::Result<Arc<dyn Transport>> {
+/// The relay (with the fleet's connection cap, when there is one), or the
+/// outbox directory.
+pub fn transport(config: &Config, dispatch: &Dispatch) -> anyhow::Result<Arc<dyn Transport>> {
     Ok(match &config.smtp_url {
-        Some(url) => Arc::new(SmtpRelay::new(&SmtpSettings {
-            url: url.expose().to_string(),
-            pool_size: config
-                .smtp_pool_size
-                .unwrap_or(config.worker_concurrency as u32),
-            timeout: config.smtp_timeout,
-            hello_name: config.smtp_hello_name.clone(),
-        })?),
+        Some(url) => {
+            let relay = SmtpRelay::new(&SmtpSettings {
+                url: url.expose().to_string(),
+                pool_size: config
+                    .smtp_pool_size
+                    .unwrap_or(config.worker_concurrency as u32),
+                timeout: config.smtp_timeout,
+                hello_name: config.smtp_hello_name.clone(),
+            })?;
+            match &dispatch.connection_slots {
+                Some(slots) => Arc::new(relay.with_fleet_slots(slots.clone(), lease_holder())),
+                None => Arc::new(relay),
+            }
+        }
         None => {
             let dir = config.data_dir.join("outbox");
             let outbox = OutboxTransport::new(dir.clone())
@@ -99,11 +108,14 @@ pub fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
-/// How work is shared: the dispatch queue and the rate limiter.
+/// How work is shared: the dispatch queue, the rate limiter and the
+/// fleet's relay connection slots.
 pub struct Dispatch {
     pub queue: Arc<dyn DispatchQueue>,
     /// Present when rate limits are configured.
     pub limiter: Option<Arc<dyn RateLimiter>>,
+    /// Present when the fleet's relay connections are capped.
+    pub connection_slots: Option<Arc<dyn ConnectionSlots>>,
 }
 
 /// Redis with `REDIS_URL` (reached lazily: a process starts, and accepts,
@@ -120,11 +132,19 @@ pub fn dispatch(config: &Config) -> anyhow::Result<Dispatch> {
             })?);
             let limiter = limited
                 .then(|| Arc::new(RedisRateLimiter::new(queue.clone())) as Arc<dyn RateLimiter>);
-            Dispatch { queue, limiter }
+            let connection_slots = config.smtp_fleet_connections.map(|max| {
+                Arc::new(RedisConnectionSlots::new(queue.clone(), max)) as Arc<dyn ConnectionSlots>
+            });
+            Dispatch {
+                queue,
+                limiter,
+                connection_slots,
+            }
         }
         None => Dispatch {
             queue: Arc::new(InProcessQueue::new()),
             limiter: limited.then(|| Arc::new(InProcessRateLimiter::new()) as Arc<dyn RateLimiter>),
+            connection_slots: None,
         },
     })
 }

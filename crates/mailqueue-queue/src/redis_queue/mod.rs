@@ -25,7 +25,7 @@ mod wakeup;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use mailqueue_core::email::Priority;
-use mailqueue_core::queue::{DispatchQueue, QueueError};
+use mailqueue_core::queue::{due_millis, DispatchQueue, QueueError};
 use mailqueue_core::store::DueEmail;
 use mailqueue_core::EmailId;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -156,7 +156,7 @@ impl DispatchQueue for RedisQueue {
         for e in emails {
             call.arg(e.id.to_string())
                 .arg(e.priority.rank())
-                .arg(e.due_at.timestamp_millis());
+                .arg(due_millis(e.due_at));
         }
         call.invoke_async::<i64>(&mut conn)
             .await

@@ -28,6 +28,7 @@ pub enum Step {
     EndOfData,
     Rset,
     Noop,
+    Quit,
 }
 
 impl Step {
@@ -55,6 +56,7 @@ impl fmt::Display for Step {
             Step::EndOfData => f.write_str("the end of the message data"),
             Step::Rset => f.write_str("RSET"),
             Step::Noop => f.write_str("NOOP"),
+            Step::Quit => f.write_str("QUIT"),
         }
     }
 }

@@ -363,12 +363,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.judge(Step::Noop, reply, |c| c == 250).map(drop)
     }
 
-    /// Says QUIT and closes, without waiting for the reply; errors are
-    /// ignored, as the session is over either way.
+    /// Says QUIT, waits (a second at most) for the reply, and closes;
+    /// errors are ignored: the connection is being thrown away anyway.
     pub async fn quit(mut self) {
+        // RFC 5321 §4.1.1.10: the client waits for the reply before closing,
+        // so the relay has counted the connection closed once this returns.
         let bound = self.timeout.min(Duration::from_secs(1));
         let _ = tokio::time::timeout(bound, async {
-            let _ = self.stream.write_all(b"QUIT\r\n").await;
+            let _ = self.command(Step::Quit, "QUIT").await;
             let _ = self.stream.shutdown().await;
         })
         .await;

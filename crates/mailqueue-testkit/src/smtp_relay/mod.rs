@@ -108,6 +108,9 @@ pub struct RelayedCommand {
 #[derive(Default)]
 struct Log {
     sessions: usize,
+    /// Connections open now, and the most ever open at once.
+    open: usize,
+    most_open: usize,
     messages: Vec<RelayedMessage>,
     commands: Vec<RelayedCommand>,
     bare_line_endings: Vec<String>,
@@ -148,9 +151,15 @@ impl TestRelay {
                 let session = {
                     let mut log = accepting.log();
                     log.sessions += 1;
+                    log.open += 1;
+                    log.most_open = log.most_open.max(log.open);
                     log.sessions
                 };
-                tokio::spawn(conversation::converse(stream, accepting.clone(), session));
+                let shared = accepting.clone();
+                tokio::spawn(async move {
+                    conversation::converse(stream, shared.clone(), session).await;
+                    shared.log().open -= 1;
+                });
             }
         });
         Self {
@@ -179,6 +188,11 @@ impl TestRelay {
     /// Connections accepted so far.
     pub fn sessions(&self) -> usize {
         self.shared.log().sessions
+    }
+
+    /// The most connections that were ever open at once.
+    pub fn most_open_sessions(&self) -> usize {
+        self.shared.log().most_open
     }
 
     pub fn messages(&self) -> Vec<RelayedMessage> {

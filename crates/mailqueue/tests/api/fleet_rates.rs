@@ -148,3 +148,31 @@ async fn the_embedded_mode_keeps_the_same_limits_in_process() {
         "{sent} sends in 3 s against a limit of 25/s"
     );
 }
+
+#[tokio::test]
+async fn the_fleet_never_opens_more_relay_connections_than_allowed() {
+    let fleet = Fleet::start(
+        1,
+        2,
+        Duration::from_millis(30),
+        &[("MAILQUEUE_SMTP_FLEET_CONNECTIONS", "3")],
+    )
+    .await;
+    post_batches(&fleet, 300, "capped", "user@example.com").await;
+    fleet
+        .relay
+        .wait_for_messages(300, Duration::from_secs(60))
+        .await;
+    let most = fleet.relay.most_open_sessions();
+    assert!(
+        most <= 3,
+        "{most} connections open at once against a fleet cap of 3 (2 workers of 4 sends)"
+    );
+    // Waiting for a connection is not an attempt.
+    let mut conn = fleet.db.connect().await;
+    let most_attempts: i32 = sqlx::query_scalar("SELECT max(attempts) FROM emails")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(most_attempts, 1);
+}
