@@ -17,6 +17,7 @@ mod binary;
 mod delivery;
 mod delivery_relay_faults;
 mod delivery_wire;
+mod deployment;
 mod emails_batch;
 mod emails_change;
 mod emails_create;
