@@ -49,9 +49,12 @@ impl EmailStatus {
         }
     }
 
+    /// Not yet handed to a worker: may be claimed, rescheduled or cancelled.
+    pub const PENDING: [EmailStatus; 2] = [EmailStatus::Queued, EmailStatus::Scheduled];
+
     /// Not yet handed to a worker: may still be rescheduled or cancelled.
     pub fn is_pending(self) -> bool {
-        matches!(self, EmailStatus::Queued | EmailStatus::Scheduled)
+        Self::PENDING.contains(&self)
     }
 
     pub fn is_terminal(self) -> bool {

@@ -11,6 +11,7 @@ mod idempotency;
 mod migrations;
 mod outcome;
 pub mod postgres;
+mod shared;
 pub mod sqlite;
 
 pub use group_commit::GroupCommitter;

@@ -151,7 +151,7 @@ impl DispatchQueue for RedisQueue {
         for key in &self.keys.due {
             call.key(key);
         }
-        call.arg(Utc::now().timestamp_millis())
+        call.arg((Utc::now() + chrono::Duration::seconds(1)).timestamp_millis())
             .arg(&self.keys.wake_channel);
         for e in emails {
             call.arg(e.id.to_string())

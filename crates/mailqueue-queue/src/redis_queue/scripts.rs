@@ -56,8 +56,9 @@ end
 return out
 "#;
 
-/// KEYS: due sets (3). ARGV: now ms, wake channel, then triples
-/// `id, rank, due_ms`. Wakes idle workers when something is due now.
+/// KEYS: due sets (3). ARGV: wake horizon ms, wake channel, then triples
+/// `id, rank, due_ms`. Wakes idle workers when something is due before
+/// the horizon (now, and a little: an early wake-up only costs a look).
 pub const ENQUEUE: &str = r#"
 local now = tonumber(ARGV[1])
 local by_rank = {{}, {}, {}}

@@ -1,70 +1,19 @@
 //! Emails, claims and attempts in PostgreSQL.
 
-use super::PgStore;
+use super::{bound, PgStore};
 use crate::content::{decode_content, encode_content, with_attachment_bytes};
 use crate::errors::store_error;
+use crate::shared::{rows, statements, with_statuses, Dialect};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mailqueue_core::email::Priority;
 use mailqueue_core::store::{
-    AttemptKind, AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DueEmail,
-    EmailRecord, EmailStore, HeldClaim, InsertGroup, ListQuery, QueueStats, StoreError,
+    AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DueEmail, EmailRecord,
+    EmailStore, HeldClaim, InsertGroup, ListQuery, QueueStats, StoreError,
 };
-use mailqueue_core::{EmailId, EmailStatus};
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, QueryBuilder, Row};
+use mailqueue_core::EmailId;
+use sqlx::Row;
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// An email with its content: `SELECT {RECORD_COLUMNS} FROM {RECORD_FROM}`.
-const RECORD_COLUMNS: &str = "e.id, e.status, e.priority, e.message_id, c.content::text AS content, e.created_at, \
-     e.updated_at, e.scheduled_at, e.next_attempt_at, e.attempts, e.last_attempt_at, e.last_error, e.last_smtp_reply, \
-     e.sent_at, e.lease_expires_at";
-const RECORD_FROM: &str = "emails AS e JOIN email_contents AS c ON c.email_id = e.id";
-
-fn status_of(row: &PgRow) -> Result<EmailStatus, StoreError> {
-    let s: String = row
-        .try_get("status")
-        .map_err(|e| store_error("reading status", e))?;
-    s.parse().map_err(StoreError::Corrupt)
-}
-
-fn record_from_row(row: &PgRow) -> Result<EmailRecord, StoreError> {
-    let ctx = |e| store_error("reading an email", e);
-    let content: String = row.try_get("content").map_err(ctx)?;
-    let scheduled_at: Option<DateTime<Utc>> = row.try_get("scheduled_at").map_err(ctx)?;
-    let (email, attachments) = decode_content(
-        &content,
-        row.try_get("priority").map_err(ctx)?,
-        scheduled_at,
-    )?;
-    Ok(EmailRecord {
-        id: EmailId(row.try_get("id").map_err(ctx)?),
-        status: status_of(row)?,
-        message_id: row.try_get("message_id").map_err(ctx)?,
-        email,
-        attachments,
-        created_at: row.try_get("created_at").map_err(ctx)?,
-        updated_at: row.try_get("updated_at").map_err(ctx)?,
-        next_attempt_at: row.try_get("next_attempt_at").map_err(ctx)?,
-        attempts: row.try_get::<i32, _>("attempts").map_err(ctx)? as u32,
-        last_attempt_at: row.try_get("last_attempt_at").map_err(ctx)?,
-        last_error: row.try_get("last_error").map_err(ctx)?,
-        last_smtp_reply: row.try_get("last_smtp_reply").map_err(ctx)?,
-        sent_at: row.try_get("sent_at").map_err(ctx)?,
-        lease_expires_at: row.try_get("lease_expires_at").map_err(ctx)?,
-    })
-}
-
-fn due_from_row(row: &PgRow) -> Result<DueEmail, StoreError> {
-    let ctx = |e| store_error("reading a due email", e);
-    let rank: i16 = row.try_get("priority").map_err(ctx)?;
-    Ok(DueEmail {
-        id: EmailId(row.try_get("id").map_err(ctx)?),
-        due_at: row.try_get("next_attempt_at").map_err(ctx)?,
-        priority: Priority::from_rank(rank).unwrap_or_default(),
-    })
-}
 
 impl PgStore {
     /// The store error for a failed write, noted for readiness.
@@ -76,14 +25,13 @@ impl PgStore {
 
     /// Explains why a conditional change touched no row.
     async fn change_refused(&self, id: EmailId) -> Result<ChangeOutcome, StoreError> {
-        let row = sqlx::query("SELECT status FROM emails WHERE id = $1")
-            .bind(id.0)
+        let row = bound(&statements::status_of(id))
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| store_error("reading an email's status", e))?;
         Ok(match row {
             None => ChangeOutcome::NotFound,
-            Some(row) => ChangeOutcome::TooLate(status_of(&row)?),
+            Some(row) => ChangeOutcome::TooLate(rows::status(&row)?),
         })
     }
 
@@ -186,18 +134,19 @@ impl PgStore {
             .map_err(|e| store_error("committing emails", e))
     }
 
+    /// Runs a single-row change (`statements::reschedule`, …).
     async fn change_email(
         &self,
         id: EmailId,
-        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+        change: crate::shared::Statement,
         ctx: &str,
     ) -> Result<ChangeOutcome, StoreError> {
-        match query
+        match bound(&change)
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| self.failed_write(ctx, e))?
         {
-            Some(row) => Ok(ChangeOutcome::Changed(due_from_row(&row)?)),
+            Some(row) => Ok(ChangeOutcome::Changed(rows::due(&row)?)),
             None => self.change_refused(id).await,
         }
     }
@@ -212,79 +161,35 @@ impl EmailStore for PgStore {
     }
 
     async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE e.id = $1"
-        ))
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| store_error("reading an email", e))?;
-        row.as_ref().map(record_from_row).transpose()
+        let row = bound(&statements::get_email(Dialect::Postgres, id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error("reading an email", e))?;
+        row.as_ref().map(rows::record).transpose()
     }
 
     async fn list_emails(&self, query: &ListQuery) -> Result<Vec<EmailRecord>, StoreError> {
-        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-            "SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE TRUE"
-        ));
-        if let Some(status) = query.status {
-            qb.push(" AND e.status = ").push_bind(status.as_str());
-        }
-        if let Some(after) = query.after {
-            qb.push(" AND e.id < ").push_bind(after.0);
-        }
-        if let Some(before) = query.before {
-            qb.push(" AND e.id > ").push_bind(before.0);
-        }
-        // `before` pages towards newer emails: walk upwards, then flip.
-        let ascending = query.before.is_some();
-        qb.push(if ascending {
-            " ORDER BY e.id ASC LIMIT "
-        } else {
-            " ORDER BY e.id DESC LIMIT "
-        })
-        .push_bind(i64::from(query.limit));
-        let rows = qb
-            .build()
+        let found = bound(&statements::list_emails(Dialect::Postgres, query))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| store_error("listing emails", e))?;
-        let mut records = rows
+        let mut records = found
             .iter()
-            .map(record_from_row)
+            .map(rows::record)
             .collect::<Result<Vec<_>, _>>()?;
-        if ascending {
+        if query.before.is_some() {
             records.reverse();
         }
         Ok(records)
     }
 
     async fn list_attempts(&self, id: EmailId) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT attempt, started_at, finished_at, outcome, smtp_code, detail FROM email_attempts \
-             WHERE email_id = $1 ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| store_error("listing attempts", e))?;
-        rows.iter()
-            .map(|row| {
-                let ctx = |e| store_error("reading an attempt", e);
-                let outcome: String = row.try_get("outcome").map_err(ctx)?;
-                Ok(AttemptRecord {
-                    attempt: row.try_get::<i32, _>("attempt").map_err(ctx)? as u32,
-                    started_at: row.try_get("started_at").map_err(ctx)?,
-                    finished_at: row.try_get("finished_at").map_err(ctx)?,
-                    outcome: AttemptKind::parse(&outcome).ok_or_else(|| {
-                        StoreError::Corrupt(format!("attempt outcome `{outcome}` is unknown"))
-                    })?,
-                    smtp_code: row
-                        .try_get::<Option<i32>, _>("smtp_code")
-                        .map_err(ctx)?
-                        .map(|c| c as u16),
-                    detail: row.try_get("detail").map_err(ctx)?,
-                })
-            })
+        bound(&statements::list_attempts(id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("listing attempts", e))?
+            .iter()
+            .map(rows::attempt)
             .collect()
     }
 
@@ -294,15 +199,8 @@ impl EmailStore for PgStore {
         at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
-        let query = sqlx::query(
-            "UPDATE emails SET scheduled_at = $2, next_attempt_at = GREATEST($2, $3), updated_at = $3, \
-                 status = CASE WHEN $2 > $3 AND attempts = 0 THEN 'scheduled' ELSE 'queued' END \
-             WHERE id = $1 AND status IN ('queued', 'scheduled') RETURNING id, next_attempt_at, priority",
-        )
-        .bind(id.0)
-        .bind(at)
-        .bind(now);
-        self.change_email(id, query, "rescheduling an email").await
+        let change = statements::reschedule(Dialect::Postgres, id, at, now);
+        self.change_email(id, change, "rescheduling an email").await
     }
 
     async fn cancel_email(
@@ -310,14 +208,8 @@ impl EmailStore for PgStore {
         id: EmailId,
         now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
-        let query = sqlx::query(
-            "UPDATE emails SET status = 'cancelled', next_attempt_at = NULL, updated_at = $2 \
-             WHERE id = $1 AND status IN ('queued', 'scheduled') \
-             RETURNING id, $2::timestamptz AS next_attempt_at, priority",
-        )
-        .bind(id.0)
-        .bind(now);
-        self.change_email(id, query, "cancelling an email").await
+        let change = statements::cancel(Dialect::Postgres, id, now);
+        self.change_email(id, change, "cancelling an email").await
     }
 
     async fn retry_failed_email(
@@ -325,13 +217,8 @@ impl EmailStore for PgStore {
         id: EmailId,
         now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
-        let query = sqlx::query(
-            "UPDATE emails SET status = 'queued', next_attempt_at = $2, first_attempt_at = NULL, updated_at = $2 \
-             WHERE id = $1 AND status = 'failed' RETURNING id, next_attempt_at, priority",
-        )
-        .bind(id.0)
-        .bind(now);
-        self.change_email(id, query, "retrying an email").await
+        let change = statements::retry_failed(id, now);
+        self.change_email(id, change, "retrying an email").await
     }
 
     async fn claim_emails(
@@ -344,16 +231,16 @@ impl EmailStore for PgStore {
         }
         let ctx = "claiming emails";
         let uuids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
-        let rows = sqlx::query(
+        let rows = sqlx::query(&with_statuses(
             "WITH claimed AS ( \
-                 UPDATE emails SET status = 'sending', attempts = attempts + 1, lease_holder = $2, \
+                 UPDATE emails SET status = {sending}, attempts = attempts + 1, lease_holder = $2, \
                      lease_expires_at = $3, first_attempt_at = COALESCE(first_attempt_at, $4), \
                      last_attempt_at = $4, next_attempt_at = NULL, updated_at = $4 \
-                 WHERE id = ANY($1) AND status IN ('queued', 'scheduled') AND next_attempt_at <= $4 \
+                 WHERE id = ANY($1) AND status IN ({pending}) AND next_attempt_at <= $4 \
                  RETURNING id, message_id, priority, scheduled_at, created_at, attempts, first_attempt_at) \
              SELECT claimed.*, c.content::text AS content \
              FROM claimed JOIN email_contents AS c ON c.email_id = claimed.id",
-        )
+        ))
         .bind(&uuids)
         .bind(&claim.holder)
         .bind(claim.lease_expires_at)
@@ -424,16 +311,16 @@ impl EmailStore for PgStore {
             .begin()
             .await
             .map_err(|e| store_error("recording attempts", e))?;
-        sqlx::query(
+        sqlx::query(&with_statuses(
             "UPDATE emails AS e SET status = u.status, next_attempt_at = u.next_at, \
                  sent_at = COALESCE(u.sent_at, e.sent_at), last_error = u.error, \
                  last_smtp_reply = COALESCE(u.reply, e.last_smtp_reply), lease_holder = NULL, \
                  lease_expires_at = NULL, updated_at = u.finished \
              FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], \
                          $7::text[], $8::timestamptz[]) AS u(id, attempt, status, next_at, sent_at, error, reply, finished) \
-             WHERE e.id = u.id AND ((e.status = 'sending' AND e.attempts = u.attempt) \
-                 OR (u.status = 'sent' AND e.status <> 'sent'))",
-        )
+             WHERE e.id = u.id AND ((e.status = {sending} AND e.attempts = u.attempt) \
+                 OR (u.status = {sent} AND e.status <> {sent}))",
+        ))
         .bind(rows.ids.iter().map(|i| i.0).collect::<Vec<Uuid>>())
         .bind(&rows.attempts)
         .bind(&rows.statuses)
@@ -475,13 +362,13 @@ impl EmailStore for PgStore {
         now: DateTime<Utc>,
         give_up_before: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&with_statuses(
             "WITH expired AS ( \
-                 SELECT id, lease_holder FROM emails WHERE status = 'sending' AND lease_expires_at < $1 \
+                 SELECT id, lease_holder FROM emails WHERE status = {sending} AND lease_expires_at < $1 \
                  FOR UPDATE SKIP LOCKED LIMIT 1000), \
              moved AS ( \
                  UPDATE emails AS e SET \
-                     status = CASE WHEN e.first_attempt_at < $2 THEN 'failed' ELSE 'queued' END, \
+                     status = CASE WHEN e.first_attempt_at < $2 THEN {failed} ELSE {queued} END, \
                      next_attempt_at = CASE WHEN e.first_attempt_at < $2 THEN NULL ELSE $1 END, \
                      last_error = 'the worker ' || COALESCE(x.lease_holder, '?') || \
                                   ' stopped before finishing the attempt (lease expired)', \
@@ -491,14 +378,14 @@ impl EmailStore for PgStore {
              history AS ( \
                  INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
                  SELECT id, attempts, COALESCE(last_attempt_at, $1), $1, 'lease_expired', last_error FROM moved) \
-             SELECT id, next_attempt_at, priority FROM moved WHERE status = 'queued'",
-        )
+             SELECT id, next_attempt_at, priority FROM moved WHERE status = {queued}",
+        ))
         .bind(now)
         .bind(give_up_before)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.failed_write("rescuing expired leases", e))?;
-        rows.iter().map(due_from_row).collect()
+        rows.iter().map(rows::due).collect()
     }
 
     async fn renew_leases(
@@ -507,17 +394,13 @@ impl EmailStore for PgStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<EmailId>, StoreError> {
-        let ids: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE emails SET lease_expires_at = $3 \
-             WHERE status = 'sending' AND lease_holder = $1 AND lease_expires_at >= $2 RETURNING id",
-        )
-        .bind(holder)
-        .bind(now)
-        .bind(until)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.failed_write("renewing leases", e))?;
-        Ok(ids.into_iter().map(EmailId).collect())
+        bound(&statements::renew_leases(holder, now, until))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.failed_write("renewing leases", e))?
+            .iter()
+            .map(|row| rows::RowReader::id(row, "id"))
+            .collect()
     }
 
     async fn defer_claims(
@@ -530,15 +413,15 @@ impl EmailStore for PgStore {
         if claims.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
-            "UPDATE emails AS e SET status = 'queued', attempts = e.attempts - 1, \
+        let rows = sqlx::query(&with_statuses(
+            "UPDATE emails AS e SET status = {queued}, attempts = e.attempts - 1, \
                  first_attempt_at = CASE WHEN e.attempts = 1 THEN NULL ELSE e.first_attempt_at END, \
                  last_attempt_at = (SELECT max(a.started_at) FROM email_attempts AS a WHERE a.email_id = e.id), \
                  lease_holder = NULL, lease_expires_at = NULL, next_attempt_at = $5, updated_at = $4 \
              FROM UNNEST($2::uuid[], $3::int4[]) AS c(id, attempt) \
-             WHERE e.id = c.id AND e.attempts = c.attempt AND e.status = 'sending' AND e.lease_holder = $1 \
+             WHERE e.id = c.id AND e.attempts = c.attempt AND e.status = {sending} AND e.lease_holder = $1 \
              RETURNING e.id, e.next_attempt_at, e.priority",
-        )
+        ))
         .bind(holder)
         .bind(claims.iter().map(|c| c.id.0).collect::<Vec<Uuid>>())
         .bind(claims.iter().map(|c| c.attempt as i32).collect::<Vec<i32>>())
@@ -547,7 +430,7 @@ impl EmailStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.failed_write("deferring claims", e))?;
-        rows.iter().map(due_from_row).collect()
+        rows.iter().map(rows::due).collect()
     }
 
     async fn release_leases(
@@ -555,24 +438,24 @@ impl EmailStore for PgStore {
         holder: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&with_statuses(
             "WITH moved AS ( \
-                 UPDATE emails SET status = 'queued', next_attempt_at = $2, lease_holder = NULL, \
+                 UPDATE emails SET status = {queued}, next_attempt_at = $2, lease_holder = NULL, \
                      lease_expires_at = NULL, updated_at = $2, \
                      last_error = 'the attempt was interrupted when its worker stopped' \
-                 WHERE status = 'sending' AND lease_holder = $1 \
+                 WHERE status = {sending} AND lease_holder = $1 \
                  RETURNING id, next_attempt_at, priority, attempts, last_attempt_at, last_error), \
              history AS ( \
                  INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
                  SELECT id, attempts, COALESCE(last_attempt_at, $2), $2, 'lease_expired', last_error FROM moved) \
              SELECT id, next_attempt_at, priority FROM moved",
-        )
+        ))
         .bind(holder)
         .bind(now)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.failed_write("releasing leases", e))?;
-        rows.iter().map(due_from_row).collect()
+        rows.iter().map(rows::due).collect()
     }
 
     async fn pending_emails(
@@ -580,47 +463,25 @@ impl EmailStore for PgStore {
         after: Option<EmailId>,
         limit: u32,
     ) -> Result<Vec<DueEmail>, StoreError> {
-        let rows = sqlx::query(
-            "(SELECT id, next_attempt_at, priority FROM emails WHERE status = 'queued' AND ($1::uuid IS NULL OR id > $1) \
-                ORDER BY id LIMIT $2) \
-             UNION ALL \
-             (SELECT id, next_attempt_at, priority FROM emails WHERE status = 'scheduled' AND ($1::uuid IS NULL OR id > $1) \
-                ORDER BY id LIMIT $2) \
-             ORDER BY id LIMIT $2",
-        )
-        .bind(after.map(|a| a.0))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| store_error("listing pending emails", e))?;
-        rows.iter().map(due_from_row).collect()
+        bound(&statements::pending_emails(after, limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("listing pending emails", e))?
+            .iter()
+            .map(rows::due)
+            .collect()
     }
 
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.status, (SELECT count(*) FROM emails WHERE status = s.status) AS n \
-             FROM (VALUES ('queued'), ('scheduled'), ('sending')) AS s(status)",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| store_error("counting emails", e))?;
-        let mut by_status = Vec::new();
-        for row in &rows {
-            let n: i64 = row
-                .try_get("n")
-                .map_err(|e| store_error("counting emails", e))?;
-            by_status.push((status_of(row)?, n as u64));
-        }
-        let oldest: Option<DateTime<Utc>> =
-            sqlx::query_scalar("SELECT min(next_attempt_at) FROM emails WHERE status = 'queued' AND next_attempt_at <= $1")
-                .bind(now)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| store_error("finding the oldest due email", e))?;
-        Ok(QueueStats {
-            by_status,
-            oldest_due_at: oldest,
-        })
+        let counted = bound(&statements::count_unfinished())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("counting emails", e))?;
+        let oldest = bound(&statements::oldest_due(now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| store_error("finding the oldest due email", e))?;
+        rows::queue_stats(&counted, &oldest)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -633,10 +494,10 @@ impl EmailStore for PgStore {
         }
         let probe = async {
             let mut tx = self.pool.begin().await.map_err(|e| store_error("probing writes", e))?;
-            sqlx::query(
+            sqlx::query(&with_statuses(
                 "INSERT INTO emails (id, status, message_id, created_at, updated_at) \
-                 VALUES ('ffffffff-ffff-7fff-bfff-ffffffffffff', 'cancelled', '<probe>', now(), now())",
-            )
+                 VALUES ('ffffffff-ffff-7fff-bfff-ffffffffffff', {cancelled}, '<probe>', now(), now())",
+            ))
             .execute(&mut *tx)
             .await
             .map_err(|e| store_error("probing writes", e))?;

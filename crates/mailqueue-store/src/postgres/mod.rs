@@ -87,3 +87,16 @@ impl PgStore {
         })
     }
 }
+
+/// A shared statement with its parameters bound in PostgreSQL's encoding.
+pub(crate) fn bound(
+    st: &crate::shared::Statement,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    use crate::shared::Param;
+    st.params.iter().fold(sqlx::query(&st.sql), |q, p| match p {
+        Param::Id(id) => q.bind(id.0),
+        Param::Time(t) => q.bind(*t),
+        Param::Text(s) => q.bind(s.as_str()),
+        Param::Int(i) => q.bind(*i),
+    })
+}

@@ -128,3 +128,16 @@ impl SqliteStore {
         w.settle(result)
     }
 }
+
+/// A shared statement with its parameters bound in SQLite's encoding.
+pub(crate) fn bound(
+    st: &crate::shared::Statement,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    use crate::shared::Param;
+    st.params.iter().fold(sqlx::query(&st.sql), |q, p| match p {
+        Param::Id(id) => q.bind(id.to_string()),
+        Param::Time(t) => q.bind(to_ms(*t)),
+        Param::Text(s) => q.bind(s.as_str()),
+        Param::Int(i) => q.bind(*i),
+    })
+}

@@ -1,0 +1,127 @@
+//! What the two stores share: the statements that differ between
+//! PostgreSQL and SQLite only in how they write a time, an id or a
+//! function (`statements.rs`, over the [`Dialect`]), and the decoding of
+//! rows whose columns differ only in those encodings (`rows.rs`). Each
+//! store binds the parameters in its own encoding and runs the statement;
+//! the batch insert, the claim and the outcome writes stay in the stores,
+//! where their dialects truly differ (`UNNEST` and `FOR UPDATE SKIP LOCKED`
+//! against multi-row `VALUES`). Status names in SQL come from the core's
+//! [`EmailStatus`](mailqueue_core::EmailStatus), never from literals.
+
+pub mod rows;
+pub mod statements;
+
+use chrono::{DateTime, Utc};
+use mailqueue_core::{EmailId, EmailStatus};
+use std::sync::LazyLock;
+
+/// The statuses a claim, a reschedule or a cancel applies to, as an SQL list.
+pub static PENDING: LazyLock<String> = LazyLock::new(|| sql_list(&EmailStatus::PENDING));
+
+/// `'queued', 'scheduled'`: status names are fixed identifiers, safe inline.
+pub fn sql_list(statuses: &[EmailStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One status as an SQL literal.
+pub fn sql_status(status: EmailStatus) -> String {
+    sql_list(&[status])
+}
+
+/// Fills `{queued}`, `{sending}`, … (every status by name) and `{pending}`
+/// with the SQL literals of the core's statuses: a store's own statements
+/// name statuses through this, never as literals.
+pub fn with_statuses(template: &str) -> String {
+    EmailStatus::ALL
+        .iter()
+        .fold(template.replace("{pending}", &PENDING), |sql, status| {
+            sql.replace(&format!("{{{}}}", status.as_str()), &sql_status(*status))
+        })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// The larger of two values.
+    pub fn greatest(self, a: &str, b: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("GREATEST({a}, {b})"),
+            Dialect::Sqlite => format!("max({a}, {b})"),
+        }
+    }
+
+    /// A time parameter where its type cannot be inferred (a `RETURNING`
+    /// column, say).
+    pub fn time_param(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}::timestamptz"),
+            Dialect::Sqlite => format!("${n}"),
+        }
+    }
+
+    /// The email content as text.
+    pub fn content(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "c.content::text AS content",
+            Dialect::Sqlite => "c.content",
+        }
+    }
+}
+
+/// A parameter, bound by each store in its own encoding (PostgreSQL: uuid
+/// and timestamptz; SQLite: text and Unix milliseconds).
+#[derive(Clone, Debug)]
+pub enum Param {
+    Id(EmailId),
+    Time(DateTime<Utc>),
+    Text(String),
+    Int(i64),
+}
+
+/// SQL with its parameters, in order (`$1`, `$2`, …).
+#[derive(Clone, Debug)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Appends a parameter; returns its placeholder (`$n`).
+    pub fn param(&mut self, p: Param) -> String {
+        self.params.push(p);
+        format!("${}", self.params.len())
+    }
+
+    pub fn with(mut self, p: Param) -> Self {
+        self.params.push(p);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_name_statuses_by_the_core() {
+        assert_eq!(
+            with_statuses("status IN ({pending}) OR status = {sending}"),
+            "status IN ('queued', 'scheduled') OR status = 'sending'"
+        );
+    }
+}
