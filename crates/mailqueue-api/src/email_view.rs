@@ -2,6 +2,7 @@
 //! mailqueue's own (status, attempts, errors, timestamps).
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use mailqueue_core::events::EmailEvent;
 use mailqueue_core::store::{AttemptRecord, EmailRecord};
 use mailqueue_core::{LastEvent, Mailbox};
 use serde_json::{json, Value};
@@ -23,6 +24,15 @@ fn addresses_or_null(list: &[Mailbox]) -> Value {
     }
 }
 
+/// The email's `last_event`: its latest event, or for an email accepted
+/// before events were recorded, what its status says.
+fn last_event(r: &EmailRecord) -> Value {
+    match r.last_event {
+        Some(t) => json!(t.last_event()),
+        None => json!(LastEvent::of(r.status, r.attempts)),
+    }
+}
+
 /// The full object; `with_bodies` is false in listings.
 pub fn email_json(r: &EmailRecord, with_bodies: bool) -> Value {
     let e = &r.email;
@@ -38,7 +48,7 @@ pub fn email_json(r: &EmailRecord, with_bodies: bool) -> Value {
         "subject": e.subject,
         "created_at": timestamp(r.created_at),
         "scheduled_at": opt_timestamp(e.scheduled_at),
-        "last_event": LastEvent::of(r.status, r.attempts),
+        "last_event": last_event(r),
         "tags": e.tags,
         "status": r.status,
         "priority": e.priority,
@@ -69,4 +79,23 @@ pub fn attempt_json(a: &AttemptRecord) -> Value {
         "smtp_code": a.smtp_code,
         "detail": a.detail,
     })
+}
+
+/// One event of an email's history: its type in Resend's naming, and the
+/// details Resend's webhook payloads carry for it (`bounce`, `failed`,
+/// `suppressed`, and `to` when it concerns only some recipients).
+pub fn event_json(e: &EmailEvent) -> Value {
+    let mut v = json!({
+        "object": "email_event",
+        "id": e.id.to_string(),
+        "email_id": e.email_id.to_string(),
+        "type": e.event_type.as_str(),
+        "created_at": timestamp(e.created_at),
+    });
+    if let Ok(Value::Object(details)) = serde_json::to_value(&e.data) {
+        for (k, d) in details {
+            v[k] = d;
+        }
+    }
+    v
 }

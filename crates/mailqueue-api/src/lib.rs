@@ -10,6 +10,7 @@ mod accept;
 pub mod api_keys;
 mod auth;
 mod body;
+mod email_history;
 mod email_view;
 mod error;
 mod idempotency;
@@ -23,6 +24,7 @@ mod emails_attempts_v1;
 mod emails_batch_v1;
 mod emails_cancel_v1;
 mod emails_create_v1;
+mod emails_events_v1;
 mod emails_get_v1;
 mod emails_list_v1;
 mod emails_retry_v1;
@@ -147,6 +149,7 @@ pub fn app(state: ApiState, ops: Arc<OpsContext>) -> impl HttpService {
         .route("/emails/{id}/cancel", post(emails_cancel_v1::handle))
         .route("/emails/{id}/retry", post(emails_retry_v1::handle))
         .route("/emails/{id}/attempts", get(emails_attempts_v1::handle))
+        .route("/emails/{id}/events", get(emails_events_v1::handle))
         .route(
             "/scheduled-jobs/requeue-all",
             post(scheduled_jobs_requeue_all_v1::handle),

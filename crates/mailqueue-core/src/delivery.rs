@@ -56,12 +56,29 @@ impl FailureClass {
     }
 }
 
+/// A recipient the relay refused for good at `RCPT TO` while it took the
+/// message for others (or refused every recipient).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedRecipient {
+    pub address: String,
+    pub reply: SmtpReply,
+}
+
+/// The relay took the message: its reply, and the recipients it refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    pub reply: SmtpReply,
+    pub rejected: Vec<RejectedRecipient>,
+}
+
 /// The details shared by both kinds of failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub class: FailureClass,
     pub smtp_code: Option<u16>,
     pub detail: String,
+    /// When every recipient was refused at `RCPT TO`: each one's reply.
+    pub rejected: Vec<RejectedRecipient>,
 }
 
 impl fmt::Display for Failure {
@@ -94,6 +111,7 @@ impl DeliveryError {
             class,
             smtp_code,
             detail: detail.into(),
+            rejected: Vec::new(),
         })
     }
 
@@ -106,6 +124,7 @@ impl DeliveryError {
             class,
             smtp_code,
             detail: detail.into(),
+            rejected: Vec::new(),
         })
     }
 

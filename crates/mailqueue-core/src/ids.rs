@@ -53,6 +53,18 @@ uuid_id!(
     /// The identifier of an API key (not the secret token itself).
     ApiKeyId
 );
+uuid_id!(
+    /// The identifier of an email's event; also the webhook message id.
+    EventId
+);
+uuid_id!(
+    /// The identifier of a webhook endpoint.
+    WebhookId
+);
+uuid_id!(
+    /// The identifier of a suppressed address.
+    SuppressionId
+);
 
 #[cfg(test)]
 mod tests {

@@ -144,6 +144,8 @@ pub struct EmailRecord {
     pub last_smtp_reply: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// The type of the email's latest event.
+    pub last_event: Option<crate::events::EventType>,
 }
 
 /// `GET /v1/emails` parameters: newest first, keyset pagination.
@@ -234,6 +236,9 @@ pub struct ClaimedEmail {
     /// outcome so a worker whose lease was taken over cannot overwrite it.
     pub attempt: u32,
     pub first_attempt_at: DateTime<Utc>,
+    /// Recipients taken out of `email` because they are suppressed (filled
+    /// in by the delivery layer after the claim; stores leave it empty).
+    pub suppressed: Vec<SuppressedRecipient>,
 }
 
 /// What an attempt ended in, ready to record.
@@ -244,6 +249,18 @@ pub struct AttemptOutcome {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub result: AttemptResult,
+    /// Recipients refused for good at `RCPT TO` (the message went to the
+    /// others, or to none).
+    pub rejected: Vec<crate::delivery::RejectedRecipient>,
+    /// Recipients left out because they are on the suppression list.
+    pub suppressed: Vec<SuppressedRecipient>,
+}
+
+/// A recipient not sent to because of the suppression list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuppressedRecipient {
+    pub address: String,
+    pub origin: crate::suppression::SuppressionOrigin,
 }
 
 #[derive(Clone, Debug)]
@@ -251,6 +268,8 @@ pub enum AttemptResult {
     Sent(SmtpReply),
     RetryAt(DeliveryError, DateTime<Utc>),
     Failed(DeliveryError),
+    /// Every recipient is suppressed: nothing was sent, and nothing will be.
+    Suppressed,
 }
 
 /// The effect of a request to change an email.
@@ -347,6 +366,17 @@ pub trait EmailStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<DueEmail>, StoreError>;
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError>;
+    /// The email's events, oldest first.
+    async fn list_email_events(
+        &self,
+        id: EmailId,
+    ) -> Result<Vec<crate::events::EmailEvent>, StoreError>;
+    /// Which of `addresses` are on the suppression list, and why: one
+    /// indexed lookup for a whole batch of claimed emails.
+    async fn suppressed_among(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<SuppressedRecipient>, StoreError>;
     /// Whether the store serves reads and writes. After a failed write it
     /// tries a write that it rolls back, and stays failing until one works.
     async fn ping(&self) -> Result<(), StoreError>;

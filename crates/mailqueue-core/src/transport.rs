@@ -1,7 +1,7 @@
 //! Handing a message to the outside world: an SMTP relay, or the outbox
 //! directory when no relay is configured.
 
-use crate::delivery::{DeliveryError, SmtpReply};
+use crate::delivery::{Delivered, DeliveryError};
 use crate::email::NewEmail;
 use crate::ids::EmailId;
 use async_trait::async_trait;
@@ -32,8 +32,11 @@ pub enum TransportHealth {
 
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
-    /// Sends one message; the error says whether to try again.
-    async fn send(&self, message: &OutgoingEmail<'_>) -> Result<SmtpReply, DeliveryError>;
+    /// Sends one message to every envelope recipient of `message.email`.
+    /// It is delivered when the relay takes it for at least one recipient
+    /// (the others it refused for good are listed); the error says whether
+    /// to try again.
+    async fn send(&self, message: &OutgoingEmail<'_>) -> Result<Delivered, DeliveryError>;
     /// A short description for logs (no secrets).
     fn describe(&self) -> String;
     /// The transport's health as of its last attempt; cheap, no I/O. The

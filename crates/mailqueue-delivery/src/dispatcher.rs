@@ -13,8 +13,9 @@
 use crate::admission::admit;
 use crate::lease_book::{defer, DeferReason, LeaseBook, StartCheck};
 use crate::send::{send_one, Completed, Sent};
+use crate::suppressions;
 use crate::Delivery;
-use mailqueue_core::store::{Claim, ClaimedEmail, DueEmail};
+use mailqueue_core::store::{Claim, ClaimedEmail, DueEmail, HeldClaim};
 use mailqueue_core::EmailId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,8 +170,21 @@ async fn claim_loop(
             tracing::warn!(error = %e, "acknowledging taken entries failed; they come back after the visibility timeout");
         }
         match claimed {
-            Ok(claimed) => {
+            Ok(mut claimed) => {
                 book.hold(&claimed, claim.lease_expires_at);
+                if let Err(e) = suppressions::apply(&d, &mut claimed).await {
+                    tracing::warn!(error = %e, "the suppression list cannot be read; the claimed emails wait a second");
+                    let held: Vec<HeldClaim> = claimed
+                        .iter()
+                        .map(|c| HeldClaim {
+                            id: c.id,
+                            attempt: c.attempt,
+                        })
+                        .collect();
+                    let due = now + chrono::Duration::seconds(1);
+                    defer(&d, &book, &held, due, DeferReason::SuppressionLookup).await;
+                    continue;
+                }
                 for email in claimed {
                     if ready.send(email).await.is_err() {
                         return;

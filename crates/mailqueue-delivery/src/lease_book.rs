@@ -157,6 +157,8 @@ pub enum DeferReason {
     DomainRateLimit,
     /// Every relay connection the fleet may open is in use.
     ConnectionLimit,
+    /// The suppression list could not be read.
+    SuppressionLookup,
 }
 
 impl DeferReason {
@@ -167,6 +169,7 @@ impl DeferReason {
             DeferReason::RateLimit => "rate_limit",
             DeferReason::DomainRateLimit => "domain_rate_limit",
             DeferReason::ConnectionLimit => "connection_limit",
+            DeferReason::SuppressionLookup => "suppression_lookup",
         }
     }
 }
@@ -235,6 +238,7 @@ mod tests {
             },
             attempt,
             first_attempt_at: t,
+            suppressed: Vec::new(),
         }
     }
 

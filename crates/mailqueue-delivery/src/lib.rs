@@ -18,6 +18,7 @@ mod lease_book;
 mod maintenance;
 mod recorder;
 mod send;
+mod suppressions;
 
 use mailqueue_core::queue::DispatchQueue;
 use mailqueue_core::rate::{RateLimiter, RateLimits};

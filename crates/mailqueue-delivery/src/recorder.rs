@@ -12,6 +12,7 @@
 use crate::send::Completed;
 use crate::Delivery;
 use mailqueue_core::batch::apply_isolating;
+use mailqueue_core::events::outcome_events;
 use mailqueue_core::store::{AttemptOutcome, AttemptResult, DueEmail};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +115,17 @@ async fn account(d: &Delivery, batch: &[Completed]) {
                 tracing::warn!(email = %c.outcome.email_id, attempt = c.outcome.attempt, error = %e,
                     "delivery failed permanently");
             }
+            AttemptResult::Suppressed => {
+                m.emails_failed.inc();
+                m.attempts.get_or_create(&[("outcome", "suppressed")]).inc();
+                tracing::info!(email = %c.outcome.email_id,
+                    "every recipient is on the suppression list; nothing was sent");
+            }
+        }
+        for event in outcome_events(&c.outcome) {
+            m.events
+                .get_or_create(&[("type", event.event_type.as_str())])
+                .inc();
         }
     }
     if let Err(e) = d.queue.enqueue(&retries).await {

@@ -2,7 +2,7 @@
 
 use crate::{jitter_sample, Delivery};
 use chrono::{DateTime, Utc};
-use mailqueue_core::delivery::{DeliveryError, Failure, FailureClass};
+use mailqueue_core::delivery::{DeliveryError, Failure, FailureClass, RejectedRecipient};
 use mailqueue_core::retry::RetryDecision;
 use mailqueue_core::store::{AttemptOutcome, AttemptResult, ClaimedEmail, HeldClaim};
 use mailqueue_core::transport::OutgoingEmail;
@@ -27,6 +27,16 @@ pub enum Sent {
 
 pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Sent {
     let started_at = d.clock.now();
+    if claimed.email.recipients().next().is_none() {
+        // Every recipient is suppressed: nothing to send, ever.
+        return Sent::Attempted(completed(
+            &claimed,
+            started_at,
+            started_at,
+            AttemptResult::Suppressed,
+            Vec::new(),
+        ));
+    }
     let out = OutgoingEmail {
         id: claimed.id,
         message_id: &claimed.message_id,
@@ -54,8 +64,12 @@ pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Sent {
         }
     }
     let finished_at = d.clock.now();
+    let mut rejected = Vec::new();
     let result = match sent {
-        Ok(reply) => AttemptResult::Sent(reply),
+        Ok(delivered) => {
+            rejected = delivered.rejected;
+            AttemptResult::Sent(delivered.reply)
+        }
         Err(e @ DeliveryError::Permanent(_)) => AttemptResult::Failed(e),
         Err(e @ DeliveryError::Transient(_)) => {
             match d.policy.decide(
@@ -76,25 +90,45 @@ pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Sent {
                             claimed.first_attempt_at.to_rfc3339(),
                             f.detail
                         ),
+                        rejected: f.rejected.clone(),
                     }))
                 }
             }
         }
     };
+    Sent::Attempted(completed(
+        &claimed,
+        started_at,
+        finished_at,
+        result,
+        rejected,
+    ))
+}
+
+/// The outcome of `claimed`'s attempt, with what the recorder needs.
+fn completed(
+    claimed: &ClaimedEmail,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    result: AttemptResult,
+    rejected: Vec<RejectedRecipient>,
+) -> Completed {
     let due_at = claimed
         .email
         .scheduled_at
         .unwrap_or(claimed.created_at)
         .max(claimed.created_at);
-    Sent::Attempted(Completed {
+    Completed {
         outcome: AttemptOutcome {
             email_id: claimed.id,
             attempt: claimed.attempt,
             started_at,
             finished_at,
             result,
+            rejected,
+            suppressed: claimed.suppressed.clone(),
         },
         priority: claimed.email.priority,
         due_at,
-    })
+    }
 }

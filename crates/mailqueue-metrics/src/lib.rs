@@ -36,6 +36,8 @@ pub struct Metrics {
     pub deferrals: Family<Label, Counter>,
     /// Attempt outcomes the store refused to record (logged with the email id).
     pub outcomes_refused: Counter,
+    /// Events this process wrote with the changes it made, by type.
+    pub events: Family<Label, Counter>,
 }
 
 impl Default for Metrics {
@@ -60,6 +62,7 @@ impl Metrics {
             send_duration_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             deferrals: Family::default(),
             outcomes_refused: Counter::default(),
+            events: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -121,6 +124,11 @@ impl Metrics {
             "outcomes_refused",
             "Attempt outcomes the store refused to record",
             m.outcomes_refused.clone(),
+        );
+        registry.register(
+            "events",
+            "Email events written by this process, by type",
+            m.events.clone(),
         );
         Self { registry, ..m }
     }

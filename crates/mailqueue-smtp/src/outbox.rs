@@ -4,7 +4,7 @@
 
 use crate::mime::build_message;
 use async_trait::async_trait;
-use mailqueue_core::delivery::{DeliveryError, FailureClass, SmtpReply};
+use mailqueue_core::delivery::{Delivered, DeliveryError, FailureClass, SmtpReply};
 use mailqueue_core::transport::{OutgoingEmail, Transport};
 use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
@@ -30,7 +30,7 @@ fn disk_error(path: &std::path::Path, e: std::io::Error) -> DeliveryError {
 
 #[async_trait]
 impl Transport for OutboxTransport {
-    async fn send(&self, out: &OutgoingEmail<'_>) -> Result<SmtpReply, DeliveryError> {
+    async fn send(&self, out: &OutgoingEmail<'_>) -> Result<Delivered, DeliveryError> {
         let bytes = build_message(out)?.bytes;
         let path = self.dir.join(format!("{}.eml", out.id));
         let tmp = self.dir.join(format!(".{}.eml.tmp", out.id));
@@ -44,9 +44,12 @@ impl Transport for OutboxTransport {
         tokio::fs::rename(&tmp, &path)
             .await
             .map_err(|e| disk_error(&path, e))?;
-        Ok(SmtpReply {
-            code: 250,
-            message: format!("written to {}", path.display()),
+        Ok(Delivered {
+            reply: SmtpReply {
+                code: 250,
+                message: format!("written to {}", path.display()),
+            },
+            rejected: Vec::new(),
         })
     }
 

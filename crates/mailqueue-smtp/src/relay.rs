@@ -24,12 +24,13 @@
 //! again. Without credentials, a 530 (authentication required) makes it
 //! failing and the next delivery clears it.
 
+use crate::client::error::rejected_recipient;
 use crate::client::{ClientError, Credentials};
 use crate::connection::{open, tls_connector, Endpoint, RelaySession, Security};
 use crate::fleet_slots::{FleetSlots, SlotGuard};
 use crate::mime::build_message;
 use async_trait::async_trait;
-use mailqueue_core::delivery::{DeliveryError, FailureClass, SmtpReply};
+use mailqueue_core::delivery::{Delivered, DeliveryError, FailureClass, SmtpReply};
 use mailqueue_core::transport::{ConnectionSlots, OutgoingEmail, Transport, TransportHealth};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -273,7 +274,7 @@ fn percent_decode(s: &str) -> String {
 
 #[async_trait]
 impl Transport for SmtpRelay {
-    async fn send(&self, out: &OutgoingEmail<'_>) -> Result<SmtpReply, DeliveryError> {
+    async fn send(&self, out: &OutgoingEmail<'_>) -> Result<Delivered, DeliveryError> {
         let message = build_message(out)?;
         let _slot = self.slots.acquire().await.map_err(|_| {
             DeliveryError::transient(FailureClass::Connection, None, "the relay pool is closed")
@@ -284,14 +285,17 @@ impl Transport for SmtpRelay {
             .send_mail(&message.from, &message.to, &message.bytes)
             .await
         {
-            Ok(reply) => {
+            Ok(accepted) => {
                 self.checkin(conn);
                 if self.endpoint.credentials.is_none() {
                     self.set_health(TransportHealth::Ok);
                 }
-                Ok(SmtpReply {
-                    code: reply.code,
-                    message: reply.text(),
+                Ok(Delivered {
+                    reply: SmtpReply {
+                        code: accepted.reply.code,
+                        message: accepted.reply.text(),
+                    },
+                    rejected: accepted.rejected.iter().map(rejected_recipient).collect(),
                 })
             }
             Err(e) => {

@@ -182,6 +182,20 @@ impl EmailStore for GroupCommitter {
         self.inner.queue_stats(now).await
     }
 
+    async fn list_email_events(
+        &self,
+        id: EmailId,
+    ) -> Result<Vec<mailqueue_core::events::EmailEvent>, StoreError> {
+        self.inner.list_email_events(id).await
+    }
+
+    async fn suppressed_among(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<SuppressedRecipient>, StoreError> {
+        self.inner.suppressed_among(addresses).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }

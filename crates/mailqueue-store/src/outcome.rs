@@ -53,6 +53,15 @@ impl From<&[AttemptOutcome]> for OutcomeRows {
                     err.to_string(),
                     err.failure().smtp_code.map(|_| err.to_string()),
                 ),
+                AttemptResult::Suppressed => (
+                    EmailStatus::Failed,
+                    None,
+                    None,
+                    AttemptKind::PermanentFailure,
+                    None,
+                    "every recipient is on the suppression list; nothing was sent".to_string(),
+                    None,
+                ),
             };
             rows.ids.push(o.email_id);
             rows.attempts.push(o.attempt as i32);

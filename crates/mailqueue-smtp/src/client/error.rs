@@ -8,7 +8,9 @@
 //! that stops making sense) is retried.
 
 use super::reply::Reply;
-use mailqueue_core::delivery::{DeliveryError, FailureClass};
+use mailqueue_core::delivery::{
+    DeliveryError, Failure, FailureClass, RejectedRecipient, SmtpReply,
+};
 use std::fmt;
 use std::time::Duration;
 
@@ -82,6 +84,11 @@ pub enum ClientError {
     /// A well-formed 4xx or 5xx reply.
     #[error("{reply} (in reply to {step})")]
     Refused { step: Step, reply: Reply },
+    /// Every recipient was refused for good at `RCPT TO`.
+    #[error("every recipient was refused: {}", refused_list(refused))]
+    AllRecipientsRefused {
+        refused: Vec<super::session::RecipientReply>,
+    },
     /// The relay refused our credentials, requires some, or offers no
     /// mechanism we speak.
     #[error("{reason}")]
@@ -89,6 +96,25 @@ pub enum ClientError {
         reason: String,
         reply: Option<Reply>,
     },
+}
+
+fn refused_list(refused: &[super::session::RecipientReply]) -> String {
+    refused
+        .iter()
+        .map(|r| format!("{} ({})", r.address, r.reply))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A recipient's refusal as the core keeps it.
+pub fn rejected_recipient(r: &super::session::RecipientReply) -> RejectedRecipient {
+    RejectedRecipient {
+        address: r.address.clone(),
+        reply: SmtpReply {
+            code: r.reply.code,
+            message: r.reply.text(),
+        },
+    }
 }
 
 impl ClientError {
@@ -122,6 +148,12 @@ impl ClientError {
             ClientError::Auth { reply, .. } => {
                 DeliveryError::transient(FailureClass::Auth, reply.as_ref().map(|r| r.code), detail)
             }
+            ClientError::AllRecipientsRefused { refused } => DeliveryError::Permanent(Failure {
+                class: FailureClass::Reply5xx,
+                smtp_code: refused.first().map(|r| r.reply.code),
+                detail,
+                rejected: refused.iter().map(rejected_recipient).collect(),
+            }),
             ClientError::Refused { step, reply } => {
                 let code = Some(reply.code);
                 if reply.code < 500 {

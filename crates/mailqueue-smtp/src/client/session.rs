@@ -87,6 +87,14 @@ pub struct RecipientReply {
     pub reply: Reply,
 }
 
+/// The relay took the message: its final reply, and the recipients it
+/// refused for good (the message went to the others).
+#[derive(Clone, Debug)]
+pub struct MailAccepted {
+    pub reply: Reply,
+    pub rejected: Vec<RecipientReply>,
+}
+
 /// The replies to the envelope of one transaction.
 #[derive(Clone, Debug)]
 pub struct EnvelopeReplies {
@@ -233,21 +241,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// One mail transaction; the relay's final reply on success.
+    /// Sends one message. It goes to the recipients the relay accepts; one
+    /// refused for good (5xx) does not stop the others and is returned with
+    /// the final reply. A recipient refused for now (4xx) fails the whole
+    /// transaction, so that it is retried with the others.
     pub async fn send_mail(
         &mut self,
         from: &str,
         to: &[String],
         message: &[u8],
-    ) -> Result<Reply, ClientError> {
+    ) -> Result<MailAccepted, ClientError> {
         let replies = if self.capabilities.pipelining {
             self.envelope_pipelined(from, to).await?
         } else {
             self.envelope_in_turn(from, to).await?
         };
-        self.judge_envelope(replies)?;
+        let rejected = self.judge_envelope(replies)?;
         self.write_data(message).await?;
         let reply = self.read_reply(&Step::EndOfData).await?;
-        self.judge(Step::EndOfData, reply, |c| (200..300).contains(&c))
+        let reply = self.judge(Step::EndOfData, reply, |c| (200..300).contains(&c))?;
+        Ok(MailAccepted { reply, rejected })
     }
 
     /// MAIL FROM, RCPT TO for each recipient and DATA in one write, then
@@ -279,7 +292,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// The envelope one command at a time; every recipient is asked even
-    /// after one is refused, and DATA only when all were accepted.
+    /// after one is refused, and DATA when some were accepted and none
+    /// refused for now.
     async fn envelope_in_turn(
         &mut self,
         from: &str,
@@ -304,26 +318,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 reply,
             });
         }
-        if replies.recipients.iter().all(|r| r.reply.is_completion()) {
+        let some_accepted = replies.recipients.iter().any(|r| r.reply.is_completion());
+        let none_for_now = !replies
+            .recipients
+            .iter()
+            .any(|r| r.reply.is_refusal() && r.reply.code < 500);
+        if some_accepted && none_for_now {
             replies.data = Some(self.command(Step::Data, "DATA").await?);
         }
         Ok(replies)
     }
 
-    /// Whether the message may be sent. For now one refused recipient
-    /// refuses the message. When the relay said 354 although something was
-    /// refused, only closing the connection can abort the transaction, so
-    /// the session is marked broken.
-    fn judge_envelope(&mut self, replies: EnvelopeReplies) -> Result<(), ClientError> {
+    /// Whether the message may be sent, and to whom not: the recipients
+    /// refused for good. A refusal for now, or no recipient accepted, fails
+    /// the transaction. When the relay said 354 although the transaction
+    /// fails, only closing the connection can abort it, so the session is
+    /// marked broken.
+    fn judge_envelope(
+        &mut self,
+        replies: EnvelopeReplies,
+    ) -> Result<Vec<RecipientReply>, ClientError> {
         let data_started = replies.data.as_ref().is_some_and(|d| d.code == 354);
-        let problem = if !replies.mail.is_completion() {
-            Some(self.refusal(Step::MailFrom, replies.mail))
-        } else if let Some(refused) = replies
+        let (accepted, refused): (Vec<_>, Vec<_>) = replies
             .recipients
             .into_iter()
-            .find(|r| !r.reply.is_completion())
-        {
-            Some(self.refusal(Step::RcptTo(refused.address), refused.reply))
+            .partition(|r| r.reply.is_completion());
+        let problem = if !replies.mail.is_completion() {
+            Some(self.refusal(Step::MailFrom, replies.mail))
+        } else if let Some(for_now) = refused.iter().find(|r| r.reply.code < 500) {
+            Some(self.refusal(Step::RcptTo(for_now.address.clone()), for_now.reply.clone()))
+        } else if let Some(odd) = refused.iter().find(|r| !r.reply.is_refusal()) {
+            let reason = format!("the reply `{}` does not fit", odd.reply);
+            Some(self.protocol(Step::RcptTo(odd.address.clone()), reason))
+        } else if accepted.is_empty() {
+            Some(ClientError::AllRecipientsRefused {
+                refused: refused.clone(),
+            })
         } else {
             match replies.data {
                 Some(reply) if reply.code == 354 => None,
@@ -336,7 +366,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.broken |= data_started;
                 Err(e)
             }
-            None => Ok(()),
+            None => Ok(refused),
         }
     }
 

@@ -135,7 +135,7 @@ async fn sends_a_transaction_one_command_at_a_time() {
         )
         .await
         .unwrap();
-    assert_eq!(reply.to_string(), "250 2.0.0 queued as 42");
+    assert_eq!(reply.reply.to_string(), "250 2.0.0 queued as 42");
     assert!(s.is_quiet());
     drop(s);
     let seen = peer.await.unwrap();
@@ -204,7 +204,7 @@ async fn a_refused_recipient_in_turn_asks_the_others_and_skips_data() {
 }
 
 #[tokio::test]
-async fn a_354_after_a_refused_pipelined_recipient_breaks_the_session() {
+async fn a_354_after_a_recipient_refused_for_now_breaks_the_session() {
     let (mut s, _peer) = ready_with(
         EHLO_PIPELINING,
         vec![
@@ -212,7 +212,7 @@ async fn a_354_after_a_refused_pipelined_recipient_breaks_the_session() {
             Peer::Read("RCPT"),
             Peer::Read("RCPT"),
             Peer::Read("DATA"),
-            Peer::Send("250 ok\r\n550 no\r\n250 ok\r\n354 go on\r\n"),
+            Peer::Send("250 ok\r\n450 later\r\n250 ok\r\n354 go on\r\n"),
             Peer::Hang,
         ],
         1 << 16,
@@ -223,10 +223,41 @@ async fn a_354_after_a_refused_pipelined_recipient_breaks_the_session() {
         .await
         .unwrap_err();
     assert!(matches!(e, ClientError::Refused { .. }), "{e}");
+    assert!(e.to_delivery_error().is_retryable());
     assert!(
         s.is_broken(),
         "only closing aborts the data the relay waits for"
     );
+}
+
+#[tokio::test]
+async fn a_recipient_refused_for_good_is_returned_and_the_others_get_the_data() {
+    let (mut s, peer) = ready_with(
+        EHLO_PIPELINING,
+        vec![
+            Peer::Read("MAIL"),
+            Peer::Read("RCPT"),
+            Peer::Read("RCPT"),
+            Peer::Read("DATA"),
+            Peer::Send("250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n354 go on\r\n"),
+            Peer::ReadData,
+            Peer::Send("250 queued\r\n"),
+            Peer::UntilClosed,
+        ],
+        1 << 16,
+    )
+    .await;
+    let accepted = s
+        .send_mail("f@acme.test", &rcpts(&["x@e.test", "y@e.test"]), b"x")
+        .await
+        .unwrap();
+    assert_eq!(accepted.reply.code, 250);
+    assert_eq!(accepted.rejected.len(), 1);
+    assert_eq!(accepted.rejected[0].address, "x@e.test");
+    assert_eq!(accepted.rejected[0].reply.code, 550);
+    assert!(!s.is_broken());
+    drop(s);
+    assert!(peer.await.unwrap().iter().any(|l| l == "."));
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ mod timeouts;
 mod wire;
 
 use chrono::Utc;
-use mailqueue_core::delivery::{DeliveryError, SmtpReply};
+use mailqueue_core::delivery::{Delivered, DeliveryError};
 use mailqueue_core::email::{Attachment, NewEmail};
 use mailqueue_core::transport::{OutgoingEmail, Transport};
 use mailqueue_core::{EmailId, Mailbox};
@@ -56,7 +56,7 @@ pub fn attach(email: &mut NewEmail, filename: &str, content_type: &str, content:
     });
 }
 
-pub async fn send(relay: &SmtpRelay, email: &NewEmail) -> Result<SmtpReply, DeliveryError> {
+pub async fn send(relay: &SmtpRelay, email: &NewEmail) -> Result<Delivered, DeliveryError> {
     let now = Utc::now();
     relay
         .send(&OutgoingEmail {

@@ -99,7 +99,7 @@ async fn a_reply_nobody_asked_for_closes_the_connection_and_the_next_email_goes_
     let reply = send(&client, &email(&["b@example.com"], "second"))
         .await
         .unwrap();
-    assert!(reply.message.contains("queued as 2"), "{reply}");
+    assert!(reply.reply.message.contains("queued as 2"), "{reply:?}");
     let messages = desynced.wait_for_messages(2, WAIT).await;
     assert_eq!(
         messages[1].session, 2,
@@ -153,7 +153,7 @@ async fn the_envelope_is_pipelined_when_the_relay_offers_it() {
     assert_eq!(distinct.len(), 4, "one command at a time: {reads:?}");
 }
 
-async fn a_refused_recipient_fails_the_email(pipelining: bool) -> TestRelay {
+async fn a_refused_recipient_is_reported_and_the_others_get_it(pipelining: bool) -> TestRelay {
     let refusing = TestRelay::start(RelayOptions {
         pipelining,
         rcpt_replies: vec![("gone@example.com".into(), 550)],
@@ -161,15 +161,56 @@ async fn a_refused_recipient_fails_the_email(pipelining: bool) -> TestRelay {
     })
     .await;
     let client = relay(&refusing.url(), Duration::from_secs(5));
-    let e = send(
+    let delivered = send(
         &client,
         &email(&["ok@example.com", "gone@example.com"], "x"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(delivered.reply.code, 250);
+    assert_eq!(delivered.rejected.len(), 1, "{delivered:?}");
+    assert_eq!(delivered.rejected[0].address, "gone@example.com");
+    assert_eq!(delivered.rejected[0].reply.code, 550);
+    let messages = refusing.wait_for_messages(1, WAIT).await;
+    assert_eq!(messages[0].rcpt_to, vec!["ok@example.com".to_string()]);
+    refusing
+}
+
+#[tokio::test]
+async fn a_refused_recipient_is_reported_and_the_others_get_the_message() {
+    for pipelining in [false, true] {
+        let relay = a_refused_recipient_is_reported_and_the_others_get_it(pipelining).await;
+        assert_eq!(relay.sessions(), 1, "pipelining {pipelining}");
+    }
+}
+
+async fn every_recipient_refused_fails_the_email(pipelining: bool) -> TestRelay {
+    let refusing = TestRelay::start(RelayOptions {
+        pipelining,
+        rcpt_replies: vec![
+            ("gone@example.com".into(), 550),
+            ("left@example.com".into(), 551),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let client = relay(&refusing.url(), Duration::from_secs(5));
+    let e = send(
+        &client,
+        &email(&["gone@example.com", "left@example.com"], "x"),
     )
     .await
     .unwrap_err();
     assert!(!e.is_retryable(), "{e}");
     assert_eq!(e.failure().class, FailureClass::Reply5xx);
     assert_eq!(e.failure().smtp_code, Some(550));
+    let rejected: Vec<_> = e
+        .failure()
+        .rejected
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(rejected, ["gone@example.com", "left@example.com"]);
     assert!(e.to_string().contains("gone@example.com"), "{e}");
     send(&client, &email(&["ok@example.com"], "next"))
         .await
@@ -178,14 +219,15 @@ async fn a_refused_recipient_fails_the_email(pipelining: bool) -> TestRelay {
     assert_eq!(
         messages.len(),
         1,
-        "nothing went to ok@ with the refused one"
+        "nothing was delivered for the refused one"
     );
+    assert_eq!(messages[0].rcpt_to, vec!["ok@example.com".to_string()]);
     refusing
 }
 
 #[tokio::test]
-async fn a_refused_recipient_fails_the_email_and_delivers_nothing() {
-    let in_turn = a_refused_recipient_fails_the_email(false).await;
+async fn every_recipient_refused_fails_the_email_and_delivers_nothing() {
+    let in_turn = every_recipient_refused_fails_the_email(false).await;
     assert_eq!(in_turn.sessions(), 1, "RSET, then the same connection");
     assert!(in_turn.commands().iter().any(|c| c.line == "RSET"));
     let datas = in_turn
@@ -194,7 +236,7 @@ async fn a_refused_recipient_fails_the_email_and_delivers_nothing() {
         .filter(|c| c.line == "DATA")
         .count();
     assert_eq!(datas, 1, "no DATA for the refused email");
-    // Pipelined, the relay has already said 354: only closing aborts.
-    let pipelined = a_refused_recipient_fails_the_email(true).await;
-    assert_eq!(pipelined.sessions(), 2);
+    // Pipelined, DATA went with the envelope and the relay refused it.
+    let pipelined = every_recipient_refused_fails_the_email(true).await;
+    assert_eq!(pipelined.sessions(), 1);
 }

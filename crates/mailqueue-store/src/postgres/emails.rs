@@ -1,23 +1,23 @@
 //! Emails, claims and attempts in PostgreSQL.
 
+use super::events::write_events;
 use super::{bound, PgStore};
-use crate::content::{decode_content, encode_content, with_attachment_bytes};
+use crate::content::encode_content;
 use crate::errors::store_error;
+use crate::shared::events::{self, ChangeKind};
 use crate::shared::{rows, statements, with_statuses, Dialect};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
     AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DueEmail, EmailRecord,
-    EmailStore, HeldClaim, InsertGroup, ListQuery, QueueStats, StoreError,
+    EmailStore, EmailToInsert, HeldClaim, InsertGroup, ListQuery, QueueStats, StoreError,
 };
 use mailqueue_core::EmailId;
-use sqlx::Row;
-use std::collections::HashMap;
 use uuid::Uuid;
 
 impl PgStore {
     /// The store error for a failed write, noted for readiness.
-    fn failed_write(&self, context: &str, e: sqlx::Error) -> StoreError {
+    pub(super) fn failed_write(&self, context: &str, e: sqlx::Error) -> StoreError {
         let error = store_error(context, e);
         self.health.record::<()>(&Err(error.clone()));
         error
@@ -38,7 +38,7 @@ impl PgStore {
     /// Inserts every group in one transaction.
     async fn insert_all(&self, groups: &[InsertGroup]) -> Result<(), StoreError> {
         let ctx = "storing emails";
-        let emails = groups.iter().flat_map(|g| g.emails.iter());
+        let emails: Vec<&EmailToInsert> = groups.iter().flat_map(|g| g.emails.iter()).collect();
         let mut ids = Vec::new();
         let mut key_ids = Vec::new();
         let mut statuses = Vec::new();
@@ -56,7 +56,7 @@ impl PgStore {
             Vec::new(),
             Vec::new(),
         );
-        for e in emails {
+        for e in &emails {
             ids.push(e.id.0);
             key_ids.push(e.api_key_id.map(|k| k.0));
             statuses.push(e.initial_status().as_str());
@@ -129,24 +129,42 @@ impl PgStore {
             .await
             .map_err(|e| store_error("recording an idempotent answer", e))?;
         }
+        write_events(&mut tx, &events::accepted(&emails)).await?;
         tx.commit()
             .await
             .map_err(|e| store_error("committing emails", e))
     }
 
-    /// Runs a single-row change (`statements::reschedule`, …).
+    /// Runs a single-row change (`statements::reschedule`, …) and writes
+    /// its event in the same transaction.
     async fn change_email(
         &self,
         id: EmailId,
         change: crate::shared::Statement,
-        ctx: &str,
+        kind: ChangeKind,
+        now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
-        match bound(&change)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.failed_write(ctx, e))?
-        {
-            Some(row) => Ok(ChangeOutcome::Changed(rows::due(&row)?)),
+        let ctx = "changing an email";
+        let changed = async {
+            let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
+            let Some(row) = bound(&change)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?
+            else {
+                return Ok(None);
+            };
+            let due = rows::due(&row)?;
+            if let Some(event) = events::change(id, now, kind, rows::status(&row)?) {
+                write_events(&mut tx, &[event]).await?;
+            }
+            tx.commit().await.map_err(|e| store_error(ctx, e))?;
+            Ok(Some(due))
+        }
+        .await;
+        self.health.record(&changed);
+        match changed? {
+            Some(due) => Ok(ChangeOutcome::Changed(due)),
             None => self.change_refused(id).await,
         }
     }
@@ -200,7 +218,8 @@ impl EmailStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
         let change = statements::reschedule(Dialect::Postgres, id, at, now);
-        self.change_email(id, change, "rescheduling an email").await
+        self.change_email(id, change, ChangeKind::Reschedule, now)
+            .await
     }
 
     async fn cancel_email(
@@ -209,7 +228,7 @@ impl EmailStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
         let change = statements::cancel(Dialect::Postgres, id, now);
-        self.change_email(id, change, "cancelling an email").await
+        self.change_email(id, change, ChangeKind::Cancel, now).await
     }
 
     async fn retry_failed_email(
@@ -218,7 +237,7 @@ impl EmailStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
         let change = statements::retry_failed(id, now);
-        self.change_email(id, change, "retrying an email").await
+        self.change_email(id, change, ChangeKind::Retry, now).await
     }
 
     async fn claim_emails(
@@ -226,133 +245,11 @@ impl EmailStore for PgStore {
         ids: &[EmailId],
         claim: &Claim,
     ) -> Result<Vec<ClaimedEmail>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ctx = "claiming emails";
-        let uuids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
-        let rows = sqlx::query(&with_statuses(
-            "WITH claimed AS ( \
-                 UPDATE emails SET status = {sending}, attempts = attempts + 1, lease_holder = $2, \
-                     lease_expires_at = $3, first_attempt_at = COALESCE(first_attempt_at, $4), \
-                     last_attempt_at = $4, next_attempt_at = NULL, updated_at = $4 \
-                 WHERE id = ANY($1) AND status IN ({pending}) AND next_attempt_at <= $4 \
-                 RETURNING id, message_id, priority, scheduled_at, created_at, attempts, first_attempt_at) \
-             SELECT claimed.*, c.content::text AS content \
-             FROM claimed JOIN email_contents AS c ON c.email_id = claimed.id",
-        ))
-        .bind(&uuids)
-        .bind(&claim.holder)
-        .bind(claim.lease_expires_at)
-        .bind(claim.now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.failed_write(ctx, e))?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        let mut infos = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let c = |e| store_error(ctx, e);
-            let content: String = row.try_get("content").map_err(c)?;
-            let (email, attachments) = decode_content(
-                &content,
-                row.try_get("priority").map_err(c)?,
-                row.try_get("scheduled_at").map_err(c)?,
-            )?;
-            infos.push(attachments);
-            claimed.push(ClaimedEmail {
-                id: EmailId(row.try_get("id").map_err(c)?),
-                message_id: row.try_get("message_id").map_err(c)?,
-                created_at: row.try_get("created_at").map_err(c)?,
-                email,
-                attempt: row.try_get::<i32, _>("attempts").map_err(c)? as u32,
-                first_attempt_at: row.try_get("first_attempt_at").map_err(c)?,
-            });
-        }
-        let with_files: Vec<Uuid> = claimed
-            .iter()
-            .zip(&infos)
-            .filter(|(_, i)| !i.is_empty())
-            .map(|(c, _)| c.id.0)
-            .collect();
-        let mut bytes: HashMap<Uuid, Vec<Vec<u8>>> = HashMap::new();
-        if !with_files.is_empty() {
-            let rows = sqlx::query(
-                "SELECT email_id, content FROM email_attachments WHERE email_id = ANY($1) ORDER BY email_id, position",
-            )
-            .bind(&with_files)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("loading attachments", e))?;
-            for row in rows {
-                let c = |e| store_error("loading attachments", e);
-                bytes
-                    .entry(row.try_get("email_id").map_err(c)?)
-                    .or_default()
-                    .push(row.try_get("content").map_err(c)?);
-            }
-        }
-        for (email, info) in claimed.iter_mut().zip(infos) {
-            if !info.is_empty() {
-                email.email.attachments =
-                    with_attachment_bytes(info, bytes.remove(&email.id.0).unwrap_or_default())?;
-            }
-        }
-        Ok(claimed)
+        self.claim(ids, claim).await
     }
 
     async fn record_outcomes(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let rows = crate::outcome::OutcomeRows::from(outcomes);
-        let result = async {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| store_error("recording attempts", e))?;
-        sqlx::query(&with_statuses(
-            "UPDATE emails AS e SET status = u.status, next_attempt_at = u.next_at, \
-                 sent_at = COALESCE(u.sent_at, e.sent_at), last_error = u.error, \
-                 last_smtp_reply = COALESCE(u.reply, e.last_smtp_reply), lease_holder = NULL, \
-                 lease_expires_at = NULL, updated_at = u.finished \
-             FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], \
-                         $7::text[], $8::timestamptz[]) AS u(id, attempt, status, next_at, sent_at, error, reply, finished) \
-             WHERE e.id = u.id AND ((e.status = {sending} AND e.attempts = u.attempt) \
-                 OR (u.status = {sent} AND e.status <> {sent}))",
-        ))
-        .bind(rows.ids.iter().map(|i| i.0).collect::<Vec<Uuid>>())
-        .bind(&rows.attempts)
-        .bind(&rows.statuses)
-        .bind(&rows.next_at)
-        .bind(&rows.sent_at)
-        .bind(&rows.errors)
-        .bind(&rows.replies)
-        .bind(&rows.finished)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| store_error("recording attempt outcomes", e))?;
-        sqlx::query(
-            "INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
-             SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::timestamptz[], $4::timestamptz[], $5::text[], \
-                                  $6::int4[], $7::text[]) AS u(email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
-             WHERE EXISTS (SELECT 1 FROM emails AS e WHERE e.id = u.email_id)",
-        )
-        .bind(rows.ids.iter().map(|i| i.0).collect::<Vec<Uuid>>())
-        .bind(&rows.attempts)
-        .bind(&rows.started)
-        .bind(&rows.finished)
-        .bind(&rows.kinds)
-        .bind(&rows.codes)
-        .bind(&rows.details)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| store_error("recording attempts", e))?;
-        tx.commit()
-            .await
-            .map_err(|e| store_error("committing attempts", e))
-        }
-        .await;
+        let result = self.record(outcomes).await;
         self.health.record(&result);
         result
     }
@@ -362,30 +259,7 @@ impl EmailStore for PgStore {
         now: DateTime<Utc>,
         give_up_before: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError> {
-        let rows = sqlx::query(&with_statuses(
-            "WITH expired AS ( \
-                 SELECT id, lease_holder FROM emails WHERE status = {sending} AND lease_expires_at < $1 \
-                 FOR UPDATE SKIP LOCKED LIMIT 1000), \
-             moved AS ( \
-                 UPDATE emails AS e SET \
-                     status = CASE WHEN e.first_attempt_at < $2 THEN {failed} ELSE {queued} END, \
-                     next_attempt_at = CASE WHEN e.first_attempt_at < $2 THEN NULL ELSE $1 END, \
-                     last_error = 'the worker ' || COALESCE(x.lease_holder, '?') || \
-                                  ' stopped before finishing the attempt (lease expired)', \
-                     lease_holder = NULL, lease_expires_at = NULL, updated_at = $1 \
-                 FROM expired AS x WHERE e.id = x.id \
-                 RETURNING e.id, e.status, e.next_attempt_at, e.priority, e.attempts, e.last_attempt_at, e.last_error), \
-             history AS ( \
-                 INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
-                 SELECT id, attempts, COALESCE(last_attempt_at, $1), $1, 'lease_expired', last_error FROM moved) \
-             SELECT id, next_attempt_at, priority FROM moved WHERE status = {queued}",
-        ))
-        .bind(now)
-        .bind(give_up_before)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.failed_write("rescuing expired leases", e))?;
-        rows.iter().map(rows::due).collect()
+        self.rescue(now, give_up_before).await
     }
 
     async fn renew_leases(
@@ -438,24 +312,7 @@ impl EmailStore for PgStore {
         holder: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError> {
-        let rows = sqlx::query(&with_statuses(
-            "WITH moved AS ( \
-                 UPDATE emails SET status = {queued}, next_attempt_at = $2, lease_holder = NULL, \
-                     lease_expires_at = NULL, updated_at = $2, \
-                     last_error = 'the attempt was interrupted when its worker stopped' \
-                 WHERE status = {sending} AND lease_holder = $1 \
-                 RETURNING id, next_attempt_at, priority, attempts, last_attempt_at, last_error), \
-             history AS ( \
-                 INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
-                 SELECT id, attempts, COALESCE(last_attempt_at, $2), $2, 'lease_expired', last_error FROM moved) \
-             SELECT id, next_attempt_at, priority FROM moved",
-        ))
-        .bind(holder)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.failed_write("releasing leases", e))?;
-        rows.iter().map(rows::due).collect()
+        self.release(holder, now).await
     }
 
     async fn pending_emails(
@@ -482,6 +339,35 @@ impl EmailStore for PgStore {
             .await
             .map_err(|e| store_error("finding the oldest due email", e))?;
         rows::queue_stats(&counted, &oldest)
+    }
+
+    async fn list_email_events(
+        &self,
+        id: EmailId,
+    ) -> Result<Vec<mailqueue_core::events::EmailEvent>, StoreError> {
+        bound(&statements::list_events(Dialect::Postgres, id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("listing events", e))?
+            .iter()
+            .map(rows::event)
+            .collect()
+    }
+
+    async fn suppressed_among(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<mailqueue_core::store::SuppressedRecipient>, StoreError> {
+        if addresses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = crate::shared::suppression_keys(addresses);
+        let wanted: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        let found = bound(&statements::suppressed_among(&wanted))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("looking up suppressions", e))?;
+        rows::suppressed(&found, &keys)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -3,7 +3,9 @@
 //! Batches go through `UNNEST` so a group of any size is one statement, and
 //! claims are a single `UPDATE … RETURNING`, so no lock outlives a statement.
 
+mod delivery;
 mod emails;
+mod events;
 mod keys;
 mod leases;
 
@@ -46,6 +48,11 @@ fn migrator() -> Migrator {
             3,
             "maintenance leases",
             include_str!("../../migrations/postgres/0003_maintenance_leases.sql"),
+        ),
+        (
+            5,
+            "events, webhooks and suppressions",
+            include_str!("../../migrations/postgres/0005_events_webhooks_suppressions.sql"),
         ),
     ])
 }

@@ -8,6 +8,7 @@
 //! against multi-row `VALUES`). Status names in SQL come from the core's
 //! [`EmailStatus`](mailqueue_core::EmailStatus), never from literals.
 
+pub mod events;
 pub mod rows;
 pub mod statements;
 
@@ -67,6 +68,23 @@ impl Dialect {
         }
     }
 
+    /// A JSON column as text.
+    /// The column that orders events as they were written: PostgreSQL's
+    /// identity column, SQLite's rowid.
+    pub fn event_order(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "seq",
+            Dialect::Sqlite => "rowid",
+        }
+    }
+
+    pub fn json_text(self, col: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{col}::text"),
+            Dialect::Sqlite => col.to_string(),
+        }
+    }
+
     /// The email content as text.
     pub fn content(self) -> &'static str {
         match self {
@@ -111,6 +129,19 @@ impl Statement {
         self.params.push(p);
         self
     }
+}
+
+/// The suppression keys of `addresses`, each with the address it came from.
+pub fn suppression_keys(addresses: &[String]) -> Vec<(String, String)> {
+    addresses
+        .iter()
+        .map(|a| {
+            let key = mailqueue_core::EmailAddress::parse(a)
+                .map(|p| mailqueue_core::suppression::suppression_key(&p))
+                .unwrap_or_else(|_| a.clone());
+            (key, a.clone())
+        })
+        .collect()
 }
 
 #[cfg(test)]

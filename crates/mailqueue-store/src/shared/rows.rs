@@ -7,17 +7,22 @@ use crate::errors::store_error;
 use crate::sqlite::{from_ms, from_opt_ms};
 use chrono::{DateTime, Utc};
 use mailqueue_core::email::Priority;
+use mailqueue_core::events::EmailEvent;
 use mailqueue_core::store::{
-    AttemptKind, AttemptRecord, DueEmail, EmailRecord, QueueStats, StoreError,
+    AttemptKind, AttemptRecord, DueEmail, EmailRecord, QueueStats, StoreError, SuppressedRecipient,
 };
-use mailqueue_core::{EmailId, EmailStatus};
+use mailqueue_core::suppression::SuppressionOrigin;
+use mailqueue_core::{EmailId, EmailStatus, EventId};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Column, Row, TypeInfo};
 
 /// Reading one column of a row, in the store's encoding.
 pub trait RowReader {
-    fn id(&self, col: &str) -> Result<EmailId, StoreError>;
+    fn uuid(&self, col: &str) -> Result<uuid::Uuid, StoreError>;
+    fn id(&self, col: &str) -> Result<EmailId, StoreError> {
+        Ok(EmailId(self.uuid(col)?))
+    }
     fn time(&self, col: &str) -> Result<DateTime<Utc>, StoreError>;
     fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     fn int(&self, col: &str) -> Result<i64, StoreError>;
@@ -31,8 +36,8 @@ fn read_error(col: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
 }
 
 impl RowReader for PgRow {
-    fn id(&self, col: &str) -> Result<EmailId, StoreError> {
-        Ok(EmailId(self.try_get(col).map_err(read_error(col))?))
+    fn uuid(&self, col: &str) -> Result<uuid::Uuid, StoreError> {
+        self.try_get(col).map_err(read_error(col))
     }
     fn time(&self, col: &str) -> Result<DateTime<Utc>, StoreError> {
         self.try_get(col).map_err(read_error(col))
@@ -72,7 +77,7 @@ impl RowReader for PgRow {
 }
 
 impl RowReader for SqliteRow {
-    fn id(&self, col: &str) -> Result<EmailId, StoreError> {
+    fn uuid(&self, col: &str) -> Result<uuid::Uuid, StoreError> {
         let s: String = self.try_get(col).map_err(read_error(col))?;
         s.parse()
             .map_err(|e| StoreError::Corrupt(format!("stored id `{s}` is not a UUID: {e}")))
@@ -131,7 +136,44 @@ pub fn record(row: &impl RowReader) -> Result<EmailRecord, StoreError> {
         last_smtp_reply: row.opt_text("last_smtp_reply")?,
         sent_at: row.opt_time("sent_at")?,
         lease_expires_at: row.opt_time("lease_expires_at")?,
+        last_event: row
+            .opt_text("last_event")?
+            .map(|t| t.parse().map_err(StoreError::Corrupt))
+            .transpose()?,
     })
+}
+
+/// A row of `statements::list_events`.
+pub fn event(row: &impl RowReader) -> Result<EmailEvent, StoreError> {
+    let data = row.text("data")?;
+    Ok(EmailEvent {
+        id: EventId(row.uuid("id")?),
+        email_id: row.id("email_id")?,
+        event_type: row.text("type")?.parse().map_err(StoreError::Corrupt)?,
+        created_at: row.time("created_at")?,
+        data: serde_json::from_str(&data)
+            .map_err(|e| StoreError::Corrupt(format!("event data `{data}`: {e}")))?,
+    })
+}
+
+/// The rows of `statements::suppressed_among`, each for every address of
+/// `keys` (suppression key, address as asked) it matched.
+pub fn suppressed<R: RowReader>(
+    rows: &[R],
+    keys: &[(String, String)],
+) -> Result<Vec<SuppressedRecipient>, StoreError> {
+    let mut out = Vec::new();
+    for row in rows {
+        let key = row.text("email")?;
+        let origin: SuppressionOrigin = row.text("origin")?.parse().map_err(StoreError::Corrupt)?;
+        for (_, address) in keys.iter().filter(|(k, _)| *k == key) {
+            out.push(SuppressedRecipient {
+                address: address.clone(),
+                origin,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// A row with `id`, `next_attempt_at` and `priority`.

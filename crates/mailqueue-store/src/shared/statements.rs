@@ -10,9 +10,12 @@ fn record_select(d: Dialect) -> String {
     format!(
         "SELECT e.id, e.status, e.priority, e.message_id, {}, e.created_at, e.updated_at, \
          e.scheduled_at, e.next_attempt_at, e.attempts, e.last_attempt_at, e.last_error, \
-         e.last_smtp_reply, e.sent_at, e.lease_expires_at \
+         e.last_smtp_reply, e.sent_at, e.lease_expires_at, \
+         (SELECT ev.type FROM email_events AS ev WHERE ev.email_id = e.id \
+          ORDER BY ev.{} DESC LIMIT 1) AS last_event \
          FROM emails AS e JOIN email_contents AS c ON c.email_id = e.id",
-        d.content()
+        d.content(),
+        d.event_order()
     )
 }
 
@@ -49,6 +52,31 @@ pub fn list_emails(d: Dialect, query: &ListQuery) -> Statement {
     st
 }
 
+/// An email's events, oldest first.
+pub fn list_events(d: Dialect, id: EmailId) -> Statement {
+    Statement::new(format!(
+        "SELECT id, email_id, type, created_at, {} AS data FROM email_events \
+         WHERE email_id = $1 ORDER BY {}",
+        d.json_text("data"),
+        d.event_order()
+    ))
+    .with(Param::Id(id))
+}
+
+/// Which of these addresses (in suppression-key form) are suppressed.
+pub fn suppressed_among(keys: &[String]) -> Statement {
+    let mut st = Statement::new("");
+    let list: Vec<String> = keys
+        .iter()
+        .map(|k| st.param(Param::Text(k.clone())))
+        .collect();
+    st.sql = format!(
+        "SELECT email, origin FROM suppressions WHERE email IN ({})",
+        list.join(", ")
+    );
+    st
+}
+
 pub fn list_attempts(id: EmailId) -> Statement {
     Statement::new(
         "SELECT attempt, started_at, finished_at, outcome, smtp_code, detail FROM email_attempts \
@@ -62,8 +90,9 @@ pub fn status_of(id: EmailId) -> Statement {
     Statement::new("SELECT status FROM emails WHERE id = $1").with(Param::Id(id))
 }
 
-/// The single-row changes return `rows::due`'s columns when they apply.
-const CHANGED: &str = "RETURNING id, next_attempt_at, priority";
+/// The single-row changes return `rows::due`'s columns, and the status
+/// they left, when they apply.
+const CHANGED: &str = "RETURNING id, next_attempt_at, priority, status";
 
 pub fn reschedule(d: Dialect, id: EmailId, at: DateTime<Utc>, now: DateTime<Utc>) -> Statement {
     Statement::new(format!(
@@ -83,7 +112,7 @@ pub fn reschedule(d: Dialect, id: EmailId, at: DateTime<Utc>, now: DateTime<Utc>
 pub fn cancel(d: Dialect, id: EmailId, now: DateTime<Utc>) -> Statement {
     Statement::new(format!(
         "UPDATE emails SET status = {}, next_attempt_at = NULL, updated_at = $2 \
-         WHERE id = $1 AND status IN ({}) RETURNING id, {} AS next_attempt_at, priority",
+         WHERE id = $1 AND status IN ({}) RETURNING id, {} AS next_attempt_at, priority, status",
         sql_status(EmailStatus::Cancelled),
         *PENDING,
         d.time_param(2),

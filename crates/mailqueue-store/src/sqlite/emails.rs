@@ -1,9 +1,11 @@
 //! Emails, claims and attempts in SQLite.
 
+use super::events::{came_due, suppress_bounced, write_events};
 use super::{bound, to_ms, SqliteStore};
 use crate::content::{decode_content, encode_content, with_attachment_bytes};
 use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
+use crate::shared::events::{self, ChangeKind};
 use crate::shared::rows::{self, RowReader};
 use crate::shared::{statements, with_statuses, Dialect, Statement};
 use async_trait::async_trait;
@@ -26,23 +28,39 @@ const OUTCOME_CHUNK: usize = 500;
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
 impl SqliteStore {
-    /// Runs a single-row change (`statements::reschedule`, …).
+    /// Runs a single-row change (`statements::reschedule`, …) and writes
+    /// its event in the same transaction.
     async fn change_email(
         &self,
         id: EmailId,
         change: Statement,
-        ctx: &str,
+        kind: ChangeKind,
+        now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
-        let row = {
+        let ctx = "changing an email";
+        let changed = {
             let mut w = self.writer.acquire().await?;
-            let row = bound(&change)
-                .fetch_optional(&mut *w)
-                .await
-                .map_err(|e| store_error(ctx, e));
-            w.settle(row)?
+            let changed = async {
+                let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
+                let Some(row) = bound(&change)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(ctx, e))?
+                else {
+                    return Ok(None);
+                };
+                let due = rows::due(&row)?;
+                if let Some(event) = events::change(id, now, kind, rows::status(&row)?) {
+                    write_events(&mut tx, &[event]).await?;
+                }
+                tx.commit().await.map_err(|e| store_error(ctx, e))?;
+                Ok(Some(due))
+            }
+            .await;
+            w.settle(changed)?
         };
-        if let Some(row) = row {
-            return Ok(ChangeOutcome::Changed(rows::due(&row)?));
+        if let Some(due) = changed {
+            return Ok(ChangeOutcome::Changed(due));
         }
         let row = bound(&statements::status_of(id))
             .fetch_optional(&self.readers)
@@ -71,6 +89,7 @@ impl SqliteStore {
             .await
             .map_err(|e| store_error(ctx, e))?;
         let mut requeued = Vec::new();
+        let mut evs = Vec::with_capacity(rows.len());
         for row in &rows {
             let id = row.id("id")?;
             let holder = row.opt_text("lease_holder")?;
@@ -104,6 +123,8 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| store_error(ctx, e))?;
+            let status = if give_up { EmailStatus::Failed } else { EmailStatus::Queued };
+            evs.push(events::interrupted(id, now, status, &detail));
             if !give_up {
                 requeued.push(DueEmail {
                     id,
@@ -112,6 +133,7 @@ impl SqliteStore {
                 });
             }
         }
+        write_events(&mut tx, &evs).await?;
         tx.commit().await.map_err(|e| store_error(ctx, e))?;
         Ok(requeued)
         }
@@ -190,6 +212,7 @@ impl EmailStore for SqliteStore {
             .await
             .map_err(|e| store_error("recording an idempotent answer", e))?;
         }
+        write_events(&mut tx, &events::accepted(&emails)).await?;
         tx.commit()
             .await
             .map_err(|e| store_error("committing emails", e))
@@ -238,7 +261,8 @@ impl EmailStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
         let change = statements::reschedule(Dialect::Sqlite, id, at, now);
-        self.change_email(id, change, "rescheduling an email").await
+        self.change_email(id, change, ChangeKind::Reschedule, now)
+            .await
     }
 
     async fn cancel_email(
@@ -247,7 +271,7 @@ impl EmailStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
         let change = statements::cancel(Dialect::Sqlite, id, now);
-        self.change_email(id, change, "cancelling an email").await
+        self.change_email(id, change, ChangeKind::Cancel, now).await
     }
 
     async fn retry_failed_email(
@@ -256,7 +280,7 @@ impl EmailStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError> {
         let change = statements::retry_failed(id, now);
-        self.change_email(id, change, "retrying an email").await
+        self.change_email(id, change, ChangeKind::Retry, now).await
     }
 
     async fn claim_emails(
@@ -356,8 +380,11 @@ impl EmailStore for SqliteStore {
                     email,
                     attempt: row.try_get::<i64, _>("attempts").map_err(c)? as u32,
                     first_attempt_at: row.time("first_attempt_at")?,
+                    suppressed: Vec::new(),
                 });
             }
+            let came_due = came_due(&mut tx, &claimed, claim.now).await?;
+            write_events(&mut tx, &came_due).await?;
             tx.commit().await.map_err(|e| store_error(ctx, e))?;
             Ok(claimed)
         }
@@ -376,6 +403,7 @@ impl EmailStore for SqliteStore {
         let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
         // Multi-row statements: one round trip to SQLite's thread per chunk.
         let indexes: Vec<usize> = (0..rows.ids.len()).collect();
+        let mut applied = Vec::with_capacity(rows.ids.len());
         for chunk in indexes.chunks(OUTCOME_CHUNK) {
             let mut update: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "WITH u(id, attempt, status, next_at, sent_at, error, reply, finished) AS (",
@@ -396,13 +424,17 @@ impl EmailStore for SqliteStore {
                      last_smtp_reply = COALESCE(u.reply, emails.last_smtp_reply), lease_holder = NULL, \
                      lease_expires_at = NULL, updated_at = u.finished \
                  FROM u WHERE emails.id = u.id AND ((emails.status = {sending} AND emails.attempts = u.attempt) \
-                     OR (u.status = {sent} AND emails.status <> {sent}))",
+                     OR (u.status = {sent} AND emails.status <> {sent})) \
+                 RETURNING emails.id AS id",
             ));
-            update
+            for row in update
                 .build()
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
-                .map_err(|e| store_error(ctx, e))?;
+                .map_err(|e| store_error(ctx, e))?
+            {
+                applied.push(row.id("id")?);
+            }
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "WITH v(email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) AS (",
             );
@@ -426,6 +458,8 @@ impl EmailStore for SqliteStore {
                 .await
                 .map_err(|e| store_error(ctx, e))?;
         }
+        write_events(&mut tx, &events::outcomes(outcomes, &applied)).await?;
+        suppress_bounced(&mut tx, outcomes, &applied).await?;
         tx.commit().await.map_err(|e| store_error(ctx, e))
         }
         .await;
@@ -539,6 +573,35 @@ impl EmailStore for SqliteStore {
             .await
             .map_err(|e| store_error("finding the oldest due email", e))?;
         rows::queue_stats(&counted, &oldest)
+    }
+
+    async fn list_email_events(
+        &self,
+        id: EmailId,
+    ) -> Result<Vec<mailqueue_core::events::EmailEvent>, StoreError> {
+        bound(&statements::list_events(Dialect::Sqlite, id))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| store_error("listing events", e))?
+            .iter()
+            .map(rows::event)
+            .collect()
+    }
+
+    async fn suppressed_among(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<mailqueue_core::store::SuppressedRecipient>, StoreError> {
+        if addresses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = crate::shared::suppression_keys(addresses);
+        let wanted: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        let found = bound(&statements::suppressed_among(&wanted))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| store_error("looking up suppressions", e))?;
+        rows::suppressed(&found, &keys)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@
 //! alone holds everything once the process has stopped.
 
 mod emails;
+mod events;
 mod keys;
 mod leases;
 mod writer;
@@ -54,6 +55,11 @@ fn migrator() -> Migrator {
             3,
             "maintenance leases",
             include_str!("../../migrations/sqlite/0003_maintenance_leases.sql"),
+        ),
+        (
+            5,
+            "events, webhooks and suppressions",
+            include_str!("../../migrations/sqlite/0005_events_webhooks_suppressions.sql"),
         ),
     ])
 }

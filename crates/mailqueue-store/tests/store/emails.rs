@@ -122,6 +122,8 @@ pub fn outcome(id: EmailId, attempt: u32, result: AttemptResult) -> AttemptOutco
         started_at: t0(),
         finished_at: t0() + Duration::seconds(1),
         result,
+        rejected: vec![],
+        suppressed: vec![],
     }
 }
 

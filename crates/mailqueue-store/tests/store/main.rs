@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod emails;
+mod events;
 mod keys;
 mod leases;
 mod support;
@@ -38,6 +39,10 @@ conformance!(
     leases::a_sent_email_carries_no_error,
     leases::outcomes_of_emails_that_do_not_exist_are_ignored,
     leases::a_refused_group_fails_alone,
+    events::each_change_writes_its_event,
+    events::interrupted_and_deferred_attempts,
+    events::refused_recipients_bounce_alone_and_are_suppressed,
+    events::every_recipient_suppressed_ends_the_email,
     keys::api_keys_are_found_by_hash_until_revoked,
     keys::api_key_permissions_round_trip,
     keys::keys_made_before_permissions_have_full_access,

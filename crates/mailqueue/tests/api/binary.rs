@@ -56,8 +56,23 @@ impl Server {
     }
 
     async fn email(&self, key: &str, id: &str) -> Value {
+        self.read(key, &format!("/v1/emails/{id}")).await
+    }
+
+    /// The types of the email's events, oldest first.
+    async fn events(&self, key: &str, id: &str) -> Vec<String> {
+        let body = self.read(key, &format!("/v1/emails/{id}/events")).await;
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn read(&self, key: &str, path: &str) -> Value {
         reqwest::Client::new()
-            .get(format!("{}/v1/emails/{id}", self.base))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(key)
             .send()
             .await
@@ -164,6 +179,18 @@ async fn survives_kill_9(env: Vec<(&'static str, String)>) {
         assert!(
             subjects.contains(&format!("crash-{i}")),
             "crash-{i} was delivered"
+        );
+    }
+    // The history agrees with the status: accepted once, delivered once
+    // and last, and an interrupted attempt in between at most.
+    for id in &ids {
+        let events = server.events(&key, id).await;
+        let middle = &events[1..events.len() - 1];
+        assert!(
+            events.first().map(String::as_str) == Some("email.sent")
+                && events.last().map(String::as_str) == Some("email.delivered")
+                && middle.iter().all(|e| e == "email.delivery_delayed"),
+            "{id}: {events:?}"
         );
     }
     let delivered = sink.messages().len();

@@ -23,6 +23,7 @@ mod emails_change;
 mod emails_create;
 mod emails_read;
 mod embedded_store;
+mod events;
 mod faults_delivery;
 mod faults_store;
 mod fleet;

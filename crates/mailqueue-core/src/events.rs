@@ -1,0 +1,366 @@
+//! What happened to an email, in Resend's vocabulary. Every status change
+//! writes its event in the same transaction (see `mailqueue-store`), the
+//! email's history (`GET /v1/emails/{id}/events`) and `last_event` read
+//! them, and webhooks deliver them.
+
+use crate::delivery::{FailureClass, RejectedRecipient, SmtpReply};
+use crate::ids::{EmailId, EventId};
+use crate::store::{AttemptOutcome, AttemptResult};
+use crate::suppression::SuppressionOrigin;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// An event's type, as Resend names it (`email.delivered`, …), plus
+/// `email.canceled` for a cancelled email (Resend's `last_event` knows
+/// `canceled`; its webhooks have no such event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    /// Accepted, and delivery will be attempted (for a scheduled email:
+    /// its time came).
+    Sent,
+    Scheduled,
+    /// The relay (or the recipient's server) answered 2xx.
+    Delivered,
+    /// A transient failure; a retry is planned.
+    DeliveryDelayed,
+    /// A permanent rejection of one or more recipients.
+    Bounced,
+    /// Given up: out of retries, unbuildable, or failed for a reason of
+    /// our own.
+    Failed,
+    /// A recipient was on the suppression list and was not sent to.
+    Suppressed,
+    Canceled,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 8] = [
+        EventType::Sent,
+        EventType::Scheduled,
+        EventType::Delivered,
+        EventType::DeliveryDelayed,
+        EventType::Bounced,
+        EventType::Failed,
+        EventType::Suppressed,
+        EventType::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Sent => "email.sent",
+            EventType::Scheduled => "email.scheduled",
+            EventType::Delivered => "email.delivered",
+            EventType::DeliveryDelayed => "email.delivery_delayed",
+            EventType::Bounced => "email.bounced",
+            EventType::Failed => "email.failed",
+            EventType::Suppressed => "email.suppressed",
+            EventType::Canceled => "email.canceled",
+        }
+    }
+
+    /// The email object's `last_event` after this event.
+    pub fn last_event(self) -> &'static str {
+        &self.as_str()["email.".len()..]
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not an event type"))
+    }
+}
+
+/// Resend's bounce details.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bounce {
+    /// `Permanent`, `Transient` or `Undetermined`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(rename = "subType")]
+    pub sub_type: String,
+    pub message: String,
+    /// The SMTP replies, one per recipient (`smtp; 550 5.1.1 …`).
+    #[serde(rename = "diagnosticCode")]
+    pub diagnostic_code: Vec<String>,
+}
+
+/// Resend's suppression details.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppressed {
+    /// `Suppressed` (a previous bounce or complaint) or
+    /// `OnAccountSuppressionList` (added by hand).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `previous_bounce`, `previous_complaint` or `manual`.
+    pub reason: String,
+    pub message: String,
+    #[serde(rename = "diagnosticCode")]
+    pub diagnostic_code: Vec<String>,
+}
+
+/// Resend's failure details.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failed {
+    pub reason: String,
+}
+
+/// What an event adds to the email it concerns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventData {
+    /// The recipients the event concerns, when not all of them (a bounce
+    /// or a suppression of one recipient).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce: Option<Bounce>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<Failed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppressed>,
+}
+
+/// One event of an email's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailEvent {
+    pub id: EventId,
+    pub email_id: EmailId,
+    pub event_type: EventType,
+    pub created_at: DateTime<Utc>,
+    pub data: EventData,
+}
+
+/// An event to write with a status change: its type and what it adds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub event_type: EventType,
+    pub data: EventData,
+}
+
+impl NewEvent {
+    pub fn new(at: DateTime<Utc>, event_type: EventType, data: EventData) -> Self {
+        Self {
+            id: EventId::generate(at),
+            event_type,
+            data,
+        }
+    }
+}
+
+/// Resend's bounce sub-type for a refusal, read from its enhanced status
+/// code (RFC 3463) where there is one.
+pub fn bounce_sub_type(reply: &SmtpReply) -> &'static str {
+    let enhanced = reply
+        .message
+        .split_whitespace()
+        .find(|w| is_enhanced_status(w))
+        .unwrap_or("");
+    match enhanced {
+        e if e.starts_with("5.1.") || e.starts_with("4.1.") => "NoEmail",
+        "5.2.2" | "4.2.2" => "MailboxFull",
+        "5.3.4" | "5.2.3" => "MessageTooLarge",
+        e if e.starts_with("5.7.") => "ContentRejected",
+        _ => "General",
+    }
+}
+
+/// An enhanced status code (RFC 3463): `class.subject.detail`, class 2, 4 or 5.
+fn is_enhanced_status(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('.').collect();
+    parts.len() == 3
+        && matches!(parts[0], "2" | "4" | "5")
+        && parts[1..]
+            .iter()
+            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether a recipient refused at `RCPT TO` with this reply goes on the
+/// suppression list: a permanent refusal of the address itself (no such
+/// mailbox, or a plain 5xx), not a full mailbox or a policy refusal.
+pub fn suppresses(reply: &SmtpReply) -> bool {
+    reply.code >= 500 && matches!(bounce_sub_type(reply), "NoEmail" | "General")
+}
+
+fn bounce(kind: &str, sub_type: &str, message: &str, replies: &[String]) -> Bounce {
+    Bounce {
+        kind: kind.into(),
+        sub_type: sub_type.into(),
+        message: message.into(),
+        diagnostic_code: replies.iter().map(|r| format!("smtp; {r}")).collect(),
+    }
+}
+
+/// The events an attempt's outcome writes with its status change.
+pub fn outcome_events(outcome: &AttemptOutcome) -> Vec<NewEvent> {
+    let at = outcome.finished_at;
+    let mut events = Vec::new();
+    match &outcome.result {
+        // When some recipients were refused or suppressed, their own
+        // events below say so; `delivered` concerns the others.
+        AttemptResult::Sent(_) => events.push(NewEvent::new(
+            at,
+            EventType::Delivered,
+            EventData::default(),
+        )),
+        AttemptResult::RetryAt(..) => events.push(NewEvent::new(
+            at,
+            EventType::DeliveryDelayed,
+            EventData::default(),
+        )),
+        AttemptResult::Failed(e) => {
+            let f = e.failure();
+            if f.class == FailureClass::Reply5xx && f.rejected.is_empty() {
+                // The message itself was refused: a bounce of every recipient.
+                let reply = SmtpReply {
+                    code: f.smtp_code.unwrap_or(550),
+                    message: f.detail.clone(),
+                };
+                // The detail usually starts with the reply it quotes.
+                let diagnostic = if f.detail.starts_with(&reply.code.to_string()) {
+                    f.detail.clone()
+                } else {
+                    reply.to_string()
+                };
+                events.push(NewEvent::new(
+                    at,
+                    EventType::Bounced,
+                    EventData {
+                        bounce: Some(bounce(
+                            "Permanent",
+                            bounce_sub_type(&reply),
+                            &f.detail,
+                            &[diagnostic],
+                        )),
+                        ..Default::default()
+                    },
+                ));
+            } else if f.rejected.is_empty() {
+                events.push(NewEvent::new(
+                    at,
+                    EventType::Failed,
+                    EventData {
+                        failed: Some(Failed {
+                            reason: f.detail.clone(),
+                        }),
+                        ..Default::default()
+                    },
+                ));
+            }
+        }
+        AttemptResult::Suppressed => {}
+    }
+    let rejected = match &outcome.result {
+        AttemptResult::Failed(e) if !e.failure().rejected.is_empty() => &e.failure().rejected,
+        _ => &outcome.rejected,
+    };
+    for r in rejected {
+        events.push(NewEvent::new(
+            at,
+            EventType::Bounced,
+            EventData {
+                to: vec![r.address.clone()],
+                bounce: Some(bounce(
+                    "Permanent",
+                    bounce_sub_type(&r.reply),
+                    &r.reply.message,
+                    &[r.reply.to_string()],
+                )),
+                ..Default::default()
+            },
+        ));
+    }
+    for s in &outcome.suppressed {
+        events.push(NewEvent::new(
+            at,
+            EventType::Suppressed,
+            EventData {
+                to: vec![s.address.clone()],
+                suppressed: Some(Suppressed {
+                    kind: match s.origin {
+                        SuppressionOrigin::Manual => "OnAccountSuppressionList",
+                        _ => "Suppressed",
+                    }
+                    .into(),
+                    reason: s.origin.event_reason().into(),
+                    message: format!("{} is on the suppression list ({})", s.address, s.origin),
+                    diagnostic_code: Vec::new(),
+                }),
+                ..Default::default()
+            },
+        ));
+    }
+    events
+}
+
+/// The addresses an outcome puts on the suppression list (origin bounce).
+pub fn outcome_suppressions(outcome: &AttemptOutcome) -> Vec<&RejectedRecipient> {
+    let rejected = match &outcome.result {
+        AttemptResult::Failed(e) if !e.failure().rejected.is_empty() => &e.failure().rejected,
+        _ => &outcome.rejected,
+    };
+    rejected.iter().filter(|r| suppresses(&r.reply)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_resend() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>().unwrap(), t);
+        }
+        assert_eq!(EventType::DeliveryDelayed.last_event(), "delivery_delayed");
+        assert!("email.opened".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn bounce_sub_types_come_from_the_enhanced_status_code() {
+        let reply = |message: &str| SmtpReply {
+            code: 550,
+            message: message.into(),
+        };
+        assert_eq!(bounce_sub_type(&reply("5.1.1 no such user")), "NoEmail");
+        assert_eq!(
+            bounce_sub_type(&reply("550 5.2.2 full (in reply to RCPT TO)")),
+            "MailboxFull"
+        );
+        assert_eq!(bounce_sub_type(&reply("5.7.1 spam")), "ContentRejected");
+        assert_eq!(bounce_sub_type(&reply("version 1.2.3 said no")), "General");
+        assert!(suppresses(&reply("5.1.1 no such user")));
+        assert!(!suppresses(&reply("5.2.2 mailbox full")));
+    }
+
+    #[test]
+    fn details_use_resend_field_names() {
+        let data = EventData {
+            to: vec!["a@x.io".into()],
+            bounce: Some(Bounce {
+                kind: "Permanent".into(),
+                sub_type: "General".into(),
+                message: "the mailbox does not exist".into(),
+                diagnostic_code: vec!["smtp; 550 5.1.1 no such user".into()],
+            }),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&data).unwrap();
+        assert_eq!(json["bounce"]["subType"], "General");
+        assert_eq!(
+            json["bounce"]["diagnosticCode"][0],
+            "smtp; 550 5.1.1 no such user"
+        );
+        assert!(json.get("failed").is_none());
+    }
+}

@@ -1,0 +1,87 @@
+//! The suppression list: addresses not to send to. Addresses are compared
+//! case-insensitively on the domain and as given on the local part (RFC
+//! 5321 leaves the local part's case to the receiving host).
+
+use crate::address::EmailAddress;
+use crate::ids::{EmailId, SuppressionId};
+use chrono::{DateTime, Utc};
+use std::fmt;
+use std::str::FromStr;
+
+/// Why an address is on the list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SuppressionOrigin {
+    /// A permanent bounce (added automatically).
+    Bounce,
+    Complaint,
+    /// Added through the API.
+    Manual,
+}
+
+impl SuppressionOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionOrigin::Bounce => "bounce",
+            SuppressionOrigin::Complaint => "complaint",
+            SuppressionOrigin::Manual => "manual",
+        }
+    }
+
+    /// Resend's `reason` in an `email.suppressed` event.
+    pub fn event_reason(self) -> &'static str {
+        match self {
+            SuppressionOrigin::Bounce => "previous_bounce",
+            SuppressionOrigin::Complaint => "previous_complaint",
+            SuppressionOrigin::Manual => "manual",
+        }
+    }
+}
+
+impl fmt::Display for SuppressionOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SuppressionOrigin {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Bounce, Self::Complaint, Self::Manual]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not an origin: use bounce, complaint or manual"))
+    }
+}
+
+/// The form an address is kept and compared in: the domain lowercased.
+pub fn suppression_key(address: &EmailAddress) -> String {
+    let s = address.as_str();
+    match s.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+        None => s.to_string(),
+    }
+}
+
+/// An address on the list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suppression {
+    pub id: SuppressionId,
+    /// In the form of [`suppression_key`].
+    pub email: String,
+    pub origin: SuppressionOrigin,
+    pub reason: Option<String>,
+    /// The email whose bounce added it, for origin `bounce`.
+    pub email_id: Option<EmailId>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_domain_is_compared_without_case_and_the_local_part_as_given() {
+        let a = EmailAddress::parse("John.Doe@Example.COM").unwrap();
+        assert_eq!(suppression_key(&a), "John.Doe@example.com");
+    }
+}

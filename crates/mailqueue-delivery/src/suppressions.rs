@@ -1,0 +1,40 @@
+//! The suppression list at send time: one lookup for a whole batch of
+//! claimed emails; suppressed recipients leave the envelope (and the
+//! headers) and are reported with `email.suppressed`. An email left with
+//! no recipient is not sent at all.
+
+use crate::Delivery;
+use mailqueue_core::store::{ClaimedEmail, StoreError, SuppressedRecipient};
+use std::collections::BTreeSet;
+
+/// Takes the suppressed recipients out of each claimed email.
+pub async fn apply(d: &Delivery, claimed: &mut [ClaimedEmail]) -> Result<(), StoreError> {
+    let addresses: Vec<String> = claimed
+        .iter()
+        .flat_map(|c| c.email.recipients().map(|m| m.address.as_str().to_string()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let suppressed = d.store.suppressed_among(&addresses).await?;
+    if suppressed.is_empty() {
+        return Ok(());
+    }
+    for c in claimed.iter_mut() {
+        let is_suppressed =
+            |address: &str| suppressed.iter().find(|s| s.address == address).cloned();
+        let mut taken: Vec<SuppressedRecipient> = Vec::new();
+        for list in [&mut c.email.to, &mut c.email.cc, &mut c.email.bcc] {
+            list.retain(|m| match is_suppressed(m.address.as_str()) {
+                Some(s) => {
+                    if !taken.iter().any(|t| t.address == s.address) {
+                        taken.push(s);
+                    }
+                    false
+                }
+                None => true,
+            });
+        }
+        c.suppressed = taken;
+    }
+    Ok(())
+}
