@@ -16,6 +16,7 @@ mod error;
 mod idempotency;
 mod ops;
 mod pagination;
+mod suppression_view;
 
 mod api_keys_create_v1;
 mod api_keys_delete_v1;
@@ -30,6 +31,12 @@ mod emails_list_v1;
 mod emails_retry_v1;
 mod emails_update_v1;
 mod scheduled_jobs_requeue_all_v1;
+mod suppressions_batch_add_v1;
+mod suppressions_batch_remove_v1;
+mod suppressions_create_v1;
+mod suppressions_get_v1;
+mod suppressions_list_v1;
+mod suppressions_remove_v1;
 
 pub use auth::AuthCache;
 pub use error::ApiError;
@@ -158,7 +165,23 @@ pub fn app(state: ApiState, ops: Arc<OpsContext>) -> impl HttpService {
             "/api-keys",
             post(api_keys_create_v1::handle).get(api_keys_list_v1::handle),
         )
-        .route("/api-keys/{api_key_id}", delete(api_keys_delete_v1::handle));
+        .route("/api-keys/{api_key_id}", delete(api_keys_delete_v1::handle))
+        .route(
+            "/suppressions",
+            post(suppressions_create_v1::handle).get(suppressions_list_v1::handle),
+        )
+        .route(
+            "/suppressions/batch/add",
+            post(suppressions_batch_add_v1::handle),
+        )
+        .route(
+            "/suppressions/batch/remove",
+            post(suppressions_batch_remove_v1::handle),
+        )
+        .route(
+            "/suppressions/{suppression}",
+            get(suppressions_get_v1::handle).delete(suppressions_remove_v1::handle),
+        );
     let router = Router::new()
         .nest("/v1", v1)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -10,6 +10,7 @@ use crate::delivery::{DeliveryError, SmtpReply};
 use crate::email::{AttachmentInfo, NewEmail, Priority};
 use crate::ids::{ApiKeyId, EmailId};
 use crate::status::EmailStatus;
+use crate::suppression::SuppressionStore;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -467,5 +468,11 @@ pub trait MaintenanceLeases: Send + Sync + 'static {
 }
 
 /// Everything the service needs from its database.
-pub trait Store: EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases {}
-impl<T: EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases> Store for T {}
+pub trait Store:
+    EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases + SuppressionStore
+{
+}
+impl<T> Store for T where
+    T: EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases + SuppressionStore
+{
+}

@@ -4,6 +4,8 @@
 
 use crate::address::EmailAddress;
 use crate::ids::{EmailId, SuppressionId};
+use crate::store::StoreError;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt;
 use std::str::FromStr;
@@ -73,6 +75,50 @@ pub struct Suppression {
     /// The email whose bounce added it, for origin `bounce`.
     pub email_id: Option<EmailId>,
     pub created_at: DateTime<Utc>,
+}
+
+/// An entry named by its id or by its address (in [`suppression_key`] form).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SuppressionRef {
+    Id(SuppressionId),
+    Email(String),
+}
+
+/// A page of the list, newest first (ids are UUIDv7).
+#[derive(Clone, Debug, Default)]
+pub struct SuppressionQuery {
+    pub origin: Option<SuppressionOrigin>,
+    pub limit: u32,
+    /// Older than this entry.
+    pub after: Option<SuppressionId>,
+    /// Newer than this entry (read oldest first, then flipped by the caller).
+    pub before: Option<SuppressionId>,
+}
+
+/// The suppression list as the API manages it. Bounces add to it in the
+/// transaction of their outcome (see `EmailStore::record_outcomes`).
+#[async_trait]
+pub trait SuppressionStore: Send + Sync + 'static {
+    /// Lists each address not yet listed, in one transaction; answers the
+    /// entry of every address, the new or the one already there.
+    async fn add_suppressions(
+        &self,
+        entries: &[Suppression],
+    ) -> Result<Vec<Suppression>, StoreError>;
+    async fn list_suppressions(
+        &self,
+        query: &SuppressionQuery,
+    ) -> Result<Vec<Suppression>, StoreError>;
+    async fn get_suppression(
+        &self,
+        entry: &SuppressionRef,
+    ) -> Result<Option<Suppression>, StoreError>;
+    /// Removes the named entries in one transaction; for each reference,
+    /// the entry it removed, if there was one.
+    async fn remove_suppressions(
+        &self,
+        entries: &[SuppressionRef],
+    ) -> Result<Vec<Option<Suppression>>, StoreError>;
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! `IN_PROGRESS_TIMEOUT` is presumed dead and may be taken over.
 
 use crate::{EmailService, ServiceError};
+use mailqueue_core::events::EventType;
 use mailqueue_core::store::{
     DueEmail, EmailToInsert, IdempotencyBegin, IdempotencyScope, IdempotencyWindow,
     IdempotentResponse, InsertGroup,
@@ -84,6 +85,10 @@ impl EmailService {
             .collect();
         let (status, body) = answer(&accepted);
         let due: Vec<DueEmail> = inserts.iter().map(EmailToInsert::due).collect();
+        let scheduled = inserts
+            .iter()
+            .filter(|e| e.initial_status() == EmailStatus::Scheduled)
+            .count();
         let group = InsertGroup {
             emails: inserts.into(),
             idempotency: idempotency.as_ref().map(|i| IdempotentResponse {
@@ -101,6 +106,8 @@ impl EmailService {
             return Err(e.into());
         }
         self.metrics.emails_accepted.inc_by(due.len() as u64);
+        self.count_events(EventType::Scheduled, scheduled);
+        self.count_events(EventType::Sent, due.len() - scheduled);
         self.dispatch(&due, "accepted emails were").await;
         Ok(AcceptOutcome::Committed { body })
     }

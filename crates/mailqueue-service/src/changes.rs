@@ -3,6 +3,7 @@
 
 use crate::{EmailService, ServiceError};
 use chrono::{DateTime, Utc};
+use mailqueue_core::events::EventType;
 use mailqueue_core::queue::{requeue_pending, RequeueCounts, RequeueError};
 use mailqueue_core::store::ChangeOutcome;
 use mailqueue_core::EmailId;
@@ -21,8 +22,12 @@ fn changed(
 impl EmailService {
     /// Moves an email not yet handed to a worker to `at`.
     pub async fn reschedule(&self, id: EmailId, at: DateTime<Utc>) -> Result<(), ServiceError> {
-        let outcome = self.store.reschedule_email(id, at, self.now()).await?;
+        let now = self.now();
+        let outcome = self.store.reschedule_email(id, at, now).await?;
         if let Some(due) = changed(id, outcome)? {
+            if due.due_at > now {
+                self.count_events(EventType::Scheduled, 1);
+            }
             self.dispatch(&[due], "a rescheduled email was").await;
         }
         Ok(())
@@ -32,13 +37,16 @@ impl EmailService {
     /// is left to expire: a claim of a cancelled email does nothing.
     pub async fn cancel(&self, id: EmailId) -> Result<(), ServiceError> {
         let outcome = self.store.cancel_email(id, self.now()).await?;
-        changed(id, outcome).map(|_| ())
+        changed(id, outcome)?;
+        self.count_events(EventType::Canceled, 1);
+        Ok(())
     }
 
     /// Queues a `failed` email again, with a fresh retry window.
     pub async fn retry(&self, id: EmailId) -> Result<(), ServiceError> {
         let outcome = self.store.retry_failed_email(id, self.now()).await?;
         if let Some(due) = changed(id, outcome)? {
+            self.count_events(EventType::Sent, 1);
             self.dispatch(&[due], "a retried email was").await;
         }
         Ok(())

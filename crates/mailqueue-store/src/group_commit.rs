@@ -16,6 +16,9 @@ use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::TokenHash;
 use mailqueue_core::batch::apply_isolating;
 use mailqueue_core::store::*;
+use mailqueue_core::suppression::{
+    Suppression, SuppressionQuery, SuppressionRef, SuppressionStore,
+};
 use mailqueue_core::EmailId;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -266,5 +269,36 @@ impl MaintenanceLeases for GroupCommitter {
 
     async fn release_maintenance_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         self.inner.release_maintenance_lease(name, holder).await
+    }
+}
+
+#[async_trait]
+impl SuppressionStore for GroupCommitter {
+    async fn add_suppressions(
+        &self,
+        entries: &[Suppression],
+    ) -> Result<Vec<Suppression>, StoreError> {
+        self.inner.add_suppressions(entries).await
+    }
+
+    async fn list_suppressions(
+        &self,
+        query: &SuppressionQuery,
+    ) -> Result<Vec<Suppression>, StoreError> {
+        self.inner.list_suppressions(query).await
+    }
+
+    async fn get_suppression(
+        &self,
+        entry: &SuppressionRef,
+    ) -> Result<Option<Suppression>, StoreError> {
+        self.inner.get_suppression(entry).await
+    }
+
+    async fn remove_suppressions(
+        &self,
+        entries: &[SuppressionRef],
+    ) -> Result<Vec<Option<Suppression>>, StoreError> {
+        self.inner.remove_suppressions(entries).await
     }
 }

@@ -8,6 +8,7 @@ mod emails;
 mod events;
 mod keys;
 mod leases;
+mod suppressions;
 
 use crate::errors::store_error;
 use crate::health::WriteHealth;
@@ -102,6 +103,7 @@ pub(crate) fn bound(
     use crate::shared::Param;
     st.params.iter().fold(sqlx::query(&st.sql), |q, p| match p {
         Param::Id(id) => q.bind(id.0),
+        Param::Uuid(u) => q.bind(*u),
         Param::Time(t) => q.bind(*t),
         Param::Text(s) => q.bind(s.as_str()),
         Param::Int(i) => q.bind(*i),

@@ -11,6 +11,7 @@
 pub mod events;
 pub mod rows;
 pub mod statements;
+pub mod suppressions;
 
 use chrono::{DateTime, Utc};
 use mailqueue_core::{EmailId, EmailStatus};
@@ -99,6 +100,8 @@ impl Dialect {
 #[derive(Clone, Debug)]
 pub enum Param {
     Id(EmailId),
+    /// Any other id (a suppression's, …), encoded as an email id is.
+    Uuid(uuid::Uuid),
     Time(DateTime<Utc>),
     Text(String),
     Int(i64),

@@ -20,6 +20,7 @@ use sqlx::{Column, Row, TypeInfo};
 /// Reading one column of a row, in the store's encoding.
 pub trait RowReader {
     fn uuid(&self, col: &str) -> Result<uuid::Uuid, StoreError>;
+    fn opt_uuid(&self, col: &str) -> Result<Option<uuid::Uuid>, StoreError>;
     fn id(&self, col: &str) -> Result<EmailId, StoreError> {
         Ok(EmailId(self.uuid(col)?))
     }
@@ -37,6 +38,9 @@ fn read_error(col: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
 
 impl RowReader for PgRow {
     fn uuid(&self, col: &str) -> Result<uuid::Uuid, StoreError> {
+        self.try_get(col).map_err(read_error(col))
+    }
+    fn opt_uuid(&self, col: &str) -> Result<Option<uuid::Uuid>, StoreError> {
         self.try_get(col).map_err(read_error(col))
     }
     fn time(&self, col: &str) -> Result<DateTime<Utc>, StoreError> {
@@ -78,9 +82,16 @@ impl RowReader for PgRow {
 
 impl RowReader for SqliteRow {
     fn uuid(&self, col: &str) -> Result<uuid::Uuid, StoreError> {
-        let s: String = self.try_get(col).map_err(read_error(col))?;
-        s.parse()
-            .map_err(|e| StoreError::Corrupt(format!("stored id `{s}` is not a UUID: {e}")))
+        self.opt_uuid(col)?
+            .ok_or_else(|| StoreError::Corrupt(format!("the column {col} is NULL")))
+    }
+    fn opt_uuid(&self, col: &str) -> Result<Option<uuid::Uuid>, StoreError> {
+        let s: Option<String> = self.try_get(col).map_err(read_error(col))?;
+        s.map(|s| {
+            s.parse()
+                .map_err(|e| StoreError::Corrupt(format!("stored id `{s}` is not a UUID: {e}")))
+        })
+        .transpose()
     }
     fn time(&self, col: &str) -> Result<DateTime<Utc>, StoreError> {
         from_ms(self.try_get(col).map_err(read_error(col))?)

@@ -11,6 +11,7 @@ mod emails;
 mod events;
 mod keys;
 mod leases;
+mod suppressions;
 mod writer;
 
 use crate::errors::store_error;
@@ -142,6 +143,7 @@ pub(crate) fn bound(
     use crate::shared::Param;
     st.params.iter().fold(sqlx::query(&st.sql), |q, p| match p {
         Param::Id(id) => q.bind(id.to_string()),
+        Param::Uuid(u) => q.bind(u.to_string()),
         Param::Time(t) => q.bind(to_ms(*t)),
         Param::Text(s) => q.bind(s.as_str()),
         Param::Int(i) => q.bind(*i),

@@ -8,6 +8,7 @@ mod events;
 mod keys;
 mod leases;
 mod support;
+mod suppressions;
 
 macro_rules! conformance {
     ($($module:ident :: $name:ident),* $(,)?) => {
@@ -43,6 +44,7 @@ conformance!(
     events::interrupted_and_deferred_attempts,
     events::refused_recipients_bounce_alone_and_are_suppressed,
     events::every_recipient_suppressed_ends_the_email,
+    suppressions::suppressions_are_added_once_listed_and_removed,
     keys::api_keys_are_found_by_hash_until_revoked,
     keys::api_key_permissions_round_trip,
     keys::keys_made_before_permissions_have_full_access,

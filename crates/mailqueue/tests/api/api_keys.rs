@@ -51,7 +51,18 @@ fn full_access_routes(email: &str, key: &str) -> Vec<(Method, String, Value)> {
             format!("/v1/emails/{email}/attempts"),
             Value::Null,
         ),
+        (
+            Method::GET,
+            format!("/v1/emails/{email}/events"),
+            Value::Null,
+        ),
         (Method::POST, format!("/v1/emails/{email}/retry"), json!({})),
+        (Method::GET, "/v1/suppressions".into(), Value::Null),
+        (
+            Method::POST,
+            "/v1/suppressions".into(),
+            json!({"email": "stop@example.com"}),
+        ),
         (
             Method::POST,
             "/v1/scheduled-jobs/requeue-all".into(),
@@ -121,7 +132,9 @@ async fn a_sending_key_may_only_send(kind: StoreKind) {
         let expected = if path.ends_with("/retry") {
             // A scheduled email is not `failed`: the route's own answer.
             409
-        } else if method == Method::POST && path == "/v1/api-keys" {
+        } else if method == Method::POST
+            && ["/v1/api-keys", "/v1/suppressions"].contains(&path.as_str())
+        {
             201
         } else {
             200

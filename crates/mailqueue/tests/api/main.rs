@@ -33,4 +33,5 @@ mod idempotency;
 mod operations;
 mod resend_sdk;
 mod startup_checks;
+mod suppressions;
 mod write_readiness;

@@ -58,3 +58,13 @@ async fn the_official_python_sdk_manages_api_keys() {
         "{keys:?}"
     );
 }
+
+#[tokio::test]
+async fn the_official_python_sdk_manages_suppressions() {
+    let app = spawn_app(StoreKind::Postgres).await;
+    let stdout = run_sdk_script(&app, "resend_sdk_suppressions_check.py").await;
+    assert!(
+        stdout.contains("all Resend SDK suppressions checks passed"),
+        "{stdout}"
+    );
+}
