@@ -15,7 +15,7 @@ use mailqueue_core::store::{AttemptOutcome, Claim, ClaimedEmail, DueEmail, Store
 use mailqueue_core::suppression::suppression_key;
 use mailqueue_core::{EmailAddress, EmailId, EmailStatus, EventId, SuppressionId};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -114,26 +114,56 @@ impl PgStore {
         Ok(claimed)
     }
 
-    /// Outcomes, their history, their events and the addresses their
-    /// bounces suppress, in one transaction.
+    /// Outcomes, their history, their events (with their webhook
+    /// deliveries) and the addresses their bounces suppress, in one
+    /// statement: the events and suppressions of an outcome that does not
+    /// apply (a stale attempt) are filtered out by the statement itself.
     pub(super) async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let ctx = "recording attempts";
         let rows = OutcomeRows::from(outcomes);
         let ids: Vec<Uuid> = rows.ids.iter().map(|i| i.0).collect();
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
-        let applied: Vec<Uuid> = sqlx::query_scalar(&with_statuses(
-            "UPDATE emails AS e SET status = u.status, next_attempt_at = u.next_at, \
-                 sent_at = COALESCE(u.sent_at, e.sent_at), last_error = u.error, \
-                 last_smtp_reply = COALESCE(u.reply, e.last_smtp_reply), lease_holder = NULL, \
-                 lease_expires_at = NULL, updated_at = u.finished \
-             FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], \
-                         $7::text[], $8::timestamptz[]) AS u(id, attempt, status, next_at, sent_at, error, reply, finished) \
-             WHERE e.id = u.id AND ((e.status = {sending} AND e.attempts = u.attempt) \
-                 OR (u.status = {sent} AND e.status <> {sent})) \
-             RETURNING e.id",
+        let every: Vec<EmailId> = outcomes.iter().map(|o| o.email_id).collect();
+        let evs = events::outcomes(outcomes, &every);
+        let bounced = Suppressions::from(outcomes);
+        sqlx::query(&with_statuses(
+            "WITH applied AS ( \
+                 UPDATE emails AS e SET status = u.status, next_attempt_at = u.next_at, \
+                     sent_at = COALESCE(u.sent_at, e.sent_at), last_error = u.error, \
+                     last_smtp_reply = COALESCE(u.reply, e.last_smtp_reply), lease_holder = NULL, \
+                     lease_expires_at = NULL, updated_at = u.finished \
+                 FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
+                             $6::text[], $7::text[], $8::timestamptz[]) \
+                      AS u(id, attempt, status, next_at, sent_at, error, reply, finished) \
+                 WHERE e.id = u.id AND ((e.status = {sending} AND e.attempts = u.attempt) \
+                     OR (u.status = {sent} AND e.status <> {sent})) \
+                 RETURNING e.id), \
+             history AS ( \
+                 INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::int4[], $9::timestamptz[], $8::timestamptz[], \
+                                      $10::text[], $11::int4[], $12::text[]) \
+                      AS u(email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
+                 WHERE EXISTS (SELECT 1 FROM emails AS e WHERE e.id = u.email_id)), \
+             ev AS ( \
+                 INSERT INTO email_events (id, email_id, type, created_at, data) \
+                 SELECT u.id, u.email_id, u.type, u.created_at, u.data::jsonb \
+                 FROM UNNEST($13::uuid[], $14::uuid[], $15::text[], $16::timestamptz[], $17::text[]) \
+                      AS u(id, email_id, type, created_at, data) \
+                 WHERE u.email_id IN (SELECT id FROM applied) \
+                 RETURNING id, type, created_at), \
+             fan_out AS ( \
+                 INSERT INTO webhook_deliveries (webhook_id, event_id, status, next_attempt_at, created_at) \
+                 SELECT w.id, ev.id, 'pending', ev.created_at, ev.created_at \
+                 FROM ev JOIN webhooks AS w ON w.status = 'enabled' AND ev.type = ANY (w.events)), \
+             suppressed AS ( \
+                 INSERT INTO suppressions (id, email, origin, reason, email_id, created_at) \
+                 SELECT u.id, u.email, 'bounce', u.reason, u.email_id, u.created_at \
+                 FROM UNNEST($18::uuid[], $19::text[], $20::text[], $21::uuid[], $22::timestamptz[]) \
+                      AS u(id, email, reason, email_id, created_at) \
+                 WHERE u.email_id IN (SELECT id FROM applied) \
+                 ON CONFLICT (email) DO NOTHING) \
+             SELECT count(*) FROM applied",
         ))
         .bind(&ids)
         .bind(&rows.attempts)
@@ -143,31 +173,24 @@ impl PgStore {
         .bind(&rows.errors)
         .bind(&rows.replies)
         .bind(&rows.finished)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| store_error("recording attempt outcomes", e))?;
-        sqlx::query(
-            "INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
-             SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::timestamptz[], $4::timestamptz[], $5::text[], \
-                                  $6::int4[], $7::text[]) AS u(email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
-             WHERE EXISTS (SELECT 1 FROM emails AS e WHERE e.id = u.email_id)",
-        )
-        .bind(&ids)
-        .bind(&rows.attempts)
         .bind(&rows.started)
-        .bind(&rows.finished)
         .bind(&rows.kinds)
         .bind(&rows.codes)
         .bind(&rows.details)
-        .execute(&mut *tx)
+        .bind(evs.iter().map(|e| e.id.0).collect::<Vec<Uuid>>())
+        .bind(evs.iter().map(|e| e.email_id.0).collect::<Vec<Uuid>>())
+        .bind(evs.iter().map(|e| e.event_type.as_str()).collect::<Vec<&str>>())
+        .bind(evs.iter().map(|e| e.created_at).collect::<Vec<_>>())
+        .bind(evs.iter().map(|e| e.data.as_str()).collect::<Vec<&str>>())
+        .bind(&bounced.ids)
+        .bind(&bounced.emails)
+        .bind(&bounced.reasons)
+        .bind(&bounced.sources)
+        .bind(&bounced.times)
+        .execute(&self.pool)
         .await
-        .map_err(|e| store_error("recording attempts", e))?;
-        let applied: Vec<EmailId> = applied.into_iter().map(EmailId).collect();
-        write_events(&mut tx, &events::outcomes(outcomes, &applied)).await?;
-        suppress_bounced(&mut tx, outcomes, &applied).await?;
-        tx.commit()
-            .await
-            .map_err(|e| store_error("committing attempts", e))
+        .map_err(|e| store_error("recording attempt outcomes", e))?;
+        Ok(())
     }
 
     /// Returns expired leases to the queue (or gives them up), with a
@@ -257,47 +280,32 @@ impl PgStore {
     }
 }
 
-/// Puts the recipients that bounced for good (refused at `RCPT TO` as
-/// unknown) on the suppression list, origin `bounce`.
-async fn suppress_bounced(
-    conn: &mut PgConnection,
-    outcomes: &[AttemptOutcome],
-    applied: &[EmailId],
-) -> Result<(), StoreError> {
-    let mut ids = Vec::new();
-    let mut emails = Vec::new();
-    let mut reasons = Vec::new();
-    let mut sources = Vec::new();
-    let mut times = Vec::new();
-    for o in outcomes.iter().filter(|o| applied.contains(&o.email_id)) {
-        for r in outcome_suppressions(o) {
-            let key = EmailAddress::parse(&r.address)
-                .map(|a| suppression_key(&a))
-                .unwrap_or_else(|_| r.address.clone());
-            ids.push(SuppressionId::generate(o.finished_at).0);
-            emails.push(key);
-            reasons.push(r.reply.to_string());
-            sources.push(o.email_id.0);
-            times.push(o.finished_at);
+/// The recipients that bounced for good (refused at `RCPT TO` as
+/// unknown), as columns for the suppression list (origin `bounce`).
+#[derive(Default)]
+struct Suppressions {
+    ids: Vec<Uuid>,
+    emails: Vec<String>,
+    reasons: Vec<String>,
+    sources: Vec<Uuid>,
+    times: Vec<DateTime<Utc>>,
+}
+
+impl From<&[AttemptOutcome]> for Suppressions {
+    fn from(outcomes: &[AttemptOutcome]) -> Self {
+        let mut s = Suppressions::default();
+        for o in outcomes {
+            for r in outcome_suppressions(o) {
+                let key = EmailAddress::parse(&r.address)
+                    .map(|a| suppression_key(&a))
+                    .unwrap_or_else(|_| r.address.clone());
+                s.ids.push(SuppressionId::generate(o.finished_at).0);
+                s.emails.push(key);
+                s.reasons.push(r.reply.to_string());
+                s.sources.push(o.email_id.0);
+                s.times.push(o.finished_at);
+            }
         }
+        s
     }
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO suppressions (id, email, origin, reason, email_id, created_at) \
-         SELECT u.id, u.email, 'bounce', u.reason, u.email_id, u.created_at \
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::timestamptz[]) \
-              AS u(id, email, reason, email_id, created_at) \
-         ON CONFLICT (email) DO NOTHING",
-    )
-    .bind(&ids)
-    .bind(&emails)
-    .bind(&reasons)
-    .bind(&sources)
-    .bind(&times)
-    .execute(conn)
-    .await
-    .map_err(|e| store_error("suppressing bounced addresses", e))?;
-    Ok(())
 }
