@@ -33,9 +33,9 @@ pub async fn backup_postgres(
     let snapshot = Snapshot::open(&opts.database_url).await?;
     let facts = SourceFacts {
         version: format!("PostgreSQL {}", snapshot.server_version),
-        row_counts: snapshot.row_counts.clone(),
-        key_count: None,
-        key_count_exact: false,
+        row_counts: snapshot.figures.counts.clone(),
+        table_checksums: snapshot.figures.checksums.clone(),
+        ..Default::default()
     };
     let (url, snapshot_id) = (opts.database_url.clone(), snapshot.id.clone());
     let open = move || {
@@ -50,12 +50,12 @@ pub async fn backup_postgres(
             }),
         })
     };
-    let request = PublishRequest {
-        kind: BackupKind::Postgres,
-        compression: opts.compression,
+    let request = PublishRequest::new(
+        BackupKind::Postgres,
+        opts.compression,
         recipients,
         started_at,
-    };
+    );
     let published = publish(dest, request, facts, open, now).await;
     snapshot.close().await;
     published

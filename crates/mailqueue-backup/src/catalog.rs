@@ -15,7 +15,7 @@ pub async fn list(
 ) -> Result<Vec<Manifest>, BackupError> {
     let folders: Vec<&str> = match kind {
         Some(k) => vec![k.folder()],
-        None => vec!["postgresql", "redis", "sqlite"],
+        None => BackupKind::CATALOGUED.iter().map(|k| k.folder()).collect(),
     };
     let mut keys = Vec::new();
     for folder in folders {

@@ -27,6 +27,8 @@ mod faults_store;
 mod http_limits;
 mod idempotency;
 mod operations;
+mod pitr;
+mod pitr_faults;
 mod resend_sdk;
 mod startup_checks;
 mod write_readiness;
