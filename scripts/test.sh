@@ -76,7 +76,7 @@ if [ ! -x "$venv/bin/python3" ]; then
   log "creating $venv"
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python3" -c 'import aiosmtpd, resend, moto.server, gcp_storage_emulator' >/dev/null 2>&1; then
+if ! "$venv/bin/python3" -c 'import aiosmtpd, resend, moto.server, gcp_storage_emulator, kubernetes_validate' >/dev/null 2>&1; then
   log "installing the Python test packages"
   "$venv/bin/pip" install -q --disable-pip-version-check -r tests-requirements.txt
 fi

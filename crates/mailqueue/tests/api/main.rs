@@ -17,6 +17,8 @@ mod binary;
 mod delivery;
 mod delivery_relay_faults;
 mod delivery_wire;
+mod deploy_manifests;
+mod dr_drill;
 mod emails_batch;
 mod emails_change;
 mod emails_create;
