@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Rewrites BENCHMARKS.md from the latest results of bench/accept.sh and
-# bench/deliver.sh (bench/results/*.md).
+# Rewrites BENCHMARKS.md from the latest results of bench/accept.sh,
+# bench/deliver.sh, bench/backup.sh and bench/pitr.sh (bench/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 {
@@ -20,6 +20,10 @@ MD
   if [ -f bench/results/backup.md ]; then
     echo
     cat bench/results/backup.md
+  fi
+  if [ -f bench/results/pitr.md ]; then
+    echo
+    cat bench/results/pitr.md
   fi
   cat <<'MD'
 
@@ -47,6 +51,15 @@ MD
   than a like-for-like comparison. Restores spend the extra time reading,
   checking and decrypting the backup before pg_restore starts. The peak
   RSS does not depend on the database size.
+- A WAL push is a whole process per segment, as PostgreSQL runs
+  `archive_command`: start, read, hash, compress, one listing request for the
+  segment's own folder, one upload. PostgreSQL archives one segment at a
+  time, so the sustained rate is one segment per push latency. pgBackRest
+  pays the same per-process start, plus its own checks against the stanza.
+- Base backups read the cluster through the replication protocol in all
+  three cases; what differs is the compression (zstd 3 against gzip 6) and
+  what follows the read. A PITR restore adds to the base backup's restore the
+  replay of every WAL segment since, each fetched by its own `wal-fetch`.
 MD
 } > BENCHMARKS.md
 echo "BENCHMARKS.md written"

@@ -40,6 +40,8 @@ pub enum RecoveryTarget {
     Name(String),
     /// The end of the archived WAL.
     Latest,
+    /// As soon as the base backup is consistent (the backup alone).
+    Immediate,
 }
 
 impl RecoveryTarget {
@@ -64,7 +66,7 @@ impl RecoveryTarget {
         match self {
             RecoveryTarget::Time(t) => base.finished_at <= t.with_timezone(&Utc),
             RecoveryTarget::Lsn(lsn) => wal.end <= *lsn,
-            RecoveryTarget::Name(_) | RecoveryTarget::Latest => true,
+            RecoveryTarget::Name(_) | RecoveryTarget::Latest | RecoveryTarget::Immediate => true,
         }
     }
 
@@ -83,6 +85,7 @@ impl RecoveryTarget {
                 )]
             }
             RecoveryTarget::Latest => Vec::new(),
+            RecoveryTarget::Immediate => vec!["recovery_target = 'immediate'".to_string()],
         }
     }
 }
@@ -98,6 +101,7 @@ impl fmt::Display for RecoveryTarget {
             RecoveryTarget::Lsn(lsn) => write!(f, "WAL position {lsn}"),
             RecoveryTarget::Name(name) => write!(f, "restore point {name}"),
             RecoveryTarget::Latest => f.write_str("the end of the archived WAL"),
+            RecoveryTarget::Immediate => f.write_str("the end of the base backup"),
         }
     }
 }
@@ -111,10 +115,14 @@ pub enum TargetAction {
     Pause,
 }
 
+/// Replaced in `restore_command` by the base backup's WAL segment size.
+pub const SEGMENT_SIZE_TOKEN: &str = "{segment_size}";
+
 pub struct PitrOptions {
     pub target: RecoveryTarget,
     pub data_dir: PathBuf,
-    /// The `restore_command` to write, with `%f` and `%p`.
+    /// The `restore_command` to write, with `%f` and `%p` (and
+    /// [`SEGMENT_SIZE_TOKEN`] where the segment size goes).
     pub restore_command: String,
     pub action: TargetAction,
     /// Extra settings for the restored server (`port = 5433`, `archive_mode = off` …).
@@ -197,7 +205,7 @@ pub async fn restore_pitr(
         None => Owner::of(&opts.data_dir)?,
     };
     unpack(dest, base, &opts.data_dir).await?;
-    configure(opts)?;
+    configure(opts, wal.segment_size)?;
     if let Some(hba) = &opts.hba {
         std::fs::write(opts.data_dir.join("pg_hba.conf"), hba)
             .map_err(|e| BackupError::io("writing pg_hba.conf", e))?;
@@ -327,13 +335,16 @@ async fn unpack(dest: &Destination, base: &Manifest, data_dir: &Path) -> Result<
 
 /// Appends the recovery settings to `postgresql.auto.conf` (read last, so
 /// they win) and creates `recovery.signal`.
-fn configure(opts: &PitrOptions) -> Result<(), BackupError> {
+fn configure(opts: &PitrOptions, segment_size: u64) -> Result<(), BackupError> {
+    let restore_command = opts
+        .restore_command
+        .replace(SEGMENT_SIZE_TOKEN, &segment_size.to_string());
     let mut lines = vec![
         String::new(),
         "# Point-in-time recovery, written by mailqueue restore postgres --pitr".to_string(),
         format!(
             "restore_command = '{}'",
-            opts.restore_command.replace('\'', "''")
+            restore_command.replace('\'', "''")
         ),
         "recovery_target_timeline = 'latest'".to_string(),
     ];

@@ -6,7 +6,7 @@ use mailqueue::commands::backups::BackupsCommand;
 use mailqueue::commands::dr::DrCommand;
 use mailqueue::commands::restore::RestoreCommand;
 use mailqueue::commands::verify::{Verdict, VerifyArgs};
-use mailqueue::commands::wal::{WalCommand, WalFetchArgs, WalPushArgs};
+use mailqueue::commands::wal::{WalCommand, WalFetchArgs, WalPrefetchArgs, WalPushArgs};
 use mailqueue::commands::{self, api_keys::ApiKeysCommand};
 use mailqueue::config::{Config, LogFormat};
 use std::collections::HashMap;
@@ -49,6 +49,9 @@ enum Command {
     /// Exit 1 only when the archive does not hold it; 126 on any other failure.
     #[command(name = "wal-fetch")]
     WalFetch(WalFetchArgs),
+    /// The read-ahead `wal-fetch --prefetch` starts.
+    #[command(name = "wal-prefetch", hide = true)]
+    WalPrefetch(WalPrefetchArgs),
     /// Checks and prunes the WAL archive.
     #[command(subcommand)]
     Wal(WalCommand),
@@ -87,6 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backups(cmd) => commands::backups::run(config, cmd).await?,
         Command::WalPush(args) => return Ok(commands::wal::push_command(config, args).await),
         Command::WalFetch(args) => return Ok(commands::wal::fetch_command(config, args).await),
+        Command::WalPrefetch(args) => commands::wal::prefetch_command(config, args).await?,
         Command::Wal(cmd) => commands::wal::run(config, cmd).await?,
         Command::Dr(cmd) => return commands::dr::run(config, cmd).await,
         Command::Verify(args) => {

@@ -9,6 +9,7 @@
 //! - `check`: archiving health (`pg_stat_archiver`) and gaps since the
 //!   newest base backup, behind `scripts/backup/sync-wal.sh`.
 //! - `retention`: which archived files may go.
+//! - `prefetch`: read-ahead for `wal-fetch` during recovery.
 //! - `metrics`: what pushes and checks report to Prometheus.
 
 pub mod archive;
@@ -16,6 +17,7 @@ pub mod check;
 pub mod listing;
 pub mod metrics;
 pub mod name;
+pub mod prefetch;
 pub mod retention;
 
 pub use archive::{fetch, push, FetchOutcome, PushOptions, PushOutcome};

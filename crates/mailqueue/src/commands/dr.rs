@@ -130,7 +130,7 @@ pub async fn run(config: Config, command: DrCommand) -> anyhow::Result<ExitCode>
         },
         database: database.unwrap_or_else(|| database_name(&config)),
         superuser,
-        restore_command: restore_command(&config, source),
+        restore_command: restore_command(&config, source)?,
         redis: !no_redis,
         run_as,
         targets: Targets::default(),

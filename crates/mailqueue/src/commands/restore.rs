@@ -4,7 +4,9 @@ use super::places::{destination, existing_destination, location_env, Place};
 use crate::Config;
 use clap::{Args, Subcommand};
 use mailqueue_backup::postgres::with_database;
-use mailqueue_backup::restore_pitr::{restore_pitr, PitrOptions, RecoveryTarget, TargetAction};
+use mailqueue_backup::restore_pitr::{
+    restore_pitr, PitrOptions, RecoveryTarget, TargetAction, SEGMENT_SIZE_TOKEN,
+};
 use mailqueue_backup::restore_postgres::{restore_postgres, PostgresRestoreOptions};
 use mailqueue_backup::restore_redis::{restore_redis, RedisLayout, RedisRestoreOptions};
 use mailqueue_backup::sqlite::restore_sqlite;
@@ -20,6 +22,22 @@ pub enum RestoreCommand {
     Sqlite(SqliteArgs),
     /// Puts a Redis backup in place for a stopped Redis, then checks its key count.
     Redis(RedisArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn values_in_restore_command_are_quoted_or_refused() {
+        assert_eq!(shell_quote("/var/lib/backups").unwrap(), "/var/lib/backups");
+        assert_eq!(
+            shell_quote("/mnt/my backups").unwrap(),
+            "\"/mnt/my backups\""
+        );
+        assert!(shell_quote("/tmp/$(reboot)").is_err());
+        assert!(shell_quote("it's").is_err());
+    }
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -99,8 +117,11 @@ pub struct PitrArgs {
     #[arg(long, requires = "pitr", conflicts_with = "target_name")]
     target_lsn: Option<String>,
     /// Recover up to this restore point (pg_create_restore_point).
-    #[arg(long, requires = "pitr")]
+    #[arg(long, requires = "pitr", conflicts_with = "target_immediate")]
     target_name: Option<String>,
+    /// Stop as soon as the base backup is consistent (the base backup alone).
+    #[arg(long, requires = "pitr", conflicts_with_all = ["target_time", "target_lsn"])]
+    target_immediate: bool,
     /// The empty directory to restore the cluster into; its owner runs the server.
     #[arg(long, requires = "pitr", value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -124,30 +145,41 @@ pub struct PitrArgs {
 /// The `restore_command` that fetches from `place`, with the location
 /// settings it needs (never credentials: those come from the server's
 /// environment).
-pub fn restore_command(config: &Config, place: Place) -> String {
+pub fn restore_command(config: &Config, place: Place) -> Result<String, BackupError> {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "mailqueue".into());
     let env: Vec<String> = location_env(config, place)
         .into_iter()
-        .map(|(k, v)| format!("{k}={}", shell_quote(&v)))
-        .collect();
+        .map(|(k, v)| shell_quote(&v).map(|v| format!("{k}={v}")))
+        .collect::<Result<_, _>>()?;
     let prefix = if env.is_empty() {
         String::new()
     } else {
         format!("env {} ", env.join(" "))
     };
-    format!("{prefix}{exe} wal-fetch -s {} %f %p", place.flag())
+    Ok(format!(
+        "{prefix}{} wal-fetch -s {} --prefetch 8 --segment-size {SEGMENT_SIZE_TOKEN} %f %p",
+        shell_quote(&exe)?,
+        place.flag()
+    ))
 }
 
-fn shell_quote(value: &str) -> String {
+/// A value for the shell that runs `restore_command`: as it is when it
+/// holds nothing special, double-quoted otherwise; refused when it holds a
+/// character double quotes do not neutralise.
+fn shell_quote(value: &str) -> Result<String, BackupError> {
     if value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-:@%+=,".contains(c))
     {
-        value.to_string()
+        Ok(value.to_string())
+    } else if value.contains(['"', '\\', '$', '`', '\'']) {
+        Err(BackupError::Config(format!(
+            "`{value}` cannot be written into restore_command; use a path or URL without quotes, $, ` or \\"
+        )))
     } else {
-        format!("\"{}\"", value.replace(['"', '\\', '$', '`'], ""))
+        Ok(format!("\"{value}\""))
     }
 }
 
@@ -159,6 +191,7 @@ async fn restore_pitr_command(config: &Config, args: PostgresArgs) -> anyhow::Re
         )
     })?;
     let target = match (&p.target_time, &p.target_lsn, &p.target_name, args.backup.as_deref()) {
+        _ if p.target_immediate => RecoveryTarget::Immediate,
         (Some(t), _, _, _) => RecoveryTarget::parse_time(t)?,
         (_, Some(l), _, _) => RecoveryTarget::Lsn(l.parse::<Lsn>()?),
         (_, _, Some(n), _) => RecoveryTarget::Name(n.clone()),
@@ -181,7 +214,7 @@ async fn restore_pitr_command(config: &Config, args: PostgresArgs) -> anyhow::Re
     let options = PitrOptions {
         target: target.clone(),
         data_dir: data_dir.clone(),
-        restore_command: restore_command(config, args.source),
+        restore_command: restore_command(config, args.source)?,
         action: if p.pause {
             TargetAction::Pause
         } else {

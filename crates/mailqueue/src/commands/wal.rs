@@ -20,9 +20,11 @@ use mailqueue_backup::gpg;
 use mailqueue_backup::metrics::sibling_textfile;
 use mailqueue_backup::wal::check::check_wal;
 use mailqueue_backup::wal::metrics::{PushResult, WalMetricsSink};
+use mailqueue_backup::wal::prefetch::{following, prefetch_into, spool_dir, take_from_spool};
 use mailqueue_backup::wal::retention::prune_wal;
 use mailqueue_backup::wal::{fetch, push, FetchOutcome, PushOptions, PushOutcome};
 use mailqueue_backup::{BackupError, BackupKind, Compression};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,6 +55,25 @@ pub struct WalFetchArgs {
     path: PathBuf,
     #[arg(short = 's', long, value_enum, default_value = "file")]
     source: Place,
+    /// After a segment, fetch this many of the next ones ahead, in the
+    /// background, into pg_wal/.mailqueue-prefetch (0: none).
+    #[arg(long, default_value_t = 0, value_name = "SEGMENTS")]
+    prefetch: u32,
+    /// The cluster's WAL segment size, to name the next segments.
+    #[arg(long, default_value_t = mailqueue_backup::wal::DEFAULT_SEGMENT_SIZE, value_name = "BYTES")]
+    segment_size: u64,
+}
+
+/// The read-ahead process `wal-fetch --prefetch` starts.
+#[derive(Args, Debug)]
+pub struct WalPrefetchArgs {
+    #[arg(short = 's', long, value_enum, default_value = "file")]
+    source: Place,
+    /// The spool directory.
+    #[arg(long)]
+    into: PathBuf,
+    /// The segments to fetch, in order.
+    names: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,10 +162,19 @@ pub async fn push_command(config: Config, args: WalPushArgs) -> ExitCode {
 
 pub async fn fetch_command(config: Config, args: WalFetchArgs) -> ExitCode {
     let result = async {
+        if args.prefetch > 0 && take_from_spool(&args.name, &args.path) {
+            return Ok(FetchOutcome::Restored {
+                key: "prefetched".into(),
+                bytes: 0,
+            });
+        }
         let dest = existing_destination(&config, args.source)?;
         fetch(&dest, &args.name, &args.path).await
     }
     .await;
+    if args.prefetch > 0 && matches!(result, Ok(FetchOutcome::Restored { .. })) {
+        start_read_ahead(&args);
+    }
     match result {
         Ok(FetchOutcome::Restored { .. }) => ExitCode::SUCCESS,
         Ok(FetchOutcome::Missing) => ExitCode::from(1),
@@ -153,6 +183,37 @@ pub async fn fetch_command(config: Config, args: WalFetchArgs) -> ExitCode {
             ExitCode::from(FETCH_FAILED)
         }
     }
+}
+
+/// Starts the read-ahead of the segments after the one just served, as a
+/// detached process of its own; a failure to start it is only logged.
+fn start_read_ahead(args: &WalFetchArgs) {
+    let names = following(&args.name, args.segment_size, args.prefetch);
+    if names.is_empty() {
+        return;
+    }
+    let started = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .arg("wal-prefetch")
+            .args(["-s", args.source.flag()])
+            .arg("--into")
+            .arg(spool_dir(&args.path))
+            .args(&names)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+    });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "cannot start the WAL read-ahead");
+    }
+}
+
+pub async fn prefetch_command(config: Config, args: WalPrefetchArgs) -> anyhow::Result<()> {
+    let dest = existing_destination(&config, args.source)?;
+    prefetch_into(&dest, &args.into, &args.names).await?;
+    Ok(())
 }
 
 pub async fn run(config: Config, command: WalCommand) -> anyhow::Result<()> {

@@ -346,3 +346,35 @@ async fn a_base_backup_killed_mid_stream_publishes_nothing() {
     assert_eq!(db.ops.catalog("file").len(), 1);
     let _ = BIN;
 }
+
+#[test]
+fn wal_fetch_reads_ahead_and_serves_the_next_segment_from_its_spool() {
+    let ops = Ops::for_url("postgres://unused");
+    let wal = TempDir::new("pg_wal");
+    let names = ["0000000100000000000000FE", "0000000100000000000000FF", "000000010000000100000000"];
+    for name in names {
+        let file = wal.path().join(name);
+        std::fs::write(&file, name.repeat(4096)).unwrap();
+        ops.ok(&["wal-push", file.to_str().unwrap()]);
+        std::fs::remove_file(file).unwrap();
+    }
+    let pg_wal = wal.path().join("pg_wal");
+    std::fs::create_dir_all(&pg_wal).unwrap();
+    let target = pg_wal.join("RECOVERYXLOG");
+    let fetch = |name: &str| ops.ok(&["wal-fetch", "--prefetch", "4", name, target.to_str().unwrap()]);
+    fetch(names[0]);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), names[0].repeat(4096));
+    let spool = pg_wal.join(".mailqueue-prefetch");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(spool.join(names[1]).exists() && spool.join(names[2]).exists()) {
+        assert!(Instant::now() < deadline, "the read-ahead fetched nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The archive goes away: the next segments still come, from the spool.
+    std::fs::rename(ops.backups_dir(), ops.dir.path().join("gone")).unwrap();
+    for name in &names[1..] {
+        fetch(name);
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), name.repeat(4096));
+        assert!(!spool.join(name).exists(), "used once");
+    }
+}
