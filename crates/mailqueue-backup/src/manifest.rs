@@ -33,8 +33,8 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub row_counts: BTreeMap<String, u64>,
     /// PostgreSQL: an order-independent checksum of every table's rows
-    /// (the sum of the first 64 bits of each row's MD5, as text), taken with
-    /// the row counts.
+    /// (the sum of each row's 64-bit `hashtextextended`, as text), taken
+    /// with the row counts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub table_checksums: BTreeMap<String, String>,
     /// PostgreSQL physical: the named restore point at which `row_counts`

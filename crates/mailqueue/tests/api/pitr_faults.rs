@@ -351,7 +351,11 @@ async fn a_base_backup_killed_mid_stream_publishes_nothing() {
 fn wal_fetch_reads_ahead_and_serves_the_next_segment_from_its_spool() {
     let ops = Ops::for_url("postgres://unused");
     let wal = TempDir::new("pg_wal");
-    let names = ["0000000100000000000000FE", "0000000100000000000000FF", "000000010000000100000000"];
+    let names = [
+        "0000000100000000000000FE",
+        "0000000100000000000000FF",
+        "000000010000000100000000",
+    ];
     for name in names {
         let file = wal.path().join(name);
         std::fs::write(&file, name.repeat(4096)).unwrap();
@@ -361,9 +365,20 @@ fn wal_fetch_reads_ahead_and_serves_the_next_segment_from_its_spool() {
     let pg_wal = wal.path().join("pg_wal");
     std::fs::create_dir_all(&pg_wal).unwrap();
     let target = pg_wal.join("RECOVERYXLOG");
-    let fetch = |name: &str| ops.ok(&["wal-fetch", "--prefetch", "4", name, target.to_str().unwrap()]);
+    let fetch = |name: &str| {
+        ops.ok(&[
+            "wal-fetch",
+            "--prefetch",
+            "4",
+            name,
+            target.to_str().unwrap(),
+        ])
+    };
     fetch(names[0]);
-    assert_eq!(std::fs::read_to_string(&target).unwrap(), names[0].repeat(4096));
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        names[0].repeat(4096)
+    );
     let spool = pg_wal.join(".mailqueue-prefetch");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !(spool.join(names[1]).exists() && spool.join(names[2]).exists()) {
