@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bench/accept.sh
 bench/deliver.sh
 bench/backup.sh
+bench/pitr.sh
 bench/report.sh

@@ -3,7 +3,8 @@
 # describes: pg_dump -Fc, compressed, optionally encrypted, uploaded, with a
 # manifest, retention, metrics and an optional Slack message.
 #
-# Usage: pg-backup.sh [-c gzip|zstd] [-e] [-u s3|gcs] [-n] [-r DAYS]
+# Usage: pg-backup.sh [-P] [-c gzip|zstd] [-e] [-u s3|gcs] [-n] [-r DAYS]
+#   -P             A physical base backup (for point-in-time recovery) instead of pg_dump
 #   -c gzip|zstd   Compression type (default: zstd)
 #   -e             Encrypt with GPG (to GPG_RECIPIENT)
 #   -u s3|gcs      Upload destination (default: MAILQUEUE_BACKUP_DIR)
@@ -13,8 +14,10 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 args=()
-while getopts ":c:eu:nr:h" opt; do
+kind=()
+while getopts ":Pc:eu:nr:h" opt; do
   case $opt in
+    P) kind=(--physical) ;;
     c) args+=(-c "$OPTARG") ;;
     e) args+=(-e) ;;
     u) args+=(-u "$OPTARG") ;;
@@ -28,4 +31,4 @@ shift $((OPTIND - 1))
 if [ $# -gt 0 ]; then
   bad_usage "unexpected argument: $1"
 fi
-exec "$(mailqueue_bin)" backup postgres "${args[@]}"
+exec "$(mailqueue_bin)" backup postgres "${kind[@]}" "${args[@]}"

@@ -1,5 +1,6 @@
 //! `mailqueue backup postgres`: `pg_dump -Fc` inside a snapshot whose row
-//! counts go into the manifest, through the common publish path.
+//! counts and per-table checksums go into the manifest, read while the
+//! dump streams, through the common publish path.
 
 use crate::destination::Destination;
 use crate::error::BackupError;
@@ -8,7 +9,7 @@ use crate::kind::{BackupKind, Compression};
 use crate::lock::BackupLock;
 use crate::manifest::Manifest;
 use crate::postgres::{spawn_dump, wait_tool, Snapshot};
-use crate::publish::{publish, PublishRequest, Source, SourceFacts};
+use crate::publish::{publish_manifest, upload, PublishRequest, Source, SourceFacts};
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 
@@ -30,13 +31,8 @@ pub async fn backup_postgres(
     let _lock = BackupLock::acquire(&opts.lock_dir, BackupKind::Postgres)?;
     let started_at = now();
     let recipients = gpg::recipients(&opts.recipients)?;
-    let snapshot = Snapshot::open(&opts.database_url).await?;
-    let facts = SourceFacts {
-        version: format!("PostgreSQL {}", snapshot.server_version),
-        row_counts: snapshot.row_counts.clone(),
-        key_count: None,
-        key_count_exact: false,
-    };
+    let mut snapshot = Snapshot::open(&opts.database_url).await?;
+    let version = format!("PostgreSQL {}", snapshot.server_version);
     let (url, snapshot_id) = (opts.database_url.clone(), snapshot.id.clone());
     let open = move || {
         let (mut child, stdout) = spawn_dump(&url, Some(&snapshot_id))?;
@@ -50,13 +46,21 @@ pub async fn backup_postgres(
             }),
         })
     };
-    let request = PublishRequest {
-        kind: BackupKind::Postgres,
-        compression: opts.compression,
+    let request = PublishRequest::new(
+        BackupKind::Postgres,
+        opts.compression,
         recipients,
         started_at,
-    };
-    let published = publish(dest, request, facts, open, now).await;
+    );
+    // The figures are read in the snapshot while pg_dump streams it.
+    let (uploaded, figures) = tokio::join!(upload(dest, request, open), snapshot.figures());
     snapshot.close().await;
-    published
+    let figures = figures?;
+    let facts = SourceFacts {
+        version,
+        row_counts: figures.counts,
+        table_checksums: figures.checksums,
+        ..Default::default()
+    };
+    publish_manifest(dest, uploaded?, facts, now).await
 }

@@ -60,6 +60,7 @@ pub async fn backup_redis_rdb(
             Some(n) => n,
             None => admin.key_count().await?,
         }),
+        ..Default::default()
     };
     let url = opts.redis_url.clone();
     let open = move || {
@@ -69,12 +70,12 @@ pub async fn backup_redis_rdb(
             Ok(Source::plain(sync_stream(&url)?))
         }
     };
-    let request = PublishRequest {
-        kind: BackupKind::RedisRdb,
-        compression: opts.compression,
+    let request = PublishRequest::new(
+        BackupKind::RedisRdb,
+        opts.compression,
         recipients,
         started_at,
-    };
+    );
     publish(dest, request, facts, open, now).await
 }
 
@@ -110,15 +111,16 @@ pub async fn backup_redis_aof(
             row_counts: Default::default(),
             key_count: Some(admin.key_count().await?),
             key_count_exact: false,
+            ..Default::default()
         };
         let dir = aof_dir.clone();
         let open = move || tar_directory(&dir);
-        let request = PublishRequest {
-            kind: BackupKind::RedisAof,
-            compression: opts.compression,
+        let request = PublishRequest::new(
+            BackupKind::RedisAof,
+            opts.compression,
             recipients,
             started_at,
-        };
+        );
         publish(dest, request, facts, open, now).await
     }
     .await;

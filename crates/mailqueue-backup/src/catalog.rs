@@ -13,10 +13,13 @@ pub async fn list(
     dest: &Destination,
     kind: Option<BackupKind>,
 ) -> Result<Vec<Manifest>, BackupError> {
-    let folders: Vec<&str> = match kind {
+    let mut folders: Vec<&str> = match kind {
         Some(k) => vec![k.folder()],
-        None => vec!["postgresql", "redis", "sqlite"],
+        None => BackupKind::CATALOGUED.iter().map(|k| k.folder()).collect(),
     };
+    // Kinds can share a folder (Redis RDB and AOF).
+    folders.sort_unstable();
+    folders.dedup();
     let mut keys = Vec::new();
     for folder in folders {
         let listed = dest.list(folder).await?;

@@ -19,6 +19,16 @@ pub struct Destination {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     description: String,
+    /// The directory of a local destination, whose writes are synced to
+    /// disk before they count as done.
+    local_root: Option<std::path::PathBuf>,
+}
+
+/// An object's size and when it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectStamp {
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
 /// An object found under a prefix.
@@ -26,6 +36,7 @@ pub struct Destination {
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
 fn split_bucket_url(url: &str, scheme: &str) -> Result<(String, String), BackupError> {
@@ -57,7 +68,20 @@ impl Destination {
             store: Arc::new(store),
             prefix: String::new(),
             description: dir.display().to_string(),
+            local_root: Some(dir.to_path_buf()),
         })
+    }
+
+    /// A directory that must already exist: for reads where an absent
+    /// directory (an unmounted volume) must not look like an empty archive.
+    pub fn local_existing(dir: &std::path::Path) -> Result<Self, BackupError> {
+        if !dir.is_dir() {
+            return Err(BackupError::storage(
+                dir.display(),
+                "the backup directory does not exist (is its volume mounted?)",
+            ));
+        }
+        Self::local(dir)
     }
 
     /// `s3://bucket/prefix`; credentials, region and `AWS_ENDPOINT_URL` come
@@ -76,6 +100,7 @@ impl Destination {
             store: Arc::new(store),
             prefix,
             description: url.to_string(),
+            local_root: None,
         })
     }
 
@@ -112,6 +137,7 @@ impl Destination {
             store: Arc::new(store),
             prefix,
             description: url.to_string(),
+            local_root: None,
         })
     }
 
@@ -121,6 +147,7 @@ impl Destination {
             store,
             prefix: prefix.trim_matches('/').to_string(),
             description: description.to_string(),
+            local_root: None,
         }
     }
 
@@ -161,6 +188,62 @@ impl Destination {
             .map_err(|e| BackupError::storage(self.location(key), e))
     }
 
+    /// Writes `bytes` at `key` and returns only once the object is durable:
+    /// an object store's answer to a PUT, and for a local directory the
+    /// file and its directory synced to disk.
+    pub async fn put_durable(&self, key: &str, bytes: Bytes) -> Result<(), BackupError> {
+        self.store
+            .put(&self.path(key), PutPayload::from(bytes))
+            .await
+            .map_err(|e| BackupError::storage(self.location(key), e))?;
+        if let Some(root) = &self.local_root {
+            let file = root.join(self.path(key).as_ref());
+            let sync = move || -> std::io::Result<()> {
+                std::fs::File::open(&file)?.sync_all()?;
+                if let Some(dir) = file.parent() {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            };
+            tokio::task::spawn_blocking(sync)
+                .await
+                .map_err(|e| BackupError::Io(format!("syncing {}: {e}", self.location(key))))?
+                .map_err(|e| BackupError::io(format!("syncing {}", self.location(key)), e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether an object exists at `key` (one request).
+    pub async fn exists(&self, key: &str) -> Result<bool, BackupError> {
+        Ok(self.stamp(key).await?.is_some())
+    }
+
+    /// An object's size and time, `None` when there is none (one request).
+    pub async fn stamp(&self, key: &str) -> Result<Option<ObjectStamp>, BackupError> {
+        match self.store.head(&self.path(key)).await {
+            Ok(meta) => Ok(Some(ObjectStamp {
+                size: meta.size,
+                last_modified: meta.last_modified,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(BackupError::storage(self.location(key), e)),
+        }
+    }
+
+    /// An object's bytes, `None` when there is none; any other failure is
+    /// an error (a missing object and an unreachable store are told apart).
+    pub async fn get_optional(&self, key: &str) -> Result<Option<Bytes>, BackupError> {
+        match self.store.get(&self.path(key)).await {
+            Ok(got) => got
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| BackupError::storage(self.location(key), e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(BackupError::storage(self.location(key), e)),
+        }
+    }
+
     pub async fn get(&self, key: &str) -> Result<Bytes, BackupError> {
         let got = self
             .store
@@ -179,6 +262,24 @@ impl Destination {
             .map_err(|e| BackupError::storage(self.location(key), e))
     }
 
+    /// The names of the folders directly under `folder` (one request per
+    /// thousand or so; the archive has one folder per 4 GB of WAL).
+    pub async fn list_folders(&self, folder: &str) -> Result<Vec<String>, BackupError> {
+        let prefix = self.path(folder);
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(|e| BackupError::storage(self.location(folder), e))?;
+        let mut out: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Every object under `folder` (recursively).
     pub async fn list(&self, folder: &str) -> Result<Vec<ObjectInfo>, BackupError> {
         let prefix = self.path(folder);
@@ -189,6 +290,7 @@ impl Destination {
             out.push(ObjectInfo {
                 key: self.relative(&meta.location),
                 size: meta.size,
+                last_modified: meta.last_modified,
             });
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));

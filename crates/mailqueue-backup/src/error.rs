@@ -33,6 +33,9 @@ pub enum BackupError {
     },
     #[error("{0}")]
     Refused(String),
+    /// An archived WAL file exists with other content: it is never replaced.
+    #[error("refusing to archive {name}: {detail}")]
+    Conflict { name: String, detail: String },
 }
 
 impl BackupError {

@@ -10,10 +10,13 @@
 //! Restores and verification run the same stages in reverse, decrypting
 //! with stock `gpg`, so what we write is what standard tools read.
 
+pub mod backup_physical;
 pub mod backup_postgres;
 pub mod backup_redis;
 pub mod catalog;
+pub mod cluster;
 pub mod destination;
+pub mod drill;
 pub mod error;
 pub mod gcs;
 pub mod gpg;
@@ -29,13 +32,16 @@ pub mod prune;
 pub mod publish;
 pub mod reading;
 pub mod redis_server;
+pub mod restore_pitr;
 pub mod restore_postgres;
 pub mod restore_redis;
 pub mod retention;
+pub mod run;
 pub mod sqlite;
 pub mod stages;
 pub mod transfer;
 pub mod verify;
+pub mod wal;
 
 pub use destination::Destination;
 pub use error::BackupError;

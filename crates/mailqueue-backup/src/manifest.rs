@@ -2,6 +2,7 @@
 
 use crate::error::BackupError;
 use crate::kind::{BackupKind, Compression};
+use crate::wal::Lsn;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,6 +32,19 @@ pub struct Manifest {
     /// PostgreSQL: rows per table at backup time.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub row_counts: BTreeMap<String, u64>,
+    /// PostgreSQL: an order-independent checksum of every table's rows
+    /// (the sum of each row's 64-bit `hashtextextended`, as text), taken
+    /// with the row counts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub table_checksums: BTreeMap<String, String>,
+    /// PostgreSQL physical: the named restore point at which `row_counts`
+    /// and `table_checksums` describe the cluster (logical backups: the dump
+    /// itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures_at: Option<FiguresPoint>,
+    /// PostgreSQL physical: the WAL the base backup needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal: Option<WalRange>,
     /// Redis: the number of keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_count: Option<u64>,
@@ -40,6 +54,38 @@ pub struct Manifest {
     pub key_count_exact: bool,
     /// mailqueue's version that wrote the backup.
     pub tool_version: String,
+}
+
+/// The WAL a base backup starts and ends at: replay from `start` to at
+/// least `end` makes it consistent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalRange {
+    pub start: Lsn,
+    pub end: Lsn,
+    pub timeline: u32,
+    pub segment_size: u64,
+    /// The first and last segment files the backup needs.
+    pub start_segment: String,
+    pub end_segment: String,
+}
+
+impl WalRange {
+    pub fn start_segment_number(&self) -> u64 {
+        self.start.0 / self.segment_size
+    }
+
+    pub fn end_segment_number(&self) -> u64 {
+        self.end.0 / self.segment_size
+    }
+}
+
+/// A restore point written right after the figures' snapshot was taken.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiguresPoint {
+    pub restore_point: String,
+    pub lsn: Lsn,
 }
 
 #[cfg(test)]
@@ -60,6 +106,9 @@ impl Manifest {
             encryption_recipients: vec![],
             source_version: String::new(),
             row_counts: Default::default(),
+            table_checksums: Default::default(),
+            figures_at: None,
+            wal: None,
             key_count: None,
             key_count_exact: false,
             tool_version: String::new(),

@@ -157,27 +157,39 @@ impl MetricsSink {
             }
         }
         if let Some(url) = &self.pushgateway {
-            let target = format!("{}/metrics/job/mailqueue_backup", url.trim_end_matches('/'));
-            let sent = reqwest::Client::new()
-                .put(&target)
-                .header("content-type", "text/plain; version=0.0.4")
-                .body(text)
-                .timeout(std::time::Duration::from_secs(10))
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => {
-                    tracing::warn!(status = %r.status(), "the Pushgateway refused the metrics")
-                }
-                Err(e) => tracing::warn!(error = %e, "pushing metrics failed"),
-            }
+            push_to_gateway(url, "mailqueue_backup", text).await;
         }
     }
 }
 
+/// Replaces the metrics of `job` on a Pushgateway; a failure is logged.
+pub async fn push_to_gateway(url: &str, job: &str, text: String) {
+    let target = format!("{}/metrics/job/{job}", url.trim_end_matches('/'));
+    let sent = reqwest::Client::new()
+        .put(&target)
+        .header("content-type", "text/plain; version=0.0.4")
+        .body(text)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => tracing::warn!(status = %r.status(), "the Pushgateway refused the metrics"),
+        Err(e) => tracing::warn!(error = %e, "pushing metrics failed"),
+    }
+}
+
+/// The textfile for another job's metrics, beside the backup textfile:
+/// `<dir>/<name>.prom`.
+pub fn sibling_textfile(textfile: &Path, name: &str) -> PathBuf {
+    textfile
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!("{name}.prom"))
+}
+
 /// Writes a whole file or nothing (a reader never sees half of it).
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| BackupError::io(format!("creating {}", dir.display()), e))?;

@@ -22,12 +22,7 @@ pub fn object_key(
         0 => at.format("%Y%m%d_%H%M%S").to_string(),
         n => format!("{}_{}", at.format("%Y%m%d_%H%M%S"), n + 1),
     };
-    let base = match kind {
-        BackupKind::Postgres => format!("mailqueue_{stamp}.dump"),
-        BackupKind::RedisRdb => format!("redis_rdb_{stamp}.rdb"),
-        BackupKind::RedisAof => format!("redis_aof_{stamp}.tar"),
-        BackupKind::Sqlite => format!("mailqueue_{stamp}.db"),
-    };
+    let base = kind.object_base(&stamp);
     let gpg = if encrypted { ".gpg" } else { "" };
     format!(
         "{}/{day}/{base}.{}{gpg}",
@@ -46,7 +41,11 @@ pub fn backup_id(object_key: &str) -> String {
     name.split('.').next().unwrap_or(name).to_string()
 }
 
-/// The first key for a backup at `at` that no object of the same second uses.
+/// The first key for a backup at `at` that no backup of the same second
+/// uses. It asks for the candidate keys one by one (a request each, almost
+/// always one), never for a listing of the day's folder. Backups of the
+/// same second with another compression or encryption have other keys but
+/// the same id, so every variant of a candidate is asked for (four requests).
 pub async fn free_object_key(
     dest: &crate::Destination,
     kind: BackupKind,
@@ -54,19 +53,19 @@ pub async fn free_object_key(
     compression: Compression,
     encrypted: bool,
 ) -> Result<String, crate::BackupError> {
-    let day_folder = format!("{}/{}", kind.folder(), at.format("%Y-%m-%d"));
-    let taken: Vec<String> = dest
-        .list(&day_folder)
-        .await?
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
     let mut sequence = 0;
     loop {
-        let key = object_key(kind, at, compression, encrypted, sequence);
-        let id = backup_id(&key);
-        if !taken.iter().any(|k| backup_id(k) == id) {
-            return Ok(key);
+        let mut taken = false;
+        for c in [Compression::Zstd, Compression::Gzip] {
+            for e in [false, true] {
+                let candidate = object_key(kind, at, c, e, sequence);
+                if dest.exists(&candidate).await? {
+                    taken = true;
+                }
+            }
+        }
+        if !taken {
+            return Ok(object_key(kind, at, compression, encrypted, sequence));
         }
         sequence += 1;
     }

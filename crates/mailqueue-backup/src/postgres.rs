@@ -14,10 +14,16 @@ pub struct Snapshot {
     conn: PgConnection,
     pub id: String,
     pub server_version: String,
-    pub row_counts: BTreeMap<String, u64>,
 }
 
-fn db_error(what: &str, e: sqlx::Error) -> BackupError {
+/// Rows per table, and an order-independent checksum of each table's rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableFigures {
+    pub counts: BTreeMap<String, u64>,
+    pub checksums: BTreeMap<String, String>,
+}
+
+pub(crate) fn db_error(what: &str, e: sqlx::Error) -> BackupError {
     BackupError::Tool {
         tool: "PostgreSQL",
         detail: format!("{what}: {e}"),
@@ -41,13 +47,17 @@ impl Snapshot {
             .fetch_one(&mut conn)
             .await
             .map_err(|e| db_error("reading the server version", e))?;
-        let row_counts = count_rows(&mut conn).await?;
         Ok(Self {
             conn,
             id,
             server_version,
-            row_counts,
         })
+    }
+
+    /// Every table's figures in the snapshot (they describe exactly the
+    /// dump that reads the same snapshot).
+    pub async fn figures(&mut self) -> Result<TableFigures, BackupError> {
+        table_figures(&mut self.conn).await
     }
 
     pub async fn close(mut self) {
@@ -58,6 +68,34 @@ impl Snapshot {
 
 /// Exact row counts of every ordinary table outside the system schemas.
 pub async fn count_rows(conn: &mut PgConnection) -> Result<BTreeMap<String, u64>, BackupError> {
+    Ok(figures_of(conn, false).await?.counts)
+}
+
+/// Row counts and checksums of every ordinary table outside the system
+/// schemas, in one scan each. A row's checksum is PostgreSQL's 64-bit hash
+/// of its text form (`hashtextextended`, five times cheaper than MD5); a
+/// table's is their sum, so the order rows are stored in does not matter.
+/// The text form depends on session settings, which are fixed here (UTC,
+/// ISO dates, exact floats, hex bytea).
+pub async fn table_figures(conn: &mut PgConnection) -> Result<TableFigures, BackupError> {
+    figures_of(conn, true).await
+}
+
+async fn figures_of(conn: &mut PgConnection, checksums: bool) -> Result<TableFigures, BackupError> {
+    if checksums {
+        for set in [
+            "SET LOCAL TimeZone = 'UTC'",
+            "SET LOCAL DateStyle = 'ISO, YMD'",
+            "SET LOCAL IntervalStyle = 'postgres'",
+            "SET LOCAL extra_float_digits = 3",
+            "SET LOCAL bytea_output = 'hex'",
+        ] {
+            sqlx::query(set)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| db_error("fixing the session's text formats", e))?;
+        }
+    }
     let tables = sqlx::query(
         "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name, \
                 n.nspname = 'public' AS public, c.relname \
@@ -68,7 +106,7 @@ pub async fn count_rows(conn: &mut PgConnection) -> Result<BTreeMap<String, u64>
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| db_error("listing tables", e))?;
-    let mut counts = BTreeMap::new();
+    let mut figures = TableFigures::default();
     for t in tables {
         let qualified: String = t.get("name");
         let shown: String = if t.get::<bool, _>("public") {
@@ -76,13 +114,23 @@ pub async fn count_rows(conn: &mut PgConnection) -> Result<BTreeMap<String, u64>
         } else {
             qualified.clone()
         };
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {qualified}"))
+        let sql = if checksums {
+            format!(
+                "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM {qualified} t"
+            )
+        } else {
+            format!("SELECT count(*), '' FROM {qualified}")
+        };
+        let (n, sum): (i64, String) = sqlx::query_as(&sql)
             .fetch_one(&mut *conn)
             .await
             .map_err(|e| db_error(&format!("counting rows of {qualified}"), e))?;
-        counts.insert(shown, n as u64);
+        figures.counts.insert(shown.clone(), n as u64);
+        if checksums {
+            figures.checksums.insert(shown, sum);
+        }
     }
-    Ok(counts)
+    Ok(figures)
 }
 
 /// `pg_dump -Fc -Z0`: the custom format, uncompressed (we compress).
@@ -152,6 +200,20 @@ pub async fn current_row_counts(url: &str) -> Result<BTreeMap<String, u64>, Back
     let counts = count_rows(&mut conn).await;
     let _ = conn.close().await;
     counts
+}
+
+/// Row counts and checksums of a database, in one read-only transaction.
+pub async fn current_figures(url: &str) -> Result<TableFigures, BackupError> {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .map_err(|e| db_error("connecting to read the tables' figures", e))?;
+    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut conn)
+        .await
+        .map_err(|e| db_error("starting a read-only transaction", e))?;
+    let figures = table_figures(&mut conn).await;
+    let _ = conn.close().await;
+    figures
 }
 
 /// Creates database `name` on the server of `admin_url`.

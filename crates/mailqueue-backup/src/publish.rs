@@ -47,6 +47,9 @@ impl Source {
 pub struct SourceFacts {
     pub version: String,
     pub row_counts: BTreeMap<String, u64>,
+    pub table_checksums: BTreeMap<String, String>,
+    pub figures_at: Option<crate::manifest::FiguresPoint>,
+    pub wal: Option<crate::manifest::WalRange>,
     pub key_count: Option<u64>,
     pub key_count_exact: bool,
 }
@@ -56,6 +59,26 @@ pub struct PublishRequest {
     pub compression: Compression,
     pub recipients: Vec<Recipient>,
     pub started_at: DateTime<Utc>,
+    /// Filled from `recipients` when the upload starts.
+    fingerprints: Vec<String>,
+}
+
+impl PublishRequest {
+    pub fn new(
+        kind: BackupKind,
+        compression: Compression,
+        recipients: Vec<Recipient>,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        let fingerprints = recipients.iter().map(|r| r.fingerprint.clone()).collect();
+        Self {
+            kind,
+            compression,
+            recipients,
+            started_at,
+            fingerprints,
+        }
+    }
 }
 
 pub async fn publish(
@@ -65,6 +88,25 @@ pub async fn publish(
     open: impl FnOnce() -> Result<Source, BackupError> + Send + 'static,
     now: impl Fn() -> DateTime<Utc>,
 ) -> Result<Manifest, BackupError> {
+    let uploaded = upload(dest, request, open).await?;
+    publish_manifest(dest, uploaded, facts, now).await
+}
+
+/// A stored object that has no manifest yet: it does not exist for
+/// readers until [`publish_manifest`] writes one.
+pub struct Uploaded {
+    key: String,
+    request: PublishRequest,
+    streamed: Streamed,
+}
+
+/// Streams the source through the stages into a new object; nothing is
+/// visible on failure, and nothing is published on success either.
+pub async fn upload(
+    dest: &Destination,
+    mut request: PublishRequest,
+    open: impl FnOnce() -> Result<Source, BackupError> + Send + 'static,
+) -> Result<Uploaded, BackupError> {
     let encrypted = !request.recipients.is_empty();
     let key = naming::free_object_key(
         dest,
@@ -81,12 +123,8 @@ pub async fn publish(
         .await
         .map_err(|e| BackupError::storage(&location, e))?;
     let writer = UploadWriter::new(tokio::runtime::Handle::current(), upload, location);
-    let fingerprints: Vec<String> = request
-        .recipients
-        .iter()
-        .map(|r| r.fingerprint.clone())
-        .collect();
-    let (compression, recipients) = (request.compression, request.recipients);
+    let compression = request.compression;
+    let recipients = std::mem::take(&mut request.recipients);
     let streamed = tokio::task::spawn_blocking(move || match open() {
         Ok(source) => stream(source, compression, &recipients, writer),
         Err(e) => {
@@ -96,6 +134,25 @@ pub async fn publish(
     })
     .await
     .map_err(|e| BackupError::Io(format!("the backup stage stopped: {e}")))??;
+    Ok(Uploaded {
+        key,
+        request,
+        streamed,
+    })
+}
+
+/// Writes the manifest of an uploaded object: from now on the backup exists.
+pub async fn publish_manifest(
+    dest: &Destination,
+    uploaded: Uploaded,
+    facts: SourceFacts,
+    now: impl Fn() -> DateTime<Utc>,
+) -> Result<Manifest, BackupError> {
+    let Uploaded {
+        key,
+        request,
+        streamed,
+    } = uploaded;
     let manifest = Manifest {
         format: Manifest::FORMAT,
         id: naming::backup_id(&key),
@@ -106,10 +163,13 @@ pub async fn publish(
         size_bytes: streamed.size,
         source_bytes: streamed.source_bytes,
         sha256: streamed.sha256,
-        compression,
-        encryption_recipients: fingerprints,
+        compression: request.compression,
+        encryption_recipients: request.fingerprints,
         source_version: facts.version,
         row_counts: facts.row_counts,
+        table_checksums: facts.table_checksums,
+        figures_at: facts.figures_at,
+        wal: facts.wal,
         key_count: facts.key_count,
         key_count_exact: facts.key_count_exact,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -159,9 +159,10 @@ fn install(kind: BackupKind, layout: &RedisLayout, staged: &Path) -> Result<(), 
             set_aside(&aof_dir)?;
             unpack_aof(staged, layout)
         }
-        other => Err(BackupError::Config(format!(
-            "{other} is not a Redis backup"
-        ))),
+        BackupKind::Postgres
+        | BackupKind::PostgresPhysical
+        | BackupKind::WalSegment
+        | BackupKind::Sqlite => Err(BackupError::Config(format!("{kind} is not a Redis backup"))),
     }
 }
 

@@ -9,8 +9,43 @@
 
 use crate::kind::BackupKind;
 use crate::manifest::Manifest;
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// Why a backup is kept. Printed as `newest backup`, `within 30 days`,
+/// `daily 2024-01-15`, `weekly 2024-W03`, `monthly 2024-01`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeepReason {
+    /// The newest backup of its kind, whatever the policy says.
+    Newest,
+    /// Younger than the policy's `within_days`.
+    Within { days: u32 },
+    /// The newest backup of that day.
+    Daily(NaiveDate),
+    /// The newest backup of that ISO week.
+    Weekly { year: i32, week: u32 },
+    /// The newest backup of that month.
+    Monthly { year: i32, month: u32 },
+}
+
+impl fmt::Display for KeepReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeepReason::Newest => f.write_str("newest backup"),
+            KeepReason::Within { days } => write!(f, "within {days} days"),
+            KeepReason::Daily(day) => write!(f, "daily {}", day.format("%Y-%m-%d")),
+            KeepReason::Weekly { year, week } => write!(f, "weekly {year}-W{week:02}"),
+            KeepReason::Monthly { year, month } => write!(f, "monthly {year}-{month:02}"),
+        }
+    }
+}
+
+impl PartialEq<&str> for KeepReason {
+    fn eq(&self, other: &&str) -> bool {
+        *other == self.to_string().as_str()
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetentionPolicy {
@@ -31,7 +66,10 @@ impl RetentionPolicy {
                 weekly: 2,
                 monthly: 3,
             },
-            BackupKind::Postgres | BackupKind::Sqlite => Self {
+            BackupKind::Postgres
+            | BackupKind::PostgresPhysical
+            | BackupKind::WalSegment
+            | BackupKind::Sqlite => Self {
                 within_days: 30,
                 daily: 7,
                 weekly: 4,
@@ -48,7 +86,7 @@ pub struct Decision {
     pub finished_at: DateTime<Utc>,
     /// The stored object's size, from the manifest.
     pub size_bytes: u64,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<KeepReason>,
 }
 
 impl Decision {
@@ -66,10 +104,10 @@ pub fn evaluate(
     let mut order: Vec<&Manifest> = backups.iter().collect();
     // Newest first; ties broken by id so the result is deterministic.
     order.sort_by(|a, b| b.finished_at.cmp(&a.finished_at).then(b.id.cmp(&a.id)));
-    let mut reasons: BTreeMap<&str, Vec<String>> =
+    let mut reasons: BTreeMap<&str, Vec<KeepReason>> =
         order.iter().map(|m| (m.id.as_str(), Vec::new())).collect();
     if let Some(newest) = order.first() {
-        push(&mut reasons, &newest.id, "newest backup".into());
+        push(&mut reasons, &newest.id, KeepReason::Newest);
     }
     let cutoff = now - Duration::days(i64::from(policy.within_days));
     for m in &order {
@@ -77,28 +115,27 @@ pub fn evaluate(
             push(
                 &mut reasons,
                 &m.id,
-                format!("within {} days", policy.within_days),
+                KeepReason::Within {
+                    days: policy.within_days,
+                },
             );
         }
     }
     keep_newest_per_bucket(&order, policy.daily, &mut reasons, |t| {
-        (
-            format!("daily {}", t.format("%Y-%m-%d")),
-            t.date_naive().to_string(),
-        )
+        KeepReason::Daily(t.date_naive())
     });
     keep_newest_per_bucket(&order, policy.weekly, &mut reasons, |t| {
         let w = t.iso_week();
-        (
-            format!("weekly {}-W{:02}", w.year(), w.week()),
-            format!("{}-{}", w.year(), w.week()),
-        )
+        KeepReason::Weekly {
+            year: w.year(),
+            week: w.week(),
+        }
     });
     keep_newest_per_bucket(&order, policy.monthly, &mut reasons, |t| {
-        (
-            format!("monthly {}", t.format("%Y-%m")),
-            t.format("%Y-%m").to_string(),
-        )
+        KeepReason::Monthly {
+            year: t.year(),
+            month: t.month(),
+        }
     });
     let mut decisions: Vec<Decision> = order
         .iter()
@@ -113,7 +150,7 @@ pub fn evaluate(
     decisions
 }
 
-fn push(reasons: &mut BTreeMap<&str, Vec<String>>, id: &str, why: String) {
+fn push(reasons: &mut BTreeMap<&str, Vec<KeepReason>>, id: &str, why: KeepReason) {
     if let Some(list) = reasons.get_mut(id) {
         list.push(why);
     }
@@ -124,17 +161,17 @@ fn push(reasons: &mut BTreeMap<&str, Vec<String>>, id: &str, why: String) {
 fn keep_newest_per_bucket<'a>(
     newest_first: &[&'a Manifest],
     count: u32,
-    reasons: &mut BTreeMap<&'a str, Vec<String>>,
-    bucket: impl Fn(DateTime<Utc>) -> (String, String),
+    reasons: &mut BTreeMap<&'a str, Vec<KeepReason>>,
+    bucket: impl Fn(DateTime<Utc>) -> KeepReason,
 ) {
     let mut seen = BTreeSet::new();
     for m in newest_first {
         if seen.len() as u32 >= count {
             break;
         }
-        let (label, key) = bucket(m.finished_at);
-        if seen.insert(key) {
-            push(reasons, &m.id, label);
+        let reason = bucket(m.finished_at);
+        if seen.insert(reason.to_string()) {
+            push(reasons, &m.id, reason);
         }
     }
 }

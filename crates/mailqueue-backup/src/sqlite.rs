@@ -116,15 +116,11 @@ pub async fn backup_sqlite(
         row_counts,
         key_count: None,
         key_count_exact: false,
+        ..Default::default()
     };
     let path = copy.path().to_path_buf();
     let open_copy = move || Source::file(&path);
-    let request = PublishRequest {
-        kind: BackupKind::Sqlite,
-        compression: opts.compression,
-        recipients,
-        started_at,
-    };
+    let request = PublishRequest::new(BackupKind::Sqlite, opts.compression, recipients, started_at);
     publish(dest, request, facts, open_copy, now).await
 }
 

@@ -14,6 +14,99 @@ use crate::reading::{read_plaintext, write_plaintext, Scratch};
 use chrono::{DateTime, Utc};
 use std::process::{Command, Stdio};
 
+/// Reads one backup completely and checks it with its kind's own tool;
+/// with `restore_on` (a PostgreSQL server's admin URL), a logical backup is
+/// also restored into a scratch database there and its counts compared.
+pub async fn verify_backup(
+    dest: &Destination,
+    manifest: &Manifest,
+    scratch_dir: &std::path::Path,
+    restore_on: Option<&str>,
+) -> Result<(), BackupError> {
+    match manifest.kind {
+        BackupKind::Postgres => {
+            verify_postgres(dest, manifest).await?;
+            if let Some(admin_url) = restore_on {
+                restore_into_scratch_database(dest, manifest, admin_url, scratch_dir).await?;
+            }
+            Ok(())
+        }
+        BackupKind::PostgresPhysical => verify_physical(dest, manifest).await,
+        BackupKind::Sqlite => verify_sqlite(dest, manifest, scratch_dir).await,
+        BackupKind::RedisRdb | BackupKind::RedisAof => {
+            verify_redis(dest, manifest, scratch_dir).await
+        }
+        BackupKind::WalSegment => Err(BackupError::Config(
+            "WAL files have no manifest; `mailqueue wal check` checks the archive".into(),
+        )),
+    }
+}
+
+/// Restores a logical backup into a new database on `admin_url`'s server,
+/// compares its row counts with the manifest, and drops it again.
+pub async fn restore_into_scratch_database(
+    dest: &Destination,
+    manifest: &Manifest,
+    admin_url: &str,
+    work_dir: &std::path::Path,
+) -> Result<(), BackupError> {
+    use crate::postgres::{create_database, drop_database, with_database};
+    use crate::restore_postgres::{restore_postgres, PostgresRestoreOptions};
+    let scratch = format!("mailqueue_verify_{}", std::process::id());
+    create_database(admin_url, &scratch).await?;
+    let options = PostgresRestoreOptions {
+        target_url: with_database(admin_url, &scratch)?,
+        force: false,
+        jobs: 2,
+        work_dir: work_dir.to_path_buf(),
+        compare_counts: true,
+    };
+    let restored = restore_postgres(dest, &manifest.id, &options).await;
+    if let Err(e) = drop_database(admin_url, &scratch).await {
+        tracing::warn!(error = %e, "the scratch database {scratch} could not be dropped");
+    }
+    restored.map(|_| ())
+}
+
+/// A base backup: every byte read and checked, and the tar read through
+/// to its end, holding `backup_label` and `global/pg_control`.
+pub async fn verify_physical(dest: &Destination, manifest: &Manifest) -> Result<(), BackupError> {
+    let (dest, manifest) = (dest.clone(), manifest.clone());
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
+        let (reader, mut writer) =
+            std::io::pipe().map_err(|e| BackupError::io("creating a pipe", e))?;
+        let lister = std::thread::spawn(move || -> std::io::Result<Vec<String>> {
+            let mut archive = tar::Archive::new(reader);
+            let mut names = Vec::new();
+            for entry in archive.entries()? {
+                let mut entry = entry?;
+                names.push(entry.path()?.to_string_lossy().to_string());
+                std::io::copy(&mut entry, &mut std::io::sink())?;
+            }
+            // Drain what follows the end-of-archive blocks.
+            std::io::copy(&mut archive.into_inner(), &mut std::io::sink())?;
+            Ok(names)
+        });
+        let read = read_plaintext(&dest, &manifest, handle, &mut writer);
+        drop(writer);
+        let listed = lister
+            .join()
+            .map_err(|_| BackupError::Io("the tar reader panicked".into()))?;
+        read?;
+        let names =
+            listed.map_err(|e| manifest.corrupt(format!("it is not a whole tar archive: {e}")))?;
+        for needed in ["backup_label", "global/pg_control"] {
+            if !names.iter().any(|n| n.trim_start_matches("./") == needed) {
+                return Err(manifest.corrupt(format!("the base backup has no {needed}")));
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| BackupError::Io(format!("the verify stage stopped: {e}")))?
+}
+
 /// PostgreSQL: reads the backup completely and has `pg_restore` read the
 /// whole archive, writing to /dev/null.
 pub async fn verify_postgres(dest: &Destination, manifest: &Manifest) -> Result<(), BackupError> {
@@ -73,8 +166,18 @@ pub async fn verify_redis(
         .map_err(|e| BackupError::io(format!("creating {}", scratch.path().display()), e))?;
     let file = scratch.path().join("backup");
     write_plaintext(dest, manifest, &file, false).await?;
-    if manifest.kind != BackupKind::RedisRdb {
-        return check_aof(manifest, &file, scratch.path()).await;
+    match manifest.kind {
+        BackupKind::RedisRdb => {}
+        BackupKind::RedisAof => return check_aof(manifest, &file, scratch.path()).await,
+        BackupKind::Postgres
+        | BackupKind::PostgresPhysical
+        | BackupKind::WalSegment
+        | BackupKind::Sqlite => {
+            return Err(BackupError::Config(format!(
+                "{} is not a Redis backup",
+                manifest.kind
+            )))
+        }
     }
     let keys = crate::backup_redis::check_rdb(&file)
         .await

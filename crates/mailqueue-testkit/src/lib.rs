@@ -6,6 +6,7 @@
 
 mod certificate;
 mod child_server;
+mod cluster;
 mod dirs;
 mod gcs;
 mod gpg;
@@ -20,6 +21,7 @@ mod tmpfs;
 mod wait;
 
 pub use certificate::TestCertificate;
+pub use cluster::{give_to_server_user, postgres_bin, server_user, TestCluster};
 pub use dirs::TempDir;
 pub use gcs::GcsEmulator;
 pub use gpg::GpgHome;

@@ -3,8 +3,10 @@
 use clap::{Parser, Subcommand};
 use mailqueue::commands::backup::BackupArgs;
 use mailqueue::commands::backups::BackupsCommand;
+use mailqueue::commands::dr::DrCommand;
 use mailqueue::commands::restore::RestoreCommand;
 use mailqueue::commands::verify::{Verdict, VerifyArgs};
+use mailqueue::commands::wal::{WalCommand, WalFetchArgs, WalPrefetchArgs, WalPushArgs};
 use mailqueue::commands::{self, api_keys::ApiKeysCommand};
 use mailqueue::config::{Config, LogFormat, Role};
 use std::collections::HashMap;
@@ -44,6 +46,22 @@ enum Command {
     /// Lists backups.
     #[command(subcommand)]
     Backups(BackupsCommand),
+    /// Archives one WAL file: PostgreSQL's archive_command (`mailqueue wal-push %p`).
+    #[command(name = "wal-push")]
+    WalPush(WalPushArgs),
+    /// Restores one WAL file: PostgreSQL's restore_command (`mailqueue wal-fetch %f %p`).
+    /// Exit 1 only when the archive does not hold it; 126 on any other failure.
+    #[command(name = "wal-fetch")]
+    WalFetch(WalFetchArgs),
+    /// The read-ahead `wal-fetch --prefetch` starts.
+    #[command(name = "wal-prefetch", hide = true)]
+    WalPrefetch(WalPrefetchArgs),
+    /// Checks and prunes the WAL archive.
+    #[command(subcommand)]
+    Wal(WalCommand),
+    /// Disaster recovery: the drill.
+    #[command(subcommand)]
+    Dr(DrCommand),
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
@@ -80,6 +98,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(cmd) => commands::backup::run(config, cmd).await?,
         Command::Restore(cmd) => commands::restore::run(config, cmd).await?,
         Command::Backups(cmd) => commands::backups::run(config, cmd).await?,
+        Command::WalPush(args) => return Ok(commands::wal::push_command(config, args).await),
+        Command::WalFetch(args) => return Ok(commands::wal::fetch_command(config, args).await),
+        Command::WalPrefetch(args) => commands::wal::prefetch_command(config, args).await?,
+        Command::Wal(cmd) => commands::wal::run(config, cmd).await?,
+        Command::Dr(cmd) => return commands::dr::run(config, cmd).await,
         Command::Verify(args) => {
             return Ok(match commands::verify::run(config, args).await? {
                 Verdict::Sound => ExitCode::SUCCESS,
@@ -92,6 +115,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // PostgreSQL reads any wal-fetch exit code up to 125 as "no such file"
+    // and may then end recovery early: every failure, a panic included,
+    // must exit above that.
+    let fetching = matches!(cli.command, Command::WalFetch(_));
+    if fetching {
+        std::panic::set_hook(Box::new(|info| {
+            eprintln!("error: wal-fetch panicked: {info}");
+            std::process::exit(i32::from(commands::wal::FETCH_FAILED));
+        }));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -99,11 +132,19 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return if fetching {
+                ExitCode::from(commands::wal::FETCH_FAILED)
+            } else {
+                ExitCode::FAILURE
+            };
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        Err(e) if fetching => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(commands::wal::FETCH_FAILED)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

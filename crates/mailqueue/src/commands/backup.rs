@@ -5,15 +5,15 @@
 use super::places::{destination, Place};
 use crate::Config;
 use clap::{Args, Subcommand};
-use mailqueue_backup::backup_postgres::{backup_postgres, PostgresBackupOptions};
-use mailqueue_backup::backup_redis::{backup_redis_aof, backup_redis_rdb, RedisBackupOptions};
-use mailqueue_backup::metrics::{MetricsSink, RunOutcome};
-use mailqueue_backup::notify::notify_slack;
-use mailqueue_backup::prune::prune;
+use mailqueue_backup::backup_physical::PhysicalBackupOptions;
+use mailqueue_backup::backup_postgres::PostgresBackupOptions;
+use mailqueue_backup::backup_redis::RedisBackupOptions;
+use mailqueue_backup::kind::Store;
+use mailqueue_backup::metrics::MetricsSink;
 use mailqueue_backup::retention::{Decision, RetentionPolicy};
-use mailqueue_backup::sqlite::{backup_sqlite, SqliteBackupOptions};
-use mailqueue_backup::{BackupError, BackupKind, Compression, Destination, Manifest};
-use std::time::Instant;
+use mailqueue_backup::run::{run_backup, BackupJob, RunReport, RunSettings};
+use mailqueue_backup::sqlite::SqliteBackupOptions;
+use mailqueue_backup::{BackupError, BackupKind, Compression, Destination};
 
 /// `mailqueue backup [postgres|sqlite]`: without a kind, the store the
 /// configuration names (PostgreSQL with DATABASE_URL, the embedded SQLite
@@ -29,8 +29,9 @@ pub struct BackupArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum BackupCommand {
-    /// Backs up the PostgreSQL database of DATABASE_URL (pg_dump -Fc).
-    Postgres(StoreArgs),
+    /// Backs up the PostgreSQL database of DATABASE_URL (pg_dump -Fc), or
+    /// with --physical the whole cluster (a base backup, for point-in-time recovery).
+    Postgres(PostgresArgs),
     /// Backs up the embedded SQLite store, consistently, while the server runs.
     Sqlite(StoreArgs),
     /// Backs up Redis (REDIS_URL): its RDB snapshot, its AOF files, or both.
@@ -76,6 +77,32 @@ pub struct RunFlags {
 }
 
 #[derive(Args, Debug)]
+pub struct PostgresArgs {
+    #[command(flatten)]
+    physical: PhysicalArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Base backups (`--physical`).
+#[derive(Args, Debug, Default)]
+pub struct PhysicalArgs {
+    /// A base backup of the cluster over the replication protocol (pg_basebackup),
+    /// for point-in-time recovery with the archived WAL.
+    #[arg(long)]
+    physical: bool,
+    /// Limit the read rate of the base backup (pg_basebackup --max-rate, e.g. 50M).
+    #[arg(long, requires = "physical", value_name = "RATE")]
+    max_rate: Option<String>,
+    /// Do not record row counts and checksums at a restore point after the base backup.
+    #[arg(long, requires = "physical")]
+    no_figures: bool,
+    /// After a base backup, keep this many days of WAL (and what kept base backups need).
+    #[arg(long, default_value_t = 7, value_name = "DAYS")]
+    wal_retention_days: u32,
+}
+
+#[derive(Args, Debug)]
 pub struct StoreArgs {
     /// Compression of the stored object (default: zstd; gzip for Redis, as the guide names its objects).
     #[arg(short = 'c', long, value_parser = ["zstd", "gzip"])]
@@ -88,29 +115,63 @@ pub struct StoreArgs {
 }
 
 pub async fn run(config: Config, args: BackupArgs) -> anyhow::Result<()> {
-    let (kinds, store, via_replication) = match args.kind {
-        Some(BackupCommand::Postgres(store)) => (vec![BackupKind::Postgres], store, false),
-        Some(BackupCommand::Sqlite(store)) => (vec![BackupKind::Sqlite], store, false),
+    let (kinds, store, redis_via_replication, physical) = match args.kind {
+        Some(BackupCommand::Postgres(pg)) => {
+            let kind = if pg.physical.physical {
+                BackupKind::PostgresPhysical
+            } else {
+                BackupKind::Postgres
+            };
+            (vec![kind], pg.store, false, pg.physical)
+        }
+        Some(BackupCommand::Sqlite(store)) => {
+            (vec![BackupKind::Sqlite], store, false, Default::default())
+        }
         Some(BackupCommand::Redis(redis)) => {
             let kinds = match redis.mode {
                 RedisMode::Rdb => vec![BackupKind::RedisRdb],
                 RedisMode::Aof => vec![BackupKind::RedisAof],
                 RedisMode::Both => vec![BackupKind::RedisRdb, BackupKind::RedisAof],
             };
-            (kinds, redis.store, redis.via_replication)
+            (
+                kinds,
+                redis.store,
+                redis.via_replication,
+                Default::default(),
+            )
         }
-        None if config.database_url.is_some() => {
-            (vec![BackupKind::Postgres], args.configured, false)
-        }
-        None => (vec![BackupKind::Sqlite], args.configured, false),
+        None if config.database_url.is_some() => (
+            vec![BackupKind::Postgres],
+            args.configured,
+            false,
+            Default::default(),
+        ),
+        None => (
+            vec![BackupKind::Sqlite],
+            args.configured,
+            false,
+            Default::default(),
+        ),
     };
     let dest = destination(&config, store.run.upload.unwrap_or(Place::File))?;
     let mut failures = Vec::new();
     for kind in kinds {
-        let started = Instant::now();
-        let result = take(&config, kind, &store, &dest, via_replication).await;
-        if let Err(e) = finish_run(&config, kind, &dest, &store.run, started, result).await {
-            failures.push(format!("{kind}: {e:#}"));
+        let job = match job(&config, kind, &store, redis_via_replication, &physical) {
+            Ok(job) => job,
+            Err(e) => {
+                failures.push(format!("{kind}: {e}"));
+                continue;
+            }
+        };
+        let report = run_backup(
+            &dest,
+            &job,
+            &run_settings(&config, kind, &store.run, &physical),
+        )
+        .await;
+        print_report(&dest, &report);
+        if let Err(e) = report.result {
+            failures.push(format!("{kind}: {e}"));
         }
     }
     match failures.as_slice() {
@@ -120,22 +181,23 @@ pub async fn run(config: Config, args: BackupArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn take(
+/// The job for `kind`, from the configuration and the flags.
+fn job(
     config: &Config,
     kind: BackupKind,
     args: &StoreArgs,
-    dest: &Destination,
     via_replication: bool,
-) -> Result<Manifest, BackupError> {
+    physical: &PhysicalArgs,
+) -> Result<BackupJob, BackupError> {
     if args.encrypt && config.gpg_recipients.is_empty() {
         return Err(BackupError::Config(
             "-e needs GPG_RECIPIENT (one or more, comma-separated)".into(),
         ));
     }
-    let compression = match (&args.compression, kind) {
+    let compression = match (&args.compression, kind.store()) {
         (Some(c), _) => c.parse::<Compression>().map_err(BackupError::Config)?,
-        (None, BackupKind::RedisRdb | BackupKind::RedisAof) => Compression::Gzip,
-        (None, _) => Compression::Zstd,
+        (None, Store::Redis) => Compression::Gzip,
+        (None, Store::Postgres | Store::Sqlite) => Compression::Zstd,
     };
     let recipients = if args.encrypt {
         config.gpg_recipients.clone()
@@ -143,55 +205,101 @@ async fn take(
         Vec::new()
     };
     let lock_dir = config.backup_lock_dir.clone();
-    match kind {
-        BackupKind::RedisRdb | BackupKind::RedisAof => {
-            let url = config.redis_url.as_ref().ok_or_else(|| {
-                BackupError::Config("REDIS_URL names the Redis to back up; it is not set".into())
-            })?;
-            let options = RedisBackupOptions {
-                redis_url: url.expose().to_string(),
-                compression,
-                recipients,
-                lock_dir,
-                via_replication,
-            };
-            if kind == BackupKind::RedisRdb {
-                backup_redis_rdb(dest, &options, chrono::Utc::now).await
-            } else {
-                backup_redis_aof(dest, &options, chrono::Utc::now).await
-            }
-        }
-        BackupKind::Sqlite => {
-            let options = SqliteBackupOptions {
-                db_path: config.sqlite_path(),
-                compression,
-                recipients,
-                lock_dir,
-            };
-            backup_sqlite(dest, &options, chrono::Utc::now).await
-        }
-        _ => {
-            let url = config.database_url.as_ref().ok_or_else(|| {
+    let database_url = || {
+        config
+            .database_url
+            .as_ref()
+            .map(|u| u.expose().to_string())
+            .ok_or_else(|| {
                 BackupError::Config(
                     "DATABASE_URL names the database to back up; it is not set".into(),
                 )
-            })?;
-            let options = PostgresBackupOptions {
-                database_url: url.expose().to_string(),
-                compression,
-                recipients,
-                lock_dir,
-            };
-            backup_postgres(dest, &options, chrono::Utc::now).await
+            })
+    };
+    let redis = || -> Result<RedisBackupOptions, BackupError> {
+        let url = config.redis_url.as_ref().ok_or_else(|| {
+            BackupError::Config("REDIS_URL names the Redis to back up; it is not set".into())
+        })?;
+        Ok(RedisBackupOptions {
+            redis_url: url.expose().to_string(),
+            compression,
+            recipients: recipients.clone(),
+            lock_dir: lock_dir.clone(),
+            via_replication,
+        })
+    };
+    Ok(match kind {
+        BackupKind::Postgres => BackupJob::PostgresLogical(PostgresBackupOptions {
+            database_url: database_url()?,
+            compression,
+            recipients,
+            lock_dir,
+        }),
+        BackupKind::PostgresPhysical => BackupJob::PostgresPhysical(PhysicalBackupOptions {
+            database_url: database_url()?,
+            compression,
+            recipients,
+            lock_dir,
+            max_rate: physical.max_rate.clone(),
+            figures: !physical.no_figures,
+        }),
+        BackupKind::RedisRdb => BackupJob::RedisRdb(redis()?),
+        BackupKind::RedisAof => BackupJob::RedisAof(redis()?),
+        BackupKind::Sqlite => BackupJob::Sqlite(SqliteBackupOptions {
+            db_path: config.sqlite_path(),
+            compression,
+            recipients,
+            lock_dir,
+        }),
+        BackupKind::WalSegment => {
+            return Err(BackupError::Config(
+                "WAL is archived by PostgreSQL through `mailqueue wal-push %p`".into(),
+            ))
         }
+    })
+}
+
+/// Retention, metrics and notification settings of a run.
+fn run_settings(
+    config: &Config,
+    kind: BackupKind,
+    flags: &RunFlags,
+    physical: &PhysicalArgs,
+) -> RunSettings {
+    if flags.notify && config.slack_webhook_url.is_none() {
+        tracing::warn!("-n was given but SLACK_WEBHOOK_URL is not set; no notification sent");
+    }
+    RunSettings {
+        policy: policy_for(config, kind, flags.retention_days),
+        wal_retention_days: physical.wal_retention_days,
+        metrics: metrics_sink(config),
+        slack_webhook: flags
+            .notify
+            .then(|| {
+                config
+                    .slack_webhook_url
+                    .as_ref()
+                    .map(|w| w.expose().to_string())
+            })
+            .flatten(),
+    }
+}
+
+/// Where backup metrics go.
+pub fn metrics_sink(config: &Config) -> MetricsSink {
+    MetricsSink {
+        state_file: config.backup_lock_dir.join("mailqueue-backup-metrics.json"),
+        textfile: config.metrics_textfile.clone(),
+        pushgateway: config.pushgateway_url.clone(),
+        quota_bytes: config.backup_quota_bytes,
     }
 }
 
 /// The retention policy of `kind` with the configured GFS counts.
 pub fn policy_for(config: &Config, kind: BackupKind, within_days: u32) -> RetentionPolicy {
-    let [daily, weekly, monthly] = match kind {
-        BackupKind::RedisRdb | BackupKind::RedisAof => config.backup_redis_keep,
-        BackupKind::Postgres | BackupKind::Sqlite => config.backup_postgres_keep,
+    let [daily, weekly, monthly] = match kind.store() {
+        Store::Redis => config.backup_redis_keep,
+        Store::Postgres | Store::Sqlite => config.backup_postgres_keep,
     };
     RetentionPolicy {
         within_days,
@@ -205,7 +313,8 @@ pub fn policy_for(config: &Config, kind: BackupKind, within_days: u32) -> Retent
 pub fn print_decisions(kind: BackupKind, decisions: &[Decision], dry_run: bool) {
     for d in decisions {
         if d.keep() {
-            println!("keep   {kind} {}: {}", d.id, d.reasons.join(", "));
+            let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
+            println!("keep   {kind} {}: {}", d.id, reasons.join(", "));
         } else if dry_run {
             println!("would delete {kind} {}", d.id);
         } else {
@@ -214,17 +323,8 @@ pub fn print_decisions(kind: BackupKind, decisions: &[Decision], dry_run: bool) 
     }
 }
 
-/// Retention, metrics and notification after a run; returns the run's result.
-async fn finish_run(
-    config: &Config,
-    kind: BackupKind,
-    dest: &Destination,
-    flags: &RunFlags,
-    started: Instant,
-    result: Result<Manifest, BackupError>,
-) -> anyhow::Result<()> {
-    let mut storage_bytes = None;
-    if let Ok(manifest) = &result {
+fn print_report(dest: &Destination, report: &RunReport) {
+    if let Ok(manifest) = &report.result {
         println!(
             "Backup {} stored at {} ({} bytes, sha256 {}).",
             manifest.id,
@@ -232,52 +332,22 @@ async fn finish_run(
             manifest.size_bytes,
             manifest.sha256
         );
-        let policy = policy_for(config, kind, flags.retention_days);
-        match prune(dest, kind, &policy, chrono::Utc::now(), false).await {
-            Ok(decisions) => {
-                print_decisions(kind, &decisions, false);
-                let kept = decisions.iter().filter(|d| d.keep());
-                storage_bytes = Some(kept.map(|d| d.size_bytes).sum());
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "retention could not be applied; nothing was deleted past the error")
-            }
+        if let Some(wal) = &manifest.wal {
+            println!(
+                "WAL from {} ({}) to {} ({}) on timeline {}.",
+                wal.start, wal.start_segment, wal.end, wal.end_segment, wal.timeline
+            );
         }
     }
-    let sink = MetricsSink {
-        state_file: config.backup_lock_dir.join("mailqueue-backup-metrics.json"),
-        textfile: config.metrics_textfile.clone(),
-        pushgateway: config.pushgateway_url.clone(),
-        quota_bytes: config.backup_quota_bytes,
-    };
-    sink.publish(&RunOutcome {
-        kind,
-        succeeded: result.is_ok(),
-        duration_seconds: started.elapsed().as_secs_f64(),
-        size_bytes: result.as_ref().ok().map(|m| m.size_bytes),
-        finished_at: chrono::Utc::now(),
-        storage_bytes,
-    })
-    .await;
-    if flags.notify {
-        match &config.slack_webhook_url {
-            None => tracing::warn!(
-                "-n was given but SLACK_WEBHOOK_URL is not set; no notification sent"
-            ),
-            Some(webhook) => {
-                let text = match &result {
-                    Ok(m) => format!(
-                        ":white_check_mark: mailqueue {kind} backup {} succeeded: {} bytes in {:.1} s, stored at {}",
-                        m.id,
-                        m.size_bytes,
-                        started.elapsed().as_secs_f64(),
-                        dest.location(&m.object)
-                    ),
-                    Err(e) => format!(":x: mailqueue {kind} backup FAILED after {:.1} s: {e}", started.elapsed().as_secs_f64()),
-                };
-                notify_slack(webhook.expose(), &text).await;
-            }
-        }
+    if let Some(decisions) = &report.retention {
+        print_decisions(report.kind, decisions, false);
     }
-    result.map(|_| ()).map_err(Into::into)
+    if let Some(wal) = &report.wal_retention {
+        println!(
+            "WAL retention: {} file(s) deleted, {} kept (whole from {}).",
+            wal.deleted.len(),
+            wal.kept,
+            wal.kept_from.as_deref().unwrap_or("-")
+        );
+    }
 }

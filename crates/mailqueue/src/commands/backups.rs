@@ -10,6 +10,7 @@ use mailqueue_backup::{catalog, BackupKind};
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum KindArg {
     Postgres,
+    PostgresPhysical,
     RedisRdb,
     RedisAof,
     Sqlite,
@@ -19,6 +20,7 @@ impl From<KindArg> for BackupKind {
     fn from(k: KindArg) -> Self {
         match k {
             KindArg::Postgres => BackupKind::Postgres,
+            KindArg::PostgresPhysical => BackupKind::PostgresPhysical,
             KindArg::RedisRdb => BackupKind::RedisRdb,
             KindArg::RedisAof => BackupKind::RedisAof,
             KindArg::Sqlite => BackupKind::Sqlite,
@@ -65,12 +67,12 @@ pub async fn run(config: Config, command: BackupsCommand) -> anyhow::Result<()> 
                 return Ok(());
             }
             println!(
-                "{:<10} {:<28} {:<25} {:>14}  {:<5} ENCRYPTED",
+                "{:<17} {:<28} {:<25} {:>14}  {:<5} ENCRYPTED",
                 "KIND", "ID", "FINISHED", "BYTES", "COMP"
             );
             for m in manifests {
                 println!(
-                    "{:<10} {:<28} {:<25} {:>14}  {:<5} {}",
+                    "{:<17} {:<28} {:<25} {:>14}  {:<5} {}",
                     m.kind.as_str(),
                     m.id,
                     m.finished_at.to_rfc3339(),

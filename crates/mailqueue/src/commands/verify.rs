@@ -6,9 +6,7 @@ use super::backups::KindArg;
 use super::places::{destination, Place};
 use crate::Config;
 use clap::Args;
-use mailqueue_backup::postgres::{create_database, drop_database, with_database};
-use mailqueue_backup::restore_postgres::{restore_postgres, PostgresRestoreOptions};
-use mailqueue_backup::verify::{catalog_warnings, verify_postgres, verify_redis, verify_sqlite};
+use mailqueue_backup::verify::{catalog_warnings, verify_backup};
 use mailqueue_backup::{catalog, BackupError, BackupKind, Destination, Manifest};
 
 #[derive(Args, Debug)]
@@ -105,42 +103,17 @@ async fn check(
     manifest: &Manifest,
     restore: bool,
 ) -> anyhow::Result<()> {
-    match manifest.kind {
-        // The SQLite check is already a full restore into a scratch file.
-        BackupKind::Sqlite => verify_sqlite(dest, manifest, &config.backup_lock_dir).await?,
-        BackupKind::RedisRdb | BackupKind::RedisAof => {
-            verify_redis(dest, manifest, &config.backup_lock_dir).await?
+    let restore_on = match (restore, &config.database_url) {
+        (false, _) => None,
+        (true, Some(url)) => Some(url.expose()),
+        (true, None) if manifest.kind == BackupKind::Postgres => {
+            return Err(BackupError::Config(
+                "--restore needs DATABASE_URL to name a server for the scratch database".into(),
+            )
+            .into())
         }
-        _ => {
-            verify_postgres(dest, manifest).await?;
-            if restore {
-                restore_into_scratch(config, dest, &manifest.id).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn restore_into_scratch(config: &Config, dest: &Destination, id: &str) -> anyhow::Result<()> {
-    let url = config.database_url.as_ref().ok_or_else(|| {
-        BackupError::Config(
-            "--restore needs DATABASE_URL to name a server for the scratch database".into(),
-        )
-    })?;
-    let scratch = format!("mailqueue_verify_{}", std::process::id());
-    let admin = url.expose();
-    create_database(admin, &scratch).await?;
-    let options = PostgresRestoreOptions {
-        target_url: with_database(admin, &scratch)?,
-        force: false,
-        jobs: 2,
-        work_dir: config.backup_lock_dir.clone(),
-        compare_counts: true,
+        (true, None) => None,
     };
-    let restored = restore_postgres(dest, id, &options).await;
-    if let Err(e) = drop_database(admin, &scratch).await {
-        tracing::warn!(error = %e, "the scratch database {scratch} could not be dropped");
-    }
-    restored?;
+    verify_backup(dest, manifest, &config.backup_lock_dir, restore_on).await?;
     Ok(())
 }

@@ -40,9 +40,14 @@ pub struct Ops {
 
 impl Ops {
     pub fn new(db: &TestDatabase) -> Self {
+        Self::for_url(&db.url)
+    }
+
+    /// Operations on the database at `url`.
+    pub fn for_url(url: &str) -> Self {
         let dir = TempDir::new("backup-ops");
         let env = vec![
-            ("DATABASE_URL", db.url.clone()),
+            ("DATABASE_URL", url.to_string()),
             (
                 "MAILQUEUE_BACKUP_DIR",
                 dir.path().join("backups").display().to_string(),

@@ -65,8 +65,8 @@ fn the_manifests_agree_with_mailqueue() {
     let script = r#"
 import sys, yaml
 docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]
-config = next(d for d in docs if d['kind'] == 'ConfigMap')['data']
-secret = next(d for d in docs if d['kind'] == 'Secret')['stringData']
+config = next(d for d in docs if d['kind'] == 'ConfigMap' and d['metadata']['name'] == 'mail-queue-config')['data']
+secret = next(d for d in docs if d['kind'] == 'Secret' and d['metadata']['name'] == 'mail-queue-secrets')['stringData']
 for key in list(config) + list(secret):
     print('setting', key)
 for d in docs:
