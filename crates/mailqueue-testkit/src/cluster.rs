@@ -170,6 +170,11 @@ impl TestCluster {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Starts the server again after [`Self::stop`], on the same port.
+    pub fn start_again(&self) {
+        self.pg_ctl(&["-w", "-t", "60", "start"]);
+    }
+
     /// Stops the server (fast shutdown).
     pub fn stop(&self) {
         let mut cmd = self.command("pg_ctl");

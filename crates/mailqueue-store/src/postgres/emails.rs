@@ -15,6 +15,9 @@ use mailqueue_core::store::{
 use mailqueue_core::EmailId;
 use uuid::Uuid;
 
+/// How long a readiness check waits for PostgreSQL.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl PgStore {
     /// The store error for a failed write, noted for readiness.
     pub(super) fn failed_write(&self, context: &str, e: sqlx::Error) -> StoreError {
@@ -371,9 +374,15 @@ impl EmailStore for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        // A server that is down makes the pool retry until its acquire
+        // timeout; readiness answers sooner than a probe gives up.
+        tokio::time::timeout(PING_TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool))
             .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "PostgreSQL did not answer within {PING_TIMEOUT:?}"
+                ))
+            })?
             .map_err(|e| store_error("checking PostgreSQL", e))?;
         if self.health.failing().is_none() {
             return Ok(());

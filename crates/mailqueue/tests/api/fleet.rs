@@ -6,10 +6,13 @@
 //! a crash may be repeated.
 
 use crate::processes::{clean_command, succeeded, Server, BIN};
-use mailqueue_testkit::{wait_until, RedisServer, RelayOptions, TempDir, TestDatabase, TestRelay};
+use mailqueue_testkit::{
+    wait_until, RedisServer, RelayOptions, TempDir, TestCluster, TestDatabase, TestRelay,
+};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -122,6 +125,8 @@ impl Fleet {
         let key = self.key.clone();
         let label = label.to_string();
         let sink = accepted.clone();
+        let refused = Arc::new(AtomicUsize::new(0));
+        let refusals = refused.clone();
         let task = tokio::spawn(async move {
             let client = reqwest::Client::new();
             for i in 0..n {
@@ -144,17 +149,24 @@ impl Fleet {
                             .to_string();
                         sink.lock().unwrap().insert(subject, id);
                     }
-                    Ok(r) => assert!(
-                        outage_ok && r.status() == 503,
-                        "{subject}: answered {}",
-                        r.status()
-                    ),
+                    Ok(r) => {
+                        assert!(
+                            outage_ok && r.status() == 503,
+                            "{subject}: answered {}",
+                            r.status()
+                        );
+                        refusals.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(e) => assert!(outage_ok, "{subject}: {e}"),
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         });
-        Load { accepted, task }
+        Load {
+            accepted,
+            refused,
+            task,
+        }
     }
 
     /// Waits until the relay holds every subject; returns how many
@@ -220,10 +232,16 @@ impl Fleet {
 
 pub struct Load {
     accepted: Arc<Mutex<HashMap<String, String>>>,
+    /// Answers 503 so far.
+    refused: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Load {
+    pub fn refused_so_far(&self) -> usize {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     pub fn accepted_so_far(&self) -> usize {
         self.accepted.lock().unwrap().len()
     }
@@ -406,4 +424,54 @@ async fn redis_down_keeps_the_api_ready_and_the_worker_not() {
     fleet.all_sent(&[id]).await;
     let r = client.get(format!("{worker}/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// `/readyz` of a server, as its status code (0 when it does not answer).
+async fn readiness(server: &Server) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/readyz", server.base))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_postgres_restart_under_load_answers_503_and_loses_nothing() {
+    let cluster = TestCluster::start(&[]);
+    let url = cluster.url();
+    let fleet = Fleet::start(1, 1, Duration::from_millis(20), &[("DATABASE_URL", &url)]).await;
+    let load = fleet.load(600, "pg-restart", true);
+    once_accepted(&load, 50).await;
+    cluster.stop();
+    wait_until(
+        "the API to report the store down",
+        Duration::from_secs(30),
+        || async { (readiness(&fleet.apis[0]).await == 503).then_some(()) },
+    )
+    .await;
+    wait_until(
+        "a request answered 503 during the outage",
+        Duration::from_secs(30),
+        || async { (load.refused_so_far() > 0).then_some(()) },
+    )
+    .await;
+    cluster.start_again();
+    wait_until(
+        "the API to be ready again",
+        Duration::from_secs(30),
+        || async { (readiness(&fleet.apis[0]).await == 200).then_some(()) },
+    )
+    .await;
+    // Every answer of the load was 202 or 503 (checked as it ran).
+    let accepted = load.finish().await;
+    assert!(accepted.len() >= 50, "{}", accepted.len());
+    let subjects: HashSet<String> = accepted.keys().cloned().collect();
+    let repeats = fleet
+        .delivered_all(&subjects, Duration::from_secs(120))
+        .await;
+    assert!(repeats <= CONCURRENCY, "{repeats} repeated deliveries");
+    let ids: Vec<String> = accepted.values().cloned().collect();
+    fleet.all_sent(&ids).await;
 }
