@@ -197,7 +197,8 @@ async fn a_550_fails_at_once_and_retry_sends_it_again() {
     let id = app.send(&minimal_email()).await;
     let email = app.wait_for_status(&id, "failed", WAIT).await;
     assert_eq!(email["attempts"], 1);
-    assert_eq!(email["last_event"], "failed");
+    // A 5xx is a bounce in Resend's words; the status says it ended.
+    assert_eq!(email["last_event"], "bounced");
     assert!(
         email["last_error"].as_str().unwrap().contains("550"),
         "{email}"
