@@ -221,13 +221,47 @@ restore() { # restore LABEL [TARGET FLAGS...]
   as_pg "$bindir/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
   rm -rf "$dir"
 }
+# The floor: PostgreSQL replaying the same WAL from plain files with `cp`
+# as its restore_command (no fetch, no check, no decompression). The WAL is
+# unpacked beforehand, outside the timing.
+plain="$work/plain-wal"
+install -d -o postgres "$plain"
+find "$work/archive/wal" -mindepth 2 -maxdepth 2 -type d -printf '%f\n' | sort | while read -r name; do
+  mq wal-fetch "$name" "$plain/$name"
+done
+chown -R postgres "$plain"
+restore_floor() {
+  local dir="$work/restored-floor" port t0
+  install -d -o postgres -m 700 "$dir"
+  port=$(free_port)
+  sync
+  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  t0=$(now_ns)
+  mq restore postgres --pitr --data-dir "$dir" --port "$port" --no-archive >/dev/null
+  sed -i "s|^restore_command = .*|restore_command = 'cp $plain/%f %p'|" "$dir/postgresql.auto.conf"
+  as_pg "$bindir/pg_ctl" -D "$dir" -l "$work/floor.log" -W start >/dev/null
+  until as_pg "$bindir/pg_controldata" -D "$dir" | grep -q 'cluster state: *in production'; do sleep 0.05; done
+  awk -v d=$(($(now_ns) - t0)) 'BEGIN {printf "%.2f", d / 1e9}' >"$work/restore_floor.secs"
+  as_pg "$bindir/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
+  rm -rf "$dir"
+}
 log "PITR restores"
 restore base --target-immediate
 restore latest
+restore_floor
 
 s_mq=$(cat "$work/mq_base.secs"); s_mqf=$(cat "$work/mq_base_figures.secs"); s_bb=$(cat "$work/pgbb.secs")
 s_pb=$(cat "$work/pb_full.secs"); s_pbt=$(cat "$work/pb_tuned.secs")
 r_base=$(cat "$work/restore_base.secs"); r_latest=$(cat "$work/restore_latest.secs")
+r_floor=$(cat "$work/restore_floor.secs")
+if awk -v a="$r_floor" -v b="$r_base" 'BEGIN {exit !(a > 2 * b)}'; then
+  floor_note="The floor itself takes $(ratio "$r_floor" "$r_base")× the base alone: here the WAL since the base
+($(mb "$replay_bytes") MiB) outweighs the database, and PostgreSQL replays it in one process, so no archive
+tool reaches the ≤ 2× target on this workload; what the tool controls is its distance from the floor."
+else
+  floor_note="The floor stays within 2× of the base alone, so the rest of the gap is the fetch path's."
+fi
+floor_replay_rate=$(awk -v b="$replay_bytes" -v a="$r_floor" -v c="$r_base" 'BEGIN {printf "%.0f", (a > c ? b / (a - c) : 0)}')
 base_rate=$(awk -v b="$db_bytes" -v s="$r_base" 'BEGIN {printf "%.0f", b / s}')
 replay_secs=$(awk -v a="$r_latest" -v b="$r_base" 'BEGIN {printf "%.2f", a - b}')
 replay_rate=$(awk -v b="$replay_bytes" -v s="$replay_secs" 'BEGIN {printf "%.0f", (s > 0 ? b / s : 0)}')
@@ -273,9 +307,12 @@ being written, and had caught up $catchup s after pgbench stopped.
 | --- | ---: | ---: |
 | The base backup alone (\`--target-immediate\`: stop once consistent) | $r_base s | 1.00× |
 | The base backup + $PGBENCH_SECONDS s of pgbench WAL ($(mb "$replay_bytes") MiB, to the end of the archive) | $r_latest s | $(ratio "$r_latest" "$r_base")× |
+| Floor: the same base + WAL, PostgreSQL reading the WAL as plain files (\`restore_command = 'cp …'\`) | $r_floor s | $(ratio "$r_floor" "$r_base")× |
 
 Target: ≤ 2×. Measured rates: the base restores at $(mb "$base_rate") MiB/s of database and WAL replays
-(fetched, checked and decompressed one segment per \`wal-fetch\`) at $(mb "$replay_rate") MiB/s.
+(fetched, checked and decompressed one segment per \`wal-fetch\`) at $(mb "$replay_rate") MiB/s, against
+$(mb "$floor_replay_rate") MiB/s for PostgreSQL alone reading plain files: mailqueue's restore takes
+$(ratio "$r_latest" "$r_floor")× the floor's time. $floor_note
 The largest database whose restore fits the 30-minute RTO on this machine is therefore
 **$(fits "$replay_bytes")** with $PGBENCH_SECONDS s of such WAL since its base backup. The WAL since the last base
 backup counts as much as the database: at the full pgbench rate above, kept up all day, an hour

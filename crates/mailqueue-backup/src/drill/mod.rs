@@ -42,6 +42,8 @@ pub trait DispatchRebuild: Send + Sync {
     /// Requeues every pending email of the database at `url` into a fresh
     /// queue; returns how many were enqueued and how many the queue holds.
     async fn rebuild(&self, url: &str) -> Result<(u64, u64), String>;
+    /// Where the queue is rebuilt, for the report.
+    fn destination(&self) -> &'static str;
 }
 
 /// Which PostgreSQL backup the drill restores.

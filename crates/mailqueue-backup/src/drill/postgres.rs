@@ -397,7 +397,11 @@ async fn delivery_checks(opts: &DrillOptions, scratch: &Scratch, report: &mut Dr
         let name = "postgres: requeue-all rebuilds the dispatch state";
         match dispatch.rebuild(&url).await {
             Ok((enqueued, held)) if enqueued == pending && held == pending => {
-                report.check(name, true, &format!("{enqueued} pending emails requeued"))
+                report.check(
+                name,
+                true,
+                &format!("{enqueued} pending emails requeued into {}", dispatch.destination()),
+            )
             }
             Ok((enqueued, held)) => report.check(
                 name,

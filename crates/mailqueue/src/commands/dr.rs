@@ -12,7 +12,7 @@ use mailqueue_backup::cluster::Owner;
 use mailqueue_backup::drill::{run_drill, DispatchRebuild, DrillOptions, PostgresSource, Targets};
 use mailqueue_backup::metrics::{push_to_gateway, sibling_textfile};
 use mailqueue_core::queue::{requeue_pending, DispatchQueue};
-use mailqueue_queue::InProcessQueue;
+use mailqueue_queue::{InProcessQueue, RedisQueue, RedisSettings};
 use mailqueue_store::{PgSettings, PgStore};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,12 +59,15 @@ pub enum DrCommand {
     },
 }
 
-/// Requeue-all with the in-process queue. A Redis dispatch queue plugs in
-/// here by implementing `DispatchQueue`.
-struct InProcessRebuild;
+/// Requeue-all from the restored store into a dispatch queue: a Redis
+/// queue on a private `redis-server` (the production dispatch layer) when
+/// the drill covers Redis, the in-process queue otherwise.
+struct Rebuild {
+    redis: bool,
+}
 
 #[async_trait::async_trait]
-impl DispatchRebuild for InProcessRebuild {
+impl DispatchRebuild for Rebuild {
     async fn rebuild(&self, url: &str) -> Result<(u64, u64), String> {
         let store = PgStore::connect(&PgSettings {
             url: url.to_string(),
@@ -73,12 +76,78 @@ impl DispatchRebuild for InProcessRebuild {
         })
         .await
         .map_err(|e| e.to_string())?;
-        let queue = InProcessQueue::new();
-        let counts = requeue_pending(&store, &queue, chrono::Utc::now())
-            .await
-            .map_err(|e| e.to_string())?;
-        let held = queue.queued_count().await.map_err(|e| e.to_string())?;
-        Ok((counts.total(), held))
+        if !self.redis {
+            return requeue_into(&store, &InProcessQueue::new()).await;
+        }
+        let server = ScratchRedis::start().await?;
+        let queue = RedisQueue::new(RedisSettings {
+            url: server.url.clone(),
+            prefix: "mailqueue-drill".into(),
+            visibility_timeout: Duration::from_secs(300),
+            timeout: Duration::from_secs(10),
+        })
+        .map_err(|e| e.to_string())?;
+        requeue_into(&store, &queue).await
+    }
+
+    fn destination(&self) -> &'static str {
+        if self.redis {
+            "a scratch Redis"
+        } else {
+            "the in-process queue"
+        }
+    }
+}
+
+async fn requeue_into(store: &PgStore, queue: &dyn DispatchQueue) -> Result<(u64, u64), String> {
+    let counts = requeue_pending(store, queue, chrono::Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let held = queue.queued_count().await.map_err(|e| e.to_string())?;
+    Ok((counts.total(), held))
+}
+
+/// A `redis-server` on a free loopback port that keeps nothing on disk,
+/// stopped when dropped.
+struct ScratchRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ScratchRedis {
+    async fn start() -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("finding a free port: {e}"))?;
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting a scratch redis-server: {e}"))?;
+        let server = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("the scratch redis-server did not listen within 10 s".into())
+    }
+}
+
+impl Drop for ScratchRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -134,7 +203,7 @@ pub async fn run(config: Config, command: DrCommand) -> anyhow::Result<ExitCode>
         redis: !no_redis,
         run_as,
         targets: Targets::default(),
-        dispatch: Some(Box::new(InProcessRebuild)),
+        dispatch: Some(Box::new(Rebuild { redis: !no_redis })),
     };
     let report = run_drill(&dest, &options).await?;
     let report_dir = report_dir.unwrap_or_else(|| config.backup_lock_dir.join("dr-reports"));

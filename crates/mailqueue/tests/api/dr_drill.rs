@@ -117,6 +117,12 @@ async fn a_drill_on_clean_backups_passes_and_reports_what_it_measured() {
                 "{source}: {name} in {json}"
             );
         }
+        assert!(
+            checks.iter().any(|c| c["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("requeued into a scratch Redis"))),
+            "the dispatch state is rebuilt in Redis: {json}"
+        );
         assert!(md.contains("| site |"), "{md}");
     }
 }
