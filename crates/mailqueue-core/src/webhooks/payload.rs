@@ -3,7 +3,7 @@
 //! "subject", "created_at", "message_id", "tags", "headers"?, and
 //! "bounce", "failed" or "suppressed" where they apply}}`.
 
-use crate::email::{CustomHeader, Tag};
+use crate::email::{CustomHeader, NewEmail, Tag};
 use crate::events::EmailEvent;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
@@ -20,6 +20,21 @@ pub struct EventEmail {
     pub created_at: DateTime<Utc>,
     pub tags: Vec<Tag>,
     pub headers: Vec<CustomHeader>,
+}
+
+impl EventEmail {
+    /// What the payload tells of a stored email.
+    pub fn new(email: &NewEmail, message_id: &str, created_at: DateTime<Utc>) -> Self {
+        Self {
+            message_id: message_id.to_string(),
+            from: email.from.to_string(),
+            to: email.to.iter().map(|m| m.to_string()).collect(),
+            subject: email.subject.clone(),
+            created_at,
+            tags: email.tags.clone(),
+            headers: email.headers.clone(),
+        }
+    }
 }
 
 fn time(t: DateTime<Utc>) -> String {

@@ -368,15 +368,11 @@ pub fn claimed_row(
         attempt: row.int("attempts")? as u32,
         endpoint: Endpoint::parse(&row.text("endpoint")?).map_err(corrupt("a stored endpoint"))?,
         secrets,
-        email: EventEmail {
-            message_id: row.text("message_id")?,
-            from: email.from.to_string(),
-            to: email.to.iter().map(|m| m.to_string()).collect(),
-            subject: email.subject,
-            created_at: row.time("email_created_at")?,
-            tags: email.tags,
-            headers: email.headers,
-        },
+        email: EventEmail::new(
+            &email,
+            &row.text("message_id")?,
+            row.time("email_created_at")?,
+        ),
         event,
     })
 }
