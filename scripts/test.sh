@@ -6,8 +6,8 @@
 # PostgreSQL: the server at 127.0.0.1:5432 (user postgres, trust auth) when
 # it answers; otherwise a private cluster on port 55432 under
 # target/test-postgres, started here. Python: a virtualenv under
-# target/test-venv with aiosmtpd, the Resend SDK, moto's S3 server and a
-# GCS emulator (tests-requirements.txt).
+# target/test-venv with aiosmtpd, the Resend SDK, the Standard Webhooks
+# verifier, moto's S3 server and a GCS emulator (tests-requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -76,7 +76,7 @@ if [ ! -x "$venv/bin/python3" ]; then
   log "creating $venv"
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python3" -c 'import aiosmtpd, resend, moto.server, gcp_storage_emulator, kubernetes_validate' >/dev/null 2>&1; then
+if ! "$venv/bin/python3" -c 'import aiosmtpd, resend, standardwebhooks, moto.server, gcp_storage_emulator, kubernetes_validate' >/dev/null 2>&1; then
   log "installing the Python test packages"
   "$venv/bin/pip" install -q --disable-pip-version-check -r tests-requirements.txt
 fi

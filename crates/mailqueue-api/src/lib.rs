@@ -17,6 +17,7 @@ mod idempotency;
 mod ops;
 mod pagination;
 mod suppression_view;
+mod webhook_view;
 
 mod api_keys_create_v1;
 mod api_keys_delete_v1;
@@ -37,6 +38,16 @@ mod suppressions_create_v1;
 mod suppressions_get_v1;
 mod suppressions_list_v1;
 mod suppressions_remove_v1;
+mod webhooks_create_v1;
+mod webhooks_events_attempts_v1;
+mod webhooks_events_get_v1;
+mod webhooks_events_list_v1;
+mod webhooks_events_replay_v1;
+mod webhooks_get_v1;
+mod webhooks_list_v1;
+mod webhooks_remove_v1;
+mod webhooks_rotate_secret_v1;
+mod webhooks_update_v1;
 
 pub use auth::AuthCache;
 pub use error::ApiError;
@@ -66,6 +77,25 @@ pub struct ApiSettings {
     pub auth_cache_ttl: Duration,
     /// How long a request body may go without a byte arriving (then 408).
     pub body_timeout: Duration,
+    pub webhooks: WebhookApiSettings,
+}
+
+/// What the webhook endpoints allow.
+#[derive(Clone, Debug)]
+pub struct WebhookApiSettings {
+    /// Whether endpoints may reach private and loopback addresses.
+    pub allow_private: bool,
+    /// How long a rotated-out secret keeps signing.
+    pub secret_grace: Duration,
+}
+
+impl Default for WebhookApiSettings {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            secret_grace: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 impl Default for ApiSettings {
@@ -76,6 +106,7 @@ impl Default for ApiSettings {
             limits: RequestLimits::default(),
             auth_cache_ttl: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
+            webhooks: WebhookApiSettings::default(),
         }
     }
 }
@@ -181,6 +212,36 @@ pub fn app(state: ApiState, ops: Arc<OpsContext>) -> impl HttpService {
         .route(
             "/suppressions/{suppression}",
             get(suppressions_get_v1::handle).delete(suppressions_remove_v1::handle),
+        )
+        .route(
+            "/webhooks",
+            post(webhooks_create_v1::handle).get(webhooks_list_v1::handle),
+        )
+        .route(
+            "/webhooks/{webhook_id}",
+            get(webhooks_get_v1::handle)
+                .patch(webhooks_update_v1::handle)
+                .delete(webhooks_remove_v1::handle),
+        )
+        .route(
+            "/webhooks/{webhook_id}/signing-secret/rotate",
+            post(webhooks_rotate_secret_v1::handle),
+        )
+        .route(
+            "/webhooks/{webhook_id}/events",
+            get(webhooks_events_list_v1::handle),
+        )
+        .route(
+            "/webhooks/{webhook_id}/events/{event_id}",
+            get(webhooks_events_get_v1::handle),
+        )
+        .route(
+            "/webhooks/{webhook_id}/events/{event_id}/attempts",
+            get(webhooks_events_attempts_v1::handle),
+        )
+        .route(
+            "/webhooks/{webhook_id}/events/{event_id}/replay",
+            post(webhooks_events_replay_v1::handle),
         );
     let router = Router::new()
         .nest("/v1", v1)

@@ -47,6 +47,12 @@ pub async fn metrics(State(state): State<Arc<OpsContext>>) -> Response {
         Ok(stats) => state.metrics.observe_queue(&stats, now),
         Err(e) => tracing::warn!(error = %e, "queue statistics are unavailable for this scrape"),
     }
+    match state.store.webhook_outbox_stats().await {
+        Ok(stats) => state.metrics.observe_webhook_outbox(&stats, now),
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook outbox statistics are unavailable for this scrape")
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

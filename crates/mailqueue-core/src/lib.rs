@@ -23,6 +23,7 @@ pub mod status;
 pub mod store;
 pub mod suppression;
 pub mod transport;
+pub mod webhooks;
 
 pub use address::{EmailAddress, Mailbox};
 pub use clock::{Clock, ManualClock, SystemClock};

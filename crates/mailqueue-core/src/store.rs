@@ -8,9 +8,13 @@
 use crate::api_key::{ApiKeyPermission, TokenHash};
 use crate::delivery::{DeliveryError, SmtpReply};
 use crate::email::{AttachmentInfo, NewEmail, Priority};
-use crate::ids::{ApiKeyId, EmailId};
+use crate::ids::{ApiKeyId, EmailId, EventId, WebhookId};
 use crate::status::EmailStatus;
 use crate::suppression::SuppressionStore;
+use crate::webhooks::{
+    ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SigningSecret,
+    Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -467,12 +471,88 @@ pub trait MaintenanceLeases: Send + Sync + 'static {
     async fn release_maintenance_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
+/// Webhooks and their outbox. Events queue their deliveries in the
+/// transaction that writes them (see `EmailStore::record_outcomes`); the
+/// senders claim them with a lease, at most `per_webhook` of one webhook
+/// at once, and record each attempt fenced by holder and attempt number.
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
+    async fn get_webhook(&self, id: WebhookId) -> Result<Option<Webhook>, StoreError>;
+    async fn list_webhooks(
+        &self,
+        page: &WebhookPage<WebhookId>,
+    ) -> Result<Vec<Webhook>, StoreError>;
+    /// Applies the change; enabling also forgets past failures and the
+    /// reason of a disabling. `None` when no such webhook exists.
+    async fn update_webhook(
+        &self,
+        id: WebhookId,
+        change: &WebhookChange,
+    ) -> Result<Option<Webhook>, StoreError>;
+    /// Makes `secret` the signing secret; the old one keeps signing
+    /// alongside it until `previous_until`.
+    async fn rotate_webhook_secret(
+        &self,
+        id: WebhookId,
+        secret: &SigningSecret,
+        previous_until: DateTime<Utc>,
+    ) -> Result<Option<Webhook>, StoreError>;
+    /// Deletes the webhook with its deliveries; whether it existed.
+    async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError>;
+    /// The webhook's deliveries, newest event first.
+    async fn list_webhook_deliveries(
+        &self,
+        id: WebhookId,
+        page: &WebhookPage<EventId>,
+    ) -> Result<Vec<WebhookDelivery>, StoreError>;
+    async fn get_webhook_delivery(
+        &self,
+        id: WebhookId,
+        event: EventId,
+    ) -> Result<Option<WebhookDelivery>, StoreError>;
+    /// The attempts of a delivery, oldest first.
+    async fn list_webhook_attempts(
+        &self,
+        id: WebhookId,
+        event: EventId,
+    ) -> Result<Vec<WebhookAttempt>, StoreError>;
+    /// Queues the delivery again, due at `now`, with the whole schedule
+    /// ahead of it; whether it exists.
+    async fn replay_webhook_delivery(
+        &self,
+        id: WebhookId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Claims due deliveries of enabled webhooks, oldest due first.
+    async fn claim_webhook_deliveries(
+        &self,
+        claim: &DeliveryClaim,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// Records attempts, moves their deliveries on (unless `holder` no
+    /// longer holds them at that attempt) and keeps each webhook's failing
+    /// streak, disabling those `policy` says have failed too long.
+    async fn record_webhook_deliveries(
+        &self,
+        holder: &str,
+        reports: &[DeliveryReport],
+        policy: &DisablePolicy,
+    ) -> Result<(), StoreError>;
+    async fn webhook_outbox_stats(&self) -> Result<OutboxStats, StoreError>;
+}
+
 /// Everything the service needs from its database.
 pub trait Store:
-    EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases + SuppressionStore
+    EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases + SuppressionStore + WebhookStore
 {
 }
 impl<T> Store for T where
-    T: EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases + SuppressionStore
+    T: EmailStore
+        + IdempotencyStore
+        + ApiKeyStore
+        + MaintenanceLeases
+        + SuppressionStore
+        + WebhookStore
 {
 }

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::QueueStats;
+use mailqueue_core::webhooks::OutboxStats;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -38,6 +39,12 @@ pub struct Metrics {
     pub outcomes_refused: Counter,
     /// Events this process wrote with the changes it made, by type.
     pub events: Family<Label, Counter>,
+    /// Webhook delivery attempts by outcome: `delivered`, `retry`, `failed`.
+    pub webhook_deliveries: Family<Label, Counter>,
+    /// One webhook request, connecting included.
+    pub webhook_request_seconds: Histogram,
+    pub webhook_outbox_depth: Gauge,
+    pub webhook_oldest_pending_age_seconds: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -63,6 +70,10 @@ impl Metrics {
             deferrals: Family::default(),
             outcomes_refused: Counter::default(),
             events: Family::default(),
+            webhook_deliveries: Family::default(),
+            webhook_request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            webhook_outbox_depth: Gauge::default(),
+            webhook_oldest_pending_age_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -130,7 +141,34 @@ impl Metrics {
             "Email events written by this process, by type",
             m.events.clone(),
         );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by outcome",
+            m.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "webhook_request_seconds",
+            "Duration of one webhook request",
+            m.webhook_request_seconds.clone(),
+        );
+        registry.register(
+            "webhook_outbox_depth",
+            "Webhook deliveries pending (waiting, retrying or in flight)",
+            m.webhook_outbox_depth.clone(),
+        );
+        registry.register(
+            "webhook_oldest_pending_age_seconds",
+            "How long the oldest pending webhook delivery has been in the outbox",
+            m.webhook_oldest_pending_age_seconds.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// Sets the outbox gauges from a fresh count.
+    pub fn observe_webhook_outbox(&self, stats: &OutboxStats, now: DateTime<Utc>) {
+        self.webhook_outbox_depth.set(stats.pending as i64);
+        self.webhook_oldest_pending_age_seconds
+            .set(age_seconds(stats.oldest_pending_at, now));
     }
 
     /// Sets the queue gauges from a fresh count.
@@ -140,11 +178,8 @@ impl Metrics {
                 .get_or_create(&[("status", status.as_str())])
                 .set(*n as i64);
         }
-        let age = stats
-            .oldest_due_at
-            .map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0)
-            .unwrap_or(0.0);
-        self.oldest_due_age_seconds.set(age);
+        self.oldest_due_age_seconds
+            .set(age_seconds(stats.oldest_due_at, now));
     }
 
     /// The Prometheus text exposition of every metric.
@@ -154,6 +189,12 @@ impl Metrics {
             .unwrap_or_else(|e| unreachable!("writing to a String cannot fail: {e}"));
         out
     }
+}
+
+fn age_seconds(since: Option<DateTime<Utc>>, now: DateTime<Utc>) -> f64 {
+    since
+        .map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0)
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -174,6 +215,16 @@ mod tests {
             },
             now,
         );
+        m.observe_webhook_outbox(
+            &OutboxStats {
+                pending: 4,
+                oldest_pending_at: Some(now - chrono::Duration::seconds(2)),
+            },
+            now,
+        );
+        m.webhook_deliveries
+            .get_or_create(&[("outcome", "retry")])
+            .inc();
         let text = m.render();
         assert!(text.contains("mailqueue_emails_accepted_total 3"), "{text}");
         assert!(
@@ -190,6 +241,15 @@ mod tests {
         );
         assert!(
             text.contains("mailqueue_delivery_latency_seconds_bucket"),
+            "{text}"
+        );
+        assert!(text.contains("mailqueue_webhook_outbox_depth 4"), "{text}");
+        assert!(
+            text.contains("mailqueue_webhook_oldest_pending_age_seconds 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mailqueue_webhook_deliveries_total{outcome=\"retry\"} 1"),
             "{text}"
         );
     }

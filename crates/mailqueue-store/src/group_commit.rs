@@ -19,7 +19,11 @@ use mailqueue_core::store::*;
 use mailqueue_core::suppression::{
     Suppression, SuppressionQuery, SuppressionRef, SuppressionStore,
 };
-use mailqueue_core::EmailId;
+use mailqueue_core::webhooks::{
+    ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SigningSecret,
+    Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
+};
+use mailqueue_core::{EmailId, EventId, WebhookId};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -300,5 +304,101 @@ impl SuppressionStore for GroupCommitter {
         entries: &[SuppressionRef],
     ) -> Result<Vec<Option<Suppression>>, StoreError> {
         self.inner.remove_suppressions(entries).await
+    }
+}
+
+#[async_trait]
+impl WebhookStore for GroupCommitter {
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        self.inner.create_webhook(webhook).await
+    }
+
+    async fn get_webhook(&self, id: WebhookId) -> Result<Option<Webhook>, StoreError> {
+        self.inner.get_webhook(id).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        page: &WebhookPage<WebhookId>,
+    ) -> Result<Vec<Webhook>, StoreError> {
+        self.inner.list_webhooks(page).await
+    }
+
+    async fn update_webhook(
+        &self,
+        id: WebhookId,
+        change: &WebhookChange,
+    ) -> Result<Option<Webhook>, StoreError> {
+        self.inner.update_webhook(id, change).await
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        id: WebhookId,
+        secret: &SigningSecret,
+        previous_until: DateTime<Utc>,
+    ) -> Result<Option<Webhook>, StoreError> {
+        self.inner
+            .rotate_webhook_secret(id, secret, previous_until)
+            .await
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
+        self.inner.delete_webhook(id).await
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        id: WebhookId,
+        page: &WebhookPage<EventId>,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        self.inner.list_webhook_deliveries(id, page).await
+    }
+
+    async fn get_webhook_delivery(
+        &self,
+        id: WebhookId,
+        event: EventId,
+    ) -> Result<Option<WebhookDelivery>, StoreError> {
+        self.inner.get_webhook_delivery(id, event).await
+    }
+
+    async fn list_webhook_attempts(
+        &self,
+        id: WebhookId,
+        event: EventId,
+    ) -> Result<Vec<WebhookAttempt>, StoreError> {
+        self.inner.list_webhook_attempts(id, event).await
+    }
+
+    async fn replay_webhook_delivery(
+        &self,
+        id: WebhookId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.replay_webhook_delivery(id, event, now).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        claim: &DeliveryClaim,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.inner.claim_webhook_deliveries(claim).await
+    }
+
+    async fn record_webhook_deliveries(
+        &self,
+        holder: &str,
+        reports: &[DeliveryReport],
+        policy: &DisablePolicy,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .record_webhook_deliveries(holder, reports, policy)
+            .await
+    }
+
+    async fn webhook_outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        self.inner.webhook_outbox_stats().await
     }
 }

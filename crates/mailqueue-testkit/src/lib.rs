@@ -19,6 +19,7 @@ mod smtp_sink;
 mod stores;
 mod tmpfs;
 mod wait;
+mod webhook_receiver;
 
 pub use certificate::TestCertificate;
 pub use cluster::{give_to_server_user, postgres_bin, server_user, TestCluster};
@@ -34,6 +35,7 @@ pub use smtp_sink::{ReceivedMessage, SinkOptions, SinkTls, SmtpSink};
 pub use stores::{test_store, StoreKind, TestStore};
 pub use tmpfs::SmallDisk;
 pub use wait::wait_until;
+pub use webhook_receiver::{ReceivedHook, ReceiverAnswers, WebhookReceiver};
 
 /// A port that was free a moment ago, on 127.0.0.1.
 pub fn free_port() -> u16 {

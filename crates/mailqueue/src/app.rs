@@ -4,7 +4,7 @@
 //! set, SQLite otherwise) and the dispatch queue (Redis with `REDIS_URL`,
 //! in process otherwise), then composes the parts of the configured role:
 //! the email API (`api`, `all`), the delivery workers with the fleet's
-//! maintenance (`worker`, `all`), and HTTP for whatever it serves (a worker
+//! maintenance and the webhook senders (`worker`, `all`), and HTTP for whatever it serves (a worker
 //! answers only `/healthz`, `/readyz` and `/metrics`).
 //! `run_until_stopped` serves until the shutdown future resolves, then
 //! drains.
@@ -13,13 +13,15 @@ use crate::config::{Config, Role};
 use crate::http_server::{self, HttpLimits};
 use crate::wiring::{dispatch, lease_holder, lock_data_dir, transport, EMBEDDED_HOLDER};
 use anyhow::Context;
-use mailqueue_api::{ApiContext, ApiSettings, AuthCache, OpsContext};
+use mailqueue_api::{ApiContext, ApiSettings, AuthCache, OpsContext, WebhookApiSettings};
 use mailqueue_core::store::Store;
+use mailqueue_core::webhooks::DisablePolicy;
 use mailqueue_core::{Clock, RetryPolicy};
 use mailqueue_delivery::{Delivery, DeliverySettings};
 use mailqueue_metrics::Metrics;
 use mailqueue_service::{EmailService, ServiceSettings};
 use mailqueue_store::GroupCommitter;
+use mailqueue_webhooks::{WebhookSettings, Webhooks};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +45,7 @@ pub struct Application {
     api: Option<Arc<ApiContext>>,
     ops: Arc<OpsContext>,
     delivery: Option<Delivery>,
+    webhooks: Option<Webhooks>,
     store: Arc<dyn Store>,
     shutdown_grace: Duration,
     _data_dir_lock: Option<std::fs::File>,
@@ -109,9 +112,19 @@ impl Application {
                     limits: Default::default(),
                     auth_cache_ttl: config.auth_cache,
                     body_timeout: config.http_body_timeout,
+                    webhooks: WebhookApiSettings {
+                        allow_private: config.webhooks.allow_private,
+                        secret_grace: config.webhooks.secret_grace,
+                    },
                 },
                 auth_cache: AuthCache::default(),
             })
+        });
+        let webhooks = role.delivers().then(|| Webhooks {
+            store: store.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            settings: webhook_settings(&config, &holder),
         });
         let delivery = match &transport {
             Some(transport) => {
@@ -162,6 +175,7 @@ impl Application {
             api,
             ops,
             delivery,
+            webhooks,
             store,
             shutdown_grace: config.shutdown_grace,
             _data_dir_lock: lock,
@@ -183,6 +197,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let delivery = self.delivery.map(Delivery::start);
+        let webhooks = self
+            .webhooks
+            .map(Webhooks::start)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         tracing::info!(address = %self.listener.local_addr()?, role = ?self.role, "mailqueue is listening");
         let stopping = async {
             shutdown.await;
@@ -201,11 +220,30 @@ impl Application {
         if let Some(delivery) = delivery {
             delivery.shutdown(self.shutdown_grace).await;
         }
+        if let Some(webhooks) = webhooks {
+            webhooks.shutdown().await;
+        }
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "the store could not be flushed at shutdown");
         }
         tracing::info!("mailqueue stopped");
         Ok(())
+    }
+}
+
+fn webhook_settings(config: &Config, holder: &str) -> WebhookSettings {
+    let w = &config.webhooks;
+    WebhookSettings {
+        holder: holder.to_string(),
+        concurrency: w.concurrency,
+        per_webhook: w.endpoint_concurrency as u32,
+        timeout: w.timeout,
+        schedule: w.retry_schedule.clone(),
+        disable: DisablePolicy {
+            after: chrono::Duration::from_std(w.disable_after).unwrap_or(chrono::Duration::days(5)),
+        },
+        allow_private: w.allow_private,
+        poll: w.poll,
     }
 }
 

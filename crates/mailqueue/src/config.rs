@@ -5,6 +5,7 @@
 
 use crate::settings::{find_by_env, find_by_key, Setting, SETTINGS};
 use mailqueue_core::rate::RateLimits;
+use mailqueue_core::webhooks::RetrySchedule;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -114,6 +115,7 @@ pub struct Config {
     pub reconcile_interval: Duration,
     pub maintenance_lease: Duration,
     pub redis_prefix: String,
+    pub webhooks: WebhookConfig,
     pub backup_dir: PathBuf,
     pub backup_s3_url: Option<String>,
     pub backup_gcs_url: Option<String>,
@@ -128,6 +130,41 @@ pub struct Config {
     pub slack_webhook_url: Option<Secret>,
     pub log: String,
     pub log_format: LogFormat,
+}
+
+/// The webhook settings.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    pub allow_private: bool,
+    pub timeout: Duration,
+    pub retry_schedule: RetrySchedule,
+    pub disable_after: Duration,
+    pub concurrency: usize,
+    pub endpoint_concurrency: usize,
+    pub poll: Duration,
+    pub secret_grace: Duration,
+}
+
+fn webhook_config(l: &Layers) -> Result<WebhookConfig, ConfigError> {
+    let timeout = l.seconds("webhook_timeout_seconds")?;
+    if timeout.is_zero() {
+        return Err(ConfigError::Invalid {
+            source_name: "MAILQUEUE_WEBHOOK_TIMEOUT_SECONDS".into(),
+            reason: "must be above 0".into(),
+        });
+    }
+    Ok(WebhookConfig {
+        allow_private: l.get("webhook_allow_private")?,
+        timeout,
+        retry_schedule: l.get("webhook_retry_schedule")?,
+        disable_after: l.seconds("webhook_disable_after_seconds")?,
+        concurrency: l.positive("webhook_concurrency")?,
+        endpoint_concurrency: l.positive("webhook_endpoint_concurrency")?,
+        poll: l
+            .seconds("webhook_poll_seconds")?
+            .max(Duration::from_millis(10)),
+        secret_grace: l.seconds("webhook_secret_grace_seconds")?,
+    })
 }
 
 /// `daily,weekly,monthly`, e.g. `7,4,12`.
@@ -437,6 +474,7 @@ impl Config {
                 .seconds("maintenance_lease_seconds")?
                 .max(Duration::from_millis(100)),
             redis_prefix: redis_prefix(&l)?,
+            webhooks: webhook_config(&l)?,
             backup_dir: l.get("backup_dir")?,
             backup_s3_url: l.opt("backup_s3_url")?,
             backup_gcs_url: l.opt("backup_gcs_url")?,

@@ -9,6 +9,7 @@ mod events;
 mod keys;
 mod leases;
 mod suppressions;
+mod webhooks;
 
 use crate::errors::store_error;
 use crate::health::WriteHealth;

@@ -12,6 +12,7 @@ pub mod events;
 pub mod rows;
 pub mod statements;
 pub mod suppressions;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use mailqueue_core::{EmailId, EmailStatus};

@@ -12,6 +12,7 @@ mod events;
 mod keys;
 mod leases;
 mod suppressions;
+mod webhooks;
 mod writer;
 
 use crate::errors::store_error;

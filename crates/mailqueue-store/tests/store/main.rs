@@ -9,6 +9,7 @@ mod keys;
 mod leases;
 mod support;
 mod suppressions;
+mod webhooks;
 
 macro_rules! conformance {
     ($($module:ident :: $name:ident),* $(,)?) => {
@@ -49,4 +50,7 @@ conformance!(
     keys::api_key_permissions_round_trip,
     keys::keys_made_before_permissions_have_full_access,
     keys::idempotency_keys_follow_their_lifecycle,
+    webhooks::webhooks_are_created_listed_changed_and_deleted,
+    webhooks::deliveries_are_claimed_once_retried_and_fenced,
+    webhooks::claims_are_bounded_per_webhook_and_expired_leases_retaken,
 );

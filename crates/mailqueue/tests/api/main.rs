@@ -38,4 +38,6 @@ mod pitr_faults;
 mod resend_sdk;
 mod startup_checks;
 mod suppressions;
+mod webhooks_api;
+mod webhooks_delivery;
 mod write_readiness;

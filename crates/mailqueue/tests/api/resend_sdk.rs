@@ -68,3 +68,20 @@ async fn the_official_python_sdk_manages_suppressions() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn the_official_python_sdk_manages_and_verifies_webhooks() {
+    let app = spawn_app_with(
+        StoreKind::Postgres,
+        &[
+            ("MAILQUEUE_WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("MAILQUEUE_WEBHOOK_POLL_SECONDS", "0.05"),
+        ],
+    )
+    .await;
+    let stdout = run_sdk_script(&app, "resend_sdk_webhooks_check.py").await;
+    assert!(
+        stdout.contains("all Resend SDK webhooks checks passed"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,60 @@
+//! `PATCH /v1/webhooks/{webhook_id}` with any of `endpoint`, `events` and
+//! `status` (`enabled` or `disabled`): answers `{"object": "webhook",
+//! "id"}`. Enabling a webhook the disable policy stopped clears its
+//! reason; its pending deliveries go out again. Resend's Python SDK also
+//! sends the path's `webhook_id` in the body; it must match.
+
+use crate::auth::FullAccess;
+use crate::body::{parse_json, RawBody};
+use crate::error::ApiError;
+use crate::webhook_view::{endpoint, event_types, no_webhook, webhook_id};
+use crate::ApiState;
+use axum::extract::{Path, State};
+use axum::Json;
+use mailqueue_core::webhooks::{WebhookChange, WebhookStatus};
+use mailqueue_core::FieldError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateWebhookRequest {
+    webhook_id: Option<String>,
+    endpoint: Option<String>,
+    events: Option<Vec<String>>,
+    status: Option<String>,
+}
+
+pub async fn handle(
+    State(state): State<ApiState>,
+    _: FullAccess,
+    Path(raw): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let id = webhook_id(&raw)?;
+    let request: UpdateWebhookRequest = parse_json(&body)?;
+    if request.webhook_id.as_deref().is_some_and(|w| w != raw) {
+        return Err(ApiError::Validation(FieldError::invalid(
+            "webhook_id",
+            "`webhook_id` differs from the webhook of the path.",
+        )));
+    }
+    let allow_private = state.settings.webhooks.allow_private;
+    let change = WebhookChange {
+        endpoint: match &request.endpoint {
+            Some(raw) => Some(endpoint(raw, allow_private).await?),
+            None => None,
+        },
+        events: request.events.as_deref().map(event_types).transpose()?,
+        status: request
+            .status
+            .as_deref()
+            .map(str::parse::<WebhookStatus>)
+            .transpose()
+            .map_err(|m| ApiError::Validation(FieldError::invalid("status", format!("{m}."))))?,
+    };
+    match state.store.update_webhook(id, &change).await? {
+        Some(w) => Ok(Json(json!({"object": "webhook", "id": w.id.to_string()}))),
+        None => Err(no_webhook(&raw)),
+    }
+}

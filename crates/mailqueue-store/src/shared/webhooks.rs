@@ -1,0 +1,492 @@
+//! Webhooks and their outbox, written once for both stores. The dialects
+//! differ only in how a webhook's event list is kept (a `TEXT[]` against
+//! a JSON array, both read and written here as JSON text) and in the
+//! claim's row locks (`FOR UPDATE … SKIP LOCKED` on PostgreSQL; SQLite
+//! has one writer).
+
+use super::rows::{self, RowReader};
+use super::{Dialect, Param, Statement};
+use crate::content::decode_content;
+use chrono::{DateTime, Utc};
+use mailqueue_core::events::EmailEvent;
+use mailqueue_core::store::StoreError;
+use mailqueue_core::webhooks::{
+    ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport, DeliveryStatus, DisablePolicy,
+    Endpoint, EventEmail, OutboxStats, SigningSecret, Webhook, WebhookAttempt, WebhookChange,
+    WebhookDelivery, WebhookPage, WebhookStatus,
+};
+use mailqueue_core::{EventId, WebhookId};
+
+impl Dialect {
+    /// The `events` column as a JSON array in text.
+    fn events_out(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "array_to_json(events)::text AS events",
+            Dialect::Sqlite => "events",
+        }
+    }
+
+    /// A JSON array parameter as the `events` column.
+    fn events_in(self, placeholder: &str) -> String {
+        match self {
+            Dialect::Postgres => {
+                format!("ARRAY(SELECT json_array_elements_text({placeholder}::json))")
+            }
+            Dialect::Sqlite => placeholder.to_string(),
+        }
+    }
+}
+
+fn events_json(events: &[String]) -> String {
+    serde_json::Value::from(events.to_vec()).to_string()
+}
+
+fn webhook_columns(d: Dialect) -> String {
+    format!(
+        "id, endpoint, {}, status, signing_secret, previous_secret, previous_secret_until, \
+         created_at, failing_since, disabled_reason",
+        d.events_out()
+    )
+}
+
+pub fn insert_webhook(d: Dialect, w: &Webhook) -> Statement {
+    let mut st = Statement::new("");
+    let values = [
+        st.param(Param::Uuid(w.id.0)),
+        st.param(Param::Text(w.endpoint.as_str().into())),
+        d.events_in(&st.param(Param::Text(events_json(&w.events)))),
+        st.param(Param::Text(w.status.as_str().into())),
+        st.param(Param::Text(w.signing_secret.expose().into())),
+        st.param(Param::Time(w.created_at)),
+    ];
+    st.sql = format!(
+        "INSERT INTO webhooks (id, endpoint, events, status, signing_secret, created_at) \
+         VALUES ({})",
+        values.join(", ")
+    );
+    st
+}
+
+pub fn get_webhook(d: Dialect, id: WebhookId) -> Statement {
+    Statement::new(format!(
+        "SELECT {} FROM webhooks WHERE id = $1",
+        webhook_columns(d)
+    ))
+    .with(Param::Uuid(id.0))
+}
+
+/// Keyset conditions and order of a page over an id column, newest first;
+/// towards newer items (`before`) oldest first.
+fn page_of(st: &mut Statement, column: &str, page: &WebhookPage<uuid::Uuid>) -> String {
+    let mut sql = String::new();
+    if let Some(after) = page.after {
+        sql += &format!(" AND {column} < {}", st.param(Param::Uuid(after)));
+    }
+    if let Some(before) = page.before {
+        sql += &format!(" AND {column} > {}", st.param(Param::Uuid(before)));
+    }
+    let order = if page.before.is_some() { "ASC" } else { "DESC" };
+    sql += &format!(
+        " ORDER BY {column} {order} LIMIT {}",
+        st.param(Param::Int(i64::from(page.limit)))
+    );
+    sql
+}
+
+pub fn list_webhooks(d: Dialect, page: &WebhookPage<WebhookId>) -> Statement {
+    let mut st = Statement::new("");
+    let page = WebhookPage {
+        limit: page.limit,
+        after: page.after.map(|i| i.0),
+        before: page.before.map(|i| i.0),
+    };
+    let tail = page_of(&mut st, "id", &page);
+    st.sql = format!(
+        "SELECT {} FROM webhooks WHERE 1 = 1{tail}",
+        webhook_columns(d)
+    );
+    st
+}
+
+/// `None` when the change names nothing.
+pub fn update_webhook(d: Dialect, id: WebhookId, change: &WebhookChange) -> Option<Statement> {
+    let mut st = Statement::new("");
+    let mut sets = Vec::new();
+    if let Some(endpoint) = &change.endpoint {
+        sets.push(format!(
+            "endpoint = {}",
+            st.param(Param::Text(endpoint.as_str().into()))
+        ));
+    }
+    if let Some(events) = &change.events {
+        let p = st.param(Param::Text(events_json(events)));
+        sets.push(format!("events = {}", d.events_in(&p)));
+    }
+    if let Some(status) = change.status {
+        sets.push(format!(
+            "status = {}",
+            st.param(Param::Text(status.as_str().into()))
+        ));
+        sets.push("failing_since = NULL".into());
+        sets.push("disabled_reason = NULL".into());
+    }
+    if sets.is_empty() {
+        return None;
+    }
+    st.sql = format!(
+        "UPDATE webhooks SET {} WHERE id = {}",
+        sets.join(", "),
+        st.param(Param::Uuid(id.0))
+    );
+    Some(st)
+}
+
+pub fn rotate_secret(id: WebhookId, secret: &SigningSecret, until: DateTime<Utc>) -> Statement {
+    Statement::new(
+        "UPDATE webhooks SET previous_secret = signing_secret, previous_secret_until = $2, \
+         signing_secret = $3 WHERE id = $1",
+    )
+    .with(Param::Uuid(id.0))
+    .with(Param::Time(until))
+    .with(Param::Text(secret.expose().into()))
+}
+
+pub fn delete_webhook(id: WebhookId) -> Statement {
+    Statement::new("DELETE FROM webhooks WHERE id = $1").with(Param::Uuid(id.0))
+}
+
+fn corrupt(what: &str) -> impl Fn(String) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// A row of [`webhook_columns`].
+pub fn webhook(row: &impl RowReader) -> Result<Webhook, StoreError> {
+    let events = row.text("events")?;
+    let previous = match (
+        row.opt_text("previous_secret")?,
+        row.opt_time("previous_secret_until")?,
+    ) {
+        (Some(s), Some(until)) => Some((
+            SigningSecret::parse(&s).map_err(corrupt("a stored previous secret"))?,
+            until,
+        )),
+        _ => None,
+    };
+    Ok(Webhook {
+        id: WebhookId(row.uuid("id")?),
+        endpoint: Endpoint::parse(&row.text("endpoint")?).map_err(corrupt("a stored endpoint"))?,
+        events: serde_json::from_str(&events)
+            .map_err(|e| StoreError::Corrupt(format!("stored events `{events}`: {e}")))?,
+        status: row
+            .text("status")?
+            .parse()
+            .map_err(corrupt("a stored webhook status"))?,
+        signing_secret: SigningSecret::parse(&row.text("signing_secret")?)
+            .map_err(corrupt("a stored signing secret"))?,
+        previous_secret: previous,
+        created_at: row.time("created_at")?,
+        failing_since: row.opt_time("failing_since")?,
+        disabled_reason: row.opt_text("disabled_reason")?,
+    })
+}
+
+fn delivery_select(d: Dialect) -> String {
+    format!(
+        "SELECT d.webhook_id, d.status, d.attempts, d.next_attempt_at, d.last_status_code, \
+         d.last_error, d.created_at AS queued_at, ev.id, ev.email_id, ev.type, ev.created_at, \
+         {} AS data \
+         FROM webhook_deliveries AS d JOIN email_events AS ev ON ev.id = d.event_id",
+        d.json_text("ev.data")
+    )
+}
+
+pub fn list_deliveries(d: Dialect, id: WebhookId, page: &WebhookPage<EventId>) -> Statement {
+    let mut st = Statement::new("");
+    let condition = format!("d.webhook_id = {}", st.param(Param::Uuid(id.0)));
+    let page = WebhookPage {
+        limit: page.limit,
+        after: page.after.map(|i| i.0),
+        before: page.before.map(|i| i.0),
+    };
+    let tail = page_of(&mut st, "d.event_id", &page);
+    st.sql = format!("{} WHERE {condition}{tail}", delivery_select(d));
+    st
+}
+
+pub fn get_delivery(d: Dialect, id: WebhookId, event: EventId) -> Statement {
+    Statement::new(format!(
+        "{} WHERE d.webhook_id = $1 AND d.event_id = $2",
+        delivery_select(d)
+    ))
+    .with(Param::Uuid(id.0))
+    .with(Param::Uuid(event.0))
+}
+
+/// A row of [`delivery_select`].
+pub fn delivery(row: &impl RowReader) -> Result<WebhookDelivery, StoreError> {
+    Ok(WebhookDelivery {
+        webhook_id: WebhookId(row.uuid("webhook_id")?),
+        event: rows::event(row)?,
+        status: row
+            .text("status")?
+            .parse()
+            .map_err(corrupt("a stored delivery status"))?,
+        attempts: row.int("attempts")? as u32,
+        next_attempt_at: row.opt_time("next_attempt_at")?,
+        last_status_code: row.opt_int("last_status_code")?.map(|c| c as u16),
+        last_error: row.opt_text("last_error")?,
+        created_at: row.time("queued_at")?,
+    })
+}
+
+pub fn list_attempts(id: WebhookId, event: EventId) -> Statement {
+    Statement::new(
+        "SELECT attempted_at, status_code, duration_ms, error FROM webhook_attempts \
+         WHERE webhook_id = $1 AND event_id = $2 ORDER BY id",
+    )
+    .with(Param::Uuid(id.0))
+    .with(Param::Uuid(event.0))
+}
+
+pub fn attempt(row: &impl RowReader) -> Result<WebhookAttempt, StoreError> {
+    Ok(WebhookAttempt {
+        attempted_at: row.time("attempted_at")?,
+        status_code: row.opt_int("status_code")?.map(|c| c as u16),
+        duration_ms: row.int("duration_ms")? as u32,
+        error: row.opt_text("error")?,
+    })
+}
+
+pub fn replay(id: WebhookId, event: EventId, now: DateTime<Utc>) -> Statement {
+    Statement::new(format!(
+        "UPDATE webhook_deliveries SET status = '{}', attempts = 0, next_attempt_at = $3, \
+         lease_holder = NULL, lease_expires_at = NULL WHERE webhook_id = $1 AND event_id = $2",
+        DeliveryStatus::Pending.as_str()
+    ))
+    .with(Param::Uuid(id.0))
+    .with(Param::Uuid(event.0))
+    .with(Param::Time(now))
+}
+
+/// Leases due deliveries: per webhook, the oldest due ones up to
+/// `per_webhook` minus those it has under lease already, oldest due
+/// first overall. Returns the claimed keys.
+pub fn claim(d: Dialect, c: &DeliveryClaim) -> Statement {
+    let lock = match d {
+        Dialect::Postgres => " FOR UPDATE OF d SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let pending = DeliveryStatus::Pending.as_str();
+    let enabled = WebhookStatus::Enabled.as_str();
+    Statement::new(format!(
+        "WITH busy AS ( \
+             SELECT webhook_id, COUNT(*) AS n FROM webhook_deliveries \
+             WHERE status = '{pending}' AND lease_expires_at > $1 GROUP BY webhook_id), \
+         ranked AS ( \
+             SELECT d.webhook_id, d.event_id, d.next_attempt_at, \
+                 ROW_NUMBER() OVER (PARTITION BY d.webhook_id \
+                     ORDER BY d.next_attempt_at, d.event_id) + COALESCE(b.n, 0) AS slot \
+             FROM webhook_deliveries AS d \
+             JOIN webhooks AS w ON w.id = d.webhook_id AND w.status = '{enabled}' \
+             LEFT JOIN busy AS b ON b.webhook_id = d.webhook_id \
+             WHERE d.status = '{pending}' AND d.next_attempt_at <= $1 \
+                 AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1)), \
+         picked AS ( \
+             SELECT d.webhook_id, d.event_id FROM webhook_deliveries AS d \
+             JOIN ranked AS r ON r.webhook_id = d.webhook_id AND r.event_id = d.event_id \
+             WHERE r.slot <= $4 AND d.status = '{pending}' \
+                 AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1) \
+             ORDER BY r.next_attempt_at LIMIT $5{lock}) \
+         UPDATE webhook_deliveries SET lease_holder = $2, lease_expires_at = $3, \
+             attempts = webhook_deliveries.attempts + 1 \
+         FROM picked WHERE webhook_deliveries.webhook_id = picked.webhook_id \
+             AND webhook_deliveries.event_id = picked.event_id \
+         RETURNING webhook_deliveries.webhook_id, webhook_deliveries.event_id"
+    ))
+    .with(Param::Time(c.now))
+    .with(Param::Text(c.holder.clone()))
+    .with(Param::Time(c.lease_expires_at))
+    .with(Param::Int(i64::from(c.per_webhook)))
+    .with(Param::Int(i64::from(c.limit)))
+}
+
+/// What a sender needs of the deliveries `holder` just claimed.
+pub fn claimed(d: Dialect, holder: &str, keys: &[(WebhookId, EventId)]) -> Statement {
+    let mut st = Statement::new("");
+    let holder = st.param(Param::Text(holder.into()));
+    let pairs: Vec<String> = keys
+        .iter()
+        .map(|(w, e)| {
+            let w = st.param(Param::Uuid(w.0));
+            let e = st.param(Param::Uuid(e.0));
+            format!("({w}, {e})")
+        })
+        .collect();
+    st.sql = format!(
+        "SELECT d.webhook_id, d.attempts, w.endpoint, w.signing_secret, w.previous_secret, \
+             w.previous_secret_until, ev.id, ev.email_id, ev.type, ev.created_at, {} AS data, \
+             e.message_id, e.created_at AS email_created_at, e.priority, e.scheduled_at, {} \
+         FROM webhook_deliveries AS d \
+         JOIN webhooks AS w ON w.id = d.webhook_id \
+         JOIN email_events AS ev ON ev.id = d.event_id \
+         JOIN emails AS e ON e.id = ev.email_id \
+         JOIN email_contents AS c ON c.email_id = e.id \
+         WHERE d.lease_holder = {holder} AND (d.webhook_id, d.event_id) IN (VALUES {})",
+        d.json_text("ev.data"),
+        d.content(),
+        pairs.join(", ")
+    );
+    st
+}
+
+/// A row of [`claimed`], with the secrets that sign at `now`.
+pub fn claimed_row(
+    row: &impl RowReader,
+    now: DateTime<Utc>,
+) -> Result<ClaimedDelivery, StoreError> {
+    let event: EmailEvent = rows::event(row)?;
+    let (email, _) = decode_content(
+        &row.text("content")?,
+        rows::priority(row)?.rank(),
+        row.opt_time("scheduled_at")?,
+    )?;
+    let mut secrets = vec![SigningSecret::parse(&row.text("signing_secret")?)
+        .map_err(corrupt("a stored signing secret"))?];
+    if let (Some(previous), Some(until)) = (
+        row.opt_text("previous_secret")?,
+        row.opt_time("previous_secret_until")?,
+    ) {
+        if until > now {
+            secrets.push(
+                SigningSecret::parse(&previous).map_err(corrupt("a stored previous secret"))?,
+            );
+        }
+    }
+    Ok(ClaimedDelivery {
+        webhook_id: WebhookId(row.uuid("webhook_id")?),
+        event_id: event.id,
+        attempt: row.int("attempts")? as u32,
+        endpoint: Endpoint::parse(&row.text("endpoint")?).map_err(corrupt("a stored endpoint"))?,
+        secrets,
+        email: EventEmail::new(
+            &email,
+            &row.text("message_id")?,
+            row.time("email_created_at")?,
+        ),
+        event,
+    })
+}
+
+fn opt_text(st: &mut Statement, v: &Option<String>) -> String {
+    match v {
+        Some(s) => st.param(Param::Text(s.clone())),
+        None => "NULL".into(),
+    }
+}
+
+fn opt_code(st: &mut Statement, v: Option<u16>) -> String {
+    match v {
+        Some(c) => st.param(Param::Int(i64::from(c))),
+        None => "NULL".into(),
+    }
+}
+
+/// Moves the delivery on, if `holder` still holds it at this attempt.
+pub fn record_delivery(holder: &str, r: &DeliveryReport) -> Statement {
+    let mut st = Statement::new("");
+    let (status, next) = match r.outcome {
+        DeliveryOutcome::Delivered => (DeliveryStatus::Delivered, "NULL".to_string()),
+        DeliveryOutcome::Failed => (DeliveryStatus::Failed, "NULL".to_string()),
+        DeliveryOutcome::RetryAt(at) => (DeliveryStatus::Pending, st.param(Param::Time(at))),
+    };
+    let code = opt_code(&mut st, r.status_code);
+    let error = opt_text(&mut st, &r.error);
+    st.sql = format!(
+        "UPDATE webhook_deliveries SET status = '{}', next_attempt_at = {next}, \
+         lease_holder = NULL, lease_expires_at = NULL, last_status_code = {code}, \
+         last_error = {error} \
+         WHERE webhook_id = {} AND event_id = {} AND lease_holder = {} AND attempts = {}",
+        status.as_str(),
+        st.param(Param::Uuid(r.webhook_id.0)),
+        st.param(Param::Uuid(r.event_id.0)),
+        st.param(Param::Text(holder.into())),
+        st.param(Param::Int(i64::from(r.attempt))),
+    );
+    st
+}
+
+/// The attempt's line in the history, while its delivery exists.
+pub fn record_attempt(d: Dialect, r: &DeliveryReport) -> Statement {
+    let mut st = Statement::new("");
+    let webhook = st.param(Param::Uuid(r.webhook_id.0));
+    let event = st.param(Param::Uuid(r.event_id.0));
+    st.params.push(Param::Time(r.attempted_at));
+    let at = d.time_param(st.params.len());
+    let code = opt_code(&mut st, r.status_code);
+    let duration = st.param(Param::Int(i64::from(r.duration_ms)));
+    let error = opt_text(&mut st, &r.error);
+    let (code, error) = match d {
+        Dialect::Postgres => (format!("{code}::integer"), format!("{error}::text")),
+        Dialect::Sqlite => (code, error),
+    };
+    let (webhook_cast, event_cast, duration_cast) = match d {
+        Dialect::Postgres => (
+            format!("{webhook}::uuid"),
+            format!("{event}::uuid"),
+            format!("{duration}::integer"),
+        ),
+        Dialect::Sqlite => (webhook.clone(), event.clone(), duration),
+    };
+    st.sql = format!(
+        "INSERT INTO webhook_attempts (webhook_id, event_id, attempted_at, status_code, \
+         duration_ms, error) \
+         SELECT {webhook_cast}, {event_cast}, {at}, {code}, {duration_cast}, {error} \
+         WHERE EXISTS (SELECT 1 FROM webhook_deliveries \
+             WHERE webhook_id = {webhook} AND event_id = {event})"
+    );
+    st
+}
+
+/// Keeps the webhook's failing streak: a success ends it, a failure
+/// starts it unless it runs already.
+pub fn record_health(r: &DeliveryReport) -> Statement {
+    match r.outcome {
+        DeliveryOutcome::Delivered => Statement::new(
+            "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+        )
+        .with(Param::Uuid(r.webhook_id.0)),
+        _ => Statement::new(
+            "UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL",
+        )
+        .with(Param::Uuid(r.webhook_id.0))
+        .with(Param::Time(r.attempted_at)),
+    }
+}
+
+/// Disables the webhook if it has failed for the policy's whole period.
+pub fn disable_if_failing(id: WebhookId, policy: &DisablePolicy, now: DateTime<Utc>) -> Statement {
+    Statement::new(format!(
+        "UPDATE webhooks SET status = '{}', disabled_reason = $2 \
+         WHERE id = $1 AND status = '{}' AND failing_since <= $3",
+        WebhookStatus::Disabled.as_str(),
+        WebhookStatus::Enabled.as_str()
+    ))
+    .with(Param::Uuid(id.0))
+    .with(Param::Text(policy.reason()))
+    .with(Param::Time(policy.cutoff(now)))
+}
+
+pub fn outbox_stats() -> Statement {
+    Statement::new(format!(
+        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries \
+         WHERE status = '{}'",
+        DeliveryStatus::Pending.as_str()
+    ))
+}
+
+pub fn outbox_row(row: &impl RowReader) -> Result<OutboxStats, StoreError> {
+    Ok(OutboxStats {
+        pending: row.int("n")? as u64,
+        oldest_pending_at: row.opt_time("oldest")?,
+    })
+}

@@ -1,0 +1,361 @@
+//! Webhooks and their outbox: managed as the API does, deliveries queued
+//! with the events they carry, claimed once under a lease and at most a
+//! few per webhook, outcomes fenced by holder and attempt, and endpoints
+//! that keep failing disabled.
+
+use crate::support::*;
+use chrono::{DateTime, Duration, Utc};
+use mailqueue_core::store::Store;
+use mailqueue_core::webhooks::{
+    ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport, DeliveryStatus, DisablePolicy,
+    Endpoint, SigningSecret, Webhook, WebhookChange, WebhookPage, WebhookStatus,
+};
+use mailqueue_core::WebhookId;
+use mailqueue_testkit::{test_store, StoreKind};
+
+fn webhook(at: DateTime<Utc>, events: &[&str]) -> Webhook {
+    Webhook {
+        id: WebhookId::generate(at),
+        endpoint: Endpoint::parse("https://hooks.example.com/mq").unwrap(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        status: WebhookStatus::Enabled,
+        signing_secret: SigningSecret::from_key(&[at.timestamp_subsec_millis() as u8; 24]),
+        previous_secret: None,
+        created_at: at,
+        failing_since: None,
+        disabled_reason: None,
+    }
+}
+
+fn delivery_claim(holder: &str, now: DateTime<Utc>, per_webhook: u32) -> DeliveryClaim {
+    DeliveryClaim {
+        holder: holder.into(),
+        now,
+        lease_expires_at: now + Duration::seconds(30),
+        limit: 100,
+        per_webhook,
+    }
+}
+
+fn report(c: &ClaimedDelivery, at: DateTime<Utc>, outcome: DeliveryOutcome) -> DeliveryReport {
+    let ok = outcome == DeliveryOutcome::Delivered;
+    DeliveryReport {
+        webhook_id: c.webhook_id,
+        event_id: c.event_id,
+        attempt: c.attempt,
+        attempted_at: at,
+        duration_ms: 12,
+        status_code: Some(if ok { 200 } else { 500 }),
+        error: (!ok).then(|| "the endpoint answered 500".to_string()),
+        outcome,
+    }
+}
+
+async fn create(store: &dyn Store, w: &Webhook) {
+    store.create_webhook(w).await.unwrap();
+}
+
+pub async fn webhooks_are_created_listed_changed_and_deleted(kind: StoreKind) {
+    let s = test_store(kind).await;
+    let store = s.store.as_ref();
+    let first = webhook(t0(), &["email.sent", "email.bounced"]);
+    let second = webhook(t0() + Duration::seconds(1), &["email.delivered"]);
+    create(store, &first).await;
+    create(store, &second).await;
+    assert_eq!(
+        store.get_webhook(first.id).await.unwrap(),
+        Some(first.clone())
+    );
+
+    let page = |limit, after, before| WebhookPage {
+        limit,
+        after,
+        before,
+    };
+    let ids = |v: Vec<Webhook>| v.into_iter().map(|w| w.id).collect::<Vec<_>>();
+    let all = store.list_webhooks(&page(10, None, None)).await.unwrap();
+    assert_eq!(ids(all), [second.id, first.id], "newest first");
+    let older = store
+        .list_webhooks(&page(10, Some(second.id), None))
+        .await
+        .unwrap();
+    assert_eq!(ids(older), [first.id]);
+    let newer = store
+        .list_webhooks(&page(10, None, Some(first.id)))
+        .await
+        .unwrap();
+    assert_eq!(ids(newer), [second.id]);
+
+    let changed = store
+        .update_webhook(
+            first.id,
+            &WebhookChange {
+                endpoint: Some(Endpoint::parse("http://other.example.com/h").unwrap()),
+                events: Some(vec!["email.failed".into()]),
+                status: Some(WebhookStatus::Disabled),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.endpoint.as_str(), "http://other.example.com/h");
+    assert_eq!(changed.events, ["email.failed"]);
+    assert_eq!(changed.status, WebhookStatus::Disabled);
+    let unknown = WebhookId::generate(t0());
+    assert_eq!(
+        store
+            .update_webhook(unknown, &WebhookChange::default())
+            .await
+            .unwrap(),
+        None
+    );
+
+    let fresh = SigningSecret::from_key(&[9; 24]);
+    let until = t0() + Duration::hours(24);
+    let rotated = store
+        .rotate_webhook_secret(first.id, &fresh, until)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.signing_secret, fresh);
+    assert_eq!(
+        rotated.previous_secret,
+        Some((first.signing_secret.clone(), until))
+    );
+    assert_eq!(
+        rotated.signing_secrets(t0()).len(),
+        2,
+        "both sign in the grace"
+    );
+    assert_eq!(
+        rotated.signing_secrets(until).len(),
+        1,
+        "then only the new one"
+    );
+
+    assert!(store.delete_webhook(first.id).await.unwrap());
+    assert!(!store.delete_webhook(first.id).await.unwrap());
+    assert_eq!(store.get_webhook(first.id).await.unwrap(), None);
+}
+
+pub async fn deliveries_are_claimed_once_retried_and_fenced(kind: StoreKind) {
+    let s = test_store(kind).await;
+    let store = s.store.as_ref();
+    let subscribed = webhook(t0(), &["email.sent"]);
+    let other_type = webhook(t0(), &["email.delivered"]);
+    let mut disabled = webhook(t0(), &["email.sent"]);
+    disabled.status = WebhookStatus::Disabled;
+    for w in [&subscribed, &other_type, &disabled] {
+        create(store, w).await;
+    }
+    let mut e = email("Hooked");
+    e.tags = vec![mailqueue_core::Tag {
+        name: "kind".into(),
+        value: Some("welcome".into()),
+    }];
+    let email_id = insert(store, e, t0()).await;
+    let stats = store.webhook_outbox_stats().await.unwrap();
+    assert_eq!((stats.pending, stats.oldest_pending_at), (1, Some(t0())));
+
+    let now = t0() + Duration::milliseconds(10);
+    let claimed = store
+        .claim_webhook_deliveries(&delivery_claim("w1", now, 4))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "one subscribed, enabled webhook");
+    let c = &claimed[0];
+    assert_eq!((c.webhook_id, c.attempt), (subscribed.id, 1));
+    assert_eq!(c.event.email_id, email_id);
+    assert_eq!(c.email.subject, "Hooked");
+    assert_eq!(c.email.from, "Acme <noreply@acme.test>");
+    assert_eq!(c.email.to, ["a@example.com"]);
+    assert_eq!(c.email.tags[0].name, "kind");
+    assert_eq!(c.secrets, std::slice::from_ref(&subscribed.signing_secret));
+    let again = store
+        .claim_webhook_deliveries(&delivery_claim("w2", now, 4))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "a leased delivery is not claimed twice");
+
+    let retry_at = now + Duration::seconds(5);
+    store
+        .record_webhook_deliveries(
+            "w1",
+            &[report(c, now, DeliveryOutcome::RetryAt(retry_at))],
+            &DisablePolicy::default(),
+        )
+        .await
+        .unwrap();
+    let d = store
+        .get_webhook_delivery(subscribed.id, c.event_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.status, DeliveryStatus::Pending);
+    assert_eq!((d.attempts, d.next_attempt_at), (1, Some(retry_at)));
+    assert_eq!(d.last_status_code, Some(500));
+    let early = store
+        .claim_webhook_deliveries(&delivery_claim("w1", now + Duration::seconds(1), 4))
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "not due before its retry time");
+
+    let second = store
+        .claim_webhook_deliveries(&delivery_claim("w2", retry_at, 4))
+        .await
+        .unwrap();
+    assert_eq!(second[0].attempt, 2);
+    // The first attempt's outcome again (a late, duplicate report) cannot
+    // move a delivery another holder has since claimed.
+    store
+        .record_webhook_deliveries(
+            "w1",
+            &[report(c, retry_at, DeliveryOutcome::Failed)],
+            &DisablePolicy::default(),
+        )
+        .await
+        .unwrap();
+    let d = store
+        .get_webhook_delivery(subscribed.id, c.event_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.status, DeliveryStatus::Pending, "fenced out");
+    store
+        .record_webhook_deliveries(
+            "w2",
+            &[report(&second[0], retry_at, DeliveryOutcome::Delivered)],
+            &DisablePolicy::default(),
+        )
+        .await
+        .unwrap();
+    let d = store
+        .get_webhook_delivery(subscribed.id, c.event_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Delivered, 2));
+    let codes: Vec<Option<u16>> = store
+        .list_webhook_attempts(subscribed.id, c.event_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.status_code)
+        .collect();
+    assert_eq!(
+        codes,
+        [Some(500), Some(500), Some(200)],
+        "every try is history"
+    );
+    assert_eq!(store.webhook_outbox_stats().await.unwrap().pending, 0);
+
+    let log = store
+        .list_webhook_deliveries(
+            subscribed.id,
+            &WebhookPage {
+                limit: 10,
+                after: None,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].event.event_type.as_str(), "email.sent");
+
+    assert!(store
+        .replay_webhook_delivery(subscribed.id, c.event_id, retry_at)
+        .await
+        .unwrap());
+    let replayed = store
+        .claim_webhook_deliveries(&delivery_claim("w3", retry_at, 4))
+        .await
+        .unwrap();
+    assert_eq!((replayed.len(), replayed[0].attempt), (1, 1));
+    assert!(!store
+        .replay_webhook_delivery(other_type.id, c.event_id, retry_at)
+        .await
+        .unwrap());
+}
+
+pub async fn claims_are_bounded_per_webhook_and_expired_leases_retaken(kind: StoreKind) {
+    let s = test_store(kind).await;
+    let store = s.store.as_ref();
+    let a = webhook(t0(), &["email.sent"]);
+    let b = webhook(t0() + Duration::seconds(1), &["email.sent"]);
+    create(store, &a).await;
+    create(store, &b).await;
+    for i in 0..5 {
+        insert(store, email("many"), t0() + Duration::milliseconds(i)).await;
+    }
+    let now = t0() + Duration::seconds(1);
+    let first = store
+        .claim_webhook_deliveries(&delivery_claim("w1", now, 2))
+        .await
+        .unwrap();
+    let of = |v: &[ClaimedDelivery], w: WebhookId| v.iter().filter(|c| c.webhook_id == w).count();
+    assert_eq!((of(&first, a.id), of(&first, b.id)), (2, 2));
+    let more = store
+        .claim_webhook_deliveries(&delivery_claim("w2", now, 2))
+        .await
+        .unwrap();
+    assert!(more.is_empty(), "each webhook has its two in flight");
+
+    let later = now + Duration::seconds(31);
+    let retaken = store
+        .claim_webhook_deliveries(&delivery_claim("w2", later, 2))
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 4, "expired leases are claimed again");
+    assert!(retaken.iter().all(|c| c.attempt == 2));
+
+    // `a` fails for the whole period of the policy: it is disabled, and its
+    // deliveries wait.
+    let policy = DisablePolicy {
+        after: Duration::minutes(10),
+    };
+    let fail = |c: &ClaimedDelivery, at| report(c, at, DeliveryOutcome::RetryAt(at));
+    let of_a: Vec<&ClaimedDelivery> = retaken.iter().filter(|c| c.webhook_id == a.id).collect();
+    store
+        .record_webhook_deliveries("w2", &[fail(of_a[0], later)], &policy)
+        .await
+        .unwrap();
+    let w = store.get_webhook(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (w.status, w.failing_since),
+        (WebhookStatus::Enabled, Some(later))
+    );
+    let end = later + Duration::minutes(10);
+    store
+        .record_webhook_deliveries("w2", &[fail(of_a[1], end)], &policy)
+        .await
+        .unwrap();
+    let w = store.get_webhook(a.id).await.unwrap().unwrap();
+    assert_eq!(w.status, WebhookStatus::Disabled);
+    assert_eq!(w.disabled_reason, Some(policy.reason()));
+    let after = store
+        .claim_webhook_deliveries(&delivery_claim("w3", end + Duration::hours(1), 5))
+        .await
+        .unwrap();
+    assert!(
+        after.iter().all(|c| c.webhook_id == b.id),
+        "a's deliveries wait"
+    );
+    assert_eq!(of(&after, b.id), 5);
+
+    let enabled = store
+        .update_webhook(
+            a.id,
+            &WebhookChange {
+                status: Some(WebhookStatus::Enabled),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (enabled.failing_since, enabled.disabled_reason),
+        (None, None)
+    );
+}

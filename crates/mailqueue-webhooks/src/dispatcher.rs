@@ -1,0 +1,119 @@
+//! The claim loop and the recorder. The loop claims as many deliveries as
+//! it has free slots, starts one send per delivery, and looks again when a
+//! send ends or, idle, after the poll interval. Reports go to the
+//! recorder, which writes whatever has gathered in one transaction and
+//! keeps retrying while the store is unavailable; a report it cannot
+//! write is redelivered once its lease expires (at least once).
+
+use crate::send::send;
+use crate::Webhooks;
+use mailqueue_core::webhooks::{DeliveryClaim, DeliveryOutcome, DeliveryReport};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+/// Most reports written in one transaction.
+const RECORD_BATCH: usize = 256;
+/// Pause before writing reports again after the store failed.
+const RECORD_RETRY: Duration = Duration::from_millis(500);
+
+pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Receiver<bool>) {
+    let concurrency = w.settings.concurrency.max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let ended = Arc::new(Notify::new());
+    let (reports, report_rx) = mpsc::channel(concurrency * 4);
+    let recorder = tokio::spawn(record(w.clone(), report_rx));
+    let mut sends = JoinSet::new();
+    loop {
+        while sends.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        if free > 0 {
+            for c in claim(&w, free).await {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let (w, client, reports, ended) =
+                    (w.clone(), client.clone(), reports.clone(), ended.clone());
+                sends.spawn(async move {
+                    let report = send(&client, &c, w.clock.now(), &w.settings).await;
+                    w.metrics
+                        .webhook_request_seconds
+                        .observe(f64::from(report.duration_ms) / 1000.0);
+                    let _ = reports.send(report).await;
+                    drop(permit);
+                    ended.notify_one();
+                });
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(w.settings.poll) => {}
+            _ = ended.notified() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    // Each request ends within its timeout; their reports are written.
+    while sends.join_next().await.is_some() {}
+    drop(reports);
+    let _ = recorder.await;
+}
+
+async fn claim(w: &Webhooks, free: usize) -> Vec<mailqueue_core::webhooks::ClaimedDelivery> {
+    let now = w.clock.now();
+    let lease =
+        chrono::Duration::from_std(w.settings.lease()).unwrap_or(chrono::Duration::minutes(1));
+    let terms = DeliveryClaim {
+        holder: w.settings.holder.clone(),
+        now,
+        lease_expires_at: now + lease,
+        limit: free as u32,
+        per_webhook: w.settings.per_webhook.max(1),
+    };
+    match w.store.claim_webhook_deliveries(&terms).await {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot claim webhook deliveries");
+            Vec::new()
+        }
+    }
+}
+
+async fn record(w: Arc<Webhooks>, mut rx: mpsc::Receiver<DeliveryReport>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let mut tries = 0;
+        loop {
+            match w
+                .store
+                .record_webhook_deliveries(&w.settings.holder, &batch, &w.settings.disable)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if tries < 20 && !e.is_rejection() => {
+                    tries += 1;
+                    tracing::warn!(error = %e, "cannot record webhook deliveries yet; retrying");
+                    tokio::time::sleep(RECORD_RETRY).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, count = batch.len(),
+                        "webhook deliveries could not be recorded; they are sent again once their lease expires");
+                    break;
+                }
+            }
+        }
+        for r in batch.drain(..) {
+            let outcome = match r.outcome {
+                DeliveryOutcome::Delivered => "delivered",
+                DeliveryOutcome::RetryAt(_) => "retry",
+                DeliveryOutcome::Failed => "failed",
+            };
+            if let Some(e) = &r.error {
+                tracing::info!(webhook = %r.webhook_id, event = %r.event_id, attempt = r.attempt, error = %e, outcome, "webhook delivery attempt failed");
+            }
+            w.metrics
+                .webhook_deliveries
+                .get_or_create(&[("outcome", outcome)])
+                .inc();
+        }
+    }
+}
