@@ -147,6 +147,8 @@ pub struct EmailRecord {
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// The type of the email's latest event.
     pub last_event: Option<crate::events::EventType>,
+    /// When retention dropped its bodies and attachment bytes, if it did.
+    pub content_purged_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /v1/emails` parameters: newest first, keyset pagination.
@@ -469,10 +471,20 @@ pub trait MaintenanceLeases: Send + Sync + 'static {
 
 /// Everything the service needs from its database.
 pub trait Store:
-    EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases + SuppressionStore
+    EmailStore
+    + IdempotencyStore
+    + ApiKeyStore
+    + MaintenanceLeases
+    + SuppressionStore
+    + crate::retention::RetentionStore
 {
 }
 impl<T> Store for T where
-    T: EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases + SuppressionStore
+    T: EmailStore
+        + IdempotencyStore
+        + ApiKeyStore
+        + MaintenanceLeases
+        + SuppressionStore
+        + crate::retention::RetentionStore
 {
 }

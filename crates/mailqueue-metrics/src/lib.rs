@@ -38,6 +38,12 @@ pub struct Metrics {
     pub outcomes_refused: Counter,
     /// Events this process wrote with the changes it made, by type.
     pub events: Family<Label, Counter>,
+    /// Rows retention removed, by what: `emails` (deleted with everything
+    /// hanging off them) or `contents` (bodies and attachment bytes dropped).
+    pub retention_purged: Family<Label, Counter>,
+    /// Creation time (Unix seconds) of the oldest email kept, as last seen
+    /// by the process that runs the fleet's maintenance.
+    pub oldest_email_created: Gauge,
 }
 
 impl Default for Metrics {
@@ -63,6 +69,8 @@ impl Metrics {
             deferrals: Family::default(),
             outcomes_refused: Counter::default(),
             events: Family::default(),
+            retention_purged: Family::default(),
+            oldest_email_created: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -129,6 +137,16 @@ impl Metrics {
             "events",
             "Email events written by this process, by type",
             m.events.clone(),
+        );
+        registry.register(
+            "retention_purged",
+            "Finished emails deleted (`emails`) or stripped of their contents (`contents`) by retention",
+            m.retention_purged.clone(),
+        );
+        registry.register(
+            "oldest_email_created_timestamp_seconds",
+            "Creation time of the oldest email kept, set by the maintenance leader",
+            m.oldest_email_created.clone(),
         );
         Self { registry, ..m }
     }

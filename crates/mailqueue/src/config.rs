@@ -5,6 +5,7 @@
 
 use crate::settings::{find_by_env, find_by_key, Setting, SETTINGS};
 use mailqueue_core::rate::RateLimits;
+use mailqueue_core::retention::RetentionPolicy;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -112,6 +113,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub rescue_interval: Duration,
     pub reconcile_interval: Duration,
+    pub retention: RetentionPolicy,
+    pub retention_interval: Duration,
     pub maintenance_lease: Duration,
     pub redis_prefix: String,
     pub backup_dir: PathBuf,
@@ -227,6 +230,24 @@ impl Layers {
             source_name: key.to_string(),
             reason: "a value is required".into(),
         })
+    }
+
+    /// A number of days (fractions allowed); unset or `0` is `None`.
+    fn days(&self, key: &str) -> Result<Option<chrono::Duration>, ConfigError> {
+        let Some(days) = self.opt::<f64>(key)? else {
+            return Ok(None);
+        };
+        if !(0.0..=1e6).contains(&days) {
+            return Err(ConfigError::Invalid {
+                source_name: self
+                    .raw(key)
+                    .map(|(_, s)| s.to_string())
+                    .unwrap_or_default(),
+                reason: format!("{days} is not a number of days"),
+            });
+        }
+        let ms = (days * 86_400_000.0).round() as i64;
+        Ok((ms > 0).then(|| chrono::Duration::milliseconds(ms)))
     }
 
     fn seconds(&self, key: &str) -> Result<Duration, ConfigError> {
@@ -432,6 +453,13 @@ impl Config {
                 .max(Duration::from_millis(10)),
             reconcile_interval: l
                 .seconds("reconcile_interval_seconds")?
+                .max(Duration::from_millis(10)),
+            retention: RetentionPolicy::new(
+                l.days("retention_days")?,
+                l.days("content_retention_days")?,
+            ),
+            retention_interval: l
+                .seconds("retention_interval_seconds")?
                 .max(Duration::from_millis(10)),
             maintenance_lease: l
                 .seconds("maintenance_lease_seconds")?

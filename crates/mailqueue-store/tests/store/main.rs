@@ -7,6 +7,7 @@ mod emails;
 mod events;
 mod keys;
 mod leases;
+mod retention;
 mod support;
 mod suppressions;
 
@@ -49,4 +50,8 @@ conformance!(
     keys::api_key_permissions_round_trip,
     keys::keys_made_before_permissions_have_full_access,
     keys::idempotency_keys_follow_their_lifecycle,
+    retention::only_old_finished_emails_are_deleted_with_what_hangs_off_them,
+    retention::content_retention_drops_bodies_and_attachment_bytes_only,
+    retention::a_purge_during_delivery_loses_nothing,
+    retention::stale_statistics_are_refreshed,
 );
