@@ -515,6 +515,29 @@ mod tests {
     }
 
     #[test]
+    fn retention_keeps_30_days_by_default_and_0_keeps_everything() {
+        let c = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(c.retention.emails, Some(chrono::Duration::days(30)));
+        assert_eq!(c.retention.contents, None);
+        let c = Config::from_env(&env(&[
+            ("MAILQUEUE_RETENTION_DAYS", "0"),
+            ("MAILQUEUE_CONTENT_RETENTION_DAYS", "0"),
+        ]))
+        .unwrap();
+        assert!(c.retention.keeps_everything());
+        let c = Config::from_env(&env(&[
+            ("MAILQUEUE_RETENTION_DAYS", "90"),
+            ("MAILQUEUE_CONTENT_RETENTION_DAYS", "0.5"),
+        ]))
+        .unwrap();
+        assert_eq!(c.retention.contents, Some(chrono::Duration::hours(12)));
+        for bad in ["-1", "soon", "1e9"] {
+            let e = Config::from_env(&env(&[("MAILQUEUE_RETENTION_DAYS", bad)]));
+            assert!(e.is_err(), "{bad} is refused");
+        }
+    }
+
+    #[test]
     fn environment_overrides_file_which_overrides_defaults() {
         let dir = std::env::temp_dir().join(format!("mq-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
