@@ -34,16 +34,51 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|l| l[name.len()..].trim().parse().ok())
 }
 
+/// A webhook subscribed to the sent email's events, so its deliveries (and
+/// an attempt of one) exist to be cascaded; PostgreSQL only.
+async fn subscribe_a_webhook(app: &TestApp) -> Option<sqlx::PgConnection> {
+    let db = app.db.as_ref()?;
+    let mut conn = db.connect().await;
+    sqlx::query(
+        "INSERT INTO webhooks (id, endpoint, events, status, signing_secret, created_at) \
+         VALUES (gen_random_uuid(), 'http://127.0.0.1:9/hook', ARRAY['email.sent', 'email.delivered'], \
+                 'enabled', 'whsec_dGVzdA==', now())",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    Some(conn)
+}
+
+/// Rows left in each table hanging off `emails`.
+async fn rows_hanging_off(conn: &mut sqlx::PgConnection) -> Vec<(String, i64)> {
+    let mut counts = Vec::new();
+    for table in [
+        "email_contents",
+        "email_attachments",
+        "email_attempts",
+        "email_events",
+        "webhook_deliveries",
+        "webhook_attempts",
+        "idempotency_keys",
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        counts.push((table.to_string(), n));
+    }
+    counts
+}
+
 async fn finished_emails_answer_404_after_retention(kind: StoreKind) {
     let (app, clock) = app_on(kind, &[]).await;
+    let mut pg = subscribe_a_webhook(&app).await;
     let headers = [("Idempotency-Key", "order-7")];
+    let mut with_file = minimal_email();
+    with_file["attachments"] = json!([{"filename": "a.txt", "content": "aGk="}]);
     let (status, first) = app
-        .call(
-            reqwest::Method::POST,
-            "/v1/emails",
-            &headers,
-            &minimal_email(),
-        )
+        .call(reqwest::Method::POST, "/v1/emails", &headers, &with_file)
         .await;
     assert_eq!(status, 202, "{first}");
     let sent = first["id"].as_str().unwrap().to_string();
@@ -52,6 +87,17 @@ async fn finished_emails_answer_404_after_retention(kind: StoreKind) {
     later["scheduled_at"] = json!((Utc::now() + chrono::Duration::days(90)).to_rfc3339());
     let pending = app.send(&later).await;
     assert_eq!(app.email(&pending).await["status"], "scheduled");
+    if let Some(conn) = pg.as_mut() {
+        sqlx::query(
+            "INSERT INTO webhook_attempts (webhook_id, event_id, attempted_at, status_code, duration_ms) \
+             SELECT webhook_id, event_id, now(), 500, 3 FROM webhook_deliveries",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let before = rows_hanging_off(conn).await;
+        assert!(before.iter().all(|(_, n)| *n > 0), "{before:?}");
+    }
 
     clock.advance(chrono::Duration::days(31));
     wait_until("the sent email to be purged", WAIT, || async {
@@ -64,6 +110,23 @@ async fn finished_emails_answer_404_after_retention(kind: StoreKind) {
         assert_eq!(body["name"], "not_found", "{body}");
     }
     assert_eq!(app.email(&pending).await["status"], "scheduled");
+    if let Some(conn) = pg.as_mut() {
+        // What is left is the scheduled email's: its content and event.
+        let after: Vec<(String, i64)> = rows_hanging_off(conn).await;
+        let expected: Vec<(String, i64)> = [
+            ("email_contents", 1),
+            ("email_attachments", 0),
+            ("email_attempts", 0),
+            ("email_events", 1),
+            ("webhook_deliveries", 0),
+            ("webhook_attempts", 0),
+            ("idempotency_keys", 0),
+        ]
+        .iter()
+        .map(|(t, n)| (t.to_string(), *n))
+        .collect();
+        assert_eq!(after, expected);
+    }
     let created: chrono::DateTime<Utc> = app.email(&pending).await["created_at"]
         .as_str()
         .unwrap()
@@ -83,12 +146,7 @@ async fn finished_emails_answer_404_after_retention(kind: StoreKind) {
     );
     // The idempotency key went with the email it answered for.
     let (status, again) = app
-        .call(
-            reqwest::Method::POST,
-            "/v1/emails",
-            &headers,
-            &minimal_email(),
-        )
+        .call(reqwest::Method::POST, "/v1/emails", &headers, &with_file)
         .await;
     assert_eq!(status, 202, "{again}");
     assert_ne!(again["id"], first["id"]);
