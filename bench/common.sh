@@ -2,7 +2,8 @@
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
-BIN="$ROOT/target/release/mailqueue"
+# MAILQUEUE_BIN: a release binary built elsewhere (another target directory).
+BIN=${MAILQUEUE_BIN:-$ROOT/target/release/mailqueue}
 RESULTS="$BENCH_DIR/results"
 mkdir -p "$RESULTS"
 
@@ -22,8 +23,17 @@ need() {
 }
 
 build_release() {
+  [ -z "${MAILQUEUE_BIN:-}" ] || return 0
   log "building the release binary"
   (cd "$ROOT" && cargo build --release --locked --bin mailqueue >&2)
+}
+
+# start_sink: Postfix's smtp-sink on a free port (sink_port), stopped at exit.
+start_sink() {
+  sink_port=$(free_port)
+  smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
+  sink_pid=$!
+  trap 'kill $sink_pid 2>/dev/null || true' EXIT
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -12,10 +12,7 @@ build_release
 COUNT=${COUNT:-50000}
 CONCURRENCY=${CONCURRENCY:-64}
 work=$(mktemp -d /tmp/mailqueue-bench-deliver.XXXX)
-sink_port=$(free_port)
-smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
-sink_pid=$!
-trap 'kill $sink_pid 2>/dev/null || true' EXIT
+start_sink
 now() { date +%s.%N; }
 
 # baseline [-d]: smtp-source's rate into the sink, messages per second.

@@ -33,7 +33,10 @@ fn last_event(r: &EmailRecord) -> Value {
     }
 }
 
-/// The full object; `with_bodies` is false in listings.
+/// The full object; `with_bodies` is false in listings. Once retention
+/// dropped an email's contents, `html` and `text` are `null` and
+/// `content_purged_at` says since when (`null` while they are kept);
+/// `attachments` still names the files, whose bytes are gone.
 pub fn email_json(r: &EmailRecord, with_bodies: bool) -> Value {
     let e = &r.email;
     let mut v = json!({
@@ -62,6 +65,7 @@ pub fn email_json(r: &EmailRecord, with_bodies: bool) -> Value {
         "headers": e.headers.iter().map(|h| (h.name.clone(), Value::String(h.value.clone()))).collect::<serde_json::Map<_, _>>(),
         "attachments": r.attachments,
         "metadata": e.metadata,
+        "content_purged_at": opt_timestamp(r.content_purged_at),
     });
     if with_bodies {
         v["html"] = json!(e.html);

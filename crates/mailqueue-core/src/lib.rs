@@ -17,6 +17,7 @@ pub mod ids;
 pub mod queue;
 pub mod rate;
 pub mod request;
+pub mod retention;
 pub mod retry;
 pub mod schedule;
 pub mod status;

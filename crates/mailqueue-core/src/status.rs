@@ -57,6 +57,13 @@ impl EmailStatus {
         Self::PENDING.contains(&self)
     }
 
+    /// Finished for good: what retention deletes once old enough.
+    pub const TERMINAL: [EmailStatus; 3] = [
+        EmailStatus::Sent,
+        EmailStatus::Failed,
+        EmailStatus::Cancelled,
+    ];
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -151,6 +151,8 @@ pub struct EmailRecord {
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// The type of the email's latest event.
     pub last_event: Option<crate::events::EventType>,
+    /// When retention dropped its bodies and attachment bytes, if it did.
+    pub content_purged_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /v1/emails` parameters: newest first, keyset pagination.
@@ -544,7 +546,13 @@ pub trait WebhookStore: Send + Sync + 'static {
 
 /// Everything the service needs from its database.
 pub trait Store:
-    EmailStore + IdempotencyStore + ApiKeyStore + MaintenanceLeases + SuppressionStore + WebhookStore
+    EmailStore
+    + IdempotencyStore
+    + ApiKeyStore
+    + MaintenanceLeases
+    + SuppressionStore
+    + WebhookStore
+    + crate::retention::RetentionStore
 {
 }
 impl<T> Store for T where
@@ -554,5 +562,6 @@ impl<T> Store for T where
         + MaintenanceLeases
         + SuppressionStore
         + WebhookStore
+        + crate::retention::RetentionStore
 {
 }

@@ -17,11 +17,13 @@ mod dispatcher;
 mod lease_book;
 mod maintenance;
 mod recorder;
+mod retention;
 mod send;
 mod suppressions;
 
 use mailqueue_core::queue::DispatchQueue;
 use mailqueue_core::rate::{RateLimiter, RateLimits};
+use mailqueue_core::retention::RetentionPolicy;
 use mailqueue_core::store::Store;
 use mailqueue_core::transport::Transport;
 use mailqueue_core::{Clock, RetryPolicy};
@@ -53,6 +55,10 @@ pub struct DeliverySettings {
     pub maintenance_lease: Duration,
     /// How long idempotency keys are kept (the maintainer purges older ones).
     pub idempotency_ttl: Duration,
+    /// How long finished emails and their contents are kept.
+    pub retention: RetentionPolicy,
+    /// How often the maintainer looks for emails past retention.
+    pub retention_interval: Duration,
     /// Sending rates of the fleet and per recipient domain.
     pub rate_limits: RateLimits,
     /// Longest idle wait before looking at the queue again.

@@ -1,5 +1,6 @@
 //! Fleet-wide upkeep, run by one process at a time: rescue expired leases,
-//! rebuild the dispatch queue from the store, purge old idempotency keys.
+//! rebuild the dispatch queue from the store, purge old idempotency keys,
+//! apply retention and keep the queue tables' statistics fresh.
 //!
 //! Every delivering process competes for the `maintenance` lease in the
 //! store; the holder renews it every third of its length and runs the
@@ -9,7 +10,7 @@
 //! without persistence, or flushed), and when it answers again after an
 //! outage (dispatches that failed meanwhile wait only in the store).
 
-use crate::Delivery;
+use crate::{retention, Delivery};
 use mailqueue_core::queue::requeue_pending;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ use tokio::time::Instant;
 
 const LEASE_NAME: &str = "maintenance";
 const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// How often the statistics of the queue tables are looked at.
+const TEND_EVERY: Duration = Duration::from_secs(60);
 /// How often the holder asks the queue whether it lost its entries.
 const QUEUE_CHECK_EVERY: Duration = Duration::from_secs(2);
 
@@ -27,6 +30,8 @@ struct Schedule {
     reconcile: Instant,
     purge: Instant,
     queue_check: Instant,
+    retention: Instant,
+    tend: Instant,
 }
 
 pub async fn run(d: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
@@ -41,6 +46,8 @@ pub async fn run(d: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
         reconcile: Instant::now() + d.settings.reconcile_interval,
         purge: Instant::now(),
         queue_check: Instant::now(),
+        retention: Instant::now(),
+        tend: Instant::now() + TEND_EVERY,
     };
     loop {
         leading = hold_lease(&d, leading).await;
@@ -135,6 +142,43 @@ async fn run_due_tasks(d: &Delivery, due: &mut Schedule, queue_down: &mut bool) 
     if now >= due.purge {
         due.purge = now + PURGE_EVERY;
         purge_idempotency_keys(d).await;
+    }
+    if now >= due.retention {
+        due.retention = apply_retention(d).await;
+    }
+    if now >= due.tend {
+        due.tend = now + TEND_EVERY;
+        retention::tend_tables(d).await;
+    }
+}
+
+/// Runs a slice of retention; returns when the next one is due: at the
+/// next tick while expired emails remain, else after the interval.
+async fn apply_retention(d: &Delivery) -> Instant {
+    let later = Instant::now() + d.settings.retention_interval;
+    if d.settings.retention.keeps_everything() {
+        retention::observe_oldest(d).await;
+        return later;
+    }
+    match retention::run_slice(d).await {
+        Ok(slice) => {
+            if slice.emails > 0 || slice.contents > 0 {
+                tracing::info!(
+                    emails = slice.emails,
+                    contents = slice.contents,
+                    "retention removed finished emails and contents"
+                );
+            }
+            if slice.finished {
+                later
+            } else {
+                Instant::now()
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "applying retention failed; trying again later");
+            later
+        }
     }
 }
 

@@ -45,6 +45,12 @@ pub struct Metrics {
     pub webhook_request_seconds: Histogram,
     pub webhook_outbox_depth: Gauge,
     pub webhook_oldest_pending_age_seconds: Gauge<f64, AtomicU64>,
+    /// Rows retention removed, by what: `emails` (deleted with everything
+    /// hanging off them) or `contents` (bodies and attachment bytes dropped).
+    pub retention_purged: Family<Label, Counter>,
+    /// Creation time (Unix seconds) of the oldest email kept, as last seen
+    /// by the process that runs the fleet's maintenance.
+    pub oldest_email_created: Gauge,
 }
 
 impl Default for Metrics {
@@ -74,6 +80,8 @@ impl Metrics {
             webhook_request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             webhook_outbox_depth: Gauge::default(),
             webhook_oldest_pending_age_seconds: Gauge::default(),
+            retention_purged: Family::default(),
+            oldest_email_created: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -160,6 +168,16 @@ impl Metrics {
             "webhook_oldest_pending_age_seconds",
             "How long the oldest pending webhook delivery has been in the outbox",
             m.webhook_oldest_pending_age_seconds.clone(),
+        );
+        registry.register(
+            "retention_purged",
+            "Finished emails deleted (`emails`) or stripped of their contents (`contents`) by retention",
+            m.retention_purged.clone(),
+        );
+        registry.register(
+            "oldest_email_created_timestamp_seconds",
+            "Creation time of the oldest email kept, set by the maintenance leader",
+            m.oldest_email_created.clone(),
         );
         Self { registry, ..m }
     }

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::TokenHash;
 use mailqueue_core::batch::apply_isolating;
+use mailqueue_core::retention::RetentionStore;
 use mailqueue_core::store::*;
 use mailqueue_core::suppression::{
     Suppression, SuppressionQuery, SuppressionRef, SuppressionStore,
@@ -400,5 +401,37 @@ impl WebhookStore for GroupCommitter {
 
     async fn webhook_outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         self.inner.webhook_outbox_stats().await
+    }
+}
+
+#[async_trait]
+impl RetentionStore for GroupCommitter {
+    async fn purge_finished_emails(
+        &self,
+        finished_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.inner
+            .purge_finished_emails(finished_before, limit)
+            .await
+    }
+
+    async fn purge_email_contents(
+        &self,
+        finished_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.inner
+            .purge_email_contents(finished_before, now, limit)
+            .await
+    }
+
+    async fn oldest_email_created_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.oldest_email_created_at().await
+    }
+
+    async fn tend_tables(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.tend_tables().await
     }
 }

@@ -147,6 +147,8 @@ impl Application {
                         reconcile_interval: config.reconcile_interval,
                         maintenance_lease: config.maintenance_lease,
                         idempotency_ttl: config.idempotency_ttl,
+                        retention: config.retention,
+                        retention_interval: config.retention_interval,
                         rate_limits: config.rate_limits.clone(),
                         idle_poll: IDLE_POLL,
                     },

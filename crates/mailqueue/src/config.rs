@@ -5,6 +5,7 @@
 
 use crate::settings::{find_by_env, find_by_key, Setting, SETTINGS};
 use mailqueue_core::rate::RateLimits;
+use mailqueue_core::retention::RetentionPolicy;
 use mailqueue_core::webhooks::RetrySchedule;
 use std::collections::HashMap;
 use std::fmt;
@@ -113,6 +114,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub rescue_interval: Duration,
     pub reconcile_interval: Duration,
+    pub retention: RetentionPolicy,
+    pub retention_interval: Duration,
     pub maintenance_lease: Duration,
     pub redis_prefix: String,
     pub webhooks: WebhookConfig,
@@ -264,6 +267,24 @@ impl Layers {
             source_name: key.to_string(),
             reason: "a value is required".into(),
         })
+    }
+
+    /// A number of days (fractions allowed); unset or `0` is `None`.
+    fn days(&self, key: &str) -> Result<Option<chrono::Duration>, ConfigError> {
+        let Some(days) = self.opt::<f64>(key)? else {
+            return Ok(None);
+        };
+        if !(0.0..=1e6).contains(&days) {
+            return Err(ConfigError::Invalid {
+                source_name: self
+                    .raw(key)
+                    .map(|(_, s)| s.to_string())
+                    .unwrap_or_default(),
+                reason: format!("{days} is not a number of days"),
+            });
+        }
+        let ms = (days * 86_400_000.0).round() as i64;
+        Ok((ms > 0).then(|| chrono::Duration::milliseconds(ms)))
     }
 
     fn seconds(&self, key: &str) -> Result<Duration, ConfigError> {
@@ -470,6 +491,13 @@ impl Config {
             reconcile_interval: l
                 .seconds("reconcile_interval_seconds")?
                 .max(Duration::from_millis(10)),
+            retention: RetentionPolicy::new(
+                l.days("retention_days")?,
+                l.days("content_retention_days")?,
+            ),
+            retention_interval: l
+                .seconds("retention_interval_seconds")?
+                .max(Duration::from_millis(10)),
             maintenance_lease: l
                 .seconds("maintenance_lease_seconds")?
                 .max(Duration::from_millis(100)),
@@ -522,6 +550,29 @@ mod tests {
         assert_eq!(c.sqlite_path(), PathBuf::from("./data/mailqueue.db"));
         assert!(c.database_url.is_none() && c.smtp_url.is_none());
         assert_eq!(c.retry_max_age, Duration::from_secs(48 * 3600));
+    }
+
+    #[test]
+    fn retention_keeps_30_days_by_default_and_0_keeps_everything() {
+        let c = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(c.retention.emails, Some(chrono::Duration::days(30)));
+        assert_eq!(c.retention.contents, None);
+        let c = Config::from_env(&env(&[
+            ("MAILQUEUE_RETENTION_DAYS", "0"),
+            ("MAILQUEUE_CONTENT_RETENTION_DAYS", "0"),
+        ]))
+        .unwrap();
+        assert!(c.retention.keeps_everything());
+        let c = Config::from_env(&env(&[
+            ("MAILQUEUE_RETENTION_DAYS", "90"),
+            ("MAILQUEUE_CONTENT_RETENTION_DAYS", "0.5"),
+        ]))
+        .unwrap();
+        assert_eq!(c.retention.contents, Some(chrono::Duration::hours(12)));
+        for bad in ["-1", "soon", "1e9"] {
+            let e = Config::from_env(&env(&[("MAILQUEUE_RETENTION_DAYS", bad)]));
+            assert!(e.is_err(), "{bad} is refused");
+        }
     }
 
     #[test]

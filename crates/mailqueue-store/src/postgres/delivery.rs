@@ -30,10 +30,22 @@ impl PgStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let rows = self.claim_rows(ids, claim, "").await?;
+        self.claimed_emails(&rows).await
+    }
+
+    /// Runs the claim statement (`prefix` is empty, or an `EXPLAIN` for
+    /// the plan checks).
+    pub(super) async fn claim_rows(
+        &self,
+        ids: &[EmailId],
+        claim: &Claim,
+        prefix: &str,
+    ) -> Result<Vec<PgRow>, StoreError> {
         let ctx = "claiming emails";
         let uuids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
         let event_ids: Vec<Uuid> = ids.iter().map(|_| EventId::generate(claim.now).0).collect();
-        let rows = sqlx::query(&with_statuses(
+        let sql = with_statuses(
             "WITH claimed AS ( \
                  UPDATE emails SET status = {sending}, attempts = attempts + 1, lease_holder = $2, \
                      lease_expires_at = $3, first_attempt_at = COALESCE(first_attempt_at, $4), \
@@ -54,18 +66,23 @@ impl PgStore {
                  FROM came_due JOIN webhooks AS w ON w.status = 'enabled' AND came_due.type = ANY (w.events)) \
              SELECT claimed.*, c.content::text AS content \
              FROM claimed JOIN email_contents AS c ON c.email_id = claimed.id",
-        ))
-        .bind(&uuids)
-        .bind(&claim.holder)
-        .bind(claim.lease_expires_at)
-        .bind(claim.now)
-        .bind(&event_ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.failed_write(ctx, e))?;
+        );
+        sqlx::query(&format!("{prefix}{sql}"))
+            .bind(&uuids)
+            .bind(&claim.holder)
+            .bind(claim.lease_expires_at)
+            .bind(claim.now)
+            .bind(&event_ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.failed_write(ctx, e))
+    }
+
+    /// The claimed emails of the claim's rows, with their attachments.
+    async fn claimed_emails(&self, rows: &[PgRow]) -> Result<Vec<ClaimedEmail>, StoreError> {
         let mut claimed = Vec::with_capacity(rows.len());
         let mut infos = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             let (email, attachments) = decode_content(
                 &row.text("content")?,
                 rows::priority(row)?.rank(),
@@ -122,12 +139,21 @@ impl PgStore {
         if outcomes.is_empty() {
             return Ok(());
         }
+        self.record_rows(outcomes, "").await.map(|_| ())
+    }
+
+    /// Runs the outcome statement (`prefix` as for [`Self::claim_rows`]).
+    pub(super) async fn record_rows(
+        &self,
+        outcomes: &[AttemptOutcome],
+        prefix: &str,
+    ) -> Result<Vec<PgRow>, StoreError> {
         let rows = OutcomeRows::from(outcomes);
         let ids: Vec<Uuid> = rows.ids.iter().map(|i| i.0).collect();
         let every: Vec<EmailId> = outcomes.iter().map(|o| o.email_id).collect();
         let evs = events::outcomes(outcomes, &every);
         let bounced = Suppressions::from(outcomes);
-        sqlx::query(&with_statuses(
+        let sql = with_statuses(
             "WITH applied AS ( \
                  UPDATE emails AS e SET status = u.status, next_attempt_at = u.next_at, \
                      sent_at = COALESCE(u.sent_at, e.sent_at), last_error = u.error, \
@@ -164,33 +190,37 @@ impl PgStore {
                  WHERE u.email_id IN (SELECT id FROM applied) \
                  ON CONFLICT (email) DO NOTHING) \
              SELECT count(*) FROM applied",
-        ))
-        .bind(&ids)
-        .bind(&rows.attempts)
-        .bind(&rows.statuses)
-        .bind(&rows.next_at)
-        .bind(&rows.sent_at)
-        .bind(&rows.errors)
-        .bind(&rows.replies)
-        .bind(&rows.finished)
-        .bind(&rows.started)
-        .bind(&rows.kinds)
-        .bind(&rows.codes)
-        .bind(&rows.details)
-        .bind(evs.iter().map(|e| e.id.0).collect::<Vec<Uuid>>())
-        .bind(evs.iter().map(|e| e.email_id.0).collect::<Vec<Uuid>>())
-        .bind(evs.iter().map(|e| e.event_type.as_str()).collect::<Vec<&str>>())
-        .bind(evs.iter().map(|e| e.created_at).collect::<Vec<_>>())
-        .bind(evs.iter().map(|e| e.data.as_str()).collect::<Vec<&str>>())
-        .bind(&bounced.ids)
-        .bind(&bounced.emails)
-        .bind(&bounced.reasons)
-        .bind(&bounced.sources)
-        .bind(&bounced.times)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| store_error("recording attempt outcomes", e))?;
-        Ok(())
+        );
+        sqlx::query(&format!("{prefix}{sql}"))
+            .bind(&ids)
+            .bind(&rows.attempts)
+            .bind(&rows.statuses)
+            .bind(&rows.next_at)
+            .bind(&rows.sent_at)
+            .bind(&rows.errors)
+            .bind(&rows.replies)
+            .bind(&rows.finished)
+            .bind(&rows.started)
+            .bind(&rows.kinds)
+            .bind(&rows.codes)
+            .bind(&rows.details)
+            .bind(evs.iter().map(|e| e.id.0).collect::<Vec<Uuid>>())
+            .bind(evs.iter().map(|e| e.email_id.0).collect::<Vec<Uuid>>())
+            .bind(
+                evs.iter()
+                    .map(|e| e.event_type.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(evs.iter().map(|e| e.created_at).collect::<Vec<_>>())
+            .bind(evs.iter().map(|e| e.data.as_str()).collect::<Vec<&str>>())
+            .bind(&bounced.ids)
+            .bind(&bounced.emails)
+            .bind(&bounced.reasons)
+            .bind(&bounced.sources)
+            .bind(&bounced.times)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("recording attempt outcomes", e))
     }
 
     /// Returns expired leases to the queue (or gives them up), with a
@@ -200,24 +230,7 @@ impl PgStore {
         now: DateTime<Utc>,
         give_up_before: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError> {
-        let statement = with_statuses(
-            "WITH expired AS ( \
-                 SELECT id, lease_holder FROM emails WHERE status = {sending} AND lease_expires_at < $1 \
-                 FOR UPDATE SKIP LOCKED LIMIT 1000), \
-             moved AS ( \
-                 UPDATE emails AS e SET \
-                     status = CASE WHEN e.first_attempt_at < $2 THEN {failed} ELSE {queued} END, \
-                     next_attempt_at = CASE WHEN e.first_attempt_at < $2 THEN NULL ELSE $1 END, \
-                     last_error = 'the worker ' || COALESCE(x.lease_holder, '?') || \
-                                  ' stopped before finishing the attempt (lease expired)', \
-                     lease_holder = NULL, lease_expires_at = NULL, updated_at = $1 \
-                 FROM expired AS x WHERE e.id = x.id \
-                 RETURNING e.id, e.status, e.next_attempt_at, e.priority, e.attempts, e.last_attempt_at, e.last_error), \
-             history AS ( \
-                 INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
-                 SELECT id, attempts, COALESCE(last_attempt_at, $1), $1, 'lease_expired', last_error FROM moved) \
-             SELECT id, status, next_attempt_at, priority, last_error FROM moved",
-        );
+        let statement = rescue_sql();
         let query = sqlx::query(&statement).bind(now).bind(give_up_before);
         self.move_interrupted(query, now, "rescuing expired leases")
             .await
@@ -230,18 +243,7 @@ impl PgStore {
         holder: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError> {
-        let statement = with_statuses(
-            "WITH moved AS ( \
-                 UPDATE emails SET status = {queued}, next_attempt_at = $2, lease_holder = NULL, \
-                     lease_expires_at = NULL, updated_at = $2, \
-                     last_error = 'the attempt was interrupted when its worker stopped' \
-                 WHERE status = {sending} AND lease_holder = $1 \
-                 RETURNING id, status, next_attempt_at, priority, attempts, last_attempt_at, last_error), \
-             history AS ( \
-                 INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
-                 SELECT id, attempts, COALESCE(last_attempt_at, $2), $2, 'lease_expired', last_error FROM moved) \
-             SELECT id, status, next_attempt_at, priority, last_error FROM moved",
-        );
+        let statement = release_sql();
         let query = sqlx::query(&statement).bind(holder).bind(now);
         self.move_interrupted(query, now, "releasing leases").await
     }
@@ -278,6 +280,44 @@ impl PgStore {
         self.health.record(&moved);
         moved
     }
+}
+
+/// Expired leases (`$1` now, `$2` give up before), moved back or failed.
+pub(super) fn rescue_sql() -> String {
+    with_statuses(
+        "WITH expired AS ( \
+             SELECT id, lease_holder FROM emails WHERE status = {sending} AND lease_expires_at < $1 \
+             FOR UPDATE SKIP LOCKED LIMIT 1000), \
+         moved AS ( \
+             UPDATE emails AS e SET \
+                 status = CASE WHEN e.first_attempt_at < $2 THEN {failed} ELSE {queued} END, \
+                 next_attempt_at = CASE WHEN e.first_attempt_at < $2 THEN NULL ELSE $1 END, \
+                 last_error = 'the worker ' || COALESCE(x.lease_holder, '?') || \
+                              ' stopped before finishing the attempt (lease expired)', \
+                 lease_holder = NULL, lease_expires_at = NULL, updated_at = $1 \
+             FROM expired AS x WHERE e.id = x.id \
+             RETURNING e.id, e.status, e.next_attempt_at, e.priority, e.attempts, e.last_attempt_at, e.last_error), \
+         history AS ( \
+             INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
+             SELECT id, attempts, COALESCE(last_attempt_at, $1), $1, 'lease_expired', last_error FROM moved) \
+         SELECT id, status, next_attempt_at, priority, last_error FROM moved",
+    )
+}
+
+/// The leases of holder `$1`, returned to the queue at `$2`.
+pub(super) fn release_sql() -> String {
+    with_statuses(
+        "WITH moved AS ( \
+             UPDATE emails SET status = {queued}, next_attempt_at = $2, lease_holder = NULL, \
+                 lease_expires_at = NULL, updated_at = $2, \
+                 last_error = 'the attempt was interrupted when its worker stopped' \
+             WHERE status = {sending} AND lease_holder = $1 \
+             RETURNING id, status, next_attempt_at, priority, attempts, last_attempt_at, last_error), \
+         history AS ( \
+             INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
+             SELECT id, attempts, COALESCE(last_attempt_at, $2), $2, 'lease_expired', last_error FROM moved) \
+         SELECT id, status, next_attempt_at, priority, last_error FROM moved",
+    )
 }
 
 /// The recipients that bounced for good (refused at `RCPT TO` as

@@ -8,6 +8,9 @@ mod emails;
 mod events;
 mod keys;
 mod leases;
+#[cfg(test)]
+mod plans;
+mod retention;
 mod suppressions;
 mod webhooks;
 
@@ -55,6 +58,11 @@ fn migrator() -> Migrator {
             5,
             "events, webhooks and suppressions",
             include_str!("../../migrations/postgres/0005_events_webhooks_suppressions.sql"),
+        ),
+        (
+            6,
+            "retention and indexes of unfinished emails",
+            include_str!("../../migrations/postgres/0006_retention_and_hot_indexes.sql"),
         ),
     ])
 }

@@ -9,6 +9,7 @@
 //! [`EmailStatus`](mailqueue_core::EmailStatus), never from literals.
 
 pub mod events;
+pub mod retention;
 pub mod rows;
 pub mod statements;
 pub mod suppressions;

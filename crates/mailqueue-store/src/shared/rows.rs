@@ -151,6 +151,7 @@ pub fn record(row: &impl RowReader) -> Result<EmailRecord, StoreError> {
             .opt_text("last_event")?
             .map(|t| t.parse().map_err(StoreError::Corrupt))
             .transpose()?,
+        content_purged_at: row.opt_time("content_purged_at")?,
     })
 }
 

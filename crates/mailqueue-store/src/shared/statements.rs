@@ -10,7 +10,7 @@ fn record_select(d: Dialect) -> String {
     format!(
         "SELECT e.id, e.status, e.priority, e.message_id, {}, e.created_at, e.updated_at, \
          e.scheduled_at, e.next_attempt_at, e.attempts, e.last_attempt_at, e.last_error, \
-         e.last_smtp_reply, e.sent_at, e.lease_expires_at, \
+         e.last_smtp_reply, e.sent_at, e.lease_expires_at, e.content_purged_at, \
          (SELECT ev.type FROM email_events AS ev WHERE ev.email_id = e.id \
           ORDER BY ev.{} DESC LIMIT 1) AS last_event \
          FROM emails AS e JOIN email_contents AS c ON c.email_id = e.id",
@@ -124,7 +124,7 @@ pub fn cancel(d: Dialect, id: EmailId, now: DateTime<Utc>) -> Statement {
 pub fn retry_failed(id: EmailId, now: DateTime<Utc>) -> Statement {
     Statement::new(format!(
         "UPDATE emails SET status = {}, next_attempt_at = $2, first_attempt_at = NULL, updated_at = $2 \
-         WHERE id = $1 AND status = {} {CHANGED}",
+         WHERE id = $1 AND status = {} AND content_purged_at IS NULL {CHANGED}",
         sql_status(EmailStatus::Queued),
         sql_status(EmailStatus::Failed),
     ))

@@ -292,29 +292,7 @@ impl EmailStore for SqliteStore {
             return Ok(Vec::new());
         }
         let ctx = "claiming emails";
-        let now = to_ms(claim.now);
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(&with_statuses(
-            "UPDATE emails SET status = {sending}, attempts = attempts + 1, lease_holder = ",
-        ));
-        qb.push_bind(&claim.holder)
-            .push(", lease_expires_at = ")
-            .push_bind(to_ms(claim.lease_expires_at))
-            .push(", first_attempt_at = COALESCE(first_attempt_at, ")
-            .push_bind(now)
-            .push("), last_attempt_at = ")
-            .push_bind(now)
-            .push(", next_attempt_at = NULL, updated_at = ")
-            .push_bind(now)
-            .push(with_statuses(
-                " WHERE status IN ({pending}) AND next_attempt_at <= ",
-            ))
-            .push_bind(now)
-            .push(" AND id IN (");
-        let mut list = qb.separated(", ");
-        for id in ids {
-            list.push_bind(id.to_string());
-        }
-        qb.push(") RETURNING id, message_id, priority, scheduled_at, created_at, attempts, first_attempt_at");
+        let mut qb = claim_query("", ids, claim);
         let mut w = self.writer.acquire().await?;
         let result = async {
             let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
@@ -400,67 +378,30 @@ impl EmailStore for SqliteStore {
         let rows = OutcomeRows::from(outcomes);
         let mut w = self.writer.acquire().await?;
         let result = async {
-        let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-        // Multi-row statements: one round trip to SQLite's thread per chunk.
-        let indexes: Vec<usize> = (0..rows.ids.len()).collect();
-        let mut applied = Vec::with_capacity(rows.ids.len());
-        for chunk in indexes.chunks(OUTCOME_CHUNK) {
-            let mut update: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "WITH u(id, attempt, status, next_at, sent_at, error, reply, finished) AS (",
-            );
-            update.push_values(chunk, |mut b, &i| {
-                b.push_bind(rows.ids[i].to_string())
-                    .push_bind(rows.attempts[i])
-                    .push_bind(rows.statuses[i])
-                    .push_bind(rows.next_at[i].map(to_ms))
-                    .push_bind(rows.sent_at[i].map(to_ms))
-                    .push_bind(rows.errors[i].clone())
-                    .push_bind(rows.replies[i].clone())
-                    .push_bind(to_ms(rows.finished[i]));
-            });
-            update.push(with_statuses(
-                ") UPDATE emails SET status = u.status, next_attempt_at = u.next_at, \
-                     sent_at = COALESCE(u.sent_at, emails.sent_at), last_error = u.error, \
-                     last_smtp_reply = COALESCE(u.reply, emails.last_smtp_reply), lease_holder = NULL, \
-                     lease_expires_at = NULL, updated_at = u.finished \
-                 FROM u WHERE emails.id = u.id AND ((emails.status = {sending} AND emails.attempts = u.attempt) \
-                     OR (u.status = {sent} AND emails.status <> {sent})) \
-                 RETURNING emails.id AS id",
-            ));
-            for row in update
-                .build()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?
-            {
-                applied.push(row.id("id")?);
+            let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
+            // Multi-row statements: one round trip to SQLite's thread per chunk.
+            let indexes: Vec<usize> = (0..rows.ids.len()).collect();
+            let mut applied = Vec::with_capacity(rows.ids.len());
+            for chunk in indexes.chunks(OUTCOME_CHUNK) {
+                let mut update = outcome_update("", chunk, &rows);
+                for row in update
+                    .build()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(ctx, e))?
+                {
+                    applied.push(row.id("id")?);
+                }
+                let mut insert = outcome_history("", chunk, &rows);
+                insert
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(ctx, e))?;
             }
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "WITH v(email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) AS (",
-            );
-            insert.push_values(chunk, |mut b, &i| {
-                b.push_bind(rows.ids[i].to_string())
-                    .push_bind(rows.attempts[i])
-                    .push_bind(to_ms(rows.started[i]))
-                    .push_bind(to_ms(rows.finished[i]))
-                    .push_bind(rows.kinds[i])
-                    .push_bind(rows.codes[i])
-                    .push_bind(rows.details[i].clone());
-            });
-            // An email deleted meanwhile keeps no history (rather than failing the batch).
-            insert.push(
-                ") INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
-                 SELECT * FROM v WHERE EXISTS (SELECT 1 FROM emails WHERE emails.id = v.email_id)",
-            );
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?;
-        }
-        write_events(&mut tx, &events::outcomes(outcomes, &applied)).await?;
-        suppress_bounced(&mut tx, outcomes, &applied).await?;
-        tx.commit().await.map_err(|e| store_error(ctx, e))
+            write_events(&mut tx, &events::outcomes(outcomes, &applied)).await?;
+            suppress_bounced(&mut tx, outcomes, &applied).await?;
+            tx.commit().await.map_err(|e| store_error(ctx, e))
         }
         .await;
         w.settle(result)
@@ -636,4 +577,97 @@ impl EmailStore for SqliteStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.checkpoint().await
     }
+}
+
+/// The claim statement (`prefix` is empty, or `EXPLAIN QUERY PLAN ` for
+/// the plan checks).
+pub(super) fn claim_query(
+    prefix: &str,
+    ids: &[EmailId],
+    claim: &Claim,
+) -> QueryBuilder<'static, Sqlite> {
+    let now = to_ms(claim.now);
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "{prefix}{}",
+        with_statuses(
+            "UPDATE emails SET status = {sending}, attempts = attempts + 1, lease_holder = "
+        )
+    ));
+    qb.push_bind(claim.holder.clone())
+        .push(", lease_expires_at = ")
+        .push_bind(to_ms(claim.lease_expires_at))
+        .push(", first_attempt_at = COALESCE(first_attempt_at, ")
+        .push_bind(now)
+        .push("), last_attempt_at = ")
+        .push_bind(now)
+        .push(", next_attempt_at = NULL, updated_at = ")
+        .push_bind(now)
+        .push(with_statuses(
+            " WHERE status IN ({pending}) AND next_attempt_at <= ",
+        ))
+        .push_bind(now)
+        .push(" AND id IN (");
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(id.to_string());
+    }
+    qb.push(") RETURNING id, message_id, priority, scheduled_at, created_at, attempts, first_attempt_at");
+    qb
+}
+
+/// The status changes of a chunk of outcomes (`prefix` as for [`claim_query`]).
+pub(super) fn outcome_update(
+    prefix: &str,
+    chunk: &[usize],
+    rows: &OutcomeRows,
+) -> QueryBuilder<'static, Sqlite> {
+    let mut update: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "{prefix}WITH u(id, attempt, status, next_at, sent_at, error, reply, finished) AS (",
+    ));
+    update.push_values(chunk, |mut b, &i| {
+        b.push_bind(rows.ids[i].to_string())
+            .push_bind(rows.attempts[i])
+            .push_bind(rows.statuses[i])
+            .push_bind(rows.next_at[i].map(to_ms))
+            .push_bind(rows.sent_at[i].map(to_ms))
+            .push_bind(rows.errors[i].clone())
+            .push_bind(rows.replies[i].clone())
+            .push_bind(to_ms(rows.finished[i]));
+    });
+    update.push(with_statuses(
+        ") UPDATE emails SET status = u.status, next_attempt_at = u.next_at, \
+             sent_at = COALESCE(u.sent_at, emails.sent_at), last_error = u.error, \
+             last_smtp_reply = COALESCE(u.reply, emails.last_smtp_reply), lease_holder = NULL, \
+             lease_expires_at = NULL, updated_at = u.finished \
+         FROM u WHERE emails.id = u.id AND ((emails.status = {sending} AND emails.attempts = u.attempt) \
+             OR (u.status = {sent} AND emails.status <> {sent})) \
+         RETURNING emails.id AS id",
+    ));
+    update
+}
+
+/// The attempts of a chunk of outcomes (`prefix` as for [`claim_query`]).
+pub(super) fn outcome_history(
+    prefix: &str,
+    chunk: &[usize],
+    rows: &OutcomeRows,
+) -> QueryBuilder<'static, Sqlite> {
+    let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "{prefix}WITH v(email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) AS (",
+    ));
+    insert.push_values(chunk, |mut b, &i| {
+        b.push_bind(rows.ids[i].to_string())
+            .push_bind(rows.attempts[i])
+            .push_bind(to_ms(rows.started[i]))
+            .push_bind(to_ms(rows.finished[i]))
+            .push_bind(rows.kinds[i])
+            .push_bind(rows.codes[i])
+            .push_bind(rows.details[i].clone());
+    });
+    // An email deleted meanwhile keeps no history (rather than failing the batch).
+    insert.push(
+        ") INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
+         SELECT * FROM v WHERE EXISTS (SELECT 1 FROM emails WHERE emails.id = v.email_id)",
+    );
+    insert
 }

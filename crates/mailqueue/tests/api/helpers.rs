@@ -5,7 +5,7 @@ use chrono::{DurationRound, Utc};
 use mailqueue::{Application, Config};
 use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission};
 use mailqueue_core::store::{ListQuery, Store};
-use mailqueue_core::SystemClock;
+use mailqueue_core::{Clock, SystemClock};
 use mailqueue_testkit::{wait_until, StoreKind, TempDir, TestDatabase};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -44,6 +44,15 @@ pub async fn spawn_app(kind: StoreKind) -> TestApp {
 }
 
 pub async fn spawn_app_with(kind: StoreKind, extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_clock(kind, extra, Arc::new(SystemClock)).await
+}
+
+/// [`spawn_app_with`] on a clock the test controls.
+pub async fn spawn_app_with_clock(
+    kind: StoreKind,
+    extra: &[(&str, &str)],
+    clock: Arc<dyn Clock>,
+) -> TestApp {
     let data_dir = TempDir::new("app");
     let mut env = base_env(&data_dir);
     let db = match kind {
@@ -58,7 +67,7 @@ pub async fn spawn_app_with(kind: StoreKind, extra: &[(&str, &str)]) -> TestApp 
         env.insert(k.to_string(), v.to_string());
     }
     let config = Config::from_env(&env).expect("valid test config");
-    let app = Application::build(config, Arc::new(SystemClock))
+    let app = Application::build(config, clock)
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -36,6 +36,7 @@ mod operations;
 mod pitr;
 mod pitr_faults;
 mod resend_sdk;
+mod retention;
 mod startup_checks;
 mod suppressions;
 mod webhooks_api;

@@ -1,0 +1,227 @@
+//! Plan checks: every statement of the hot path (claims, outcomes, lease
+//! renewals and rescues, the reconciler's pages, the queue metrics, the
+//! reads of one email) and of retention is planned on a store with a long
+//! history and no statistics (never analysed, autovacuum off), and must
+//! reach `emails`, `email_attempts` and `email_events` through an index.
+//! A plan that scans one of them would make each send cost more as the
+//! store grows, so it fails here.
+
+use super::delivery::{release_sql, rescue_sql};
+use super::{bound, PgSettings, PgStore};
+use crate::shared::{retention, statements, Dialect, Statement};
+use chrono::{DateTime, Duration, Utc};
+use mailqueue_core::delivery::FailureClass;
+use mailqueue_core::store::{AttemptOutcome, AttemptResult, Claim, ListQuery};
+use mailqueue_core::{DeliveryError, EmailId, EmailStatus, SmtpReply};
+use mailqueue_testkit::TestDatabase;
+use serde_json::Value;
+use sqlx::Row;
+
+const EXPLAIN: &str = "EXPLAIN (FORMAT JSON) ";
+const WATCHED: [&str; 3] = ["emails", "email_attempts", "email_events"];
+const HISTORY: i64 = 100_000;
+
+/// A migrated store whose tables hold `HISTORY` finished emails (with
+/// contents, an attempt and two events each) and a small backlog, inserted
+/// in bulk, never analysed.
+async fn store_with_history() -> (TestDatabase, PgStore) {
+    let db = TestDatabase::create().await;
+    let store = PgStore::connect(&PgSettings {
+        url: db.url.clone(),
+        max_connections: 2,
+        acquire_timeout: std::time::Duration::from_secs(5),
+    })
+    .await
+    .expect("connect");
+    store.migrate().await.expect("migrate");
+    let history = format!(
+        "ALTER TABLE emails SET (autovacuum_enabled = false); \
+         ALTER TABLE email_attempts SET (autovacuum_enabled = false); \
+         ALTER TABLE email_events SET (autovacuum_enabled = false); \
+         ALTER TABLE email_contents SET (autovacuum_enabled = false); \
+         INSERT INTO emails (id, status, message_id, created_at, updated_at, attempts, sent_at) \
+           SELECT gen_random_uuid(), CASE WHEN g % 50 = 0 THEN 'failed' ELSE 'sent' END, '<' || g || '@h>', \
+                  now() - interval '60 days' + g * interval '10 ms', \
+                  now() - interval '60 days' + g * interval '10 ms', 1, now() - interval '60 days' \
+           FROM generate_series(1, {HISTORY}) AS g; \
+         INSERT INTO emails (id, status, message_id, created_at, updated_at, next_attempt_at, attempts) \
+           SELECT gen_random_uuid(), CASE WHEN g % 10 = 0 THEN 'scheduled' ELSE 'queued' END, '<p' || g || '@h>', \
+                  now(), now(), now() + (g % 10) * interval '1 minute', 0 \
+           FROM generate_series(1, 500) AS g; \
+         INSERT INTO emails (id, status, message_id, created_at, updated_at, attempts, lease_holder, lease_expires_at) \
+           SELECT gen_random_uuid(), 'sending', '<s' || g || '@h>', now(), now(), 1, 'w' || (g % 4), \
+                  now() + interval '5 minutes' \
+           FROM generate_series(1, 50) AS g; \
+         INSERT INTO email_contents (email_id, content) \
+           SELECT id, '{{\"from\": \"a@acme.test\", \"to\": [\"b@example.com\"], \"subject\": \"s\", \"text\": \"t\"}}' \
+           FROM emails; \
+         INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
+           SELECT id, 1, updated_at, updated_at, 'sent', '250 ok' FROM emails WHERE status IN ('sent', 'failed'); \
+         INSERT INTO email_events (id, email_id, type, created_at) \
+           SELECT gen_random_uuid(), id, t, updated_at FROM emails, \
+                  (VALUES ('email.sent'), ('email.delivered')) AS v(t);"
+    );
+    sqlx::raw_sql(&history)
+        .execute(store.pool())
+        .await
+        .expect("insert the history");
+    (db, store)
+}
+
+async fn ids_of(store: &PgStore, status: EmailStatus, n: i64) -> Vec<EmailId> {
+    sqlx::query("SELECT id FROM emails WHERE status = $1 LIMIT $2")
+        .bind(status.as_str())
+        .bind(n)
+        .fetch_all(store.pool())
+        .await
+        .expect("pick emails")
+        .iter()
+        .map(|r| EmailId(r.get("id")))
+        .collect()
+}
+
+/// The relations a plan reads with a sequential scan.
+fn seq_scans(plan: &Value, found: &mut Vec<String>) {
+    match plan {
+        Value::Object(node) => {
+            if node.get("Node Type") == Some(&Value::String("Seq Scan".into())) {
+                if let Some(Value::String(rel)) = node.get("Relation Name") {
+                    found.push(rel.clone());
+                }
+            }
+            node.values().for_each(|v| seq_scans(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| seq_scans(v, found)),
+        _ => {}
+    }
+}
+
+fn assert_indexed(name: &str, rows: &[sqlx::postgres::PgRow]) {
+    let plan: Value = rows[0].get(0);
+    let mut scans = Vec::new();
+    seq_scans(&plan, &mut scans);
+    scans.retain(|r| WATCHED.contains(&r.as_str()));
+    assert!(scans.is_empty(), "{name} scans {scans:?}: {plan:#}");
+}
+
+async fn explain(store: &PgStore, name: &str, st: Statement) {
+    let st = Statement {
+        sql: format!("{EXPLAIN}{}", st.sql),
+        params: st.params,
+    };
+    let rows = bound(&st)
+        .fetch_all(store.pool())
+        .await
+        .unwrap_or_else(|e| panic!("explaining {name}: {e}"));
+    assert_indexed(name, &rows);
+}
+
+fn outcomes(ids: &[EmailId], now: DateTime<Utc>) -> Vec<AttemptOutcome> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| AttemptOutcome {
+            email_id: *id,
+            attempt: 1,
+            started_at: now,
+            finished_at: now,
+            result: match i % 3 {
+                0 => AttemptResult::Sent(SmtpReply {
+                    code: 250,
+                    message: "ok".into(),
+                }),
+                1 => AttemptResult::RetryAt(
+                    DeliveryError::transient(FailureClass::Timeout, None, "slow"),
+                    now + Duration::minutes(1),
+                ),
+                _ => AttemptResult::Failed(DeliveryError::permanent(
+                    FailureClass::Reply5xx,
+                    Some(550),
+                    "gone",
+                )),
+            },
+            rejected: vec![],
+            suppressed: vec![],
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn hot_statements_use_indexes_on_a_store_with_history_and_no_statistics() {
+    let (_db, store) = store_with_history().await;
+    let now = Utc::now();
+    let queued = ids_of(&store, EmailStatus::Queued, 32).await;
+    let sending = ids_of(&store, EmailStatus::Sending, 32).await;
+    let claim = Claim {
+        holder: "w1".into(),
+        now,
+        lease_expires_at: now + Duration::minutes(5),
+    };
+    let plan = store.claim_rows(&queued, &claim, EXPLAIN).await.unwrap();
+    assert_indexed("the claim", &plan);
+    let plan = store
+        .record_rows(&outcomes(&sending, now), EXPLAIN)
+        .await
+        .unwrap();
+    assert_indexed("the outcomes", &plan);
+    let rescue = Statement::new(rescue_sql())
+        .with(crate::shared::Param::Time(now))
+        .with(crate::shared::Param::Time(now - Duration::days(2)));
+    explain(&store, "the rescue", rescue).await;
+    let release = Statement::new(release_sql())
+        .with(crate::shared::Param::Text("w1".into()))
+        .with(crate::shared::Param::Time(now));
+    explain(&store, "the release", release).await;
+    let id = queued[0];
+    let d = Dialect::Postgres;
+    for (name, st) in [
+        ("pending emails", statements::pending_emails(None, 1000)),
+        (
+            "pending emails after",
+            statements::pending_emails(Some(id), 1000),
+        ),
+        ("count unfinished", statements::count_unfinished()),
+        ("oldest due", statements::oldest_due(now)),
+        ("renew leases", statements::renew_leases("w1", now, now)),
+        ("get email", statements::get_email(d, id)),
+        ("list attempts", statements::list_attempts(id)),
+        ("list events", statements::list_events(d, id)),
+        ("status of", statements::status_of(id)),
+        ("cancel", statements::cancel(d, id, now)),
+        ("reschedule", statements::reschedule(d, id, now, now)),
+        ("retry", statements::retry_failed(id, now)),
+        (
+            "list emails",
+            statements::list_emails(
+                d,
+                &ListQuery {
+                    limit: 100,
+                    ..Default::default()
+                },
+            ),
+        ),
+        (
+            "purge finished emails",
+            retention::purge_finished_emails(d, now - Duration::days(30), 500),
+        ),
+        (
+            "mark contents purged",
+            retention::mark_contents_purged(d, now - Duration::days(7), 500, now),
+        ),
+        ("oldest email", retention::oldest_email()),
+    ] {
+        explain(&store, name, st).await;
+    }
+}
+
+/// The check itself fails on a scan: a statement on an unindexed
+/// condition over the same history is caught.
+#[tokio::test]
+async fn a_scan_of_emails_is_caught() {
+    let (_db, store) = store_with_history().await;
+    let st = Statement::new("SELECT count(*) FROM emails WHERE message_id = $1")
+        .with(crate::shared::Param::Text("<1@h>".into()));
+    let result =
+        tokio::spawn(async move { explain(&store, "an unindexed lookup", st).await }).await;
+    let panic = result.expect_err("the scan is reported");
+    assert!(panic.is_panic());
+}
