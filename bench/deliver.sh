@@ -16,19 +16,6 @@ sink_port=$(free_port)
 smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
 sink_pid=$!
 trap 'kill $sink_pid 2>/dev/null || true' EXIT
-now() { date +%s.%N; }
-
-# baseline [-d]: smtp-source's rate into the sink, messages per second.
-baseline() {
-  log "smtp-source $*: $COUNT messages over $CONCURRENCY sessions"
-  local start end
-  start=$(now)
-  smtp-source "$@" -s "$CONCURRENCY" -m "$COUNT" -l 2048 -f billing@acme.test -t customer@example.com \
-    "127.0.0.1:$sink_port"
-  end=$(now)
-  python3 -c "print(f'{$COUNT / ($end - $start):.0f}')"
-}
-
 sent_total() { curl -fs "http://127.0.0.1:$1/metrics" | awk '/^mailqueue_emails_sent_total/ {print $2}'; }
 
 run_mode() {
@@ -61,9 +48,8 @@ run_mode() {
   python3 -c "d = $last - $at_epoch; print(f'rate={$COUNT / d:.0f} seconds={d:.2f} rss_mb=$rss')"
 }
 
-field() { grep -oP "$1=\K[0-9.]+" <<<"$2"; }
-reuse_rate=$(baseline -d)
-fresh_rate=$(baseline)
+reuse_rate=$(smtp_source_rate "$sink_port" "$COUNT" "$CONCURRENCY" -d)
+fresh_rate=$(smtp_source_rate "$sink_port" "$COUNT" "$CONCURRENCY")
 sqlite=$(run_mode sqlite)
 postgres=$(run_mode postgres)
 ratio() { python3 -c "print(f'{$(field rate "$1") / $2:.2f}')"; }
