@@ -13,12 +13,10 @@ build_release
 DURATION=${DURATION:-20}
 CONNS=${CONNS:-64}
 work=$(mktemp -d /tmp/mailqueue-bench-accept.XXXX)
-python3 "$BENCH_DIR/make_email.py" 2048 > "$work/now.json"
-python3 "$BENCH_DIR/make_email.py" 2048 "in 1 day" > "$work/later.json"
-sink_port=$(free_port)
-smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
-sink_pid=$!
-trap 'kill $sink_pid 2>/dev/null || true' EXIT
+write_bodies "$work"
+start_sink
+sink_port=$SINK_PORT
+trap 'kill $SINK_PID 2>/dev/null || true' EXIT
 
 # run_mode sqlite|postgres now|later
 run_mode() {

@@ -165,3 +165,28 @@ smtp_source_rate() {
 
 # field NAME "k=v ...": the value of NAME in a result line.
 field() { grep -oP "$1=\K[0-9.]+" <<<"$2"; }
+
+# start_sink: Postfix's smtp-sink on a free port; sets SINK_PORT, SINK_PID.
+start_sink() {
+  SINK_PORT=$(free_port)
+  smtp-sink -u nobody "127.0.0.1:$SINK_PORT" 1024 &
+  SINK_PID=$!
+}
+
+# write_bodies DIR: the 2 KiB emails the benchmarks post, due at once
+# (DIR/now.json) and the next day (DIR/later.json).
+write_bodies() {
+  python3 "$BENCH_DIR/make_email.py" 2048 > "$1/now.json"
+  python3 "$BENCH_DIR/make_email.py" 2048 "in 1 day" > "$1/later.json"
+}
+
+# load_backlog NAME PORT KEY COUNT: COUNT emails through the API on PORT,
+# all scheduled for one instant LOAD_WINDOW (40) seconds ahead, so that
+# delivery starts once they are all stored; sets AT (RFC 3339) and AT_EPOCH.
+load_backlog() {
+  AT_EPOCH=$(($(date +%s) + ${LOAD_WINDOW:-40}))
+  AT=$(date -u -d "@$AT_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+  log "$1: loading $4 emails scheduled for $AT"
+  python3 "$BENCH_DIR/load_backlog.py" "http://127.0.0.1:$2" "$3" "$4" "$AT"
+  [ "$(date +%s)" -lt "$AT_EPOCH" ] || { echo "loading took longer than LOAD_WINDOW; raise it" >&2; exit 1; }
+}

@@ -25,16 +25,14 @@ WORKERS=${WORKERS:-2}
 CONCURRENCY=${CONCURRENCY:-64}
 IDLE_SECONDS=${IDLE_SECONDS:-30}
 work=$(mktemp -d /tmp/mailqueue-bench-fleet.XXXX)
-python3 "$BENCH_DIR/make_email.py" 2048 > "$work/now.json"
-python3 "$BENCH_DIR/make_email.py" 2048 "in 1 day" > "$work/later.json"
-sink_port=$(free_port)
-smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
-sink_pid=$!
+write_bodies "$work"
+start_sink
+sink_port=$SINK_PORT
 start_redis
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do stop_pid "$pid"; done
-  kill "$sink_pid" "$REDIS_PID" 2>/dev/null || true
+  kill "$SINK_PID" "$REDIS_PID" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -84,15 +82,11 @@ wait_sql 0 "SELECT count(*) FROM emails WHERE status IN ('queued', 'sending')"
 drain_seconds=$(python3 -c "print(f'{$(now_s) - $drain_start:.1f}')")
 
 # The backlog: COUNT emails due at one instant, loaded through the API.
-at_epoch=$(( $(date +%s) + ${LOAD_WINDOW:-40} ))
-at=$(date -u -d "@$at_epoch" +%Y-%m-%dT%H:%M:%SZ)
-log "fleet: loading $COUNT emails scheduled for $at"
-python3 "$BENCH_DIR/load_backlog.py" "http://127.0.0.1:$api_port" "$key" "$COUNT" "$at"
-[ "$(date +%s)" -lt "$at_epoch" ] || { echo "loading took longer than LOAD_WINDOW; raise it" >&2; exit 1; }
+load_backlog fleet "$api_port" "$key" "$COUNT"
 log "fleet: waiting for the backlog to be delivered"
-wait_sql "$COUNT" "SELECT count(*) FROM emails WHERE scheduled_at = '$at' AND status = 'sent'"
-last=$(sql "SELECT extract(epoch FROM max(sent_at)) FROM emails WHERE scheduled_at = '$at'")
-backlog=$(python3 -c "d = $last - $at_epoch; print(f'rate={$COUNT / d:.0f} seconds={d:.2f}')")
+wait_sql "$COUNT" "SELECT count(*) FROM emails WHERE scheduled_at = '$AT' AND status = 'sent'"
+last=$(sql "SELECT extract(epoch FROM max(sent_at)) FROM emails WHERE scheduled_at = '$AT'")
+backlog=$(python3 -c "d = $last - $AT_EPOCH; print(f'rate={$COUNT / d:.0f} seconds={d:.2f}')")
 
 api_rss=$(peak_rss_mb "$api_pid")
 worker_rss=()
