@@ -13,9 +13,10 @@ build_release
 DURATION=${DURATION:-20}
 CONNS=${CONNS:-64}
 work=$(mktemp -d /tmp/mailqueue-bench-accept.XXXX)
-python3 "$BENCH_DIR/make_email.py" 2048 > "$work/now.json"
-python3 "$BENCH_DIR/make_email.py" 2048 "in 1 day" > "$work/later.json"
+write_bodies "$work"
 start_sink
+sink_port=$SINK_PORT
+trap 'kill $SINK_PID 2>/dev/null || true' EXIT
 
 # run_mode sqlite|postgres now|later
 run_mode() {
@@ -41,33 +42,11 @@ run_mode() {
   echo "$(grep '^RESULT' "$dir/wrk.txt") rss_mb=$rss"
 }
 
-pgbench_baseline() {
-  fresh_database mq_bench_pgbench
-  psql "$(pg_url_for mq_bench_pgbench)" -q <<'SQL'
-CREATE TABLE email_rows (
-    id uuid PRIMARY KEY, status text NOT NULL, priority smallint NOT NULL, message_id text NOT NULL,
-    content jsonb NOT NULL, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
-    scheduled_at timestamptz, next_attempt_at timestamptz);
-CREATE INDEX email_rows_status_id_idx ON email_rows (status, id);
-SQL
-  cat > "$work/insert.sql" <<'SQL'
-INSERT INTO email_rows (id, status, priority, message_id, content, created_at, updated_at, next_attempt_at)
-VALUES (gen_random_uuid(), 'queued', 1, '<bench@acme.test>',
-        jsonb_build_object('from', 'billing@acme.test', 'to', jsonb_build_array('customer@example.com'),
-                           'subject', 'Your invoice', 'text', repeat('x', 1900)),
-        now(), now(), now());
-SQL
-  log "pgbench: ${DURATION}s with $CONNS clients"
-  pgbench -n -M prepared -c "$CONNS" -j 2 -T "$DURATION" -f "$work/insert.sql" "$(pg_url_for mq_bench_pgbench)" > "$work/pgbench.txt" 2>&1
-  grep -oP 'tps = \K[0-9]+' "$work/pgbench.txt"
-}
-
-field() { grep -oP "$1=\K[0-9.]+" <<<"$2"; }
 sqlite_later=$(run_mode sqlite later)
 postgres_later=$(run_mode postgres later)
 sqlite_now=$(run_mode sqlite now)
 postgres_now=$(run_mode postgres now)
-pgbench_tps=$(pgbench_baseline)
+pgbench_tps=$(pgbench_insert_rate "$work" "$CONNS" "$DURATION")
 ratio=$(python3 -c "print(f'{$(field rate "$postgres_later") / $pgbench_tps:.2f}')")
 row() { echo "| $1 | $(field rate "$2") | $(field p50_ms "$2") ms | $(field p99_ms "$2") ms | $(field non2xx "$2") | $(field rss_mb "$2") MB |"; }
 

@@ -2,38 +2,45 @@
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
-# MAILQUEUE_BIN: a release binary built elsewhere (another target directory).
-BIN=${MAILQUEUE_BIN:-$ROOT/target/release/mailqueue}
+# Cargo's target directory: CARGO_TARGET_DIR when set, else where cargo
+# says it builds (it may be configured outside the checkout).
+TARGET_DIR=${CARGO_TARGET_DIR:-$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$ROOT/target")}
+# MAILQUEUE_BIN: a release binary built elsewhere.
+BIN=${MAILQUEUE_BIN:-$TARGET_DIR/release/mailqueue}
 RESULTS="$BENCH_DIR/results"
 mkdir -p "$RESULTS"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# need COMMAND...: installs the Debian packages of the commands missing.
 need() {
-  local missing=()
+  local missing=() packages=()
   for cmd in "$@"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd"); done
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing tools for: ${missing[*]}"
-    # postfix provides smtp-sink and smtp-source; keep its daemon from starting.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk postfix postgresql-contrib time >/dev/null
-    rm -f /usr/sbin/policy-rc.d
-  fi
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "installing tools for: ${missing[*]}"
+  for cmd in "${missing[@]}"; do
+    case $cmd in
+      smtp-sink | smtp-source) packages+=(postfix) ;;
+      pgbench) packages+=(postgresql-contrib) ;;
+      redis-server) packages+=(redis-server) ;;
+      redis-cli) packages+=(redis-tools) ;;
+      node | npm) packages+=(nodejs npm) ;;
+      *) packages+=("$cmd") ;;
+    esac
+  done
+  # postfix provides smtp-sink and smtp-source; keep its daemon (and any
+  # other installed service) from starting.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
 }
 
 build_release() {
   [ -z "${MAILQUEUE_BIN:-}" ] || return 0
   log "building the release binary"
   (cd "$ROOT" && cargo build --release --locked --bin mailqueue >&2)
-}
-
-# start_sink: Postfix's smtp-sink on a free port (sink_port), stopped at exit.
-start_sink() {
-  sink_port=$(free_port)
-  smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
-  sink_pid=$!
-  trap 'kill $sink_pid 2>/dev/null || true' EXIT
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -52,29 +59,140 @@ fresh_database() {
 }
 
 # start_server DATA_DIR PORT [ENV=VALUE ...]: starts `mailqueue serve`, sets SERVER_PID.
-start_server() {
-  local dir=$1 port=$2
-  shift 2
+start_server() { start_role "$1" all "$2" "${@:3}"; }
+
+# start_role DATA_DIR api|worker|all PORT [ENV=VALUE ...]: starts
+# `mailqueue serve` in that role (its log in DATA_DIR/ROLE-PORT.log), waits
+# until /healthz answers, sets SERVER_PID.
+start_role() {
+  local dir=$1 role=$2 port=$3 log
+  shift 3
   mkdir -p "$dir"
+  log="$dir/$role-$port.log"
   env -i PATH="$PATH" HOME="$HOME" MAILQUEUE_DATA_DIR="$dir/data" MAILQUEUE_LISTEN="127.0.0.1:$port" \
-    MAILQUEUE_LOG=warn "$@" "$BIN" serve >"$dir/server.log" 2>&1 &
+    MAILQUEUE_ROLE="$role" MAILQUEUE_LOG=warn "$@" "$BIN" serve >"$log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "the server did not start; see $dir/server.log" >&2
+  echo "the server did not start; see $log" >&2
   exit 1
 }
 
 # peak_rss_mb PID: the process's peak resident set (VmHWM), in MB.
 peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
-stop_server() {
-  kill -TERM "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
+stop_server() { stop_pid "$SERVER_PID"; }
+
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
 }
+
+# start_redis: a private redis-server without persistence on a free port,
+# so that nothing else sends it commands; sets REDIS_PORT and REDIS_PID.
+start_redis() {
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --loglevel warning >/dev/null &
+  REDIS_PID=$!
+  for _ in $(seq 1 50); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "redis-server did not start" >&2
+  exit 1
+}
+
+# redis_info FILE: saves the private Redis's `INFO all` (one command).
+redis_info() { redis-cli -p "$REDIS_PORT" info all | tr -d '\r' > "$1"; }
+# info_field FILE NAME: one field of a saved INFO.
+info_field() { awk -F: -v f="$2" '$1 == f {print $2}' "$1"; }
+# redis_stat NAME: one field of the private Redis's INFO now.
+redis_stat() { redis-cli -p "$REDIS_PORT" info all | tr -d '\r' | awk -F: -v f="$1" '$1 == f {print $2}'; }
 
 create_key() {
   env -i PATH="$PATH" MAILQUEUE_DATA_DIR="$1/data" "${@:2}" "$BIN" api-keys create --name bench | tail -n 1
+}
+
+# build_dispatch_bench: the dispatch-layer driver (an example of
+# mailqueue-queue); sets DISPATCH_BENCH to its path.
+build_dispatch_bench() {
+  log "building the dispatch bench driver"
+  (cd "$ROOT" && cargo build --release --locked -p mailqueue-queue --example dispatch_bench >&2)
+  DISPATCH_BENCH="$TARGET_DIR/release/examples/dispatch_bench"
+}
+
+# pgbench_insert_rate WORK_DIR CLIENTS SECONDS: the baseline of acceptance,
+# pgbench's single-row inserts of a 2 KiB email row per transaction (same
+# columns and indexes as `emails`, content inline), in transactions/s.
+pgbench_insert_rate() {
+  local work=$1 clients=$2 seconds=$3
+  fresh_database mq_bench_pgbench
+  psql "$(pg_url_for mq_bench_pgbench)" -q <<'SQL'
+CREATE TABLE email_rows (
+    id uuid PRIMARY KEY, status text NOT NULL, priority smallint NOT NULL, message_id text NOT NULL,
+    content jsonb NOT NULL, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+    scheduled_at timestamptz, next_attempt_at timestamptz);
+CREATE INDEX email_rows_status_id_idx ON email_rows (status, id);
+SQL
+  cat > "$work/insert.sql" <<'SQL'
+INSERT INTO email_rows (id, status, priority, message_id, content, created_at, updated_at, next_attempt_at)
+VALUES (gen_random_uuid(), 'queued', 1, '<bench@acme.test>',
+        jsonb_build_object('from', 'billing@acme.test', 'to', jsonb_build_array('customer@example.com'),
+                           'subject', 'Your invoice', 'text', repeat('x', 1900)),
+        now(), now(), now());
+SQL
+  log "pgbench: ${seconds}s with $clients clients"
+  pgbench -n -M prepared -c "$clients" -j 2 -T "$seconds" -f "$work/insert.sql" "$(pg_url_for mq_bench_pgbench)" > "$work/pgbench.txt" 2>&1
+  grep -oP 'tps = \K[0-9]+' "$work/pgbench.txt"
+}
+
+now_s() { date +%s.%N; }
+
+# smtp_source_rate SINK_PORT COUNT SESSIONS [-d]: the baseline of delivery,
+# Postfix's smtp-source sending COUNT 2 KiB messages into the sink, in
+# messages per second.
+smtp_source_rate() {
+  local port=$1 count=$2 sessions=$3 start end
+  shift 3
+  log "smtp-source $*: $count messages over $sessions sessions"
+  start=$(now_s)
+  smtp-source "$@" -s "$sessions" -m "$count" -l 2048 -f billing@acme.test -t customer@example.com \
+    "127.0.0.1:$port"
+  end=$(now_s)
+  python3 -c "print(f'{$count / ($end - $start):.0f}')"
+}
+
+# field NAME "k=v ...": the value of NAME in a result line.
+field() { grep -oP "$1=\K[0-9.]+" <<<"$2"; }
+
+# start_sink: Postfix's smtp-sink on a free port; sets SINK_PORT (also
+# sink_port) and SINK_PID, and stops it at exit unless the caller sets its
+# own EXIT trap.
+start_sink() {
+  SINK_PORT=$(free_port)
+  sink_port=$SINK_PORT
+  smtp-sink -u nobody "127.0.0.1:$SINK_PORT" 1024 &
+  SINK_PID=$!
+  trap 'kill $SINK_PID 2>/dev/null || true' EXIT
+}
+
+# write_bodies DIR: the 2 KiB emails the benchmarks post, due at once
+# (DIR/now.json) and the next day (DIR/later.json).
+write_bodies() {
+  python3 "$BENCH_DIR/make_email.py" 2048 > "$1/now.json"
+  python3 "$BENCH_DIR/make_email.py" 2048 "in 1 day" > "$1/later.json"
+}
+
+# load_backlog NAME PORT KEY COUNT: COUNT emails through the API on PORT,
+# all scheduled for one instant LOAD_WINDOW (40) seconds ahead, so that
+# delivery starts once they are all stored; sets AT (RFC 3339) and AT_EPOCH.
+load_backlog() {
+  AT_EPOCH=$(($(date +%s) + ${LOAD_WINDOW:-40}))
+  AT=$(date -u -d "@$AT_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+  log "$1: loading $4 emails scheduled for $AT"
+  python3 "$BENCH_DIR/load_backlog.py" "http://127.0.0.1:$2" "$3" "$4" "$AT"
+  [ "$(date +%s)" -lt "$AT_EPOCH" ] || { echo "loading took longer than LOAD_WINDOW; raise it" >&2; exit 1; }
 }

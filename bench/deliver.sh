@@ -13,19 +13,8 @@ COUNT=${COUNT:-50000}
 CONCURRENCY=${CONCURRENCY:-64}
 work=$(mktemp -d /tmp/mailqueue-bench-deliver.XXXX)
 start_sink
-now() { date +%s.%N; }
-
-# baseline [-d]: smtp-source's rate into the sink, messages per second.
-baseline() {
-  log "smtp-source $*: $COUNT messages over $CONCURRENCY sessions"
-  local start end
-  start=$(now)
-  smtp-source "$@" -s "$CONCURRENCY" -m "$COUNT" -l 2048 -f billing@acme.test -t customer@example.com \
-    "127.0.0.1:$sink_port"
-  end=$(now)
-  python3 -c "print(f'{$COUNT / ($end - $start):.0f}')"
-}
-
+sink_port=$SINK_PORT
+trap 'kill $SINK_PID 2>/dev/null || true' EXIT
 sent_total() { curl -fs "http://127.0.0.1:$1/metrics" | awk '/^mailqueue_emails_sent_total/ {print $2}'; }
 
 run_mode() {
@@ -37,14 +26,10 @@ run_mode() {
     env+=(DATABASE_URL="$(pg_url_for mq_bench_deliver)")
   fi
   mkdir -p "$dir"
-  local key at at_epoch
+  local key
   key=$(create_key "$dir" "${env[@]}")
   start_server "$dir" "$port" "${env[@]}"
-  at_epoch=$(( $(date +%s) + ${LOAD_WINDOW:-40} ))
-  at=$(date -u -d "@$at_epoch" +%Y-%m-%dT%H:%M:%SZ)
-  log "$mode: loading $COUNT emails scheduled for $at"
-  python3 "$BENCH_DIR/load_backlog.py" "http://127.0.0.1:$port" "$key" "$COUNT" "$at"
-  [ "$(date +%s)" -lt "$at_epoch" ] || { echo "loading took longer than LOAD_WINDOW; raise it" >&2; exit 1; }
+  load_backlog "$mode" "$port" "$key" "$COUNT"
   log "$mode: waiting for the backlog to be delivered"
   until [ "$(sent_total "$port")" = "$COUNT" ]; do sleep 1; done
   local rss last
@@ -55,12 +40,11 @@ run_mode() {
   else
     last=$(python3 -c "import sqlite3; print(sqlite3.connect('$dir/data/mailqueue.db').execute('SELECT max(sent_at) FROM emails').fetchone()[0] / 1000)")
   fi
-  python3 -c "d = $last - $at_epoch; print(f'rate={$COUNT / d:.0f} seconds={d:.2f} rss_mb=$rss')"
+  python3 -c "d = $last - $AT_EPOCH; print(f'rate={$COUNT / d:.0f} seconds={d:.2f} rss_mb=$rss')"
 }
 
-field() { grep -oP "$1=\K[0-9.]+" <<<"$2"; }
-reuse_rate=$(baseline -d)
-fresh_rate=$(baseline)
+reuse_rate=$(smtp_source_rate "$sink_port" "$COUNT" "$CONCURRENCY" -d)
+fresh_rate=$(smtp_source_rate "$sink_port" "$COUNT" "$CONCURRENCY")
 sqlite=$(run_mode sqlite)
 postgres=$(run_mode postgres)
 ratio() { python3 -c "print(f'{$(field rate "$1") / $2:.2f}')"; }

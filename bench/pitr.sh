@@ -26,9 +26,6 @@ for tool in pgbackrest socat moto_server; do
   }
 done
 build_release
-# The binary cargo built (its target directory may be outside the checkout).
-BIN="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/mailqueue"
 SCALE=${SCALE:-40}
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-300}
 SEGMENTS=${SEGMENTS:-40}

@@ -6,4 +6,7 @@ bench/accept.sh
 bench/deliver.sh
 bench/backup.sh
 bench/pitr.sh
+bench/dispatch.sh
+bench/fleet.sh
+bench/requeue.sh
 bench/report.sh

@@ -11,7 +11,7 @@ use crate::{EmailService, ServiceError};
 use mailqueue_core::events::EventType;
 use mailqueue_core::store::{
     DueEmail, EmailToInsert, IdempotencyBegin, IdempotencyScope, IdempotencyWindow,
-    IdempotentResponse, InsertGroup,
+    IdempotentResponse, InsertGroup, StoreError,
 };
 use mailqueue_core::{ApiKeyId, EmailId, EmailStatus, NewEmail};
 
@@ -97,7 +97,7 @@ impl EmailService {
                 body: body.clone(),
             }),
         };
-        if let Err(e) = self.store.insert_emails(&[group]).await {
+        if let Err(e) = self.commit_then_enqueue(group, due.clone()).await {
             if let Some(i) = &idempotency {
                 if let Err(e) = self.store.abandon_idempotent_request(&i.scope).await {
                     tracing::warn!(error = %e, "could not release an idempotency key after a failed commit");
@@ -108,8 +108,30 @@ impl EmailService {
         self.metrics.emails_accepted.inc_by(due.len() as u64);
         self.count_events(EventType::Scheduled, scheduled);
         self.count_events(EventType::Sent, due.len() - scheduled);
-        self.dispatch(&due, "accepted emails were").await;
         Ok(AcceptOutcome::Committed { body })
+    }
+
+    /// Commits the emails, then enqueues them, in a task of its own: a
+    /// request dropped while it waits (its client gone, a connection cut by
+    /// a load balancer) may still be committed, and its emails must then
+    /// reach the queue at once, not at the reconciler's next pass.
+    async fn commit_then_enqueue(
+        &self,
+        group: InsertGroup,
+        due: Vec<DueEmail>,
+    ) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        let queue = self.queue.clone();
+        let task = tokio::spawn(async move {
+            store.insert_emails(&[group]).await?;
+            crate::enqueue_committed(queue.as_ref(), &due, "accepted emails were").await;
+            Ok(())
+        });
+        match task.await {
+            Ok(committed) => committed,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(StoreError::Failed(format!("the commit was abandoned: {e}"))),
+        }
     }
 
     /// Records the key as in progress, or says what to answer instead.

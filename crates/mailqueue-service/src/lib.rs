@@ -85,12 +85,21 @@ impl EmailService {
         }
     }
 
-    /// Puts emails whose store change is committed into the queue; a
-    /// failure is logged, never returned: the reconciler restores them.
+    /// Puts emails whose store change is committed into the queue.
     async fn dispatch(&self, due: &[mailqueue_core::store::DueEmail], what: &str) {
-        if let Err(e) = self.queue.enqueue(due).await {
-            tracing::warn!(error = %e, count = due.len(),
-                "{what} not enqueued; the reconciler will dispatch them");
-        }
+        enqueue_committed(self.queue.as_ref(), due, what).await;
+    }
+}
+
+/// Puts emails whose store change is committed into the queue; a failure
+/// is logged, never returned: the reconciler restores them.
+async fn enqueue_committed(
+    queue: &dyn DispatchQueue,
+    due: &[mailqueue_core::store::DueEmail],
+    what: &str,
+) {
+    if let Err(e) = queue.enqueue(due).await {
+        tracing::warn!(error = %e, count = due.len(),
+            "{what} not enqueued; the reconciler will dispatch them");
     }
 }
