@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rewrites BENCHMARKS.md from the latest results of bench/accept.sh,
-# bench/deliver.sh, bench/backup.sh and bench/pitr.sh (bench/results/*.md).
+# bench/deliver.sh, bench/backup.sh, bench/pitr.sh and bench/webhooks.sh
+# (bench/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 {
@@ -24,6 +25,10 @@ MD
   if [ -f bench/results/pitr.md ]; then
     echo
     cat bench/results/pitr.md
+  fi
+  if [ -f bench/results/webhooks.md ]; then
+    echo
+    cat bench/results/webhooks.md
   fi
   cat <<'MD'
 

@@ -6,4 +6,5 @@ bench/accept.sh
 bench/deliver.sh
 bench/backup.sh
 bench/pitr.sh
+bench/webhooks.sh
 bench/report.sh
