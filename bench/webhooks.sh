@@ -107,7 +107,7 @@ PY
     -s "$BENCH_DIR/post_hook.lua" "http://127.0.0.1:$receiver_port/hook" | grep -oP 'rate=\K[0-9]+'
 }
 
-field() { grep -oP "$1=\K[0-9.]+" <<<"$2"; }
+field() { grep -oP "(?<![a-z_])$1=\K[0-9.]+" <<<"$2"; }
 wrk_rate=$(baseline)
 rows=""
 for mode in $MODES; do
