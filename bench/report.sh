@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rewrites BENCHMARKS.md from the latest results of bench/accept.sh,
 # bench/deliver.sh, bench/backup.sh, bench/pitr.sh, bench/dispatch.sh,
-# bench/fleet.sh and bench/requeue.sh (bench/results/*.md).
+# bench/fleet.sh, bench/requeue.sh, bench/soak.sh, bench/history.sh and
+# bench/webhooks.sh (bench/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 {
@@ -18,7 +19,7 @@ MD
   cat bench/results/accept.md
   echo
   cat bench/results/deliver.md
-  for section in backup pitr dispatch fleet requeue; do
+  for section in backup pitr dispatch fleet requeue soak history webhooks; do
     if [ -f "bench/results/$section.md" ]; then
       echo
       cat "bench/results/$section.md"

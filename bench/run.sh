@@ -9,4 +9,5 @@ bench/pitr.sh
 bench/dispatch.sh
 bench/fleet.sh
 bench/requeue.sh
+bench/webhooks.sh
 bench/report.sh

@@ -1,6 +1,8 @@
 //! The claim loop and the recorder. The loop claims as many deliveries as
-//! it has free slots, starts one send per delivery, and looks again when a
-//! send ends or, idle, after the poll interval. Reports go to the
+//! it has free slots, starts one send per delivery, and claims again once
+//! half its slots are free or, when the outbox had nothing more due, after
+//! the poll interval (a claim reads every due delivery, so claiming after
+//! each send would cost a read of the outbox per delivery). Reports go to the
 //! recorder, which writes whatever has gathered in one transaction and
 //! keeps retrying while the store is unavailable; a report it cannot
 //! write is redelivered once its lease expires (at least once).
@@ -25,11 +27,18 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
     let (reports, report_rx) = mpsc::channel(concurrency * 4);
     let recorder = tokio::spawn(record(w.clone(), report_rx));
     let mut sends = JoinSet::new();
+    // Claims come in batches: again once half the slots are free, or at the
+    // poll tick after the outbox had nothing more due.
+    let batch = (concurrency / 2).max(1);
+    let mut look = true;
+    let mut drained = false;
     loop {
         while sends.try_join_next().is_some() {}
         let free = slots.available_permits();
-        if free > 0 {
-            for c in claim(&w, free).await {
+        if look && free > 0 {
+            let claimed = claim(&w, free).await;
+            drained = claimed.len() < free;
+            for c in claimed {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
@@ -47,8 +56,8 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(w.settings.poll) => {}
-            _ = ended.notified() => {}
+            _ = tokio::time::sleep(w.settings.poll) => look = true,
+            _ = ended.notified() => look = !drained && slots.available_permits() >= batch,
             _ = stop.changed() => break,
         }
     }

@@ -322,16 +322,7 @@ async fn a_worker_killed_with_deliveries_in_flight_loses_none() {
     )
     .await;
     assert_eq!(delivered.len(), 5);
-    let log: Value = client
-        .get(format!("{base}/v1/webhooks/{webhook}/events"))
-        .bearer_auth(&fleet.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let _ = wait_until("the log to show them delivered", WAIT, || async {
+    let log = wait_until("the log to show them delivered", WAIT, || async {
         let log: Value = client
             .get(format!("{base}/v1/webhooks/{webhook}/events"))
             .bearer_auth(&fleet.key)
@@ -345,8 +336,54 @@ async fn a_worker_killed_with_deliveries_in_flight_loses_none() {
             .as_array()?
             .iter()
             .all(|d| d["status"] == "success")
-            .then_some(())
+            .then_some(log)
     })
     .await;
     assert_eq!(log["data"].as_array().unwrap().len(), 5, "{log}");
+}
+
+#[tokio::test]
+async fn two_workers_share_the_deliveries_without_sending_one_twice() {
+    let receiver = WebhookReceiver::start(ReceiverAnswers::Statuses(vec![]));
+    let fleet = Fleet::start(
+        1,
+        2,
+        Duration::ZERO,
+        &[
+            ("MAILQUEUE_WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("MAILQUEUE_WEBHOOK_POLL_SECONDS", "0.02"),
+            ("MAILQUEUE_WEBHOOK_ENDPOINT_CONCURRENCY", "8"),
+        ],
+    )
+    .await;
+    let base = fleet.apis[0].base.clone();
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/v1/webhooks"))
+        .bearer_auth(&fleet.key)
+        .json(&json!({"endpoint": receiver.url(), "events": ["email.sent", "email.delivered"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let emails: Vec<Value> = (0..40)
+        .map(|i| {
+            json!({"from": "app@acme.test", "to": "u@example.com",
+                        "subject": format!("shared-{i}"), "text": "x"})
+        })
+        .collect();
+    let r = client
+        .post(format!("{base}/v1/emails/batch"))
+        .bearer_auth(&fleet.key)
+        .json(&emails)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let hooks = receiver.wait_for(80, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hooks_after = receiver.received();
+    assert_eq!(hooks_after.len(), 80, "no event was sent twice");
+    let ids: HashSet<&str> = hooks.iter().map(|h| h.header("svix-id")).collect();
+    assert_eq!(ids.len(), 80);
 }

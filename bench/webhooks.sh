@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Webhook benchmark: a backlog of COUNT (10,000) 2 KiB emails, scheduled
+# for one instant, delivered into Postfix's smtp-sink, on the embedded
+# store and on PostgreSQL, once without webhooks and once with one webhook
+# subscribed to every event, whose endpoint is a local receiver
+# (bench/webhook_receiver.py). Measures the email delivery rate of both
+# runs (the target: within 10%) and the events delivered per second to
+# the receiver while the backlog is sent. Baseline in the same run: wrk
+# posting the same payload with the same headers to the same receiver,
+# over as many connections as the webhook may use. Writes
+# bench/results/webhooks.md.
+source "$(dirname "$0")/common.sh"
+need smtp-sink wrk
+build_release
+COUNT=${COUNT:-10000}
+CONCURRENCY=${CONCURRENCY:-64}
+HOOK_CONCURRENCY=${HOOK_CONCURRENCY:-16}
+MODES=${MODES:-sqlite postgres}
+work=$(mktemp -d /tmp/mailqueue-bench-webhooks.XXXX)
+sink_port=$(free_port)
+smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
+sink_pid=$!
+receiver_port=$(free_port)
+python3 "$BENCH_DIR/webhook_receiver.py" "$receiver_port" &
+receiver_pid=$!
+trap 'kill $sink_pid $receiver_pid 2>/dev/null || true' EXIT
+sleep 0.5
+EVENTS='["email.sent","email.scheduled","email.delivered","email.delivery_delayed","email.bounced","email.failed","email.suppressed"]'
+
+received() { curl -fs "http://127.0.0.1:$receiver_port/count"; }
+sent_total() { curl -fs "http://127.0.0.1:$1/metrics" | awk '/^mailqueue_emails_sent_total/ {print $2}'; }
+
+# sql MODE DIR QUERY: one value from the store.
+sql() {
+  if [ "$1" = postgres ]; then
+    psql "$(pg_url_for mq_bench_webhooks)" -qAtc "$3"
+  else
+    python3 -c "import sqlite3,sys; print(sqlite3.connect('$2/data/mailqueue.db').execute(sys.argv[1]).fetchone()[0])" "$3"
+  fi
+}
+
+# run_mode sqlite|postgres none|hook
+run_mode() {
+  local mode=$1 hooks=$2 dir="$work/$1-$2" port
+  port=$(free_port)
+  local env=(MAILQUEUE_SMTP_URL="smtp+plain://127.0.0.1:$sink_port" MAILQUEUE_WORKER_CONCURRENCY="$CONCURRENCY"
+    MAILQUEUE_WEBHOOK_ALLOW_PRIVATE=true MAILQUEUE_WEBHOOK_CONCURRENCY="$HOOK_CONCURRENCY"
+    MAILQUEUE_WEBHOOK_ENDPOINT_CONCURRENCY="$HOOK_CONCURRENCY" MAILQUEUE_WEBHOOK_POLL_SECONDS=0.2)
+  if [ "$mode" = postgres ]; then
+    fresh_database mq_bench_webhooks
+    env+=(DATABASE_URL="$(pg_url_for mq_bench_webhooks)")
+  fi
+  mkdir -p "$dir"
+  local key at at_epoch before
+  key=$(create_key "$dir" "${env[@]}")
+  start_server "$dir" "$port" "${env[@]}"
+  if [ "$hooks" = hook ]; then
+    curl -fs -o /dev/null -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+      -d "{\"endpoint\": \"http://127.0.0.1:$receiver_port/hook\", \"events\": $EVENTS}" \
+      "http://127.0.0.1:$port/v1/webhooks"
+  fi
+  at_epoch=$(( $(date +%s) + ${LOAD_WINDOW:-25} ))
+  at=$(date -u -d "@$at_epoch" +%Y-%m-%dT%H:%M:%SZ)
+  log "$mode, webhooks: $hooks: loading $COUNT emails scheduled for $at"
+  python3 "$BENCH_DIR/load_backlog.py" "http://127.0.0.1:$port" "$key" "$COUNT" "$at"
+  [ "$(date +%s)" -lt "$at_epoch" ] || { echo "loading took longer than LOAD_WINDOW; raise it" >&2; exit 1; }
+  # Events counted from the instant on (`email.scheduled` events of the
+  # loading still on their way included).
+  while [ "$(date +%s)" -lt "$at_epoch" ]; do sleep 0.05; done
+  before=$(received)
+  log "$mode, webhooks: $hooks: waiting for the backlog to be delivered"
+  until [ "$(sent_total "$port")" = "$COUNT" ]; do sleep 1; done
+  local hook_end=$at_epoch after=$before
+  if [ "$hooks" = hook ]; then
+    log "$mode: waiting for every event to reach the receiver"
+    until [ "$(received)" -ge "$((before_total + 3 * COUNT))" ]; do sleep 0.2; done
+    hook_end=$(date +%s.%N)
+    after=$(received)
+  fi
+  local rss last
+  rss=$(peak_rss_mb "$SERVER_PID")
+  stop_server
+  if [ "$mode" = postgres ]; then
+    last=$(sql "$mode" "$dir" "SELECT extract(epoch FROM max(sent_at)) FROM emails")
+  else
+    last=$(python3 -c "print($(sql "$mode" "$dir" 'SELECT max(sent_at) FROM emails') / 1000)")
+  fi
+  python3 -c "d = $last - $at_epoch; h = $hook_end - $at_epoch; print(f'rate={$COUNT / d:.0f} seconds={d:.2f} hook_rate={(($after - $before) / h) if h > 0 else 0:.0f} hook_seconds={h:.2f} rss_mb=$rss')"
+}
+
+# The wrk baseline: a realistic, signed payload, posted over HOOK_CONCURRENCY connections.
+baseline() {
+  python3 - "$work/hook.json" <<'PY' > "$work/hook.env"
+import base64, hashlib, hmac, json, sys, time
+payload = {"type": "email.delivered", "created_at": "2026-06-01T12:00:03.120Z", "data": {
+    "email_id": "0190a6f1-0000-7000-8000-000000000001", "created_at": "2026-06-01T12:00:00.000Z",
+    "from": "Acme <billing@acme.test>", "to": ["customer@example.com"], "subject": "Your invoice",
+    "message_id": "<0190a6f1-0000-7000-8000-000000000001@acme.test>", "tags": {}}}
+body = json.dumps(payload, separators=(",", ":"))
+open(sys.argv[1], "w").write(body)
+ts = str(int(time.time()))
+sig = base64.b64encode(hmac.new(b"k" * 24, f"0190a6f1-0000-7000-8000-000000000000.{ts}.{body}".encode(), hashlib.sha256).digest()).decode()
+print(f"MQ_TIMESTAMP={ts} MQ_SIGNATURE=v1,{sig}")
+PY
+  log "wrk: the same payload to the same receiver over $HOOK_CONCURRENCY connections"
+  env $(cat "$work/hook.env") MQ_BODY="$work/hook.json" wrk -t2 -c"$HOOK_CONCURRENCY" -d10s \
+    -s "$BENCH_DIR/post_hook.lua" "http://127.0.0.1:$receiver_port/hook" | grep -oP 'rate=\K[0-9]+'
+}
+
+field() { grep -oP "(?<![a-z_])$1=\K[0-9.]+" <<<"$2"; }
+wrk_rate=$(baseline)
+rows=""
+for mode in $MODES; do
+  before_total=0
+  plain=$(run_mode "$mode" none)
+  before_total=$(received)
+  hooked=$(run_mode "$mode" hook)
+  name=$([ "$mode" = postgres ] && echo "PostgreSQL" || echo "embedded (SQLite)")
+  change=$(python3 -c "print(f'{($(field rate "$hooked") / $(field rate "$plain") - 1) * 100:+.1f}%')")
+  share=$(python3 -c "print(f'{$(field hook_rate "$hooked") / $wrk_rate:.2f}')")
+  rows+="| mailqueue, $name | $(field rate "$plain") | $(field rate "$hooked") | $change | $(field hook_rate "$hooked") | $(field hook_seconds "$hooked") s | ${share}× | $(field rss_mb "$hooked") MB |"$'\n'
+done
+
+cat > "$RESULTS/webhooks.md" <<MD
+### Webhooks (\`bench/webhooks.sh\`, $(date -u +%Y-%m-%d))
+
+Machine: $(machine). The sink, the receiver, the server and the loader share the machine.
+
+$COUNT emails of 2 KiB, accepted through \`POST /v1/emails/batch\` with one
+\`scheduled_at\`, delivered by \`mailqueue serve\`
+(\`MAILQUEUE_WORKER_CONCURRENCY=$CONCURRENCY\`) into smtp-sink, first without
+webhooks, then with one webhook subscribed to every event, its endpoint a
+local receiver (\`bench/webhook_receiver.py\`, Python asyncio, 204 to every
+POST) reached over $HOOK_CONCURRENCY connections
+(\`MAILQUEUE_WEBHOOK_CONCURRENCY\` and \`…_ENDPOINT_CONCURRENCY\`). Delivery
+rate: from the scheduled instant to the last \`sent_at\`. Events/s: the
+events that reached the receiver from the scheduled instant until it had
+all three of every email (\`email.scheduled\`, \`email.sent\`,
+\`email.delivered\`; each signed, sent, and recorded with its attempt),
+while the emails were being sent. Baseline, same run: \`wrk -t2 -c$HOOK_CONCURRENCY -d10s\` posting one
+such payload with its Svix headers to the same receiver.
+
+| Store | Delivered/s, no webhook | Delivered/s, one webhook | Change | Events/s to the receiver | Events done after | vs wrk | Peak RSS |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${rows}| wrk, same payload and receiver (baseline) | | | | $wrk_rate | | 1.00× | |
+MD
+cat "$RESULTS/webhooks.md"
