@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rewrites BENCHMARKS.md from the latest results of bench/accept.sh,
-# bench/deliver.sh, bench/backup.sh and bench/pitr.sh (bench/results/*.md).
+# bench/deliver.sh, bench/backup.sh, bench/pitr.sh, bench/soak.sh and
+# bench/history.sh (bench/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 {
@@ -21,10 +22,12 @@ MD
     echo
     cat bench/results/backup.md
   fi
-  if [ -f bench/results/pitr.md ]; then
-    echo
-    cat bench/results/pitr.md
-  fi
+  for extra in pitr soak history; do
+    if [ -f "bench/results/$extra.md" ]; then
+      echo
+      cat "bench/results/$extra.md"
+    fi
+  done
   cat <<'MD'
 
 ### Reading the numbers
@@ -71,6 +74,12 @@ MD
   times the speed WAL replays), so meeting it would take replaying WAL
   faster than restoring the base backup itself. The ratio follows the
   write rate; the sizes that fit the RTO are the useful reading.
+- The soak and the history runs measure whether a send costs more as the
+  store grows. Claims and outcomes find rows by primary key, the
+  reconciler and the metrics read indexes of unfinished emails only, and
+  the maintenance leader vacuums and analyses the queue tables when their
+  statistics are stale, so the rate should not follow the row count, with
+  or without autovacuum ([docs/retention.md](docs/retention.md)).
 - Runs on this virtual machine vary: between three runs of `bench/pitr.sh`
   pgbench's rate went from 1241 to 2640 transactions/s and
   `pg_basebackup -z` from 9.9 s to 17.9 s. Every comparison above is

@@ -6,4 +6,6 @@ bench/accept.sh
 bench/deliver.sh
 bench/backup.sh
 bench/pitr.sh
+bench/soak.sh
+bench/history.sh
 bench/report.sh
