@@ -96,6 +96,12 @@ MD
   the id, one index range per pending status) and sends each page to Redis
   in one script call; a second run moves the entries already there instead
   of doubling them.
+- The soak and the history runs measure whether a send costs more as the
+  store grows. Claims and outcomes find rows by primary key, the
+  reconciler and the metrics read indexes of unfinished emails only, and
+  the maintenance leader vacuums and analyses the queue tables when their
+  statistics are stale, so the rate should not follow the row count, with
+  or without autovacuum ([docs/retention.md](docs/retention.md)).
 - Runs on this virtual machine vary: between three runs of `bench/pitr.sh`
   pgbench's rate went from 1241 to 2640 transactions/s and
   `pg_basebackup -z` from 9.9 s to 17.9 s. Every comparison above is

@@ -10,4 +10,6 @@ bench/dispatch.sh
 bench/fleet.sh
 bench/requeue.sh
 bench/webhooks.sh
+bench/soak.sh
+bench/history.sh
 bench/report.sh

@@ -92,8 +92,10 @@ print("| ---: | ---: | ---: | ---: | ---: |")
 for t, a, d, b, r in rows:
     print(f"| {t} | {a} | {d} | {b} | {r} |")
 print()
+drained = (f"drain after the load {drain}/s (**{int(drain) / first:.2f}×** the first minute)"
+           if int(backlog) > 0 else "no backlog was left to drain: delivery kept up with the accepts throughout")
 print(f"First minute delivered {first:.0f}/s, last minute {last:.0f}/s "
-      f"(**{last / first:.2f}×**); drain after the load {drain}/s (**{int(drain) / first:.2f}×** the first minute).\n")
+      f"(**{last / first:.2f}×**); {drained}.\n")
 PY
 }
 
