@@ -270,14 +270,60 @@ pub fn replay(id: WebhookId, event: EventId, now: DateTime<Utc>) -> Statement {
 
 /// Leases due deliveries: per webhook, the oldest due ones up to
 /// `per_webhook` minus those it has under lease already, oldest due
-/// first overall. Returns the claimed keys.
+/// first overall. Returns the claimed keys. Each enabled webhook's
+/// candidates are read from `webhook_deliveries_claim_idx`, at most
+/// `per_webhook` of them, so a claim costs what it takes, whatever the
+/// outbox holds (a lateral join on PostgreSQL; a rowid list per webhook on
+/// SQLite, which has no lateral joins).
 pub fn claim(d: Dialect, c: &DeliveryClaim) -> Statement {
-    let lock = match d {
-        Dialect::Postgres => " FOR UPDATE OF d SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
     let pending = DeliveryStatus::Pending.as_str();
     let enabled = WebhookStatus::Enabled.as_str();
+    let due = |alias: &str| {
+        format!(
+            "{alias}.webhook_id = w.id AND {alias}.status = '{pending}' \
+             AND {alias}.next_attempt_at <= $1 \
+             AND ({alias}.lease_expires_at IS NULL OR {alias}.lease_expires_at <= $1) \
+             ORDER BY {alias}.next_attempt_at, {alias}.event_id LIMIT $4"
+        )
+    };
+    let (candidates, lock) = match d {
+        Dialect::Postgres => (
+            format!(
+                "webhooks AS w CROSS JOIN LATERAL ( \
+                     SELECT c.webhook_id, c.event_id, c.next_attempt_at \
+                     FROM webhook_deliveries AS c WHERE {}) AS d",
+                due("c")
+            ),
+            " FOR UPDATE OF d SKIP LOCKED",
+        ),
+        Dialect::Sqlite => (
+            format!(
+                "webhooks AS w CROSS JOIN webhook_deliveries AS d ON d.rowid IN ( \
+                     SELECT c.rowid FROM webhook_deliveries AS c WHERE {})",
+                due("c")
+            ),
+            "",
+        ),
+    };
+    // SQLite keeps the order of a CROSS JOIN: the few candidates first,
+    // then their rows by key (PostgreSQL orders joins itself).
+    let join = match d {
+        Dialect::Postgres => "JOIN",
+        Dialect::Sqlite => "CROSS JOIN",
+    };
+    let update = "UPDATE webhook_deliveries SET lease_holder = $2, lease_expires_at = $3, \
+                  attempts = webhook_deliveries.attempts + 1";
+    let apply = match d {
+        Dialect::Postgres => format!(
+            "{update} FROM picked WHERE webhook_deliveries.webhook_id = picked.webhook_id \
+             AND webhook_deliveries.event_id = picked.event_id"
+        ),
+        // An UPDATE … FROM walks the whole table on SQLite; a list of keys
+        // is searched.
+        Dialect::Sqlite => format!(
+            "{update} WHERE (webhook_id, event_id) IN (SELECT webhook_id, event_id FROM picked)"
+        ),
+    };
     Statement::new(format!(
         "WITH busy AS ( \
              SELECT webhook_id, COUNT(*) AS n FROM webhook_deliveries \
@@ -286,21 +332,17 @@ pub fn claim(d: Dialect, c: &DeliveryClaim) -> Statement {
              SELECT d.webhook_id, d.event_id, d.next_attempt_at, \
                  ROW_NUMBER() OVER (PARTITION BY d.webhook_id \
                      ORDER BY d.next_attempt_at, d.event_id) + COALESCE(b.n, 0) AS slot \
-             FROM webhook_deliveries AS d \
-             JOIN webhooks AS w ON w.id = d.webhook_id AND w.status = '{enabled}' \
-             LEFT JOIN busy AS b ON b.webhook_id = d.webhook_id \
-             WHERE d.status = '{pending}' AND d.next_attempt_at <= $1 \
-                 AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1)), \
+             FROM {candidates} \
+             LEFT JOIN busy AS b ON b.webhook_id = w.id \
+             WHERE w.status = '{enabled}'), \
          picked AS ( \
-             SELECT d.webhook_id, d.event_id FROM webhook_deliveries AS d \
-             JOIN ranked AS r ON r.webhook_id = d.webhook_id AND r.event_id = d.event_id \
+             SELECT d.webhook_id, d.event_id FROM ranked AS r \
+             {join} webhook_deliveries AS d \
+                 ON d.webhook_id = r.webhook_id AND d.event_id = r.event_id \
              WHERE r.slot <= $4 AND d.status = '{pending}' \
                  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1) \
              ORDER BY r.next_attempt_at LIMIT $5{lock}) \
-         UPDATE webhook_deliveries SET lease_holder = $2, lease_expires_at = $3, \
-             attempts = webhook_deliveries.attempts + 1 \
-         FROM picked WHERE webhook_deliveries.webhook_id = picked.webhook_id \
-             AND webhook_deliveries.event_id = picked.event_id \
+         {apply} \
          RETURNING webhook_deliveries.webhook_id, webhook_deliveries.event_id"
     ))
     .with(Param::Time(c.now))

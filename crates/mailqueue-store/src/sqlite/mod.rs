@@ -71,6 +71,11 @@ fn migrator() -> Migrator {
             "retention and indexes of unfinished emails",
             include_str!("../../migrations/sqlite/0006_retention_and_hot_indexes.sql"),
         ),
+        (
+            7,
+            "indexes of webhook delivery claims",
+            include_str!("../../migrations/sqlite/0007_webhook_claim_indexes.sql"),
+        ),
     ])
 }
 

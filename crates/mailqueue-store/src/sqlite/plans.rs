@@ -224,3 +224,51 @@ async fn a_scan_of_emails_is_caught() {
         tokio::spawn(async move { explain(&store, "an unindexed lookup", st).await }).await;
     assert!(result.expect_err("the scan is reported").is_panic());
 }
+
+/// A webhook delivery claim searches the outbox by webhook through
+/// `webhook_deliveries_claim_idx` (at most `per_webhook` rows each) and
+/// finds the rest by rowid or key: it never walks the whole outbox.
+#[tokio::test]
+async fn a_webhook_claim_searches_the_outbox_by_webhook() {
+    let (_dir, store) = store_with_history().await;
+    let now = chrono::Utc::now();
+    let claim = crate::shared::webhooks::claim(
+        Dialect::Sqlite,
+        &mailqueue_core::webhooks::DeliveryClaim {
+            holder: "w1".into(),
+            now,
+            lease_expires_at: now + chrono::Duration::minutes(1),
+            limit: 32,
+            per_webhook: 16,
+        },
+    );
+    let st = Statement {
+        sql: format!("{EXPLAIN}{}", claim.sql),
+        params: claim.params,
+    };
+    let rows = bound(&st)
+        .fetch_all(&store.readers)
+        .await
+        .expect("explain the claim");
+    let details: Vec<String> = rows.iter().map(|r| r.get("detail")).collect();
+    let outbox_scans: Vec<&String> = details
+        .iter()
+        // The count of deliveries under lease walks only those.
+        .filter(|d| !d.contains("webhook_deliveries_leased_idx"))
+        .filter(|d| {
+            ["SCAN webhook_deliveries", "SCAN c", "SCAN d"]
+                .iter()
+                .any(|s| d.starts_with(s))
+        })
+        .collect();
+    assert!(
+        outbox_scans.is_empty(),
+        "the claim scans the outbox: {details:#?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("webhook_deliveries_claim_idx")),
+        "{details:#?}"
+    );
+}
