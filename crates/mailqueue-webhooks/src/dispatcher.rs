@@ -5,7 +5,10 @@
 //! each send would cost a read of the outbox per delivery). Reports go to the
 //! recorder, which writes whatever has gathered in one transaction and
 //! keeps retrying while the store is unavailable; a report it cannot
-//! write is redelivered once its lease expires (at least once).
+//! write is redelivered once its lease expires (at least once). A delivery
+//! holds its webhook's slot until its report is written, so a claim that
+//! came back short may have met that bound rather than an empty outbox:
+//! the loop looks again after each write of reports.
 
 use crate::send::send;
 use crate::Webhooks;
@@ -24,8 +27,9 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
     let concurrency = w.settings.concurrency.max(1);
     let slots = Arc::new(Semaphore::new(concurrency));
     let ended = Arc::new(Notify::new());
+    let recorded = Arc::new(Notify::new());
     let (reports, report_rx) = mpsc::channel(concurrency * 4);
-    let recorder = tokio::spawn(record(w.clone(), report_rx));
+    let recorder = tokio::spawn(record(w.clone(), report_rx, recorded.clone()));
     let mut sends = JoinSet::new();
     // Claims come in batches: again once half the slots are free, or at the
     // poll tick after the outbox had nothing more due.
@@ -58,6 +62,7 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
         tokio::select! {
             _ = tokio::time::sleep(w.settings.poll) => look = true,
             _ = ended.notified() => look = !drained && slots.available_permits() >= batch,
+            _ = recorded.notified() => look = slots.available_permits() >= batch,
             _ = stop.changed() => break,
         }
     }
@@ -87,7 +92,7 @@ async fn claim(w: &Webhooks, free: usize) -> Vec<mailqueue_core::webhooks::Claim
     }
 }
 
-async fn record(w: Arc<Webhooks>, mut rx: mpsc::Receiver<DeliveryReport>) {
+async fn record(w: Arc<Webhooks>, mut rx: mpsc::Receiver<DeliveryReport>, recorded: Arc<Notify>) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let mut tries = 0;
@@ -110,6 +115,7 @@ async fn record(w: Arc<Webhooks>, mut rx: mpsc::Receiver<DeliveryReport>) {
                 }
             }
         }
+        recorded.notify_one();
         for r in batch.drain(..) {
             let outcome = match r.outcome {
                 DeliveryOutcome::Delivered => "delivered",
