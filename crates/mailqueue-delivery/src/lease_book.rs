@@ -210,11 +210,11 @@ pub async fn defer(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn claimed(id: EmailId, attempt: u32) -> ClaimedEmail {
+    pub(crate) fn claimed(id: EmailId, attempt: u32) -> ClaimedEmail {
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         ClaimedEmail {
             id,

@@ -85,14 +85,15 @@ pub struct DeliveryHandle {
     dispatcher: JoinHandle<JoinSet<()>>,
     recorder: JoinHandle<()>,
     maintenance: JoinHandle<()>,
+    retention: JoinHandle<()>,
     keeper: JoinHandle<()>,
     book: Arc<lease_book::LeaseBook>,
     delivery: Arc<Delivery>,
 }
 
 impl Delivery {
-    /// Starts the dispatcher, the recorder, the lease keeper and the
-    /// maintenance loop.
+    /// Starts the dispatcher, the recorder, the lease keeper, the
+    /// maintenance loop and the retention task it leads.
     pub fn start(self) -> DeliveryHandle {
         let delivery = Arc::new(self);
         let (stop, stopped) = watch::channel(false);
@@ -117,12 +118,20 @@ impl Delivery {
             book.clone(),
             stopped.clone(),
         ));
-        let maintenance = tokio::spawn(maintenance::run(delivery.clone(), stopped));
+        let (leading_tx, leading) = watch::channel(false);
+        let retention = tokio::spawn(retention::run(
+            delivery.clone(),
+            book.clone(),
+            leading,
+            stopped.clone(),
+        ));
+        let maintenance = tokio::spawn(maintenance::run(delivery.clone(), leading_tx, stopped));
         DeliveryHandle {
             stop,
             dispatcher,
             recorder,
             maintenance,
+            retention,
             keeper,
             book,
             delivery,
@@ -172,6 +181,7 @@ impl DeliveryHandle {
         }
         let _ = self.recorder.await;
         let _ = self.maintenance.await;
+        let _ = self.retention.await;
         match d
             .store
             .release_leases(&d.settings.holder, d.clock.now())

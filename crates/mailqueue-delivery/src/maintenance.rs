@@ -1,6 +1,7 @@
 //! Fleet-wide upkeep, run by one process at a time: rescue expired leases,
 //! rebuild the dispatch queue from the store, purge old idempotency keys,
-//! apply retention and keep the queue tables' statistics fresh.
+//! keep the queue tables' statistics fresh, and tell the retention task
+//! whether this process leads.
 //!
 //! Every delivering process competes for the `maintenance` lease in the
 //! store; the holder renews it every third of its length and runs the
@@ -30,11 +31,16 @@ struct Schedule {
     reconcile: Instant,
     purge: Instant,
     queue_check: Instant,
-    retention: Instant,
     tend: Instant,
 }
 
-pub async fn run(d: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
+/// Holds or competes for the lease until `stop`; `leading` says whether
+/// this process holds it.
+pub async fn run(
+    d: Arc<Delivery>,
+    leading_tx: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
     let lease = d.settings.maintenance_lease;
     let tick = (lease / 3)
         .min(d.settings.rescue_interval)
@@ -46,11 +52,11 @@ pub async fn run(d: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
         reconcile: Instant::now() + d.settings.reconcile_interval,
         purge: Instant::now(),
         queue_check: Instant::now(),
-        retention: Instant::now(),
         tend: Instant::now() + TEND_EVERY,
     };
     loop {
         leading = hold_lease(&d, leading).await;
+        leading_tx.send_if_modified(|was| std::mem::replace(was, leading) != leading);
         if leading {
             run_due_tasks(&d, &mut due, &mut queue_down).await;
         }
@@ -59,6 +65,7 @@ pub async fn run(d: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => break,
         }
     }
+    leading_tx.send_replace(false);
     if leading {
         if let Err(e) = d
             .store
@@ -143,42 +150,9 @@ async fn run_due_tasks(d: &Delivery, due: &mut Schedule, queue_down: &mut bool) 
         due.purge = now + PURGE_EVERY;
         purge_idempotency_keys(d).await;
     }
-    if now >= due.retention {
-        due.retention = apply_retention(d).await;
-    }
     if now >= due.tend {
         due.tend = now + TEND_EVERY;
         retention::tend_tables(d).await;
-    }
-}
-
-/// Runs a slice of retention; returns when the next one is due: at the
-/// next tick while expired emails remain, else after the interval.
-async fn apply_retention(d: &Delivery) -> Instant {
-    let later = Instant::now() + d.settings.retention_interval;
-    if d.settings.retention.keeps_everything() {
-        retention::observe_oldest(d).await;
-        return later;
-    }
-    match retention::run_slice(d).await {
-        Ok(slice) => {
-            if slice.emails > 0 || slice.contents > 0 {
-                tracing::info!(
-                    emails = slice.emails,
-                    contents = slice.contents,
-                    "retention removed finished emails and contents"
-                );
-            }
-            if slice.finished {
-                later
-            } else {
-                Instant::now()
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "applying retention failed; trying again later");
-            later
-        }
     }
 }
 

@@ -1,73 +1,174 @@
 //! Retention and table upkeep, run by the maintenance leader.
 //!
-//! A pass deletes finished emails older than the retention (and drops the
-//! contents of those older than the content retention) in small batches,
-//! for a bounded time per maintenance tick: a backlog of expired emails is
-//! worked off over several ticks, so the leader still rescues and
-//! reconciles on time, and each batch is one short statement, so delivery
-//! never waits long behind it.
+//! A pass deletes finished emails older than the retention (and first
+//! drops the contents of those older than the content retention) in small
+//! batches, each one short statement. Between batches it pauses in
+//! proportion to what the batch cost: nine times as long while this
+//! process is delivering (a tenth of one connection's time), as long again
+//! when it is idle (half). So a backlog of expired emails (the first pass
+//! on an old store) yields to sending and is worked off fast when there is
+//! nothing to send. The pass runs in its own task, beside the leader's
+//! rescues and reconciles, and stops when this process loses the lead.
 
+use crate::lease_book::LeaseBook;
 use crate::Delivery;
 use mailqueue_core::store::StoreError;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Emails per statement: small enough for a short transaction.
 const BATCH: u32 = 500;
-/// Work per maintenance tick before handing back to the other tasks.
-const BUDGET: Duration = Duration::from_secs(1);
-/// A breath between batches, so claims and outcomes interleave.
-const PAUSE: Duration = Duration::from_millis(5);
+/// Pause after a batch, as a multiple of the batch's duration, while this
+/// process has emails claimed or sending.
+const PAUSE_BUSY: u32 = 9;
+/// The same while it has none.
+const PAUSE_IDLE: u32 = 1;
+/// The shortest pause, so claims and outcomes always interleave.
+const PAUSE_MIN: Duration = Duration::from_millis(5);
 
-/// What one slice of a pass did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct PassSlice {
-    pub emails: u64,
-    pub contents: u64,
-    /// Whether nothing expired is left (false: continue at the next tick).
-    pub finished: bool,
+/// Whether a pass ran to its end or was cut short.
+#[derive(Debug, PartialEq, Eq)]
+enum PassEnd {
+    /// Nothing expired is left.
+    Finished,
+    /// Stopping, or another process leads now.
+    Interrupted,
 }
 
-/// Runs retention for at most [`BUDGET`]; contents first (their batches
-/// shrink the rows the deletions later cascade through).
-pub async fn run_slice(d: &Delivery) -> Result<PassSlice, StoreError> {
-    let started = Instant::now();
+/// What to wait for between batches and passes.
+struct Signals {
+    book: Arc<LeaseBook>,
+    leading: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Signals {
+    /// Stopping, or the handle that stops the workers is gone.
+    fn stopped(&self) -> bool {
+        *self.stop.borrow() || self.stop.has_changed().is_err()
+    }
+
+    fn go_on(&self) -> bool {
+        *self.leading.borrow() && !self.stopped()
+    }
+
+    /// Sleeps `pause`; false if the process stops or loses the lead meanwhile.
+    async fn wait(&mut self, pause: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = self.stop.changed() => {}
+            _ = self.leading.changed() => {}
+        }
+        self.go_on()
+    }
+
+    /// The pause after a batch that took `cost`.
+    fn pause_after(&self, cost: Duration) -> Duration {
+        let factor = if self.book.is_empty() {
+            PAUSE_IDLE
+        } else {
+            PAUSE_BUSY
+        };
+        (cost * factor).max(PAUSE_MIN)
+    }
+}
+
+/// Applies retention whenever this process leads the fleet's maintenance
+/// (`leading`), every `retention_interval`, until `stop`.
+pub async fn run(
+    d: Arc<Delivery>,
+    book: Arc<LeaseBook>,
+    leading: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut s = Signals {
+        book,
+        leading,
+        stop,
+    };
+    loop {
+        if s.stopped() {
+            return;
+        }
+        if !*s.leading.borrow_and_update() {
+            tokio::select! {
+                changed = s.leading.changed() => {
+                    if changed.is_err() {
+                        // The maintenance loop ended: no lead again.
+                        let _ = s.stop.changed().await;
+                    }
+                }
+                _ = s.stop.changed() => {}
+            }
+            continue;
+        }
+        if d.settings.retention.keeps_everything() {
+            observe_oldest(&d).await;
+        } else {
+            match pass(&d, &mut s).await {
+                Ok(PassEnd::Finished) => observe_oldest(&d).await,
+                Ok(PassEnd::Interrupted) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "applying retention failed; trying again later")
+                }
+            }
+        }
+        let _ = s.wait(d.settings.retention_interval).await;
+    }
+}
+
+/// One pass: contents first (their batches shrink the rows the deletions
+/// later cascade through), then emails, then idempotency keys.
+async fn pass(d: &Delivery, s: &mut Signals) -> Result<PassEnd, StoreError> {
     let cut = d.settings.retention.cutoffs(d.clock.now());
-    let mut slice = PassSlice::default();
     let store = d.store.as_ref();
-    if let Some(before) = cut.contents {
-        loop {
-            let n = store
-                .purge_email_contents(before, d.clock.now(), BATCH)
-                .await?;
-            slice.contents += n;
-            count(d, "contents", n);
-            if n < u64::from(BATCH) {
-                break;
-            }
-            if !breathe(started).await {
-                return Ok(slice);
-            }
-        }
-    }
-    if let Some(before) = cut.emails {
-        loop {
-            let n = store.purge_finished_emails(before, BATCH).await?;
-            slice.emails += n;
-            count(d, "emails", n);
-            if n < u64::from(BATCH) {
-                break;
-            }
-            if !breathe(started).await {
-                return Ok(slice);
+    let (mut contents, mut emails) = (0u64, 0u64);
+    let end = 'pass: {
+        if let Some(before) = cut.contents {
+            loop {
+                let started = Instant::now();
+                let n = store
+                    .purge_email_contents(before, d.clock.now(), BATCH)
+                    .await?;
+                contents += n;
+                count(d, "contents", n);
+                if n < u64::from(BATCH) {
+                    break;
+                }
+                if !s.wait(s.pause_after(started.elapsed())).await {
+                    break 'pass PassEnd::Interrupted;
+                }
             }
         }
-        // Idempotency keys older than the emails they could answer for.
-        store.purge_idempotency_keys(before).await?;
+        if let Some(before) = cut.emails {
+            loop {
+                let started = Instant::now();
+                let n = store.purge_finished_emails(before, BATCH).await?;
+                emails += n;
+                count(d, "emails", n);
+                if n < u64::from(BATCH) {
+                    break;
+                }
+                if !s.wait(s.pause_after(started.elapsed())).await {
+                    break 'pass PassEnd::Interrupted;
+                }
+            }
+            // Idempotency keys older than the emails they could answer for.
+            store.purge_idempotency_keys(before).await?;
+        }
+        PassEnd::Finished
+    };
+    if emails > 0 || contents > 0 {
+        tracing::info!(
+            emails,
+            contents,
+            finished = end == PassEnd::Finished,
+            "retention removed finished emails and contents"
+        );
     }
-    observe_oldest(d).await;
-    slice.finished = true;
-    Ok(slice)
+    Ok(end)
 }
 
 fn count(d: &Delivery, what: &'static str, n: u64) {
@@ -77,15 +178,6 @@ fn count(d: &Delivery, what: &'static str, n: u64) {
             .get_or_create(&[("what", what)])
             .inc_by(n);
     }
-}
-
-/// Pauses between batches; false once the slice's time is used up.
-async fn breathe(started: Instant) -> bool {
-    if started.elapsed() >= BUDGET {
-        return false;
-    }
-    tokio::time::sleep(PAUSE).await;
-    true
 }
 
 /// Sets the gauge of the oldest email kept.
@@ -108,5 +200,32 @@ pub async fn tend_tables(d: &Delivery) {
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "refreshing the statistics of queue tables failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease_book::tests::claimed;
+    use mailqueue_core::EmailId;
+
+    fn signals(book: Arc<LeaseBook>) -> Signals {
+        Signals {
+            book,
+            leading: watch::channel(true).1,
+            stop: watch::channel(false).1,
+        }
+    }
+
+    #[test]
+    fn a_pass_yields_more_while_this_process_delivers() {
+        let book = Arc::new(LeaseBook::default());
+        let s = signals(book.clone());
+        let cost = Duration::from_millis(40);
+        assert_eq!(s.pause_after(cost), cost * PAUSE_IDLE);
+        let now = chrono::Utc::now();
+        book.hold(&[claimed(EmailId::generate(now), 1)], now);
+        assert_eq!(s.pause_after(cost), cost * PAUSE_BUSY);
+        assert_eq!(s.pause_after(Duration::ZERO), PAUSE_MIN);
     }
 }

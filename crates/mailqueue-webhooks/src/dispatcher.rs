@@ -1,18 +1,22 @@
-//! The claim loop and the recorder. The loop claims as many deliveries as
-//! it has free slots, starts one send per delivery, and claims again once
-//! half its slots are free or, when the outbox had nothing more due, after
-//! the poll interval (a claim reads every due delivery, so claiming after
-//! each send would cost a read of the outbox per delivery). Reports go to the
-//! recorder, which writes whatever has gathered in one transaction and
-//! keeps retrying while the store is unavailable; a report it cannot
-//! write is redelivered once its lease expires (at least once). A delivery
-//! holds its webhook's slot until its report is written, so a claim that
-//! came back short may have met that bound rather than an empty outbox:
-//! the loop looks again after each write of reports.
+//! The claim loop and the recorder. The loop claims up to [`CLAIM_AHEAD`]
+//! times as many deliveries as it may send at once, starts a task per
+//! delivery that waits for a request slot (of the process, and of its
+//! webhook), and claims again once a quarter of its claims are done or,
+//! when the outbox had nothing more due, after the poll interval. So
+//! requests follow one another while the store writes the reports and
+//! makes the next claim. Reports go to the recorder, which writes whatever
+//! has gathered in one transaction and keeps retrying while the store is
+//! unavailable; a report it cannot write is redelivered once its lease
+//! expires (at least once). A delivery holds its webhook's share of the
+//! claims until its report is written, so a claim that came back short may
+//! have met that bound rather than an empty outbox: the loop looks again
+//! after each write of reports.
 
 use crate::send::send;
-use crate::Webhooks;
-use mailqueue_core::webhooks::{DeliveryClaim, DeliveryOutcome, DeliveryReport};
+use crate::{Webhooks, CLAIM_AHEAD};
+use mailqueue_core::webhooks::{ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport};
+use mailqueue_core::WebhookId;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
@@ -23,46 +27,77 @@ const RECORD_BATCH: usize = 256;
 /// Pause before writing reports again after the store failed.
 const RECORD_RETRY: Duration = Duration::from_millis(500);
 
+/// The request slots: the process's, and each webhook's.
+struct RequestSlots {
+    all: Arc<Semaphore>,
+    per_webhook: usize,
+    webhooks: HashMap<WebhookId, Arc<Semaphore>>,
+}
+
+impl RequestSlots {
+    fn of(&mut self, webhook: WebhookId) -> Arc<Semaphore> {
+        // Slots no task holds any more are dropped, so the map holds only
+        // webhooks with deliveries on their way.
+        self.webhooks.retain(|_, s| Arc::strong_count(s) > 1);
+        let n = self.per_webhook;
+        self.webhooks
+            .entry(webhook)
+            .or_insert_with(|| Arc::new(Semaphore::new(n)))
+            .clone()
+    }
+}
+
 pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Receiver<bool>) {
     let concurrency = w.settings.concurrency.max(1);
-    let slots = Arc::new(Semaphore::new(concurrency));
+    let per_webhook = w.settings.per_webhook.max(1);
+    // Deliveries claimed and not yet sent.
+    let claims = Arc::new(Semaphore::new(concurrency * CLAIM_AHEAD as usize));
+    let mut requests = RequestSlots {
+        all: Arc::new(Semaphore::new(concurrency)),
+        per_webhook: per_webhook as usize,
+        webhooks: HashMap::new(),
+    };
     let ended = Arc::new(Notify::new());
     let recorded = Arc::new(Notify::new());
-    let (reports, report_rx) = mpsc::channel(concurrency * 4);
+    let (reports, report_rx) = mpsc::channel(concurrency * CLAIM_AHEAD as usize);
     let recorder = tokio::spawn(record(w.clone(), report_rx, recorded.clone()));
     let mut sends = JoinSet::new();
-    // Claims come in batches: again once half the slots are free, or at the
-    // poll tick after the outbox had nothing more due.
-    let batch = (concurrency / 2).max(1);
+    // Claims come in batches: again once a quarter of the claims are done,
+    // or at the poll tick after the outbox had nothing more due.
+    let batch = concurrency.max(1);
     let mut look = true;
     let mut drained = false;
     loop {
         while sends.try_join_next().is_some() {}
-        let free = slots.available_permits();
+        let free = claims.available_permits();
         if look && free > 0 {
-            let claimed = claim(&w, free).await;
+            let claimed = claim(&w, free, per_webhook * CLAIM_AHEAD).await;
             drained = claimed.len() < free;
             for c in claimed {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
+                let Ok(claim) = claims.clone().acquire_owned().await else {
                     break;
                 };
+                let (all, own) = (requests.all.clone(), requests.of(c.webhook_id));
                 let (w, client, reports, ended) =
                     (w.clone(), client.clone(), reports.clone(), ended.clone());
                 sends.spawn(async move {
+                    let (Ok(_own), Ok(_slot)) = (own.acquire().await, all.acquire().await) else {
+                        return;
+                    };
                     let report = send(&client, &c, w.clock.now(), &w.settings).await;
                     w.metrics
                         .webhook_request_seconds
                         .observe(f64::from(report.duration_ms) / 1000.0);
                     let _ = reports.send(report).await;
-                    drop(permit);
+                    drop(claim);
                     ended.notify_one();
                 });
             }
         }
         tokio::select! {
             _ = tokio::time::sleep(w.settings.poll) => look = true,
-            _ = ended.notified() => look = !drained && slots.available_permits() >= batch,
-            _ = recorded.notified() => look = slots.available_permits() >= batch,
+            _ = ended.notified() => look = !drained && claims.available_permits() >= batch,
+            _ = recorded.notified() => look = claims.available_permits() >= batch,
             _ = stop.changed() => break,
         }
     }
@@ -72,7 +107,7 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
     let _ = recorder.await;
 }
 
-async fn claim(w: &Webhooks, free: usize) -> Vec<mailqueue_core::webhooks::ClaimedDelivery> {
+async fn claim(w: &Webhooks, free: usize, per_webhook: u32) -> Vec<ClaimedDelivery> {
     let now = w.clock.now();
     let lease =
         chrono::Duration::from_std(w.settings.lease()).unwrap_or(chrono::Duration::minutes(1));
@@ -81,7 +116,7 @@ async fn claim(w: &Webhooks, free: usize) -> Vec<mailqueue_core::webhooks::Claim
         now,
         lease_expires_at: now + lease,
         limit: free as u32,
-        per_webhook: w.settings.per_webhook.max(1),
+        per_webhook,
     };
     match w.store.claim_webhook_deliveries(&terms).await {
         Ok(claimed) => claimed,

@@ -1,10 +1,12 @@
 //! Webhook delivery: at least once, from the durable outbox.
 //!
 //! Events queue one delivery per subscribed webhook in the transaction
-//! that writes them. A dispatcher claims due deliveries under a lease (at
-//! most `per_webhook` of one webhook at once across the fleet, so a slow
+//! that writes them. A dispatcher claims due deliveries under a lease, a
+//! few times as many as it sends at once (at most [`CLAIM_AHEAD`] times
+//! `per_webhook` of one webhook under lease across the fleet, so a slow
 //! endpoint cannot take every slot), POSTs each as Resend's payload signed
-//! with Svix's headers (`send.rs`), and hands the reports to a recorder
+//! with Svix's headers (`send.rs`; at most `per_webhook` requests to one
+//! webhook at once per process), and hands the reports to a recorder
 //! that writes them in batches, fenced by holder and attempt. A worker
 //! that dies leaves its leases to expire; the deliveries are claimed again
 //! with the same `svix-id`. Connections go only to public addresses
@@ -28,9 +30,10 @@ use tokio::task::JoinHandle;
 pub struct WebhookSettings {
     /// Names this process in leases.
     pub holder: String,
-    /// Most deliveries in flight in this process.
+    /// Most requests in flight in this process.
     pub concurrency: usize,
-    /// Most deliveries of one webhook under lease at once, fleet-wide.
+    /// Most requests to one webhook in flight at once in this process; the
+    /// fleet leases at most [`CLAIM_AHEAD`] times as many of its deliveries.
     pub per_webhook: u32,
     /// Longest one request may take, connecting included.
     pub timeout: Duration,
@@ -42,10 +45,16 @@ pub struct WebhookSettings {
     pub poll: Duration,
 }
 
+/// How many deliveries a process claims per request it may have in
+/// flight, so requests follow one another without waiting for the store
+/// (reports written, then the next claim).
+pub const CLAIM_AHEAD: u32 = 4;
+
 impl WebhookSettings {
-    /// A claim's lease: one request's timeout and room to record it.
+    /// A claim's lease: the requests to the same webhook claimed before it
+    /// (each bounded by the timeout), its own, and room to record it.
     fn lease(&self) -> Duration {
-        self.timeout * 2 + Duration::from_secs(10)
+        self.timeout * (CLAIM_AHEAD + 1) + Duration::from_secs(10)
     }
 }
 

@@ -81,7 +81,7 @@ pub const SETTINGS: &[Setting] = &[
     s("webhook_secret_grace_seconds", "MAILQUEUE_WEBHOOK_SECRET_GRACE_SECONDS", Some("86400"), "After a signing secret is rotated, how long the old one keeps signing alongside the new one"),
     s("retention_days", "MAILQUEUE_RETENTION_DAYS", Some("30"), "Finished emails (sent, failed, cancelled) are deleted this many days after they finished, with their contents, attachments, attempts, events and idempotency keys; `0` keeps them; fractions allowed"),
     s("content_retention_days", "MAILQUEUE_CONTENT_RETENTION_DAYS", None, "Bodies and attachment bytes of finished emails are dropped after this many days, before the rest (the email then has `content_purged_at`); unset or `0`: kept as long as the email"),
-    s("retention_interval_seconds", "MAILQUEUE_RETENTION_INTERVAL_SECONDS", Some("300"), "How often the maintenance leader looks for emails past retention (a large backlog is worked off in one-second slices between its other tasks)"),
+    s("retention_interval_seconds", "MAILQUEUE_RETENTION_INTERVAL_SECONDS", Some("300"), "How often the maintenance leader looks for emails past retention (a pass works in batches of 500 and pauses between them, longer while the leader is delivering)"),
     s("backup_dir", "MAILQUEUE_BACKUP_DIR", Some("./backups"), "Local backup destination (the default one)"),
     s("backup_s3_url", "MAILQUEUE_BACKUP_S3_URL", None, "`s3://bucket/prefix` for `-u s3`; credentials and `AWS_ENDPOINT_URL` from the standard `AWS_*` variables"),
     s("backup_gcs_url", "MAILQUEUE_BACKUP_GCS_URL", None, "`gs://bucket/prefix` for `-u gcs`; standard Google credentials, or `STORAGE_EMULATOR_HOST` for an emulator"),

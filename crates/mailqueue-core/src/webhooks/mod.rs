@@ -7,12 +7,14 @@
 //! `mailqueue-webhooks`; storage is `store::WebhookStore`.
 
 mod endpoint;
+mod health;
 mod payload;
 mod policy;
 mod records;
 mod signature;
 
 pub use endpoint::{is_forbidden_address, Endpoint};
+pub use health::{health_changes, HealthChange, StreakChange};
 pub use payload::{payload, EventEmail};
 pub use policy::{DisablePolicy, RetrySchedule};
 pub use records::*;

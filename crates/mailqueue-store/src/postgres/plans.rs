@@ -231,10 +231,11 @@ fn rows_read(plan: &Value, relation: &str) -> f64 {
     match plan {
         Value::Object(node) => {
             let own = if node.get("Relation Name").and_then(Value::as_str) == Some(relation) {
-                let rows = node
-                    .get("Actual Rows")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(0.0);
+                // Rows returned and rows a filter threw away were all read.
+                let rows = ["Actual Rows", "Rows Removed by Filter"]
+                    .iter()
+                    .filter_map(|k| node.get(*k).and_then(Value::as_f64))
+                    .sum::<f64>();
                 let loops = node
                     .get("Actual Loops")
                     .and_then(Value::as_f64)
@@ -300,4 +301,58 @@ async fn a_webhook_claim_reads_only_what_it_may_take() {
         read <= bound,
         "the claim read {read} outbox rows to take at most {limit} (bound {bound}): {plan:#}"
     );
+}
+
+/// Reading what was just claimed, on the same unanalysed store: every
+/// table is reached by key, never scanned, so the read costs the same
+/// whatever the events and the outbox hold.
+#[tokio::test]
+async fn reading_claimed_webhook_deliveries_goes_by_key() {
+    let (_db, store) = store_with_history().await;
+    sqlx::raw_sql(
+        "ALTER TABLE webhook_deliveries SET (autovacuum_enabled = false); \
+         INSERT INTO webhooks (id, endpoint, events, status, signing_secret, created_at) \
+           VALUES (gen_random_uuid(), 'https://hooks.example.com/', ARRAY['email.sent'], \
+                   'enabled', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', now()); \
+         INSERT INTO webhook_deliveries (webhook_id, event_id, status, attempts, next_attempt_at, \
+                                         created_at, lease_holder, lease_expires_at) \
+           SELECT w.id, ev.id, 'pending', 1, ev.created_at, ev.created_at, 'w1', now() + interval '1 minute' \
+           FROM email_events AS ev CROSS JOIN webhooks AS w;",
+    )
+    .execute(store.pool())
+    .await
+    .expect("insert the outbox");
+    let keys: Vec<(mailqueue_core::WebhookId, mailqueue_core::EventId)> = sqlx::query(
+        "SELECT webhook_id, event_id FROM webhook_deliveries ORDER BY random() LIMIT 64",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("pick deliveries")
+    .iter()
+    .map(|r| {
+        (
+            mailqueue_core::WebhookId(r.get("webhook_id")),
+            mailqueue_core::EventId(r.get("event_id")),
+        )
+    })
+    .collect();
+    let read = crate::shared::webhooks::claimed(Dialect::Postgres, "w1", &keys);
+    let st = Statement {
+        sql: format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", read.sql),
+        params: read.params,
+    };
+    let rows = bound(&st).fetch_all(store.pool()).await.expect("explain");
+    let plan: Value = rows[0].get(0);
+    for table in [
+        "webhook_deliveries",
+        "email_events",
+        "emails",
+        "email_contents",
+    ] {
+        let read = rows_read(&plan, table);
+        assert!(
+            read <= 64.0,
+            "reading 64 claimed deliveries read {read} rows of {table}: {plan:#}"
+        );
+    }
 }

@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use mailqueue_core::events::EmailEvent;
 use mailqueue_core::store::StoreError;
 use mailqueue_core::webhooks::{
-    ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport, DeliveryStatus, DisablePolicy,
-    Endpoint, EventEmail, OutboxStats, SigningSecret, Webhook, WebhookAttempt, WebhookChange,
-    WebhookDelivery, WebhookPage, WebhookStatus,
+    health_changes, ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport,
+    DeliveryStatus, DisablePolicy, Endpoint, EventEmail, HealthChange, OutboxStats, SigningSecret,
+    StreakChange, Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
+    WebhookStatus,
 };
 use mailqueue_core::{EventId, WebhookId};
 
@@ -352,32 +353,55 @@ pub fn claim(d: Dialect, c: &DeliveryClaim) -> Statement {
     .with(Param::Int(i64::from(c.limit)))
 }
 
-/// What a sender needs of the deliveries `holder` just claimed.
+/// What a sender needs of the deliveries `holder` just claimed. On
+/// PostgreSQL each key is looked up on its own (lateral subqueries kept
+/// apart by `OFFSET 0`), through the primary keys, so the plan cannot turn
+/// into scans of the events or the outbox when their statistics are stale.
 pub fn claimed(d: Dialect, holder: &str, keys: &[(WebhookId, EventId)]) -> Statement {
     let mut st = Statement::new("");
     let holder = st.param(Param::Text(holder.into()));
+    let cast = match d {
+        Dialect::Postgres => "::uuid",
+        Dialect::Sqlite => "",
+    };
     let pairs: Vec<String> = keys
         .iter()
         .map(|(w, e)| {
             let w = st.param(Param::Uuid(w.0));
             let e = st.param(Param::Uuid(e.0));
-            format!("({w}, {e})")
+            format!("({w}{cast}, {e}{cast})")
         })
         .collect();
-    st.sql = format!(
-        "SELECT d.webhook_id, d.attempts, w.endpoint, w.signing_secret, w.previous_secret, \
-             w.previous_secret_until, ev.id, ev.email_id, ev.type, ev.created_at, {} AS data, \
-             e.message_id, e.created_at AS email_created_at, e.priority, e.scheduled_at, {} \
-         FROM webhook_deliveries AS d \
-         JOIN webhooks AS w ON w.id = d.webhook_id \
-         JOIN email_events AS ev ON ev.id = d.event_id \
-         JOIN emails AS e ON e.id = ev.email_id \
-         JOIN email_contents AS c ON c.email_id = e.id \
-         WHERE d.lease_holder = {holder} AND (d.webhook_id, d.event_id) IN (VALUES {})",
+    let columns = format!(
+        "d.webhook_id, d.attempts, w.endpoint, w.signing_secret, w.previous_secret, \
+         w.previous_secret_until, ev.id, ev.email_id, ev.type, ev.created_at, {} AS data, \
+         e.message_id, e.created_at AS email_created_at, e.priority, e.scheduled_at, {}",
         d.json_text("ev.data"),
         d.content(),
-        pairs.join(", ")
     );
+    let pairs = pairs.join(", ");
+    st.sql = match d {
+        Dialect::Postgres => format!(
+            "SELECT {columns} FROM (VALUES {pairs}) AS k(webhook_id, event_id) \
+             CROSS JOIN LATERAL (SELECT * FROM webhook_deliveries AS d \
+                 WHERE d.webhook_id = k.webhook_id AND d.event_id = k.event_id \
+                 AND d.lease_holder = {holder} OFFSET 0) AS d \
+             CROSS JOIN LATERAL (SELECT * FROM webhooks AS w WHERE w.id = k.webhook_id OFFSET 0) AS w \
+             CROSS JOIN LATERAL (SELECT * FROM email_events AS ev WHERE ev.id = k.event_id OFFSET 0) AS ev \
+             CROSS JOIN LATERAL (SELECT * FROM emails AS e WHERE e.id = ev.email_id OFFSET 0) AS e \
+             CROSS JOIN LATERAL (SELECT * FROM email_contents AS c \
+                 WHERE c.email_id = ev.email_id OFFSET 0) AS c"
+        ),
+        Dialect::Sqlite => format!(
+            "SELECT {columns} \
+             FROM webhook_deliveries AS d \
+             JOIN webhooks AS w ON w.id = d.webhook_id \
+             JOIN email_events AS ev ON ev.id = d.event_id \
+             JOIN emails AS e ON e.id = ev.email_id \
+             JOIN email_contents AS c ON c.email_id = e.id \
+             WHERE d.lease_holder = {holder} AND (d.webhook_id, d.event_id) IN (VALUES {pairs})"
+        ),
+    };
     st
 }
 
@@ -489,20 +513,39 @@ pub fn record_attempt(d: Dialect, r: &DeliveryReport) -> Statement {
     st
 }
 
-/// Keeps the webhook's failing streak: a success ends it, a failure
-/// starts it unless it runs already.
-pub fn record_health(r: &DeliveryReport) -> Statement {
-    match r.outcome {
-        DeliveryOutcome::Delivered => Statement::new(
+/// Leaves the webhook's failing streak as a batch of reports ends it (see
+/// [`health_changes`](mailqueue_core::webhooks::health_changes)).
+pub fn record_streak(c: &HealthChange) -> Statement {
+    let id = Param::Uuid(c.webhook_id.0);
+    match c.streak {
+        StreakChange::Ended => Statement::new(
             "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
         )
-        .with(Param::Uuid(r.webhook_id.0)),
-        _ => Statement::new(
+        .with(id),
+        StreakChange::Continued { first_failure } => Statement::new(
             "UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL",
         )
-        .with(Param::Uuid(r.webhook_id.0))
-        .with(Param::Time(r.attempted_at)),
+        .with(id)
+        .with(Param::Time(first_failure)),
+        StreakChange::Restarted { first_failure } => {
+            Statement::new("UPDATE webhooks SET failing_since = $2 WHERE id = $1")
+                .with(id)
+                .with(Param::Time(first_failure))
+        }
     }
+}
+
+/// The statements that leave each webhook's streak (and status) as
+/// `reports` end them: its streak, then the disable check if it is failing.
+pub fn record_health(reports: &[DeliveryReport], policy: &DisablePolicy) -> Vec<Statement> {
+    let mut steps = Vec::new();
+    for c in health_changes(reports) {
+        steps.push(record_streak(&c));
+        if let Some(at) = c.check_disable_at {
+            steps.push(disable_if_failing(c.webhook_id, policy, at));
+        }
+    }
+    steps
 }
 
 /// Disables the webhook if it has failed for the policy's whole period.

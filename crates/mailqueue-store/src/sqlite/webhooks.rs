@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{StoreError, WebhookStore};
 use mailqueue_core::webhooks::{
-    ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport, DisablePolicy, OutboxStats,
-    SigningSecret, Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
+    ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SigningSecret,
+    Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
 };
 use mailqueue_core::{EventId, WebhookId};
 use sqlx::{Connection, Row};
@@ -194,25 +194,17 @@ impl WebhookStore for SqliteStore {
         let mut w = self.writer.acquire().await?;
         let result = async {
             let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
+            let mut steps = Vec::with_capacity(reports.len() * 2);
             for r in reports {
-                let mut steps = vec![
-                    statements::record_delivery(holder, r),
-                    statements::record_attempt(Dialect, r),
-                    statements::record_health(r),
-                ];
-                if r.outcome != DeliveryOutcome::Delivered {
-                    steps.push(statements::disable_if_failing(
-                        r.webhook_id,
-                        policy,
-                        r.attempted_at,
-                    ));
-                }
-                for st in &steps {
-                    bound(st)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| store_error(ctx, e))?;
-                }
+                steps.push(statements::record_delivery(holder, r));
+                steps.push(statements::record_attempt(Dialect, r));
+            }
+            steps.extend(statements::record_health(reports, policy));
+            for st in &steps {
+                bound(st)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(ctx, e))?;
             }
             tx.commit().await.map_err(|e| store_error(ctx, e))
         }
