@@ -69,6 +69,11 @@ fn migrator() -> Migrator {
             "indexes of webhook delivery claims",
             include_str!("../../migrations/postgres/0007_webhook_claim_indexes.sql"),
         ),
+        (
+            8,
+            "drop the webhook due index",
+            include_str!("../../migrations/postgres/0008_drop_webhook_due_index.sql"),
+        ),
     ])
 }
 
