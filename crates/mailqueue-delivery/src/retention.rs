@@ -127,33 +127,16 @@ async fn pass(d: &Delivery, s: &mut Signals) -> Result<PassEnd, StoreError> {
     let (mut contents, mut emails) = (0u64, 0u64);
     let end = 'pass: {
         if let Some(before) = cut.contents {
-            loop {
-                let started = Instant::now();
-                let n = store
-                    .purge_email_contents(before, d.clock.now(), BATCH)
-                    .await?;
-                contents += n;
-                count(d, "contents", n);
-                if n < u64::from(BATCH) {
-                    break;
-                }
-                if !s.wait(s.pause_after(started.elapsed())).await {
-                    break 'pass PassEnd::Interrupted;
-                }
+            let now = d.clock.now();
+            let purge = || store.purge_email_contents(before, now, BATCH);
+            if !in_batches(d, s, "contents", &mut contents, purge).await? {
+                break 'pass PassEnd::Interrupted;
             }
         }
         if let Some(before) = cut.emails {
-            loop {
-                let started = Instant::now();
-                let n = store.purge_finished_emails(before, BATCH).await?;
-                emails += n;
-                count(d, "emails", n);
-                if n < u64::from(BATCH) {
-                    break;
-                }
-                if !s.wait(s.pause_after(started.elapsed())).await {
-                    break 'pass PassEnd::Interrupted;
-                }
+            let purge = || store.purge_finished_emails(before, BATCH);
+            if !in_batches(d, s, "emails", &mut emails, purge).await? {
+                break 'pass PassEnd::Interrupted;
             }
             // Idempotency keys older than the emails they could answer for.
             store.purge_idempotency_keys(before).await?;
@@ -169,6 +152,33 @@ async fn pass(d: &Delivery, s: &mut Signals) -> Result<PassEnd, StoreError> {
         );
     }
     Ok(end)
+}
+
+/// Runs `purge` batch after batch, pausing after each, until a batch comes
+/// back short (true) or the pass is interrupted (false); adds to `total`.
+async fn in_batches<F, Fut>(
+    d: &Delivery,
+    s: &mut Signals,
+    what: &'static str,
+    total: &mut u64,
+    purge: F,
+) -> Result<bool, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, StoreError>>,
+{
+    loop {
+        let started = Instant::now();
+        let n = purge().await?;
+        *total += n;
+        count(d, what, n);
+        if n < u64::from(BATCH) {
+            return Ok(true);
+        }
+        if !s.wait(s.pause_after(started.elapsed())).await {
+            return Ok(false);
+        }
+    }
 }
 
 fn count(d: &Delivery, what: &'static str, n: u64) {
