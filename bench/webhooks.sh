@@ -3,9 +3,10 @@
 # for one instant, delivered into Postfix's smtp-sink, on the embedded
 # store and on PostgreSQL, once without webhooks and once with one webhook
 # subscribed to every event, whose endpoint is a local receiver
-# (bench/webhook_receiver.py). Measures the email delivery rate of both
-# runs (the target: within 10%) and the events delivered per second to
-# the receiver while the backlog is sent. Baseline in the same run: wrk
+# (bench/webhook_receiver.py), in ROUNDS (3) interleaved rounds. Measures
+# the email delivery rate of both runs (the target: within 10%) and the
+# events delivered per second to the receiver while the backlog is sent;
+# the medians of the rounds are reported. Baseline in the same run: wrk
 # posting the same payload with the same headers to the same receiver,
 # over as many connections as the webhook may use. Writes
 # bench/results/webhooks.md.
@@ -28,6 +29,9 @@ sleep 0.5
 EVENTS='["email.sent","email.scheduled","email.delivered","email.delivery_delayed","email.bounced","email.failed","email.suppressed"]'
 
 received() { curl -fs "http://127.0.0.1:$receiver_port/count"; }
+# The machine's busy CPU time so far, in clock ticks (all cores, every
+# process: server, PostgreSQL, sink and receiver alike).
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 sent_total() { curl -fs "http://127.0.0.1:$1/metrics" | awk '/^mailqueue_emails_sent_total/ {print $2}'; }
 
 # sql MODE DIR QUERY: one value from the store.
@@ -68,6 +72,8 @@ run_mode() {
   # loading still on their way included).
   while [ "$(date +%s)" -lt "$at_epoch" ]; do sleep 0.05; done
   before=$(received)
+  local cpu0
+  cpu0=$(cpu_busy)
   log "$mode, webhooks: $hooks: waiting for the backlog to be delivered"
   until [ "$(sent_total "$port")" = "$COUNT" ]; do sleep 1; done
   local hook_end=$at_epoch after=$before
@@ -77,7 +83,8 @@ run_mode() {
     hook_end=$(date +%s.%N)
     after=$(received)
   fi
-  local rss last
+  local rss last cpu_ms
+  cpu_ms=$(python3 -c "print(f'{($(cpu_busy) - $cpu0) * 1000 / $(getconf CLK_TCK) / $COUNT:.2f}')")
   rss=$(peak_rss_mb "$SERVER_PID")
   stop_server
   if [ "$mode" = postgres ]; then
@@ -85,7 +92,7 @@ run_mode() {
   else
     last=$(python3 -c "print($(sql "$mode" "$dir" 'SELECT max(sent_at) FROM emails') / 1000)")
   fi
-  python3 -c "d = $last - $at_epoch; h = $hook_end - $at_epoch; print(f'rate={$COUNT / d:.0f} seconds={d:.2f} hook_rate={(($after - $before) / h) if h > 0 else 0:.0f} hook_seconds={h:.2f} rss_mb=$rss')"
+  python3 -c "d = $last - $at_epoch; h = $hook_end - $at_epoch; print(f'rate={$COUNT / d:.0f} seconds={d:.2f} hook_rate={(($after - $before) / h) if h > 0 else 0:.0f} hook_seconds={h:.2f} rss_mb=$rss cpu_ms=$cpu_ms')"
 }
 
 # The wrk baseline: a realistic, signed payload, posted over HOOK_CONCURRENCY connections.
@@ -108,17 +115,36 @@ PY
 }
 
 field() { grep -oP "(?<![a-z_])$1=\K[0-9.]+" <<<"$2"; }
+# median FIELD LINES...: the median of one field over rounds.
+median() {
+  local f=$1
+  shift
+  printf '%s\n' "$@" | while read -r line; do field "$f" "$line"; done | sort -g |
+    awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+# Rounds interleave the two runs of each store, so a slow spell of the
+# machine weighs on both; each row is the median of ROUNDS.
+ROUNDS=${ROUNDS:-3}
 wrk_rate=$(baseline)
 rows=""
 for mode in $MODES; do
-  before_total=0
-  plain=$(run_mode "$mode" none)
-  before_total=$(received)
-  hooked=$(run_mode "$mode" hook)
+  plains=() hookeds=()
+  for round in $(seq 1 "$ROUNDS"); do
+    log "$mode: round $round of $ROUNDS"
+    plains+=("$(run_mode "$mode" none)")
+    before_total=$(received)
+    hookeds+=("$(run_mode "$mode" hook)")
+  done
   name=$([ "$mode" = postgres ] && echo "PostgreSQL" || echo "embedded (SQLite)")
-  change=$(python3 -c "print(f'{($(field rate "$hooked") / $(field rate "$plain") - 1) * 100:+.1f}%')")
-  share=$(python3 -c "print(f'{$(field hook_rate "$hooked") / $wrk_rate:.2f}')")
-  rows+="| mailqueue, $name | $(field rate "$plain") | $(field rate "$hooked") | $change | $(field hook_rate "$hooked") | $(field hook_seconds "$hooked") s | ${share}× | $(field rss_mb "$hooked") MB |"$'\n'
+  plain_rate=$(median rate "${plains[@]}")
+  hooked_rate=$(median rate "${hookeds[@]}")
+  hook_rate=$(median hook_rate "${hookeds[@]}")
+  change=$(python3 -c "print(f'{($hooked_rate / $plain_rate - 1) * 100:+.1f}%')")
+  share=$(python3 -c "print(f'{$hook_rate / $wrk_rate:.2f}')")
+  each=$(for i in "${!plains[@]}"; do printf '%s/%s ' "$(field rate "${plains[$i]}")" "$(field rate "${hookeds[$i]}")"; done)
+  cpu_plain=$(median cpu_ms "${plains[@]}")
+  cpu_hooked=$(median cpu_ms "${hookeds[@]}")
+  rows+="| mailqueue, $name | $plain_rate | $hooked_rate | $change | ${each% } | $cpu_plain / $cpu_hooked ms | $hook_rate | $(median hook_seconds "${hookeds[@]}") s | ${share}× | $(median rss_mb "${hookeds[@]}") MB |"$'\n'
 done
 
 cat > "$RESULTS/webhooks.md" <<MD
@@ -137,11 +163,16 @@ rate: from the scheduled instant to the last \`sent_at\`. Events/s: the
 events that reached the receiver from the scheduled instant until it had
 all three of every email (\`email.scheduled\`, \`email.sent\`,
 \`email.delivered\`; each signed, sent, and recorded with its attempt),
-while the emails were being sent. Baseline, same run: \`wrk -t2 -c$HOOK_CONCURRENCY -d10s\` posting one
+while the emails were being sent. Machine CPU per email: the busy time of
+both cores (every process on the machine) from the scheduled instant until
+the last email was sent (without) or the last event received (with),
+divided by the emails. Each figure is the median of $ROUNDS
+rounds; each round runs the store without and then with the webhook.
+Baseline, same run: \`wrk -t2 -c$HOOK_CONCURRENCY -d10s\` posting one
 such payload with its Svix headers to the same receiver.
 
-| Store | Delivered/s, no webhook | Delivered/s, one webhook | Change | Events/s to the receiver | Events done after | vs wrk | Peak RSS |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
-${rows}| wrk, same payload and receiver (baseline) | | | | $wrk_rate | | 1.00× | |
+| Store | Delivered/s, no webhook | Delivered/s, one webhook | Change | Rounds (without/with) | Machine CPU per email, without / with | Events/s to the receiver | Events done after | vs wrk | Peak RSS |
+| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |
+${rows}| wrk, same payload and receiver (baseline) | | | | | | $wrk_rate | | 1.00× | |
 MD
 cat "$RESULTS/webhooks.md"

@@ -475,8 +475,9 @@ pub trait MaintenanceLeases: Send + Sync + 'static {
 
 /// Webhooks and their outbox. Events queue their deliveries in the
 /// transaction that writes them (see `EmailStore::record_outcomes`); the
-/// senders claim them with a lease, at most `per_webhook` of one webhook
-/// at once, and record each attempt fenced by holder and attempt number.
+/// senders claim them with a lease, each at most `per_webhook` of one
+/// webhook at once, and record each attempt fenced by holder and attempt
+/// number.
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
     async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;

@@ -3,8 +3,8 @@
 //! A pass deletes finished emails older than the retention (and first
 //! drops the contents of those older than the content retention) in small
 //! batches, each one short statement. Between batches it pauses in
-//! proportion to what the batch cost: nine times as long while this
-//! process is delivering (a tenth of one connection's time), as long again
+//! proportion to what the batch cost: nineteen times as long while this
+//! process is delivering (a twentieth of one connection's time), as long again
 //! when it is idle (half). So a backlog of expired emails (the first pass
 //! on an old store) yields to sending and is worked off fast when there is
 //! nothing to send. The pass runs in its own task, beside the leader's
@@ -22,7 +22,7 @@ use tokio::time::Instant;
 const BATCH: u32 = 500;
 /// Pause after a batch, as a multiple of the batch's duration, while this
 /// process has emails claimed or sending.
-const PAUSE_BUSY: u32 = 9;
+const PAUSE_BUSY: u32 = 19;
 /// The same while it has none.
 const PAUSE_IDLE: u32 = 1;
 /// The shortest pause, so claims and outcomes always interleave.

@@ -4,13 +4,12 @@
 //! webhook), and claims again once a quarter of its claims are done or,
 //! when the outbox had nothing more due, after the poll interval. So
 //! requests follow one another while the store writes the reports and
-//! makes the next claim. Reports go to the recorder, which writes whatever
-//! has gathered in one transaction and keeps retrying while the store is
-//! unavailable; a report it cannot write is redelivered once its lease
-//! expires (at least once). A delivery holds its webhook's share of the
-//! claims until its report is written, so a claim that came back short may
-//! have met that bound rather than an empty outbox: the loop looks again
-//! after each write of reports.
+//! makes the next claim. Reports go to the recorder, which lets them
+//! gather for a moment, writes them in one transaction and keeps retrying
+//! while the store is unavailable; a report it cannot write is redelivered
+//! once its lease expires (at least once). A claim that came back short
+//! may have met a webhook's bound rather than an empty outbox, so the loop
+//! also looks again after each write of reports.
 
 use crate::send::send;
 use crate::{Webhooks, CLAIM_AHEAD};
@@ -24,6 +23,9 @@ use tokio::task::JoinSet;
 
 /// Most reports written in one transaction.
 const RECORD_BATCH: usize = 256;
+/// How long reports may gather before they are written: requests end one
+/// by one, and a few milliseconds turn many small writes into one.
+const RECORD_GATHER: Duration = Duration::from_millis(10);
 /// Pause before writing reports again after the store failed.
 const RECORD_RETRY: Duration = Duration::from_millis(500);
 
@@ -44,6 +46,16 @@ impl RequestSlots {
             .entry(webhook)
             .or_insert_with(|| Arc::new(Semaphore::new(n)))
             .clone()
+    }
+
+    /// The deliveries of each webhook this process holds (claimed, report
+    /// not yet handed over): one per send task holding its webhook's slots.
+    fn held(&self) -> Vec<(WebhookId, u32)> {
+        self.webhooks
+            .iter()
+            .map(|(w, s)| (*w, (Arc::strong_count(s) - 1) as u32))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 }
 
@@ -71,7 +83,7 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
         while sends.try_join_next().is_some() {}
         let free = claims.available_permits();
         if look && free > 0 {
-            let claimed = claim(&w, free, per_webhook * CLAIM_AHEAD).await;
+            let claimed = claim(&w, free, per_webhook * CLAIM_AHEAD, requests.held()).await;
             drained = claimed.len() < free;
             for c in claimed {
                 let Ok(claim) = claims.clone().acquire_owned().await else {
@@ -107,7 +119,12 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
     let _ = recorder.await;
 }
 
-async fn claim(w: &Webhooks, free: usize, per_webhook: u32) -> Vec<ClaimedDelivery> {
+async fn claim(
+    w: &Webhooks,
+    free: usize,
+    per_webhook: u32,
+    held: Vec<(WebhookId, u32)>,
+) -> Vec<ClaimedDelivery> {
     let now = w.clock.now();
     let lease =
         chrono::Duration::from_std(w.settings.lease()).unwrap_or(chrono::Duration::minutes(1));
@@ -117,6 +134,7 @@ async fn claim(w: &Webhooks, free: usize, per_webhook: u32) -> Vec<ClaimedDelive
         lease_expires_at: now + lease,
         limit: free as u32,
         per_webhook,
+        held,
     };
     match w.store.claim_webhook_deliveries(&terms).await {
         Ok(claimed) => claimed,
@@ -130,6 +148,15 @@ async fn claim(w: &Webhooks, free: usize, per_webhook: u32) -> Vec<ClaimedDelive
 async fn record(w: Arc<Webhooks>, mut rx: mpsc::Receiver<DeliveryReport>, recorded: Arc<Notify>) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let gathered = tokio::time::sleep(RECORD_GATHER);
+        tokio::pin!(gathered);
+        while batch.len() < RECORD_BATCH {
+            let room = RECORD_BATCH - batch.len();
+            tokio::select! {
+                n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+                _ = &mut gathered => break,
+            }
+        }
         let mut tries = 0;
         loop {
             match w

@@ -3,8 +3,8 @@
 //! Events queue one delivery per subscribed webhook in the transaction
 //! that writes them. A dispatcher claims due deliveries under a lease, a
 //! few times as many as it sends at once (at most [`CLAIM_AHEAD`] times
-//! `per_webhook` of one webhook under lease across the fleet, so a slow
-//! endpoint cannot take every slot), POSTs each as Resend's payload signed
+//! `per_webhook` of one webhook held by the process, so a slow endpoint
+//! cannot take every slot), POSTs each as Resend's payload signed
 //! with Svix's headers (`send.rs`; at most `per_webhook` requests to one
 //! webhook at once per process), and hands the reports to a recorder
 //! that writes them in batches, fenced by holder and attempt. A worker
@@ -32,8 +32,8 @@ pub struct WebhookSettings {
     pub holder: String,
     /// Most requests in flight in this process.
     pub concurrency: usize,
-    /// Most requests to one webhook in flight at once in this process; the
-    /// fleet leases at most [`CLAIM_AHEAD`] times as many of its deliveries.
+    /// Most requests to one webhook in flight at once in this process,
+    /// which holds at most [`CLAIM_AHEAD`] times as many of its deliveries.
     pub per_webhook: u32,
     /// Longest one request may take, connecting included.
     pub timeout: Duration,

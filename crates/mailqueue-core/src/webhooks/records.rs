@@ -197,6 +197,11 @@ pub struct DeliveryClaim {
     pub lease_expires_at: DateTime<Utc>,
     /// Most deliveries claimed by this call.
     pub limit: u32,
-    /// Most deliveries of one webhook under lease at once, across the fleet.
+    /// Most deliveries of one webhook the claimer holds at once.
     pub per_webhook: u32,
+    /// The deliveries of each webhook the claimer holds now (claimed and
+    /// not yet reported); a webhook not listed holds none. The claim
+    /// takes at most `per_webhook` minus these of each webhook, so a slow
+    /// endpoint cannot take every slot of a sender.
+    pub held: Vec<(WebhookId, u32)>,
 }

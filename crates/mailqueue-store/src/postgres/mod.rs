@@ -74,6 +74,11 @@ fn migrator() -> Migrator {
             "drop the webhook due index",
             include_str!("../../migrations/postgres/0008_drop_webhook_due_index.sql"),
         ),
+        (
+            9,
+            "webhook leases without an index",
+            include_str!("../../migrations/postgres/0009_webhook_leases_unindexed.sql"),
+        ),
     ])
 }
 

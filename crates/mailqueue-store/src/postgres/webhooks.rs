@@ -16,7 +16,7 @@ use mailqueue_core::webhooks::{
 use mailqueue_core::{EventId, WebhookId};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
-use sqlx::{Executor, Postgres as Pg, Row};
+use sqlx::{Executor, Postgres as Pg};
 
 #[async_trait]
 impl WebhookStore for PgStore {
@@ -165,22 +165,7 @@ impl WebhookStore for PgStore {
             tx.execute("SET LOCAL synchronous_commit TO OFF")
                 .await
                 .map_err(|e| store_error(ctx, e))?;
-            let keys = bound(&statements::claim(Postgres, claim))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?
-                .iter()
-                .map(|r| {
-                    let w: uuid::Uuid = r.try_get("webhook_id").map_err(|e| store_error(ctx, e))?;
-                    let e: uuid::Uuid = r.try_get("event_id").map_err(|e| store_error(ctx, e))?;
-                    Ok((WebhookId(w), EventId(e)))
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            if keys.is_empty() {
-                tx.commit().await.map_err(|e| store_error(ctx, e))?;
-                return Ok(Vec::new());
-            }
-            let claimed = bound(&statements::claimed(Postgres, &claim.holder, &keys))
+            let claimed = bound(&statements::claim_and_read(claim))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| store_error(ctx, e))?

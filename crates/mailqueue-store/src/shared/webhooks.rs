@@ -270,142 +270,156 @@ pub fn replay(id: WebhookId, event: EventId, now: DateTime<Utc>) -> Statement {
 }
 
 /// Leases due deliveries: per webhook, the oldest due ones up to
-/// `per_webhook` minus those it has under lease already, oldest due
-/// first overall. Returns the claimed keys. Each enabled webhook's
-/// candidates are read from `webhook_deliveries_claim_idx`, at most
-/// `per_webhook` of them, so a claim costs what it takes, whatever the
-/// outbox holds (a lateral join on PostgreSQL; a rowid list per webhook on
-/// SQLite, which has no lateral joins).
+/// `per_webhook` minus those the claimer holds already (`held`, passed in
+/// as a JSON object of counts by webhook id), oldest due first overall.
+/// Returns the claimed keys. Each enabled webhook's candidates are read
+/// from `webhook_deliveries_claim_idx`, so a claim costs what it takes,
+/// whatever the outbox holds; no index covers the lease columns, so taking
+/// a lease can be a heap-only update on PostgreSQL.
 pub fn claim(d: Dialect, c: &DeliveryClaim) -> Statement {
+    let sql = match d {
+        Dialect::Postgres => claim_postgres(KEYS),
+        Dialect::Sqlite => claim_sqlite(),
+    };
+    let held: serde_json::Map<String, serde_json::Value> = c
+        .held
+        .iter()
+        .map(|(w, n)| (w.0.to_string(), (*n).into()))
+        .collect();
+    Statement::new(sql)
+        .with(Param::Time(c.now))
+        .with(Param::Text(c.holder.clone()))
+        .with(Param::Time(c.lease_expires_at))
+        .with(Param::Int(i64::from(c.per_webhook)))
+        .with(Param::Int(i64::from(c.limit)))
+        .with(Param::Text(serde_json::Value::Object(held).to_string()))
+}
+
+/// The conditions of a due delivery of webhook `w`, on alias `a`.
+fn due(a: &str) -> String {
+    format!(
+        "{a}.webhook_id = w.id AND {a}.status = '{}' AND {a}.next_attempt_at <= $1 \
+         AND ({a}.lease_expires_at IS NULL OR {a}.lease_expires_at <= $1) \
+         ORDER BY {a}.next_attempt_at, {a}.event_id",
+        DeliveryStatus::Pending.as_str()
+    )
+}
+
+const KEYS: &str = "webhook_deliveries.webhook_id, webhook_deliveries.event_id";
+
+const LEASE: &str = "UPDATE webhook_deliveries SET lease_holder = $2, lease_expires_at = $3, \
+                     attempts = webhook_deliveries.attempts + 1";
+
+/// PostgreSQL: per enabled webhook, its free share of due deliveries
+/// locked in one lateral subquery, then the rows updated by their tuple
+/// ids. No step joins back by key, so no plan can walk the outbox's index
+/// for each row, and the dead index entries that delivered rows leave
+/// behind (until a vacuum) are crossed once per webhook, not once per row.
+fn claim_postgres(returning: &str) -> String {
+    format!(
+        "WITH picked AS ( \
+             SELECT d.tid, d.next_attempt_at FROM webhooks AS w \
+             LEFT JOIN LATERAL (SELECT h.value::bigint AS n FROM jsonb_each_text($6::jsonb) AS h \
+                 WHERE h.key = w.id::text) AS b ON true \
+             CROSS JOIN LATERAL (SELECT c.ctid AS tid, c.next_attempt_at FROM webhook_deliveries AS c \
+                 WHERE {} LIMIT GREATEST($4 - COALESCE(b.n, 0), 0) FOR UPDATE SKIP LOCKED) AS d \
+             WHERE w.status = '{}' \
+             ORDER BY d.next_attempt_at LIMIT $5) \
+         {LEASE} FROM picked WHERE webhook_deliveries.ctid = picked.tid \
+         RETURNING {returning}",
+        due("c"),
+        WebhookStatus::Enabled.as_str()
+    )
+}
+
+/// SQLite (one writer, so nothing to lock): per webhook at most
+/// `per_webhook` candidates as a rowid list (it has no lateral joins),
+/// ranked after the deliveries the claimer holds, then updated by key.
+fn claim_sqlite() -> String {
     let pending = DeliveryStatus::Pending.as_str();
-    let enabled = WebhookStatus::Enabled.as_str();
-    let due = |alias: &str| {
-        format!(
-            "{alias}.webhook_id = w.id AND {alias}.status = '{pending}' \
-             AND {alias}.next_attempt_at <= $1 \
-             AND ({alias}.lease_expires_at IS NULL OR {alias}.lease_expires_at <= $1) \
-             ORDER BY {alias}.next_attempt_at, {alias}.event_id LIMIT $4"
-        )
-    };
-    let (candidates, lock) = match d {
-        Dialect::Postgres => (
-            format!(
-                "webhooks AS w CROSS JOIN LATERAL ( \
-                     SELECT c.webhook_id, c.event_id, c.next_attempt_at \
-                     FROM webhook_deliveries AS c WHERE {}) AS d",
-                due("c")
-            ),
-            " FOR UPDATE OF d SKIP LOCKED",
-        ),
-        Dialect::Sqlite => (
-            format!(
-                "webhooks AS w CROSS JOIN webhook_deliveries AS d ON d.rowid IN ( \
-                     SELECT c.rowid FROM webhook_deliveries AS c WHERE {})",
-                due("c")
-            ),
-            "",
-        ),
-    };
-    // SQLite keeps the order of a CROSS JOIN: the few candidates first,
-    // then their rows by key (PostgreSQL orders joins itself).
-    let join = match d {
-        Dialect::Postgres => "JOIN",
-        Dialect::Sqlite => "CROSS JOIN",
-    };
-    let update = "UPDATE webhook_deliveries SET lease_holder = $2, lease_expires_at = $3, \
-                  attempts = webhook_deliveries.attempts + 1";
-    let apply = match d {
-        Dialect::Postgres => format!(
-            "{update} FROM picked WHERE webhook_deliveries.webhook_id = picked.webhook_id \
-             AND webhook_deliveries.event_id = picked.event_id"
-        ),
-        // An UPDATE … FROM walks the whole table on SQLite; a list of keys
-        // is searched.
-        Dialect::Sqlite => format!(
-            "{update} WHERE (webhook_id, event_id) IN (SELECT webhook_id, event_id FROM picked)"
-        ),
-    };
-    Statement::new(format!(
-        "WITH busy AS ( \
-             SELECT webhook_id, COUNT(*) AS n FROM webhook_deliveries \
-             WHERE status = '{pending}' AND lease_expires_at > $1 GROUP BY webhook_id), \
-         ranked AS ( \
+    format!(
+        "WITH ranked AS ( \
              SELECT d.webhook_id, d.event_id, d.next_attempt_at, \
                  ROW_NUMBER() OVER (PARTITION BY d.webhook_id \
-                     ORDER BY d.next_attempt_at, d.event_id) + COALESCE(b.n, 0) AS slot \
-             FROM {candidates} \
-             LEFT JOIN busy AS b ON b.webhook_id = w.id \
-             WHERE w.status = '{enabled}'), \
+                     ORDER BY d.next_attempt_at, d.event_id) + COALESCE(b.value, 0) AS slot \
+             FROM webhooks AS w CROSS JOIN webhook_deliveries AS d ON d.rowid IN ( \
+                 SELECT c.rowid FROM webhook_deliveries AS c WHERE {} LIMIT $4) \
+             LEFT JOIN json_each($6) AS b ON b.key = w.id \
+             WHERE w.status = '{}'), \
          picked AS ( \
              SELECT d.webhook_id, d.event_id FROM ranked AS r \
-             {join} webhook_deliveries AS d \
+             CROSS JOIN webhook_deliveries AS d \
                  ON d.webhook_id = r.webhook_id AND d.event_id = r.event_id \
              WHERE r.slot <= $4 AND d.status = '{pending}' \
                  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1) \
-             ORDER BY r.next_attempt_at LIMIT $5{lock}) \
-         {apply} \
-         RETURNING webhook_deliveries.webhook_id, webhook_deliveries.event_id"
-    ))
-    .with(Param::Time(c.now))
-    .with(Param::Text(c.holder.clone()))
-    .with(Param::Time(c.lease_expires_at))
-    .with(Param::Int(i64::from(c.per_webhook)))
-    .with(Param::Int(i64::from(c.limit)))
+             ORDER BY r.next_attempt_at LIMIT $5) \
+         {LEASE} WHERE (webhook_id, event_id) IN (SELECT webhook_id, event_id FROM picked) \
+         RETURNING {KEYS}",
+        due("c"),
+        WebhookStatus::Enabled.as_str()
+    )
 }
 
-/// What a sender needs of the deliveries `holder` just claimed. On
-/// PostgreSQL each key is looked up on its own (lateral subqueries kept
-/// apart by `OFFSET 0`), through the primary keys, so the plan cannot turn
-/// into scans of the events or the outbox when their statistics are stale.
-pub fn claimed(d: Dialect, holder: &str, keys: &[(WebhookId, EventId)]) -> Statement {
-    let mut st = Statement::new("");
-    let holder = st.param(Param::Text(holder.into()));
-    let cast = match d {
-        Dialect::Postgres => "::uuid",
-        Dialect::Sqlite => "",
-    };
-    let pairs: Vec<String> = keys
-        .iter()
-        .map(|(w, e)| {
-            let w = st.param(Param::Uuid(w.0));
-            let e = st.param(Param::Uuid(e.0));
-            format!("({w}{cast}, {e}{cast})")
-        })
-        .collect();
-    let columns = format!(
+/// PostgreSQL's claim in one statement: the leases taken as [`claim`]
+/// takes them, then what a sender needs of each delivery leased, every
+/// table looked up by key on its own (lateral subqueries kept apart by
+/// `OFFSET 0`), so the plan cannot turn into scans of the events or the
+/// emails when their statistics are stale. Rows as [`claimed_row`] reads.
+pub fn claim_and_read(c: &DeliveryClaim) -> Statement {
+    let mut st = claim(Dialect::Postgres, c);
+    st.sql = format!(
+        "WITH d AS ({}) SELECT {} FROM d \
+         CROSS JOIN LATERAL (SELECT * FROM webhooks AS w WHERE w.id = d.webhook_id OFFSET 0) AS w \
+         CROSS JOIN LATERAL (SELECT * FROM email_events AS ev WHERE ev.id = d.event_id OFFSET 0) AS ev \
+         CROSS JOIN LATERAL (SELECT * FROM emails AS e WHERE e.id = ev.email_id OFFSET 0) AS e \
+         CROSS JOIN LATERAL (SELECT * FROM email_contents AS c \
+             WHERE c.email_id = ev.email_id OFFSET 0) AS c",
+        claim_postgres(&format!("{KEYS}, webhook_deliveries.attempts")),
+        claimed_columns(Dialect::Postgres)
+    );
+    st
+}
+
+/// What a sender needs of each claimed delivery `d`.
+fn claimed_columns(d: Dialect) -> String {
+    format!(
         "d.webhook_id, d.attempts, w.endpoint, w.signing_secret, w.previous_secret, \
          w.previous_secret_until, ev.id, ev.email_id, ev.type, ev.created_at, {} AS data, \
          e.message_id, e.created_at AS email_created_at, e.priority, e.scheduled_at, {}",
         d.json_text("ev.data"),
         d.content(),
+    )
+}
+
+/// SQLite: what a sender needs of the deliveries `holder` just claimed
+/// (by [`claim`]), found by key.
+pub fn claimed_sqlite(holder: &str, keys: &[(WebhookId, EventId)]) -> Statement {
+    let mut st = Statement::new("");
+    let holder = st.param(Param::Text(holder.into()));
+    let pairs: Vec<String> = keys
+        .iter()
+        .map(|(w, e)| {
+            let w = st.param(Param::Uuid(w.0));
+            let e = st.param(Param::Uuid(e.0));
+            format!("({w}, {e})")
+        })
+        .collect();
+    st.sql = format!(
+        "SELECT {} \
+         FROM webhook_deliveries AS d \
+         JOIN webhooks AS w ON w.id = d.webhook_id \
+         JOIN email_events AS ev ON ev.id = d.event_id \
+         JOIN emails AS e ON e.id = ev.email_id \
+         JOIN email_contents AS c ON c.email_id = e.id \
+         WHERE d.lease_holder = {holder} AND (d.webhook_id, d.event_id) IN (VALUES {})",
+        claimed_columns(Dialect::Sqlite),
+        pairs.join(", ")
     );
-    let pairs = pairs.join(", ");
-    st.sql = match d {
-        Dialect::Postgres => format!(
-            "SELECT {columns} FROM (VALUES {pairs}) AS k(webhook_id, event_id) \
-             CROSS JOIN LATERAL (SELECT * FROM webhook_deliveries AS d \
-                 WHERE d.webhook_id = k.webhook_id AND d.event_id = k.event_id \
-                 AND d.lease_holder = {holder} OFFSET 0) AS d \
-             CROSS JOIN LATERAL (SELECT * FROM webhooks AS w WHERE w.id = k.webhook_id OFFSET 0) AS w \
-             CROSS JOIN LATERAL (SELECT * FROM email_events AS ev WHERE ev.id = k.event_id OFFSET 0) AS ev \
-             CROSS JOIN LATERAL (SELECT * FROM emails AS e WHERE e.id = ev.email_id OFFSET 0) AS e \
-             CROSS JOIN LATERAL (SELECT * FROM email_contents AS c \
-                 WHERE c.email_id = ev.email_id OFFSET 0) AS c"
-        ),
-        Dialect::Sqlite => format!(
-            "SELECT {columns} \
-             FROM webhook_deliveries AS d \
-             JOIN webhooks AS w ON w.id = d.webhook_id \
-             JOIN email_events AS ev ON ev.id = d.event_id \
-             JOIN emails AS e ON e.id = ev.email_id \
-             JOIN email_contents AS c ON c.email_id = e.id \
-             WHERE d.lease_holder = {holder} AND (d.webhook_id, d.event_id) IN (VALUES {pairs})"
-        ),
-    };
     st
 }
 
-/// A row of [`claimed`], with the secrets that sign at `now`.
+/// A row of [`claim_and_read`] or [`claimed_sqlite`], with the secrets
+/// that sign at `now`.
 pub fn claimed_row(
     row: &impl RowReader,
     now: DateTime<Utc>,

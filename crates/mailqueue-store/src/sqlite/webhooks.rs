@@ -172,7 +172,7 @@ impl WebhookStore for SqliteStore {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            bound(&statements::claimed(Dialect, &claim.holder, &keys))
+            bound(&statements::claimed_sqlite(&claim.holder, &keys))
                 .fetch_all(&mut *w)
                 .await
                 .map_err(|e| store_error(ctx, e))?

@@ -34,6 +34,7 @@ fn delivery_claim(holder: &str, now: DateTime<Utc>, per_webhook: u32) -> Deliver
         lease_expires_at: now + Duration::seconds(30),
         limit: 100,
         per_webhook,
+        held: Vec::new(),
     }
 }
 
@@ -295,11 +296,21 @@ pub async fn claims_are_bounded_per_webhook_and_expired_leases_retaken(kind: Sto
         .unwrap();
     let of = |v: &[ClaimedDelivery], w: WebhookId| v.iter().filter(|c| c.webhook_id == w).count();
     assert_eq!((of(&first, a.id), of(&first, b.id)), (2, 2));
-    let more = store
-        .claim_webhook_deliveries(&delivery_claim("w2", now, 2))
-        .await
-        .unwrap();
-    assert!(more.is_empty(), "each webhook has its two in flight");
+    // A claimer that holds one of `a`'s takes one more of `a` and two of `b`.
+    let mut holding = delivery_claim("w1", now, 2);
+    holding.held = vec![(a.id, 1)];
+    let more = store.claim_webhook_deliveries(&holding).await.unwrap();
+    assert_eq!((of(&more, a.id), of(&more, b.id)), (1, 2), "{more:?}");
+    // One that holds its share of both takes nothing.
+    holding.held = vec![(a.id, 2), (b.id, 2)];
+    assert!(
+        store
+            .claim_webhook_deliveries(&holding)
+            .await
+            .unwrap()
+            .is_empty(),
+        "each webhook has its two in flight"
+    );
 
     let later = now + Duration::seconds(31);
     let retaken = store
