@@ -8,6 +8,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$(cd "$ROOT" && cargo metadata --format-version 1
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$ROOT/target")}
 # MAILQUEUE_BIN: a release binary built elsewhere.
 BIN=${MAILQUEUE_BIN:-$TARGET_DIR/release/mailqueue}
+PREBUILT=${MAILQUEUE_BIN:-}
 RESULTS="$BENCH_DIR/results"
 mkdir -p "$RESULTS"
 
@@ -38,7 +39,7 @@ need() {
 }
 
 build_release() {
-  [ -z "${MAILQUEUE_BIN:-}" ] || return 0
+  [ -z "$PREBUILT" ] || return 0
   log "building the release binary"
   (cd "$ROOT" && cargo build --release --locked --bin mailqueue >&2)
 }
@@ -53,6 +54,13 @@ machine() {
 }
 
 PG_ADMIN_URL=${MAILQUEUE_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+# Once read, the benchmarks' and the test suite's own variables leave the
+# environment: mailqueue refuses MAILQUEUE_* variables that are not its
+# settings, and the processes started here (PostgreSQL's archive_command
+# among them) inherit the environment.
+for name in $(compgen -e | grep -E '^MAILQUEUE_(BIN|BENCH_|TEST_)' || true); do
+  unset "$name"
+done
 pg_url_for() { echo "${PG_ADMIN_URL%/*}/$1"; }
 fresh_database() {
   psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -qc "CREATE DATABASE $1"

@@ -223,7 +223,9 @@ restore() { # restore LABEL [TARGET FLAGS...]
 # unpacked beforehand, outside the timing.
 plain="$work/plain-wal"
 install -d -o postgres "$plain"
-find "$work/archive/wal" -mindepth 2 -maxdepth 2 -type d -printf '%f\n' | sort | while read -r name; do
+# Segments by the folder of their object (a folder emptied by WAL
+# retention stays behind on a directory destination).
+find "$work/archive/wal" -mindepth 3 -maxdepth 3 -type f -printf '%h\n' | xargs -n1 basename | sort -u | while read -r name; do
   mq wal-fetch "$name" "$plain/$name"
 done
 chown -R postgres "$plain"
@@ -237,7 +239,11 @@ restore_floor() {
   mq restore postgres --pitr --data-dir "$dir" --port "$port" --no-archive >/dev/null
   sed -i "s|^restore_command = .*|restore_command = 'cp $plain/%f %p'|" "$dir/postgresql.auto.conf"
   as_pg "$bindir/pg_ctl" -D "$dir" -l "$work/floor.log" -W start >/dev/null
-  until as_pg "$bindir/pg_controldata" -D "$dir" | grep -q 'cluster state: *in production'; do sleep 0.05; done
+  # Done once recovery has ended (the unpacked pg_control already reads
+  # "in production", as the source cluster was running when copied).
+  until [ "$(as_pg psql -h 127.0.0.1 -p "$port" -d postgres -qAtc 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do
+    sleep 0.05
+  done
   awk -v d=$(($(now_ns) - t0)) 'BEGIN {printf "%.2f", d / 1e9}' >"$work/restore_floor.secs"
   as_pg "$bindir/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
   rm -rf "$dir"
