@@ -69,7 +69,9 @@ MD
   missed: five minutes of `pgbench -c 8` write more WAL than the whole
   database holds (and the base backup restores compressed, at several
   times the speed WAL replays), so meeting it would take replaying WAL
-  faster than restoring the base backup itself. The ratio follows the
+  faster than restoring the base backup itself. Measured: PostgreSQL
+  alone, replaying the same WAL from plain files, takes 4.4x the base
+  restore, and mailqueue's restore 1.22x that floor. The ratio follows the
   write rate; the sizes that fit the RTO are the useful reading.
 - The dispatch layer: an entry of mailqueue's queue is a sorted-set member
   (the email's id, scored by its due time), and the dispatcher takes a
