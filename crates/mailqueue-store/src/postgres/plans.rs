@@ -280,24 +280,8 @@ async fn a_webhook_claim_reads_only_what_it_may_take() {
     .execute(store.pool())
     .await
     .expect("insert the outbox's history");
-    let now = Utc::now();
     let (per_webhook, limit) = (16, 32);
-    let claim = crate::shared::webhooks::claim_and_read(&mailqueue_core::webhooks::DeliveryClaim {
-        holder: "w1".into(),
-        now,
-        lease_expires_at: now + Duration::minutes(1),
-        limit,
-        per_webhook,
-        held: Vec::new(),
-    });
-    let st = Statement {
-        sql: format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}", claim.sql),
-        params: claim.params,
-    };
-    let mut tx = store.pool().begin().await.expect("begin");
-    let rows = bound(&st).fetch_all(&mut *tx).await.expect("explain");
-    tx.rollback().await.expect("rollback");
-    let plan: Value = rows[0].get(0);
+    let plan = explain_claim(&store, limit, per_webhook).await;
     let read = rows_read(&plan, "webhook_deliveries");
     // Each candidate is read a few times (picked, locked, updated); what
     // matters is that the bound does not grow with the outbox's 30,000
@@ -314,6 +298,28 @@ async fn a_webhook_claim_reads_only_what_it_may_take() {
         pages <= 2000.0,
         "the claim touched {pages} pages to take at most {limit}: {plan:#}"
     );
+}
+
+/// Runs `claim_and_read` for `holder` under `EXPLAIN (ANALYZE, BUFFERS)`,
+/// in a transaction rolled back after, and returns the plan.
+async fn explain_claim(store: &PgStore, limit: u32, per_webhook: u32) -> Value {
+    let now = Utc::now();
+    let claim = crate::shared::webhooks::claim_and_read(&mailqueue_core::webhooks::DeliveryClaim {
+        holder: "w1".into(),
+        now,
+        lease_expires_at: now + Duration::minutes(1),
+        limit,
+        per_webhook,
+        held: Vec::new(),
+    });
+    let st = Statement {
+        sql: format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}", claim.sql),
+        params: claim.params,
+    };
+    let mut tx = store.pool().begin().await.expect("begin");
+    let rows = bound(&st).fetch_all(&mut *tx).await.expect("explain");
+    tx.rollback().await.expect("rollback");
+    rows[0].get(0)
 }
 
 /// Shared buffers the whole statement hit or read.
@@ -344,25 +350,11 @@ async fn reading_claimed_webhook_deliveries_goes_by_key() {
     .execute(store.pool())
     .await
     .expect("insert the outbox");
-    let now = Utc::now();
-    let read = crate::shared::webhooks::claim_and_read(&mailqueue_core::webhooks::DeliveryClaim {
-        holder: "w1".into(),
-        now,
-        lease_expires_at: now + Duration::minutes(1),
-        limit: 64,
-        per_webhook: 64,
-        held: Vec::new(),
-    });
-    let st = Statement {
-        sql: format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", read.sql),
-        params: read.params,
-    };
-    let mut tx = store.pool().begin().await.expect("begin");
-    let rows = bound(&st).fetch_all(&mut *tx).await.expect("explain");
-    tx.rollback().await.expect("rollback");
-    let plan: Value = rows[0].get(0);
-    // The webhooks are read once more, by the claim itself.
+    let plan = explain_claim(&store, 64, 64).await;
+    // The webhooks are read once more, by the claim itself; each claimed
+    // delivery is read to be locked, then updated, never looked up again.
     for (table, most) in [
+        ("webhook_deliveries", 3.0 * 64.0),
         ("email_events", 64.0),
         ("emails", 64.0),
         ("email_contents", 64.0),

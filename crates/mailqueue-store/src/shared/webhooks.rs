@@ -269,18 +269,15 @@ pub fn replay(id: WebhookId, event: EventId, now: DateTime<Utc>) -> Statement {
     .with(Param::Time(now))
 }
 
-/// Leases due deliveries: per webhook, the oldest due ones up to
+/// A claim leases due deliveries: per webhook, the oldest due ones up to
 /// `per_webhook` minus those the claimer holds already (`held`, passed in
 /// as a JSON object of counts by webhook id), oldest due first overall.
-/// Returns the claimed keys. Each enabled webhook's candidates are read
-/// from `webhook_deliveries_claim_idx`, so a claim costs what it takes,
-/// whatever the outbox holds; no index covers the lease columns, so taking
-/// a lease can be a heap-only update on PostgreSQL.
-pub fn claim(d: Dialect, c: &DeliveryClaim) -> Statement {
-    let sql = match d {
-        Dialect::Postgres => claim_postgres(KEYS),
-        Dialect::Sqlite => claim_sqlite(),
-    };
+/// Each enabled webhook's candidates are read from
+/// `webhook_deliveries_claim_idx`, so a claim costs what it takes, whatever
+/// the outbox holds; no index covers the lease columns, so taking a lease
+/// can be a heap-only update on PostgreSQL. The claim's terms, bound as
+/// `$1`…`$6` of `sql`.
+fn with_terms(sql: String, c: &DeliveryClaim) -> Statement {
     let held: serde_json::Map<String, serde_json::Value> = c
         .held
         .iter()
@@ -305,8 +302,6 @@ fn due(a: &str) -> String {
     )
 }
 
-const KEYS: &str = "webhook_deliveries.webhook_id, webhook_deliveries.event_id";
-
 const LEASE: &str = "UPDATE webhook_deliveries SET lease_holder = $2, lease_expires_at = $3, \
                      attempts = webhook_deliveries.attempts + 1";
 
@@ -315,7 +310,7 @@ const LEASE: &str = "UPDATE webhook_deliveries SET lease_holder = $2, lease_expi
 /// ids. No step joins back by key, so no plan can walk the outbox's index
 /// for each row, and the dead index entries that delivered rows leave
 /// behind (until a vacuum) are crossed once per webhook, not once per row.
-fn claim_postgres(returning: &str) -> String {
+fn claim_postgres() -> String {
     format!(
         "WITH picked AS ( \
              SELECT d.tid, d.next_attempt_at FROM webhooks AS w \
@@ -326,18 +321,20 @@ fn claim_postgres(returning: &str) -> String {
              WHERE w.status = '{}' \
              ORDER BY d.next_attempt_at LIMIT $5) \
          {LEASE} FROM picked WHERE webhook_deliveries.ctid = picked.tid \
-         RETURNING {returning}",
+         RETURNING webhook_deliveries.webhook_id, webhook_deliveries.event_id, \
+             webhook_deliveries.attempts",
         due("c"),
         WebhookStatus::Enabled.as_str()
     )
 }
 
-/// SQLite (one writer, so nothing to lock): per webhook at most
+/// SQLite's claim (one writer, so nothing to lock): per webhook at most
 /// `per_webhook` candidates as a rowid list (it has no lateral joins),
 /// ranked after the deliveries the claimer holds, then updated by key.
-fn claim_sqlite() -> String {
+/// Returns the claimed keys, for [`claimed_sqlite`].
+pub fn claim_sqlite(c: &DeliveryClaim) -> Statement {
     let pending = DeliveryStatus::Pending.as_str();
-    format!(
+    let sql = format!(
         "WITH ranked AS ( \
              SELECT d.webhook_id, d.event_id, d.next_attempt_at, \
                  ROW_NUMBER() OVER (PARTITION BY d.webhook_id \
@@ -354,30 +351,30 @@ fn claim_sqlite() -> String {
                  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1) \
              ORDER BY r.next_attempt_at LIMIT $5) \
          {LEASE} WHERE (webhook_id, event_id) IN (SELECT webhook_id, event_id FROM picked) \
-         RETURNING {KEYS}",
+         RETURNING webhook_deliveries.webhook_id, webhook_deliveries.event_id",
         due("c"),
         WebhookStatus::Enabled.as_str()
-    )
+    );
+    with_terms(sql, c)
 }
 
-/// PostgreSQL's claim in one statement: the leases taken as [`claim`]
-/// takes them, then what a sender needs of each delivery leased, every
+/// PostgreSQL's claim in one statement: the leases taken (see
+/// [`with_terms`]), then what a sender needs of each delivery leased, every
 /// table looked up by key on its own (lateral subqueries kept apart by
 /// `OFFSET 0`), so the plan cannot turn into scans of the events or the
 /// emails when their statistics are stale. Rows as [`claimed_row`] reads.
 pub fn claim_and_read(c: &DeliveryClaim) -> Statement {
-    let mut st = claim(Dialect::Postgres, c);
-    st.sql = format!(
+    let sql = format!(
         "WITH d AS ({}) SELECT {} FROM d \
          CROSS JOIN LATERAL (SELECT * FROM webhooks AS w WHERE w.id = d.webhook_id OFFSET 0) AS w \
          CROSS JOIN LATERAL (SELECT * FROM email_events AS ev WHERE ev.id = d.event_id OFFSET 0) AS ev \
          CROSS JOIN LATERAL (SELECT * FROM emails AS e WHERE e.id = ev.email_id OFFSET 0) AS e \
          CROSS JOIN LATERAL (SELECT * FROM email_contents AS c \
              WHERE c.email_id = ev.email_id OFFSET 0) AS c",
-        claim_postgres(&format!("{KEYS}, webhook_deliveries.attempts")),
+        claim_postgres(),
         claimed_columns(Dialect::Postgres)
     );
-    st
+    with_terms(sql, c)
 }
 
 /// What a sender needs of each claimed delivery `d`.
@@ -392,7 +389,7 @@ fn claimed_columns(d: Dialect) -> String {
 }
 
 /// SQLite: what a sender needs of the deliveries `holder` just claimed
-/// (by [`claim`]), found by key.
+/// (by [`claim_sqlite`]), found by key.
 pub fn claimed_sqlite(holder: &str, keys: &[(WebhookId, EventId)]) -> Statement {
     let mut st = Statement::new("");
     let holder = st.param(Param::Text(holder.into()));

@@ -232,17 +232,14 @@ async fn a_scan_of_emails_is_caught() {
 async fn a_webhook_claim_searches_the_outbox_by_webhook() {
     let (_dir, store) = store_with_history().await;
     let now = chrono::Utc::now();
-    let claim = crate::shared::webhooks::claim(
-        Dialect::Sqlite,
-        &mailqueue_core::webhooks::DeliveryClaim {
-            holder: "w1".into(),
-            now,
-            lease_expires_at: now + chrono::Duration::minutes(1),
-            limit: 32,
-            per_webhook: 16,
-            held: vec![(mailqueue_core::WebhookId(uuid::Uuid::nil()), 3)],
-        },
-    );
+    let claim = crate::shared::webhooks::claim_sqlite(&mailqueue_core::webhooks::DeliveryClaim {
+        holder: "w1".into(),
+        now,
+        lease_expires_at: now + chrono::Duration::minutes(1),
+        limit: 32,
+        per_webhook: 16,
+        held: vec![(mailqueue_core::WebhookId(uuid::Uuid::nil()), 3)],
+    });
     let st = Statement {
         sql: format!("{EXPLAIN}{}", claim.sql),
         params: claim.params,

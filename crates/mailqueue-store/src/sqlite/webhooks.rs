@@ -157,7 +157,7 @@ impl WebhookStore for SqliteStore {
         let ctx = "claiming webhook deliveries";
         let mut w = self.writer.acquire().await?;
         let result = async {
-            let keys = bound(&statements::claim(Dialect, claim))
+            let keys = bound(&statements::claim_sqlite(claim))
                 .fetch_all(&mut *w)
                 .await
                 .map_err(|e| store_error(ctx, e))?
