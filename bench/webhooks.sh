@@ -32,6 +32,10 @@ received() { curl -fs "http://127.0.0.1:$receiver_port/count"; }
 # The machine's busy CPU time so far, in clock ticks (all cores, every
 # process: server, PostgreSQL, sink and receiver alike).
 cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# One process's CPU time so far (user + system), in clock ticks.
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# ms_per_email TICKS: clock ticks as milliseconds per email.
+ms_per_email() { python3 -c "print(f'{$1 * 1000 / $(getconf CLK_TCK) / $COUNT:.3f}')"; }
 sent_total() { curl -fs "http://127.0.0.1:$1/metrics" | awk '/^mailqueue_emails_sent_total/ {print $2}'; }
 
 # sql MODE DIR QUERY: one value from the store.
@@ -54,6 +58,7 @@ run_mode() {
     fresh_database mq_bench_webhooks
     env+=(DATABASE_URL="$(pg_url_for mq_bench_webhooks)")
   fi
+  rm -rf "$dir"
   mkdir -p "$dir"
   local key at at_epoch before
   key=$(create_key "$dir" "${env[@]}")
@@ -72,8 +77,8 @@ run_mode() {
   # loading still on their way included).
   while [ "$(date +%s)" -lt "$at_epoch" ]; do sleep 0.05; done
   before=$(received)
-  local cpu0
-  cpu0=$(cpu_busy)
+  local cpu0 server0 receiver0
+  cpu0=$(cpu_busy) server0=$(cpu_of "$SERVER_PID") receiver0=$(cpu_of "$receiver_pid")
   log "$mode, webhooks: $hooks: waiting for the backlog to be delivered"
   until [ "$(sent_total "$port")" = "$COUNT" ]; do sleep 1; done
   local hook_end=$at_epoch after=$before
@@ -83,8 +88,10 @@ run_mode() {
     hook_end=$(date +%s.%N)
     after=$(received)
   fi
-  local rss last cpu_ms
-  cpu_ms=$(python3 -c "print(f'{($(cpu_busy) - $cpu0) * 1000 / $(getconf CLK_TCK) / $COUNT:.2f}')")
+  local rss last cpu_ms server_ms receiver_ms
+  cpu_ms=$(ms_per_email "$(($(cpu_busy) - cpu0))")
+  server_ms=$(ms_per_email "$(($(cpu_of "$SERVER_PID") - server0))")
+  receiver_ms=$(ms_per_email "$(($(cpu_of "$receiver_pid") - receiver0))")
   rss=$(peak_rss_mb "$SERVER_PID")
   stop_server
   if [ "$mode" = postgres ]; then
@@ -92,7 +99,7 @@ run_mode() {
   else
     last=$(python3 -c "print($(sql "$mode" "$dir" 'SELECT max(sent_at) FROM emails') / 1000)")
   fi
-  python3 -c "d = $last - $at_epoch; h = $hook_end - $at_epoch; print(f'rate={$COUNT / d:.0f} seconds={d:.2f} hook_rate={(($after - $before) / h) if h > 0 else 0:.0f} hook_seconds={h:.2f} rss_mb=$rss cpu_ms=$cpu_ms')"
+  python3 -c "d = $last - $at_epoch; h = $hook_end - $at_epoch; print(f'rate={$COUNT / d:.0f} seconds={d:.2f} hook_rate={(($after - $before) / h) if h > 0 else 0:.0f} hook_seconds={h:.2f} rss_mb=$rss cpu_ms=$cpu_ms server_ms=$server_ms receiver_ms=$receiver_ms')"
 }
 
 # The wrk baseline: a realistic, signed payload, posted over HOOK_CONCURRENCY connections.
@@ -126,7 +133,7 @@ median() {
 # machine weighs on both; each row is the median of ROUNDS.
 ROUNDS=${ROUNDS:-3}
 wrk_rate=$(baseline)
-rows=""
+rows="" costs=""
 for mode in $MODES; do
   plains=() hookeds=()
   for round in $(seq 1 "$ROUNDS"); do
@@ -144,6 +151,13 @@ for mode in $MODES; do
   each=$(for i in "${!plains[@]}"; do printf '%s/%s ' "$(field rate "${plains[$i]}")" "$(field rate "${hookeds[$i]}")"; done)
   cpu_plain=$(median cpu_ms "${plains[@]}")
   cpu_hooked=$(median cpu_ms "${hookeds[@]}")
+  server_plain=$(median server_ms "${plains[@]}")
+  server_hooked=$(median server_ms "${hookeds[@]}")
+  receiver_hooked=$(median receiver_ms "${hookeds[@]}")
+  costs+=$(python3 -c "
+p, h, sp, sh, r = $cpu_plain, $cpu_hooked, $server_plain, $server_hooked, $receiver_hooked
+added = h - p
+print(f'| {\"$name\"} | {p:.2f} ms | {h:.2f} ms | {added:.2f} ms | {sh - sp:.2f} ms | {r:.3f} ms | {added - (sh - sp) - r:.2f} ms | {p / 9:.3f} ms |')")$'\n'
   rows+="| mailqueue, $name | $plain_rate | $hooked_rate | $change | ${each% } | $cpu_plain / $cpu_hooked ms | $hook_rate | $(median hook_seconds "${hookeds[@]}") s | ${share}× | $(median rss_mb "${hookeds[@]}") MB |"$'\n'
 done
 
@@ -174,5 +188,17 @@ such payload with its Svix headers to the same receiver.
 | Store | Delivered/s, no webhook | Delivered/s, one webhook | Change | Rounds (without/with) | Machine CPU per email, without / with | Events/s to the receiver | Events done after | vs wrk | Peak RSS |
 | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |
 ${rows}| wrk, same payload and receiver (baseline) | | | | | | $wrk_rate | | 1.00× | |
+
+Where the webhook's CPU goes, per email (medians of the same rounds;
+process CPU from \`/proc/PID/stat\`). While both cores are busy the
+delivery rate follows the machine's CPU per email, so a rate within 10% of
+the rate without webhooks leaves the webhook at most a ninth of that CPU
+per email (the last column). The receiver is the benchmark's own endpoint,
+not mailqueue; the rest is PostgreSQL (outbox rows, claims, reports), the
+sink and the kernel.
+
+| Store | Machine, without | Machine, with | Added by the webhook | mailqueue process, added | Receiver | Rest | Budget for a 10% cost |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${costs}
 MD
 cat "$RESULTS/webhooks.md"

@@ -79,6 +79,11 @@ fn migrator() -> Migrator {
             "webhook leases without an index",
             include_str!("../../migrations/postgres/0009_webhook_leases_unindexed.sql"),
         ),
+        (
+            10,
+            "webhook attempt rows only for tries that did not deliver",
+            include_str!("../../migrations/postgres/0010_webhook_attempts_on_failure.sql"),
+        ),
     ])
 }
 

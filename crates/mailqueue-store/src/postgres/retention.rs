@@ -1,5 +1,6 @@
 //! Retention and table upkeep in PostgreSQL: batches of finished emails
-//! deleted (the foreign keys cascade to everything hanging off them) or
+//! deleted (with their webhook outbox; the foreign keys cascade to the
+//! rest of what hangs off them) or
 //! stripped of their contents, and the statistics of the queue tables kept
 //! fresh whatever autovacuum is set to.
 
@@ -43,11 +44,11 @@ impl RetentionStore for PgStore {
         limit: u32,
     ) -> Result<u64, StoreError> {
         let st = retention::purge_finished_emails(Dialect::Postgres, finished_before, limit);
-        let done = bound(&st)
-            .execute(&self.pool)
+        let row = bound(&st)
+            .fetch_one(&self.pool)
             .await
             .map_err(|e| store_error("deleting finished emails past retention", e))?;
-        Ok(done.rows_affected())
+        Ok(row.int("n")? as u64)
     }
 
     async fn purge_email_contents(

@@ -87,11 +87,23 @@ impl WebhookStore for PgStore {
     }
 
     async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
-        let result = bound(&statements::delete_webhook(id))
-            .execute(&self.pool)
-            .await
-            .map(|r| r.rows_affected() > 0)
-            .map_err(|e| store_error("deleting a webhook", e));
+        let ctx = "deleting a webhook";
+        let result = async {
+            let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
+            bound(&statements::delete_webhook_deliveries(id))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?;
+            let deleted = bound(&statements::delete_webhook(id))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?
+                .rows_affected()
+                > 0;
+            tx.commit().await.map_err(|e| store_error(ctx, e))?;
+            Ok(deleted)
+        }
+        .await;
         self.health.record(&result);
         result
     }
@@ -144,11 +156,23 @@ impl WebhookStore for PgStore {
         event: EventId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let result = bound(&statements::replay(id, event, now))
-            .execute(&self.pool)
-            .await
-            .map(|r| r.rows_affected() > 0)
-            .map_err(|e| store_error("replaying a webhook delivery", e));
+        let ctx = "replaying a webhook delivery";
+        let result = async {
+            let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
+            bound(&statements::keep_delivered_try(id, event))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?;
+            let replayed = bound(&statements::replay(id, event, now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?
+                .rows_affected()
+                > 0;
+            tx.commit().await.map_err(|e| store_error(ctx, e))?;
+            Ok(replayed)
+        }
+        .await;
         self.health.record(&result);
         result
     }
@@ -222,9 +246,10 @@ impl WebhookStore for PgStore {
 }
 
 /// Every report of a batch in one statement: each delivery moved on if
-/// `holder` still holds it at that attempt, and each attempt's line in the
-/// history while its delivery exists (as `statements::record_delivery` and
-/// `record_attempt` do one at a time).
+/// `holder` still holds it at that attempt (the attempt left on it as its
+/// latest try), and a line in the history for each attempt that needs one
+/// while its delivery exists (as `statements::record_delivery`,
+/// `attempt_row_needed` and `record_attempt` do one at a time).
 fn record_reports<'q>(holder: &'q str, reports: &[DeliveryReport]) -> Query<'q, Pg, PgArguments> {
     let mut cols = ReportColumns::default();
     for r in reports {
@@ -239,14 +264,19 @@ fn record_reports<'q>(holder: &'q str, reports: &[DeliveryReport]) -> Query<'q, 
          moved AS ( \
              UPDATE webhook_deliveries AS d SET status = i.status, next_attempt_at = i.next_at, \
                  lease_holder = NULL, lease_expires_at = NULL, last_status_code = i.code, \
-                 last_error = i.error \
+                 last_error = i.error, last_attempted_at = i.attempted_at, \
+                 last_duration_ms = i.duration_ms \
              FROM input AS i WHERE d.webhook_id = i.webhook_id AND d.event_id = i.event_id \
-                 AND d.lease_holder = $1 AND d.attempts = i.attempt) \
+                 AND d.lease_holder = $1 AND d.attempts = i.attempt \
+             RETURNING d.webhook_id, d.event_id) \
          INSERT INTO webhook_attempts (webhook_id, event_id, attempted_at, status_code, \
              duration_ms, error) \
          SELECT i.webhook_id, i.event_id, i.attempted_at, i.code, i.duration_ms, i.error \
-         FROM input AS i WHERE EXISTS (SELECT 1 FROM webhook_deliveries AS d \
-             WHERE d.webhook_id = i.webhook_id AND d.event_id = i.event_id)",
+         FROM input AS i \
+         WHERE (i.status <> $11 OR NOT EXISTS (SELECT 1 FROM moved AS m \
+                 WHERE m.webhook_id = i.webhook_id AND m.event_id = i.event_id)) \
+             AND EXISTS (SELECT 1 FROM webhook_deliveries AS d \
+                 WHERE d.webhook_id = i.webhook_id AND d.event_id = i.event_id)",
     )
     .bind(holder)
     .bind(cols.webhook_ids)
@@ -258,6 +288,7 @@ fn record_reports<'q>(holder: &'q str, reports: &[DeliveryReport]) -> Query<'q, 
     .bind(cols.errors)
     .bind(cols.attempted_at)
     .bind(cols.durations)
+    .bind(DeliveryStatus::Delivered.as_str())
 }
 
 /// Reports as columns, for `unnest`.

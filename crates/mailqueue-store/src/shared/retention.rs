@@ -36,17 +36,29 @@ fn oldest_finished(d: Dialect, contents_kept: bool) -> String {
 }
 
 /// Deletes a batch of finished emails; the foreign keys delete what hangs
-/// off them. The condition is repeated on the deleted rows, so an email
-/// retried since it was picked stays.
+/// off them, and on PostgreSQL the same statement deletes their events'
+/// webhook outbox (which has no foreign keys there, see migration 0010)
+/// and counts the emails deleted as `n`. The condition is repeated on the
+/// deleted rows, so an email retried since it was picked stays.
 pub fn purge_finished_emails(d: Dialect, before: DateTime<Utc>, limit: u32) -> Statement {
     let ids = match d {
         Dialect::Postgres => format!("id = ANY (ARRAY({}))", oldest_finished(d, false)),
         Dialect::Sqlite => format!("id IN ({})", oldest_finished(d, false)),
     };
-    Statement::new(format!(
+    let delete = format!(
         "DELETE FROM emails WHERE {ids} AND {} AND updated_at < $1",
         *FINISHED
-    ))
+    );
+    Statement::new(match d {
+        Dialect::Postgres => format!(
+            "WITH gone AS ({delete} RETURNING id), \
+             outbox AS (DELETE FROM webhook_deliveries WHERE event_id = ANY (ARRAY( \
+                 SELECT ev.id FROM email_events AS ev \
+                 WHERE ev.email_id = ANY (ARRAY(SELECT id FROM gone))))) \
+             SELECT count(*) AS n FROM gone"
+        ),
+        Dialect::Sqlite => delete,
+    })
     .with(Param::Time(before))
     .with(Param::Int(i64::from(limit)))
 }

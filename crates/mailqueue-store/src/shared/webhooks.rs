@@ -152,6 +152,12 @@ pub fn rotate_secret(id: WebhookId, secret: &SigningSecret, until: DateTime<Utc>
     .with(Param::Text(secret.expose().into()))
 }
 
+/// A webhook's outbox, deleted with it where no foreign key cascades
+/// (PostgreSQL, see migration 0010); its attempts cascade.
+pub fn delete_webhook_deliveries(id: WebhookId) -> Statement {
+    Statement::new("DELETE FROM webhook_deliveries WHERE webhook_id = $1").with(Param::Uuid(id.0))
+}
+
 pub fn delete_webhook(id: WebhookId) -> Statement {
     Statement::new("DELETE FROM webhooks WHERE id = $1").with(Param::Uuid(id.0))
 }
@@ -240,11 +246,44 @@ pub fn delivery(row: &impl RowReader) -> Result<WebhookDelivery, StoreError> {
     })
 }
 
-pub fn list_attempts(id: WebhookId, event: EventId) -> Statement {
-    Statement::new(
-        "SELECT attempted_at, status_code, duration_ms, error FROM webhook_attempts \
-         WHERE webhook_id = $1 AND event_id = $2 ORDER BY id",
+/// The delivery's latest try, as an attempt row, when no attempt row holds
+/// it: a delivered delivery's (attempt rows keep only the tries that did
+/// not deliver, see [`record_attempt`]).
+fn delivered_try(d: &str) -> String {
+    format!(
+        "SELECT {d}.webhook_id, {d}.event_id, {d}.last_attempted_at, {d}.last_status_code, \
+         {d}.last_duration_ms, {d}.last_error FROM webhook_deliveries AS {d} \
+         WHERE {d}.webhook_id = $1 AND {d}.event_id = $2 AND {d}.status = '{}' \
+         AND {d}.last_attempted_at IS NOT NULL",
+        DeliveryStatus::Delivered.as_str()
     )
+}
+
+/// Every try of a delivery, oldest first: its attempt rows, and its
+/// delivering try from the delivery row.
+pub fn list_attempts(id: WebhookId, event: EventId) -> Statement {
+    Statement::new(format!(
+        "SELECT attempted_at, status_code, duration_ms, error FROM ( \
+             SELECT a.attempted_at, a.status_code, a.duration_ms, a.error, 0 AS last, a.id \
+             FROM webhook_attempts AS a WHERE a.webhook_id = $1 AND a.event_id = $2 \
+             UNION ALL \
+             SELECT t.last_attempted_at, t.last_status_code, t.last_duration_ms, t.last_error, \
+                 1, 0 FROM ({}) AS t) AS tries \
+         ORDER BY last, id",
+        delivered_try("d")
+    ))
+    .with(Param::Uuid(id.0))
+    .with(Param::Uuid(event.0))
+}
+
+/// Before a replay: the delivering try, kept as an attempt row, since the
+/// replay leaves the delivery row to describe the next tries.
+pub fn keep_delivered_try(id: WebhookId, event: EventId) -> Statement {
+    Statement::new(format!(
+        "INSERT INTO webhook_attempts (webhook_id, event_id, attempted_at, status_code, \
+         duration_ms, error) {}",
+        delivered_try("d")
+    ))
     .with(Param::Uuid(id.0))
     .with(Param::Uuid(event.0))
 }
@@ -377,14 +416,20 @@ pub fn claim_and_read(c: &DeliveryClaim) -> Statement {
     with_terms(sql, c)
 }
 
-/// What a sender needs of each claimed delivery `d`.
+/// What a sender needs of each claimed delivery `d`. A payload tells the
+/// email's envelope, subject, tags and headers, never its body, so
+/// PostgreSQL leaves the body out of the content it writes as text (the
+/// text of a 2 KiB body cost more than the rest of a claim's row).
 fn claimed_columns(d: Dialect) -> String {
+    let content = match d {
+        Dialect::Postgres => "(c.content - 'text' - 'html')::text AS content",
+        Dialect::Sqlite => d.content(),
+    };
     format!(
         "d.webhook_id, d.attempts, w.endpoint, w.signing_secret, w.previous_secret, \
          w.previous_secret_until, ev.id, ev.email_id, ev.type, ev.created_at, {} AS data, \
-         e.message_id, e.created_at AS email_created_at, e.priority, e.scheduled_at, {}",
+         e.message_id, e.created_at AS email_created_at, e.priority, e.scheduled_at, {content}",
         d.json_text("ev.data"),
-        d.content(),
     )
 }
 
@@ -468,7 +513,8 @@ fn opt_code(st: &mut Statement, v: Option<u16>) -> String {
     }
 }
 
-/// Moves the delivery on, if `holder` still holds it at this attempt.
+/// Moves the delivery on, if `holder` still holds it at this attempt, and
+/// leaves the attempt on the delivery row as its latest try.
 pub fn record_delivery(holder: &str, r: &DeliveryReport) -> Statement {
     let mut st = Statement::new("");
     let (status, next) = match r.outcome {
@@ -478,10 +524,12 @@ pub fn record_delivery(holder: &str, r: &DeliveryReport) -> Statement {
     };
     let code = opt_code(&mut st, r.status_code);
     let error = opt_text(&mut st, &r.error);
+    let at = st.param(Param::Time(r.attempted_at));
+    let duration = st.param(Param::Int(i64::from(r.duration_ms)));
     st.sql = format!(
         "UPDATE webhook_deliveries SET status = '{}', next_attempt_at = {next}, \
          lease_holder = NULL, lease_expires_at = NULL, last_status_code = {code}, \
-         last_error = {error} \
+         last_error = {error}, last_attempted_at = {at}, last_duration_ms = {duration} \
          WHERE webhook_id = {} AND event_id = {} AND lease_holder = {} AND attempts = {}",
         status.as_str(),
         st.param(Param::Uuid(r.webhook_id.0)),
@@ -492,7 +540,16 @@ pub fn record_delivery(holder: &str, r: &DeliveryReport) -> Statement {
     st
 }
 
-/// The attempt's line in the history, while its delivery exists.
+/// Whether an attempt needs a row of its own: one that did not deliver, or
+/// one whose report no longer moved its delivery (`moved`: the lease had
+/// passed to another holder), since the delivery row describes only the
+/// try that moved it.
+pub fn attempt_row_needed(r: &DeliveryReport, moved: bool) -> bool {
+    !moved || !matches!(r.outcome, DeliveryOutcome::Delivered)
+}
+
+/// The attempt's line in the history, while its delivery exists (written
+/// when [`attempt_row_needed`]).
 pub fn record_attempt(d: Dialect, r: &DeliveryReport) -> Statement {
     let mut st = Statement::new("");
     let webhook = st.param(Param::Uuid(r.webhook_id.0));
@@ -572,10 +629,12 @@ pub fn disable_if_failing(id: WebhookId, policy: &DisablePolicy, now: DateTime<U
     .with(Param::Time(policy.cutoff(now)))
 }
 
+/// Pending deliveries of existing webhooks (one written for a webhook
+/// deleted meanwhile waits only for retention).
 pub fn outbox_stats() -> Statement {
     Statement::new(format!(
-        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries \
-         WHERE status = '{}'",
+        "SELECT COUNT(*) AS n, MIN(d.created_at) AS oldest FROM webhook_deliveries AS d \
+         JOIN webhooks AS w ON w.id = d.webhook_id WHERE d.status = '{}'",
         DeliveryStatus::Pending.as_str()
     ))
 }
@@ -585,4 +644,40 @@ pub fn outbox_row(row: &impl RowReader) -> Result<OutboxStats, StoreError> {
         pending: row.int("n")? as u64,
         oldest_pending_at: row.opt_time("oldest")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcome: DeliveryOutcome) -> DeliveryReport {
+        DeliveryReport {
+            webhook_id: WebhookId(uuid::Uuid::nil()),
+            event_id: EventId(uuid::Uuid::nil()),
+            attempt: 1,
+            attempted_at: DateTime::UNIX_EPOCH,
+            duration_ms: 3,
+            status_code: Some(200),
+            error: None,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn only_a_delivering_try_that_moved_its_delivery_goes_without_a_row() {
+        let later = DateTime::UNIX_EPOCH + chrono::Duration::seconds(5);
+        assert!(!attempt_row_needed(
+            &report(DeliveryOutcome::Delivered),
+            true
+        ));
+        assert!(attempt_row_needed(
+            &report(DeliveryOutcome::Delivered),
+            false
+        ));
+        assert!(attempt_row_needed(&report(DeliveryOutcome::Failed), true));
+        assert!(attempt_row_needed(
+            &report(DeliveryOutcome::RetryAt(later)),
+            true
+        ));
+    }
 }

@@ -141,12 +141,24 @@ impl WebhookStore for SqliteStore {
         event: EventId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let ctx = "replaying a webhook delivery";
         let mut w = self.writer.acquire().await?;
-        let result = bound(&statements::replay(id, event, now))
-            .execute(&mut *w)
-            .await
-            .map(|r| r.rows_affected() > 0)
-            .map_err(|e| store_error("replaying a webhook delivery", e));
+        let result = async {
+            let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
+            bound(&statements::keep_delivered_try(id, event))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?;
+            let replayed = bound(&statements::replay(id, event, now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?
+                .rows_affected()
+                > 0;
+            tx.commit().await.map_err(|e| store_error(ctx, e))?;
+            Ok(replayed)
+        }
+        .await;
         w.settle(result)
     }
 
@@ -194,13 +206,21 @@ impl WebhookStore for SqliteStore {
         let mut w = self.writer.acquire().await?;
         let result = async {
             let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-            let mut steps = Vec::with_capacity(reports.len() * 2);
             for r in reports {
-                steps.push(statements::record_delivery(holder, r));
-                steps.push(statements::record_attempt(Dialect, r));
+                let moved = bound(&statements::record_delivery(holder, r))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(ctx, e))?
+                    .rows_affected()
+                    > 0;
+                if statements::attempt_row_needed(r, moved) {
+                    bound(&statements::record_attempt(Dialect, r))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| store_error(ctx, e))?;
+                }
             }
-            steps.extend(statements::record_health(reports, policy));
-            for st in &steps {
+            for st in &statements::record_health(reports, policy) {
                 bound(st)
                     .execute(&mut *tx)
                     .await

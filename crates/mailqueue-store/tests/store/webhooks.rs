@@ -236,15 +236,8 @@ pub async fn deliveries_are_claimed_once_retried_and_fenced(kind: StoreKind) {
         .unwrap()
         .unwrap();
     assert_eq!((d.status, d.attempts), (DeliveryStatus::Delivered, 2));
-    let codes: Vec<Option<u16>> = store
-        .list_webhook_attempts(subscribed.id, c.event_id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| a.status_code)
-        .collect();
     assert_eq!(
-        codes,
+        codes_of(store, subscribed.id, c.event_id).await,
         [Some(500), Some(500), Some(200)],
         "every try is history"
     );
@@ -277,6 +270,71 @@ pub async fn deliveries_are_claimed_once_retried_and_fenced(kind: StoreKind) {
         .replay_webhook_delivery(other_type.id, c.event_id, retry_at)
         .await
         .unwrap());
+    assert_eq!(
+        codes_of(store, subscribed.id, c.event_id).await,
+        [Some(500), Some(500), Some(200)],
+        "a replay keeps the delivering try in the history"
+    );
+    let replay_at = retry_at + Duration::seconds(1);
+    store
+        .record_webhook_deliveries(
+            "w3",
+            &[report(&replayed[0], replay_at, DeliveryOutcome::Delivered)],
+            &DisablePolicy::default(),
+        )
+        .await
+        .unwrap();
+    let tries = store
+        .list_webhook_attempts(subscribed.id, c.event_id)
+        .await
+        .unwrap();
+    let seen: Vec<(Option<u16>, DateTime<Utc>)> = tries
+        .iter()
+        .map(|a| (a.status_code, a.attempted_at))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some(500), now),
+            (Some(500), retry_at),
+            (Some(200), retry_at),
+            (Some(200), replay_at)
+        ],
+        "oldest first, the latest delivering try last"
+    );
+    assert_eq!(tries[3].duration_ms, 12);
+
+    // Deleting the webhook deletes its outbox with it.
+    assert!(store.delete_webhook(subscribed.id).await.unwrap());
+    let page = WebhookPage {
+        limit: 10,
+        after: None,
+        before: None,
+    };
+    let log = store
+        .list_webhook_deliveries(subscribed.id, &page)
+        .await
+        .unwrap();
+    assert!(log.is_empty(), "{log:?}");
+    assert!(store
+        .list_webhook_attempts(subscribed.id, c.event_id)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn codes_of(
+    store: &dyn Store,
+    webhook: WebhookId,
+    event: mailqueue_core::EventId,
+) -> Vec<Option<u16>> {
+    store
+        .list_webhook_attempts(webhook, event)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.status_code)
+        .collect()
 }
 
 pub async fn claims_are_bounded_per_webhook_and_expired_leases_retaken(kind: StoreKind) {

@@ -21,14 +21,15 @@ def check(condition, what):
     print(f"ok - {what}")
 
 
-def wait_for_event(email_id, event, timeout=20):
+def wait_for_event(email_id, events, timeout=20):
+    """Polls until the email's last_event is one of `events`."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         email = resend.Emails.get(email_id)
-        if email["last_event"] == event:
+        if email["last_event"] in events:
             return email
         time.sleep(0.1)
-    raise AssertionError(f"{email_id} never reached last_event={event}")
+    raise AssertionError(f"{email_id} never reached last_event in {events}")
 
 
 def main():
@@ -50,7 +51,8 @@ def main():
     again = resend.Emails.send(params, {"idempotency_key": "sdk-welcome-1"})
     check(again["id"] == sent["id"], "the same idempotency key returns the same id")
 
-    email = wait_for_event(sent["id"], "sent")
+    # Accepted, and possibly delivered to the sink already.
+    email = wait_for_event(sent["id"], ("sent", "delivered"))
     check(email["object"] == "email" and email["subject"] == params["subject"], "get returns the email object")
     check(email["to"] == ["sdk@example.com"], "to is a list")
     check(email["tags"] == [{"name": "source", "value": "sdk"}], "tags are kept")
