@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rewrites BENCHMARKS.md from the latest results of bench/accept.sh,
 # bench/deliver.sh, bench/backup.sh, bench/pitr.sh, bench/dispatch.sh,
-# bench/fleet.sh, bench/requeue.sh, bench/soak.sh, bench/history.sh and
-# bench/webhooks.sh (bench/results/*.md).
+# bench/fleet.sh, bench/requeue.sh, bench/soak.sh, bench/history.sh,
+# bench/webhooks.sh and bench/webhooks_steady.sh (bench/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 {
@@ -19,7 +19,7 @@ MD
   cat bench/results/accept.md
   echo
   cat bench/results/deliver.md
-  for section in backup pitr dispatch fleet requeue soak history webhooks; do
+  for section in backup pitr dispatch fleet requeue soak history webhooks webhooks_steady; do
     if [ -f "bench/results/$section.md" ]; then
       echo
       cat "bench/results/$section.md"

@@ -10,6 +10,7 @@ bench/dispatch.sh
 bench/fleet.sh
 bench/requeue.sh
 bench/webhooks.sh
+bench/webhooks_steady.sh
 bench/soak.sh
 bench/history.sh
 bench/report.sh

@@ -8,8 +8,10 @@
 //! gather for a moment, writes them in one transaction and keeps retrying
 //! while the store is unavailable; a report it cannot write is redelivered
 //! once its lease expires (at least once). A claim that came back short
-//! may have met a webhook's bound rather than an empty outbox, so the loop
-//! also looks again after each write of reports.
+//! may have met a webhook's bound rather than an empty outbox: the loop
+//! looks again after each write of reports, and as soon as a webhook whose
+//! whole share was taken has a quarter of it free (so one webhook under a
+//! steady load is not held to one claim per write of reports).
 
 use crate::send::send;
 use crate::{Webhooks, CLAIM_AHEAD};
@@ -48,6 +50,18 @@ impl RequestSlots {
             .clone()
     }
 
+    /// Whether any of `webhooks` has a quarter of its `allowance` free.
+    fn quarter_free(&self, webhooks: &[WebhookId], allowance: u32) -> bool {
+        let quarter = (allowance / 4).max(1);
+        webhooks.iter().any(|w| {
+            let held = self
+                .webhooks
+                .get(w)
+                .map_or(0, |s| (Arc::strong_count(s) - 1) as u32);
+            allowance.saturating_sub(held) >= quarter
+        })
+    }
+
     /// The deliveries of each webhook this process holds (claimed, report
     /// not yet handed over): one per send task holding its webhook's slots.
     fn held(&self) -> Vec<(WebhookId, u32)> {
@@ -79,12 +93,18 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
     let batch = concurrency.max(1);
     let mut look = true;
     let mut drained = false;
+    let allowance = per_webhook * CLAIM_AHEAD;
+    // Webhooks whose share the last claim took whole: more of theirs may
+    // be due, and they are looked at again once a quarter of it is free.
+    let mut bounded = Vec::new();
     loop {
         while sends.try_join_next().is_some() {}
         let free = claims.available_permits();
         if look && free > 0 {
-            let claimed = claim(&w, free, per_webhook * CLAIM_AHEAD, requests.held()).await;
+            let held = requests.held();
+            let claimed = claim(&w, free, allowance, held.clone()).await;
             drained = claimed.len() < free;
+            bounded = took_whole_share(claimed.iter().map(|c| c.webhook_id), &held, allowance);
             for c in claimed {
                 let Ok(claim) = claims.clone().acquire_owned().await else {
                     break;
@@ -108,7 +128,10 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
         }
         tokio::select! {
             _ = tokio::time::sleep(w.settings.poll) => look = true,
-            _ = ended.notified() => look = !drained && claims.available_permits() >= batch,
+            _ = ended.notified() => {
+                look = (!drained && claims.available_permits() >= batch)
+                    || requests.quarter_free(&bounded, allowance)
+            }
             _ = recorded.notified() => look = claims.available_permits() >= batch,
             _ = stop.changed() => break,
         }
@@ -117,6 +140,28 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
     while sends.join_next().await.is_some() {}
     drop(reports);
     let _ = recorder.await;
+}
+
+/// The webhooks of which a claim (the webhook of each delivery it took)
+/// took all it allowed: `allowance` less what the process `held` of them
+/// before.
+fn took_whole_share(
+    claimed: impl Iterator<Item = WebhookId>,
+    held: &[(WebhookId, u32)],
+    allowance: u32,
+) -> Vec<WebhookId> {
+    let mut taken: HashMap<WebhookId, u32> = HashMap::new();
+    for w in claimed {
+        *taken.entry(w).or_default() += 1;
+    }
+    taken
+        .into_iter()
+        .filter(|(w, n)| {
+            let before = held.iter().find(|(h, _)| h == w).map_or(0, |(_, n)| *n);
+            *n >= allowance.saturating_sub(before)
+        })
+        .map(|(w, _)| w)
+        .collect()
 }
 
 async fn claim(
@@ -192,5 +237,40 @@ async fn record(w: Arc<Webhooks>, mut rx: mpsc::Receiver<DeliveryReport>, record
                 .get_or_create(&[("outcome", outcome)])
                 .inc();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> [WebhookId; 3] {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        [(); 3].map(|_| WebhookId::generate(at))
+    }
+
+    #[test]
+    fn a_webhook_whose_whole_share_was_taken_is_bounded() {
+        // Allowance 16: webhook 1 held 10 and got the 6 left; webhook 2
+        // held nothing and got 5 of 16; webhook 3 held 16 and got none.
+        let [one, two, three] = ids();
+        let claimed = [one; 6].into_iter().chain([two; 5]);
+        let held = [(one, 10), (three, 16)];
+        assert_eq!(took_whole_share(claimed, &held, 16), [one]);
+    }
+
+    #[test]
+    fn a_bounded_webhook_is_looked_at_again_once_a_quarter_is_free() {
+        let mut slots = RequestSlots {
+            all: Arc::new(Semaphore::new(32)),
+            per_webhook: 4,
+            webhooks: HashMap::new(),
+        };
+        let [one, two, _] = ids();
+        let mut tasks: Vec<_> = (0..13).map(|_| slots.of(one)).collect();
+        assert!(!slots.quarter_free(&[one], 16), "13 of 16 held");
+        tasks.truncate(12);
+        assert!(slots.quarter_free(&[one], 16), "12 of 16 held");
+        assert!(slots.quarter_free(&[two], 16), "none held");
     }
 }
