@@ -187,6 +187,25 @@ start_sink() {
   trap 'kill $SINK_PID 2>/dev/null || true' EXIT
 }
 
+# start_webhook_receiver: starts bench/webhook_receiver.py on a free port
+# (receiver_port, receiver_pid); after start_sink, stopped with the sink.
+start_webhook_receiver() {
+  receiver_port=$(free_port)
+  python3 "$BENCH_DIR/webhook_receiver.py" "$receiver_port" &
+  receiver_pid=$!
+  trap 'kill $SINK_PID $receiver_pid 2>/dev/null || true' EXIT
+  sleep 0.5
+}
+# metric PORT NAME: one metric's value from the server's /metrics.
+metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+# received: the POSTs the receiver has counted.
+received() { curl -fs "http://127.0.0.1:$receiver_port/count"; }
+# Every event a webhook can subscribe to, as the API takes them.
+WEBHOOK_EVENTS='["email.sent","email.scheduled","email.delivered","email.delivery_delayed","email.bounced","email.failed","email.suppressed"]'
+# cpu_busy: the machine's busy CPU time so far, in clock ticks (all cores,
+# every process).
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+
 # write_bodies DIR: the 2 KiB emails the benchmarks post, due at once
 # (DIR/now.json) and the next day (DIR/later.json).
 write_bodies() {

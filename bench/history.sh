@@ -28,7 +28,6 @@ work=$(mktemp -d /tmp/mailqueue-bench-history.XXXX)
 start_sink
 db=mq_bench_history
 url() { pg_url_for "$db"; }
-metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
 wal_bytes() { psql "$PG_ADMIN_URL" -qAtc "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"; }
 
 # insert_history N AGE: N finished emails that finished AGE ago.

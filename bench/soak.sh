@@ -19,7 +19,6 @@ work=$(mktemp -d /tmp/mailqueue-bench-soak.XXXX)
 python3 "$BENCH_DIR/make_email.py" 2048 > "$work/now.json"
 start_sink
 
-metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
 # run_mode MODE: prints the markdown section of one store.

@@ -18,20 +18,9 @@ CONCURRENCY=${CONCURRENCY:-64}
 HOOK_CONCURRENCY=${HOOK_CONCURRENCY:-16}
 MODES=${MODES:-sqlite postgres}
 work=$(mktemp -d /tmp/mailqueue-bench-webhooks.XXXX)
-sink_port=$(free_port)
-smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
-sink_pid=$!
-receiver_port=$(free_port)
-python3 "$BENCH_DIR/webhook_receiver.py" "$receiver_port" &
-receiver_pid=$!
-trap 'kill $sink_pid $receiver_pid 2>/dev/null || true' EXIT
-sleep 0.5
-EVENTS='["email.sent","email.scheduled","email.delivered","email.delivery_delayed","email.bounced","email.failed","email.suppressed"]'
+start_sink
+start_webhook_receiver
 
-received() { curl -fs "http://127.0.0.1:$receiver_port/count"; }
-# The machine's busy CPU time so far, in clock ticks (all cores, every
-# process: server, PostgreSQL, sink and receiver alike).
-cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 # One process's CPU time so far (user + system), in clock ticks.
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # ms_per_email TICKS: clock ticks as milliseconds per email.
@@ -65,7 +54,7 @@ run_mode() {
   start_server "$dir" "$port" "${env[@]}"
   if [ "$hooks" = hook ]; then
     curl -fs -o /dev/null -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
-      -d "{\"endpoint\": \"http://127.0.0.1:$receiver_port/hook\", \"events\": $EVENTS}" \
+      -d "{\"endpoint\": \"http://127.0.0.1:$receiver_port/hook\", \"events\": $WEBHOOK_EVENTS}" \
       "http://127.0.0.1:$port/v1/webhooks"
   fi
   at_epoch=$(( $(date +%s) + ${LOAD_WINDOW:-25} ))

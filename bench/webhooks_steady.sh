@@ -16,19 +16,9 @@ RATE=${RATE:-1000}
 SECONDS_LOAD=${SECONDS_LOAD:-60}
 MODES=${MODES:-sqlite postgres}
 work=$(mktemp -d /tmp/mailqueue-bench-steady.XXXX)
-sink_port=$(free_port)
-smtp-sink -u nobody "127.0.0.1:$sink_port" 1024 &
-sink_pid=$!
-receiver_port=$(free_port)
-python3 "$BENCH_DIR/webhook_receiver.py" "$receiver_port" &
-receiver_pid=$!
-trap 'kill $sink_pid $receiver_pid 2>/dev/null || true' EXIT
-sleep 0.5
-EVENTS='["email.sent","email.scheduled","email.delivered","email.delivery_delayed","email.bounced","email.failed","email.suppressed"]'
+start_sink
+start_webhook_receiver
 
-received() { curl -fs "http://127.0.0.1:$receiver_port/count"; }
-cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
 
 # latencies MODE: p50 and p99 of sent_at - created_at, in ms.
 latencies() {
@@ -60,7 +50,7 @@ run_mode() {
   start_server "$dir" "$port" "${env[@]}"
   if [ "$hooks" = hook ]; then
     curl -fs -o /dev/null -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
-      -d "{\"endpoint\": \"http://127.0.0.1:$receiver_port/hook\", \"events\": $EVENTS}" \
+      -d "{\"endpoint\": \"http://127.0.0.1:$receiver_port/hook\", \"events\": $WEBHOOK_EVENTS}" \
       "http://127.0.0.1:$port/v1/webhooks"
   fi
   log "$mode, webhooks: $hooks: $RATE emails/s for $SECONDS_LOAD s"

@@ -125,6 +125,33 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Runs `steps` in one transaction, recorded in the store's health;
+    /// returns the rows the last one affected.
+    pub(crate) async fn in_one_transaction(
+        &self,
+        ctx: &str,
+        steps: &[crate::shared::Statement],
+    ) -> Result<u64, StoreError> {
+        let result = async {
+            let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
+            let mut affected = 0;
+            for st in steps {
+                affected = bound(st)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(ctx, e))?
+                    .rows_affected();
+            }
+            tx.commit().await.map_err(|e| store_error(ctx, e))?;
+            Ok(affected)
+        }
+        .await;
+        self.health.record(&result);
+        result
+    }
+}
+
 /// A shared statement with its parameters bound in PostgreSQL's encoding.
 pub(crate) fn bound(
     st: &crate::shared::Statement,

@@ -87,25 +87,14 @@ impl WebhookStore for PgStore {
     }
 
     async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
-        let ctx = "deleting a webhook";
-        let result = async {
-            let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
-            bound(&statements::delete_webhook_deliveries(id))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?;
-            let deleted = bound(&statements::delete_webhook(id))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?
-                .rows_affected()
-                > 0;
-            tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(deleted)
-        }
-        .await;
-        self.health.record(&result);
-        result
+        let steps = [
+            statements::delete_webhook_deliveries(id),
+            statements::delete_webhook(id),
+        ];
+        Ok(self
+            .in_one_transaction("deleting a webhook", &steps)
+            .await?
+            > 0)
     }
 
     async fn list_webhook_deliveries(
@@ -156,25 +145,14 @@ impl WebhookStore for PgStore {
         event: EventId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let ctx = "replaying a webhook delivery";
-        let result = async {
-            let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
-            bound(&statements::keep_delivered_try(id, event))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?;
-            let replayed = bound(&statements::replay(id, event, now))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?
-                .rows_affected()
-                > 0;
-            tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(replayed)
-        }
-        .await;
-        self.health.record(&result);
-        result
+        let steps = [
+            statements::keep_delivered_try(id, event),
+            statements::replay(id, event, now),
+        ];
+        Ok(self
+            .in_one_transaction("replaying a webhook delivery", &steps)
+            .await?
+            > 0)
     }
 
     async fn claim_webhook_deliveries(

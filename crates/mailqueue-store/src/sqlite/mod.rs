@@ -165,6 +165,34 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Runs `steps` in one transaction on the writer; returns the rows the
+    /// last one affected.
+    pub(crate) async fn in_one_transaction(
+        &self,
+        ctx: &str,
+        steps: &[crate::shared::Statement],
+    ) -> Result<u64, StoreError> {
+        use sqlx::Connection;
+        let mut w = self.writer.acquire().await?;
+        let result = async {
+            let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
+            let mut affected = 0;
+            for st in steps {
+                affected = bound(st)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(ctx, e))?
+                    .rows_affected();
+            }
+            tx.commit().await.map_err(|e| store_error(ctx, e))?;
+            Ok(affected)
+        }
+        .await;
+        w.settle(result)
+    }
+}
+
 /// A shared statement with its parameters bound in SQLite's encoding.
 pub(crate) fn bound(
     st: &crate::shared::Statement,

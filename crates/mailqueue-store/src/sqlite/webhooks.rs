@@ -141,25 +141,14 @@ impl WebhookStore for SqliteStore {
         event: EventId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let ctx = "replaying a webhook delivery";
-        let mut w = self.writer.acquire().await?;
-        let result = async {
-            let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-            bound(&statements::keep_delivered_try(id, event))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?;
-            let replayed = bound(&statements::replay(id, event, now))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?
-                .rows_affected()
-                > 0;
-            tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(replayed)
-        }
-        .await;
-        w.settle(result)
+        let steps = [
+            statements::keep_delivered_try(id, event),
+            statements::replay(id, event, now),
+        ];
+        Ok(self
+            .in_one_transaction("replaying a webhook delivery", &steps)
+            .await?
+            > 0)
     }
 
     async fn claim_webhook_deliveries(

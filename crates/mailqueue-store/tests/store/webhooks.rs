@@ -52,6 +52,14 @@ fn report(c: &ClaimedDelivery, at: DateTime<Utc>, outcome: DeliveryOutcome) -> D
     }
 }
 
+/// Records one report under the default disabling policy.
+async fn record(store: &dyn Store, holder: &str, r: DeliveryReport) {
+    store
+        .record_webhook_deliveries(holder, &[r], &DisablePolicy::default())
+        .await
+        .unwrap();
+}
+
 async fn create(store: &dyn Store, w: &Webhook) {
     store.create_webhook(w).await.unwrap();
 }
@@ -179,14 +187,12 @@ pub async fn deliveries_are_claimed_once_retried_and_fenced(kind: StoreKind) {
     assert!(again.is_empty(), "a leased delivery is not claimed twice");
 
     let retry_at = now + Duration::seconds(5);
-    store
-        .record_webhook_deliveries(
-            "w1",
-            &[report(c, now, DeliveryOutcome::RetryAt(retry_at))],
-            &DisablePolicy::default(),
-        )
-        .await
-        .unwrap();
+    record(
+        store,
+        "w1",
+        report(c, now, DeliveryOutcome::RetryAt(retry_at)),
+    )
+    .await;
     let d = store
         .get_webhook_delivery(subscribed.id, c.event_id)
         .await
@@ -208,28 +214,19 @@ pub async fn deliveries_are_claimed_once_retried_and_fenced(kind: StoreKind) {
     assert_eq!(second[0].attempt, 2);
     // The first attempt's outcome again (a late, duplicate report) cannot
     // move a delivery another holder has since claimed.
-    store
-        .record_webhook_deliveries(
-            "w1",
-            &[report(c, retry_at, DeliveryOutcome::Failed)],
-            &DisablePolicy::default(),
-        )
-        .await
-        .unwrap();
+    record(store, "w1", report(c, retry_at, DeliveryOutcome::Failed)).await;
     let d = store
         .get_webhook_delivery(subscribed.id, c.event_id)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(d.status, DeliveryStatus::Pending, "fenced out");
-    store
-        .record_webhook_deliveries(
-            "w2",
-            &[report(&second[0], retry_at, DeliveryOutcome::Delivered)],
-            &DisablePolicy::default(),
-        )
-        .await
-        .unwrap();
+    record(
+        store,
+        "w2",
+        report(&second[0], retry_at, DeliveryOutcome::Delivered),
+    )
+    .await;
     let d = store
         .get_webhook_delivery(subscribed.id, c.event_id)
         .await
@@ -276,14 +273,12 @@ pub async fn deliveries_are_claimed_once_retried_and_fenced(kind: StoreKind) {
         "a replay keeps the delivering try in the history"
     );
     let replay_at = retry_at + Duration::seconds(1);
-    store
-        .record_webhook_deliveries(
-            "w3",
-            &[report(&replayed[0], replay_at, DeliveryOutcome::Delivered)],
-            &DisablePolicy::default(),
-        )
-        .await
-        .unwrap();
+    record(
+        store,
+        "w3",
+        report(&replayed[0], replay_at, DeliveryOutcome::Delivered),
+    )
+    .await;
     let tries = store
         .list_webhook_attempts(subscribed.id, c.event_id)
         .await
