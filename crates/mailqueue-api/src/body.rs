@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 
 /// The raw body, refused with 413 when over the configured limit (at once
 /// when `Content-Length` announces it) and with 408 when the client lets
-/// `body_timeout` pass without sending a byte.
+/// `body_timeout` pass without sending a byte, or takes longer than
+/// `body_deadline` in all (a byte now and then must not hold a connection
+/// for ever).
 pub struct RawBody(pub Bytes);
 
 impl FromRequest<ApiState> for RawBody {
@@ -30,6 +32,20 @@ impl FromRequest<ApiState> for RawBody {
         if announced.is_some_and(|n| n > limit as u64) {
             return Err(ApiError::PayloadTooLarge(limit));
         }
+        let deadline = state.settings.body_deadline;
+        tokio::time::timeout(deadline, read_body(req, limit, idle, announced))
+            .await
+            .map_err(|_| ApiError::BodyDeadline(deadline))?
+    }
+}
+
+/// Reads the body up to `limit` bytes, each frame within `idle`.
+async fn read_body(
+    req: Request,
+    limit: usize,
+    idle: std::time::Duration,
+    announced: Option<u64>,
+) -> Result<RawBody, ApiError> {
         let mut body = req.into_body();
         let mut bytes = Vec::with_capacity(announced.unwrap_or(0).min(limit as u64) as usize);
         loop {
@@ -48,7 +64,6 @@ impl FromRequest<ApiState> for RawBody {
             }
         }
         Ok(RawBody(Bytes::from(bytes)))
-    }
 }
 
 /// Parses `bytes` as JSON of shape `T`. Syntax errors are 400; a wrong

@@ -37,6 +37,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("The request body stopped arriving: no byte for {0:?}.")]
     RequestTimeout(std::time::Duration),
+    #[error("The request body took longer than {0:?} to arrive.")]
+    BodyDeadline(std::time::Duration),
     #[error("{}", .0.message)]
     Validation(FieldError),
     #[error("Batch item {index}: {}", .error.message)]
@@ -45,6 +47,16 @@ pub enum ApiError {
     InvalidParameter(String, &'static str),
     #[error("The service is temporarily unavailable: {0}")]
     Unavailable(String),
+    /// `/readyz`: the reason is already fit to show (see `ops::readyz`).
+    #[error("The service is not ready: {0}.")]
+    NotReady(String),
+    /// A connection beyond the cap on connections, which serves only the
+    /// operational routes.
+    #[error("Every connection of the server is in use; retry shortly.")]
+    ConnectionsFull,
+    /// Too many requests with one API key at once.
+    #[error("Too many requests with this API key at once (the limit is {0}); retry shortly.")]
+    TooManyConcurrentRequests(usize),
     #[error("The store is out of space; nothing was stored: {0}")]
     InsufficientStorage(String),
     #[error("The store refused this email; nothing was stored: {0}")]
@@ -59,6 +71,7 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
             StoreError::Full(m) => ApiError::InsufficientStorage(m),
             StoreError::Rejected(m) => ApiError::Refused(m),
+            StoreError::Superseded(_) => ApiError::IdempotencyInProgress,
             other @ (StoreError::Corrupt(_) | StoreError::Failed(_)) => {
                 ApiError::Internal(other.to_string())
             }
@@ -122,7 +135,9 @@ impl ApiError {
             }
             ApiError::TooLate(..) => (StatusCode::CONFLICT, "invalid_email_state"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::RequestTimeout(_) | ApiError::BodyDeadline(_) => {
+                (StatusCode::REQUEST_TIMEOUT, "request_timeout")
+            }
             ApiError::Validation(e) | ApiError::BatchItem { error: e, .. } if e.missing => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "missing_required_field")
             }
@@ -131,7 +146,12 @@ impl ApiError {
             | ApiError::InvalidParameter(..) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_error")
             }
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            ApiError::Unavailable(_) | ApiError::NotReady(_) | ApiError::ConnectionsFull => {
+                (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
+            }
+            ApiError::TooManyConcurrentRequests(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded")
+            }
             ApiError::InsufficientStorage(_) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
@@ -144,6 +164,22 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status_and_name().0
     }
+
+    /// The message a client sees. A server error's own text can hold what
+    /// the store or queue said (hosts, paths, rows): it goes to the log,
+    /// and the client gets a sentence of what happened and what to do.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => {
+                "The service is temporarily unavailable; nothing was stored. Retry later.".into()
+            }
+            ApiError::InsufficientStorage(_) => {
+                "The store is out of space; nothing was stored. Retry later.".into()
+            }
+            ApiError::Internal(_) => "Internal error; the server's log has the details.".into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -155,7 +191,7 @@ impl IntoResponse for ApiError {
         let mut body = json!({
             "statusCode": status.as_u16(),
             "name": name,
-            "message": self.to_string(),
+            "message": self.public_message(),
         });
         match &self {
             ApiError::Validation(e) => body["field"] = json!(e.field),
@@ -167,9 +203,19 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::TooManyConcurrentRequests(_)) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if matches!(
             self,
-            ApiError::RequestTimeout(_) | ApiError::PayloadTooLarge(_)
+            ApiError::RequestTimeout(_)
+                | ApiError::BodyDeadline(_)
+                | ApiError::PayloadTooLarge(_)
+                | ApiError::ConnectionsFull
+                | ApiError::TooManyConcurrentRequests(_)
         ) {
             // The rest of the body is never read: the connection cannot be reused.
             response.headers_mut().insert(

@@ -49,7 +49,7 @@ mod webhooks_remove_v1;
 mod webhooks_rotate_secret_v1;
 mod webhooks_update_v1;
 
-pub use auth::AuthCache;
+pub use auth::{AuthCache, KeySlots};
 pub use error::ApiError;
 pub use idempotency::request_fingerprint;
 
@@ -77,6 +77,10 @@ pub struct ApiSettings {
     pub auth_cache_ttl: Duration,
     /// How long a request body may go without a byte arriving (then 408).
     pub body_timeout: Duration,
+    /// How long a whole request body may take to arrive (then 408).
+    pub body_deadline: Duration,
+    /// Most requests of one API key in progress at once (then 429).
+    pub max_requests_per_key: usize,
     pub webhooks: WebhookApiSettings,
 }
 
@@ -106,6 +110,8 @@ impl Default for ApiSettings {
             limits: RequestLimits::default(),
             auth_cache_ttl: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
+            body_deadline: Duration::from_secs(300),
+            max_requests_per_key: 128,
             webhooks: WebhookApiSettings::default(),
         }
     }
@@ -119,6 +125,8 @@ pub struct ApiContext {
     pub clock: Arc<dyn Clock>,
     pub settings: ApiSettings,
     pub auth_cache: AuthCache,
+    /// Each key's request slots (`settings.max_requests_per_key` each).
+    pub key_slots: KeySlots,
 }
 
 pub type ApiState = Arc<ApiContext>;
@@ -242,7 +250,11 @@ pub fn app(state: ApiState, ops: Arc<OpsContext>) -> impl HttpService {
         .route(
             "/webhooks/{webhook_id}/events/{event_id}/replay",
             post(webhooks_events_replay_v1::handle),
-        );
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     let router = Router::new()
         .nest("/v1", v1)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -251,9 +263,21 @@ pub fn app(state: ApiState, ops: Arc<OpsContext>) -> impl HttpService {
     serve_with_fallbacks(router)
 }
 
-/// Only the operational endpoints (the `worker` role).
+/// Only the operational endpoints (the `worker` role, and the health
+/// listener).
 pub fn ops_app(ops: Arc<OpsContext>) -> impl HttpService {
     serve_with_fallbacks(ops_routes(ops))
+}
+
+/// The operational endpoints for a connection taken beyond the cap on
+/// connections: every other route answers 503 and closes the connection.
+pub fn ops_only_app(ops: Arc<OpsContext>) -> impl HttpService {
+    let router = ops_routes(ops)
+        .fallback(ops::busy)
+        .method_not_allowed_fallback(ops::busy);
+    tower::ServiceBuilder::new()
+        .map_request(normalize_path)
+        .service(router)
 }
 
 fn ops_routes(ops: Arc<OpsContext>) -> Router {

@@ -20,23 +20,27 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// relay that refuses the credentials); any failure is 503 with the reason.
 /// An API process stays ready while the queue is down: it keeps accepting,
 /// and the emails are dispatched once the queue is back.
+///
+/// The answer names what is failing in mailqueue's own words; what the
+/// store or queue said goes to the log, since `/readyz` needs no key.
 pub async fn readyz(
     State(state): State<Arc<OpsContext>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let not_ready = |reason: String, detail: &dyn std::fmt::Display| {
+        tracing::warn!(%detail, "not ready: {reason}");
+        ApiError::NotReady(reason)
+    };
     if let Some(TransportHealth::Failing { reason }) = state.transport.as_ref().map(|t| t.health())
     {
-        return Err(ApiError::Unavailable(reason));
+        return Err(not_ready(format!("the relay: {reason}"), &reason));
     }
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    if let Err(e) = state.store.ping().await {
+        return Err(not_ready(e.summary().to_string(), &e));
+    }
     if let Some(queue) = &state.queue {
-        queue
-            .ping()
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        if let Err(e) = queue.ping().await {
+            return Err(not_ready("the dispatch queue cannot be reached".into(), &e));
+        }
     }
     Ok(Json(json!({"status": "ready"})))
 }
@@ -69,4 +73,9 @@ pub async fn not_found() -> ApiError {
 
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// Any API route on a connection taken beyond the cap on connections.
+pub async fn busy() -> ApiError {
+    ApiError::ConnectionsFull
 }

@@ -141,11 +141,14 @@ pub async fn endpoint(raw: &str, allow_private: bool) -> Result<Endpoint, ApiErr
             }
         }
     };
-    match addresses.into_iter().find(|a| is_forbidden_address(*a)) {
-        Some(a) => Err(invalid(format!(
-            "`endpoint` reaches {a}, a private, loopback or otherwise internal address; \
+    // The address found is not named: it would tell a client what an
+    // internal name resolves to.
+    match addresses.into_iter().any(is_forbidden_address) {
+        true => Err(invalid(
+            "`endpoint` reaches a private, loopback or otherwise internal address; \
              webhooks go to public endpoints."
-        ))),
-        None => Ok(endpoint),
+                .into(),
+        )),
+        false => Ok(endpoint),
     }
 }

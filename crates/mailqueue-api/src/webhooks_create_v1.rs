@@ -44,7 +44,7 @@ pub async fn handle(
         events,
         status: WebhookStatus::Enabled,
         signing_secret: new_secret()?,
-        previous_secret: None,
+        previous_secrets: Vec::new(),
         created_at: now,
         failing_since: None,
         disabled_reason: None,

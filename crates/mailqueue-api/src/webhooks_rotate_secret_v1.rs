@@ -1,7 +1,10 @@
 //! `POST /v1/webhooks/{webhook_id}/signing-secret/rotate`: a new signing
-//! secret; the old one keeps signing alongside it (a second `v1,`
+//! secret; the old one keeps signing alongside it (another `v1,`
 //! signature in `svix-signature`) for the grace period, so receivers can
-//! switch without losing an event. Answers the webhook with its new
+//! switch without losing an event. Secrets rotated out earlier keep
+//! signing until their own grace ends (a client retrying a rotation that
+//! timed out must not cut off receivers still on the first secret), at
+//! most `MAX_PREVIOUS_SECRETS` of them. Answers the webhook with its new
 //! secret and `previous_secret_expires_at`.
 
 use crate::auth::FullAccess;
@@ -11,7 +14,11 @@ use crate::webhook_view::{new_secret, no_webhook, webhook_id, webhook_json};
 use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::Json;
+use mailqueue_core::webhooks::Webhook;
 use serde_json::{json, Value};
+
+/// Rotations of one webhook racing each other: each loser decides again.
+const ROTATION_TRIES: usize = 8;
 
 pub async fn handle(
     State(state): State<ApiState>,
@@ -23,17 +30,27 @@ pub async fn handle(
     expect_empty_object(&body)?;
     let grace = chrono::Duration::from_std(state.settings.webhooks.secret_grace)
         .unwrap_or(chrono::Duration::hours(24));
-    let until = state.now() + grace;
-    match state
-        .store
-        .rotate_webhook_secret(id, &new_secret()?, until)
-        .await?
-    {
-        Some(w) => {
-            let mut v = webhook_json(&w);
+    // A rotation applies only to the secret it was decided on; when
+    // another rotation got in between, decide again from what it left.
+    for _ in 0..ROTATION_TRIES {
+        let webhook = state
+            .store
+            .get_webhook(id)
+            .await?
+            .ok_or_else(|| no_webhook(&raw))?;
+        let now = state.now();
+        let until = now + grace;
+        let rotation = webhook.rotation(new_secret()?, now, until);
+        if state.store.rotate_webhook_secret(id, &rotation).await? {
+            let rotated = Webhook {
+                signing_secret: rotation.signing_secret,
+                previous_secrets: rotation.previous_secrets,
+                ..webhook
+            };
+            let mut v = webhook_json(&rotated);
             v["previous_secret_expires_at"] = json!(crate::email_view::timestamp(until));
-            Ok(Json(v))
+            return Ok(Json(v));
         }
-        None => Err(no_webhook(&raw)),
     }
+    Err(ApiError::IdempotencyInProgress)
 }

@@ -1,7 +1,7 @@
 //! An accepted email as the domain sees it: every field already validated.
 //! Values of these types only come from [`crate::request`] or from storage.
 
-use crate::address::Mailbox;
+use crate::address::{EmailAddress, Mailbox};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -127,8 +127,72 @@ pub struct NewEmail {
 }
 
 impl NewEmail {
-    /// Every envelope recipient: `to`, then `cc`, then `bcc`.
+    /// Every recipient as listed: `to`, then `cc`, then `bcc`, repeats
+    /// included.
     pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
         self.to.iter().chain(&self.cc).chain(&self.bcc)
+    }
+
+    /// The envelope's recipients (`RCPT TO`): each address once, in the
+    /// order of [`Self::recipients`]. Addresses are the same when they
+    /// differ only in the case of the domain (RFC 5321 §2.4: the local part
+    /// belongs to the receiving host), so one mailbox named in `to`, `cc`
+    /// and `bcc` gets one copy.
+    pub fn envelope_recipients(&self) -> Vec<&EmailAddress> {
+        let mut seen = std::collections::HashSet::new();
+        self.recipients()
+            .map(|m| &m.address)
+            .filter(|a| seen.insert(envelope_key(a)))
+            .collect()
+    }
+}
+
+/// An address with its domain in lower case: the form in which two
+/// envelope recipients are compared.
+fn envelope_key(address: &EmailAddress) -> (String, String) {
+    let (local, domain) = address
+        .as_str()
+        .rsplit_once('@')
+        .unwrap_or((address.as_str(), ""));
+    (local.to_string(), domain.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_recipients_name_each_mailbox_once() {
+        let m = |s: &str| Mailbox::parse(s).unwrap();
+        let email = NewEmail {
+            from: m("a@acme.test"),
+            to: vec![m("Ann <ann@Example.com>"), m("bob@example.com")],
+            cc: vec![m("ann@example.COM"), m("Ann@example.com")],
+            bcc: vec![m("bob@example.com"), m("carl@example.com")],
+            reply_to: vec![],
+            subject: String::new(),
+            text: None,
+            html: None,
+            headers: vec![],
+            attachments: vec![],
+            tags: vec![],
+            metadata: Default::default(),
+            priority: Priority::Normal,
+            scheduled_at: None,
+        };
+        let envelope: Vec<&str> = email
+            .envelope_recipients()
+            .into_iter()
+            .map(EmailAddress::as_str)
+            .collect();
+        assert_eq!(
+            envelope,
+            [
+                "ann@Example.com",
+                "bob@example.com",
+                "Ann@example.com",
+                "carl@example.com"
+            ]
+        );
     }
 }

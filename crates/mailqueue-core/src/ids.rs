@@ -58,6 +58,13 @@ uuid_id!(
     EventId
 );
 uuid_id!(
+    /// The request that holds an idempotency key. Each request that starts
+    /// (or takes over) a key writes its own fence, and its emails and
+    /// answer are committed only while the key still carries that fence,
+    /// so a request taken over while it was stalled can no longer commit.
+    IdempotencyFence
+);
+uuid_id!(
     /// The identifier of a webhook endpoint.
     WebhookId
 );

@@ -30,7 +30,7 @@ pub use address::{EmailAddress, Mailbox};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Delivered, DeliveryError, RejectedRecipient, SmtpReply};
 pub use email::{Attachment, CustomHeader, NewEmail, Priority, Tag};
-pub use ids::{ApiKeyId, EmailId, EventId, SuppressionId, WebhookId};
+pub use ids::{ApiKeyId, EmailId, EventId, IdempotencyFence, SuppressionId, WebhookId};
 pub use request::{FieldError, RequestLimits};
 pub use retry::RetryPolicy;
 pub use status::{EmailStatus, LastEvent};

@@ -173,8 +173,28 @@ const RESERVED_HEADERS: &[&str] = &[
     "content-transfer-encoding",
     "content-disposition",
     "sender",
-    "return-path",
 ];
+
+/// Headers that belong to the transport, not to the author: trace fields
+/// (RFC 5321 §4.4), signatures and authentication results, which relays
+/// and receivers add and trust. One from an API client would forge them.
+const TRANSPORT_HEADERS: &[&str] = &[
+    "return-path",
+    "received",
+    "received-spf",
+    "dkim-signature",
+    "domainkey-signature",
+    "arc-seal",
+    "arc-message-signature",
+    "arc-authentication-results",
+    "authentication-results",
+    "delivered-to",
+    "x-original-to",
+];
+
+/// `Resent-*` fields (RFC 5322 §3.6.6) are written when a message is
+/// reintroduced into transport, never by the author of a new one.
+const TRANSPORT_PREFIX: &str = "resent-";
 
 fn has_line_break_or_control(s: &str) -> bool {
     s.chars().any(|c| c.is_control() && c != '\t')
@@ -229,10 +249,17 @@ fn parse_headers(
                 ),
             ));
         }
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
             return Err(FieldError::invalid(
                 field,
                 format!("header `{name}` is set by mailqueue; use the matching field instead"),
+            ));
+        }
+        if TRANSPORT_HEADERS.contains(&lower.as_str()) || lower.starts_with(TRANSPORT_PREFIX) {
+            return Err(FieldError::invalid(
+                field,
+                format!("header `{name}` belongs to the mail transport and cannot be set"),
             ));
         }
         let serde_json::Value::String(value) = value else {
@@ -256,6 +283,33 @@ fn parse_headers(
         out.push(CustomHeader { name, value });
     }
     Ok(out)
+}
+
+/// Longest attachment content type: RFC 6838 allows 127 characters each
+/// for type and subtype, and this leaves room for a parameter or two while
+/// keeping the `Content-Type` line far below 998 octets.
+pub const MAX_CONTENT_TYPE_LEN: usize = 255;
+
+/// An attachment's content type, checked by the parser the message builder
+/// uses (the `mime` crate, under lettre's `ContentType`), so that a type the
+/// API accepts is one the builder takes.
+fn parse_content_type(ct: &str) -> Result<String, String> {
+    if ct.len() > MAX_CONTENT_TYPE_LEN {
+        return Err(format!(
+            "the content type is {} characters long; the limit is {MAX_CONTENT_TYPE_LEN}",
+            ct.len()
+        ));
+    }
+    if has_line_break_or_control(ct) || !ct.is_ascii() {
+        return Err("the content type must be printable ASCII, like `application/pdf`".into());
+    }
+    ct.parse::<mime::Mime>().map_err(|e| {
+        format!(
+            "`{}` is not a MIME type like `application/pdf` or `text/plain; charset=utf-8`: {e}",
+            ct.escape_debug()
+        )
+    })?;
+    Ok(ct.to_string())
 }
 
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
@@ -300,20 +354,7 @@ fn parse_attachment(i: usize, a: AttachmentRequest) -> Result<Attachment, FieldE
             .ok_or_else(|| FieldError::invalid(at("content"), "the content is not valid base64"))?,
     };
     let content_type = match a.content_type {
-        Some(ct) => {
-            let valid = ct
-                .split_once('/')
-                .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty())
-                && ct.is_ascii()
-                && !has_line_break_or_control(&ct);
-            if !valid {
-                return Err(FieldError::invalid(
-                    at("content_type"),
-                    "the content type must look like `type/subtype`",
-                ));
-            }
-            ct
-        }
+        Some(ct) => parse_content_type(&ct).map_err(|m| FieldError::invalid(at("content_type"), m))?,
         None => mime_guess::from_path(&filename)
             .first_raw()
             .unwrap_or("application/octet-stream")

@@ -8,11 +8,11 @@
 use crate::api_key::{ApiKeyPermission, TokenHash};
 use crate::delivery::{DeliveryError, SmtpReply};
 use crate::email::{AttachmentInfo, NewEmail, Priority};
-use crate::ids::{ApiKeyId, EmailId, EventId, WebhookId};
+use crate::ids::{ApiKeyId, EmailId, EventId, IdempotencyFence, WebhookId};
 use crate::status::EmailStatus;
 use crate::suppression::SuppressionStore;
 use crate::webhooks::{
-    ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SigningSecret,
+    ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SecretRotation,
     Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
 };
 use async_trait::async_trait;
@@ -35,6 +35,10 @@ pub enum StoreError {
     Rejected(String),
     #[error("a stored row could not be read: {0}")]
     Corrupt(String),
+    /// A write made on a condition that no longer holds: an idempotency key
+    /// taken over by a newer request. Nothing of it was stored.
+    #[error("the write no longer applies: {0}")]
+    Superseded(String),
     #[error("the store failed: {0}")]
     Failed(String),
 }
@@ -42,12 +46,25 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the failure lies in the rows written rather than in the store.
     pub fn is_rejection(&self) -> bool {
-        matches!(self, StoreError::Rejected(_))
+        matches!(self, StoreError::Rejected(_) | StoreError::Superseded(_))
     }
 
     /// Whether the store itself cannot write now (readiness turns false).
     pub fn is_store_fault(&self) -> bool {
         !self.is_rejection()
+    }
+
+    /// What may be said of the failure to a client or a probe: the kind,
+    /// never the store's own message (which can name hosts, paths, rows).
+    pub fn summary(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "the store cannot be reached or cannot take writes",
+            StoreError::Full(_) => "the store is out of space",
+            StoreError::Rejected(_) => "the store refused the data",
+            StoreError::Corrupt(_) => "a stored row could not be read",
+            StoreError::Failed(_) => "the store failed",
+            StoreError::Superseded(_) => "the write no longer applies",
+        }
     }
 }
 
@@ -93,10 +110,12 @@ pub struct IdempotencyScope {
     pub key: String,
 }
 
-/// The answer to remember for an idempotency key.
+/// The answer to remember for an idempotency key, recorded (with the
+/// emails of its group) only while the key still carries `fence`.
 #[derive(Clone, Debug)]
 pub struct IdempotentResponse {
     pub scope: IdempotencyScope,
+    pub fence: IdempotencyFence,
     pub status: u16,
     pub body: String,
 }
@@ -397,17 +416,27 @@ pub trait EmailStore: Send + Sync + 'static {
 
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync + 'static {
-    /// Records the start of a request unless the key is known. A key first
-    /// used before `window.expired_before` counts as unknown; a request still
-    /// in progress since before `window.stale_before` is presumed dead.
+    /// Records the start of a request, fenced with `fence`, unless the key
+    /// is known. A key first used before `window.expired_before` counts as
+    /// unknown; a request still in progress since before
+    /// `window.stale_before` is presumed dead and taken over: the key gets
+    /// the new fence, so the old request can no longer commit (see
+    /// [`IdempotentResponse`]).
     async fn begin_idempotent_request(
         &self,
         scope: &IdempotencyScope,
         request_hash: &[u8; 32],
         window: &IdempotencyWindow,
+        fence: IdempotencyFence,
     ) -> Result<IdempotencyBegin, StoreError>;
-    /// Forgets a started request that failed before it committed anything.
-    async fn abandon_idempotent_request(&self, scope: &IdempotencyScope) -> Result<(), StoreError>;
+    /// Forgets a started request that failed before it committed anything,
+    /// if the key still carries its fence (a request that took it over
+    /// keeps it).
+    async fn abandon_idempotent_request(
+        &self,
+        scope: &IdempotencyScope,
+        fence: IdempotencyFence,
+    ) -> Result<(), StoreError>;
     /// Deletes keys created before `before`; returns how many.
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
@@ -493,14 +522,14 @@ pub trait WebhookStore: Send + Sync + 'static {
         id: WebhookId,
         change: &WebhookChange,
     ) -> Result<Option<Webhook>, StoreError>;
-    /// Makes `secret` the signing secret; the old one keeps signing
-    /// alongside it until `previous_until`.
+    /// Applies a rotation decided by [`Webhook::rotation`] if the
+    /// webhook's signing secret is still the one it replaces; whether it
+    /// did (not when the webhook is gone or was rotated meanwhile).
     async fn rotate_webhook_secret(
         &self,
         id: WebhookId,
-        secret: &SigningSecret,
-        previous_until: DateTime<Utc>,
-    ) -> Result<Option<Webhook>, StoreError>;
+        rotation: &SecretRotation,
+    ) -> Result<bool, StoreError>;
     /// Deletes the webhook with its deliveries; whether it existed.
     async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError>;
     /// The webhook's deliveries, newest event first.

@@ -1,6 +1,8 @@
 //! The suppression list: addresses not to send to. Addresses are compared
-//! case-insensitively on the domain and as given on the local part (RFC
-//! 5321 leaves the local part's case to the receiving host).
+//! without case, local part included: RFC 5321 leaves the local part's case
+//! to the receiving host, but real mailboxes fold it, so `Gone@example.com`
+//! on the list stops mail to `gone@example.com` (which would only bounce
+//! again). The list keeps every address in lower case.
 
 use crate::address::EmailAddress;
 use crate::ids::{EmailId, SuppressionId};
@@ -55,13 +57,10 @@ impl FromStr for SuppressionOrigin {
     }
 }
 
-/// The form an address is kept and compared in: the domain lowercased.
+/// The form an address is kept and compared in: all of it in lower case
+/// (addresses are ASCII, see [`EmailAddress`]).
 pub fn suppression_key(address: &EmailAddress) -> String {
-    let s = address.as_str();
-    match s.rsplit_once('@') {
-        Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
-        None => s.to_string(),
-    }
+    address.as_str().to_ascii_lowercase()
 }
 
 /// An address on the list.
@@ -126,8 +125,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_domain_is_compared_without_case_and_the_local_part_as_given() {
+    fn the_whole_address_is_compared_without_case() {
         let a = EmailAddress::parse("John.Doe@Example.COM").unwrap();
-        assert_eq!(suppression_key(&a), "John.Doe@example.com");
+        assert_eq!(suppression_key(&a), "john.doe@example.com");
     }
 }

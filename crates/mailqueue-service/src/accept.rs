@@ -5,7 +5,11 @@
 //! anything is stored, and the answer is committed in the same transaction
 //! as the emails, so a crash leaves either nothing or both. A key is scoped
 //! to its API key; a request still in progress for longer than
-//! `IN_PROGRESS_TIMEOUT` is presumed dead and may be taken over.
+//! `IN_PROGRESS_TIMEOUT` is presumed dead and may be taken over. Each
+//! request holds the key under its own fence, and its emails commit only
+//! while the key still carries that fence: a request that was merely
+//! stalled (a store failing over, an I/O stall) and then taken over fails
+//! with `concurrent_idempotent_requests` instead of sending a second email.
 
 use crate::{EmailService, ServiceError};
 use mailqueue_core::events::EventType;
@@ -13,7 +17,7 @@ use mailqueue_core::store::{
     DueEmail, EmailToInsert, IdempotencyBegin, IdempotencyScope, IdempotencyWindow,
     IdempotentResponse, InsertGroup, StoreError,
 };
-use mailqueue_core::{ApiKeyId, EmailId, EmailStatus, NewEmail};
+use mailqueue_core::{ApiKeyId, EmailId, EmailStatus, IdempotencyFence, NewEmail};
 
 const IN_PROGRESS_TIMEOUT: chrono::Duration = chrono::Duration::seconds(60);
 
@@ -52,12 +56,13 @@ impl EmailService {
         idempotency: Option<Idempotency>,
         answer: impl FnOnce(&[AcceptedEmail]) -> (u16, String),
     ) -> Result<AcceptOutcome, ServiceError> {
+        let now = self.now();
+        let fence = IdempotencyFence::generate(now);
         if let Some(i) = &idempotency {
-            if let Some(replay) = self.begin_idempotent(i).await? {
+            if let Some(replay) = self.begin_idempotent(i, fence).await? {
                 return Ok(replay);
             }
         }
-        let now = self.now();
         let inserts: Vec<EmailToInsert> = emails
             .into_iter()
             .map(|email| {
@@ -93,17 +98,24 @@ impl EmailService {
             emails: inserts.into(),
             idempotency: idempotency.as_ref().map(|i| IdempotentResponse {
                 scope: i.scope.clone(),
+                fence,
                 status,
                 body: body.clone(),
             }),
         };
         if let Err(e) = self.commit_then_enqueue(group, due.clone()).await {
             if let Some(i) = &idempotency {
-                if let Err(e) = self.store.abandon_idempotent_request(&i.scope).await {
+                if let Err(e) = self.store.abandon_idempotent_request(&i.scope, fence).await {
                     tracing::warn!(error = %e, "could not release an idempotency key after a failed commit");
                 }
             }
-            return Err(e.into());
+            return Err(match e {
+                StoreError::Superseded(why) => {
+                    tracing::warn!(%why, "an idempotent request lost its key before it committed; nothing was stored");
+                    ServiceError::IdempotencyInProgress
+                }
+                e => e.into(),
+            });
         }
         self.metrics.emails_accepted.inc_by(due.len() as u64);
         self.count_events(EventType::Scheduled, scheduled);
@@ -138,6 +150,7 @@ impl EmailService {
     async fn begin_idempotent(
         &self,
         i: &Idempotency,
+        fence: IdempotencyFence,
     ) -> Result<Option<AcceptOutcome>, ServiceError> {
         let now = self.now();
         let ttl = chrono::Duration::from_std(self.settings.idempotency_ttl)
@@ -149,7 +162,7 @@ impl EmailService {
         };
         match self
             .store
-            .begin_idempotent_request(&i.scope, &i.fingerprint, &window)
+            .begin_idempotent_request(&i.scope, &i.fingerprint, &window, fence)
             .await?
         {
             IdempotencyBegin::Started => Ok(None),

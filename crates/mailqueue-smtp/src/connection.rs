@@ -1,6 +1,11 @@
 //! Opening one SMTP connection: TCP with `TCP_NODELAY`, TLS from the first
-//! byte (`smtps://`) or STARTTLS when offered (`smtp://`), EHLO (again after
-//! STARTTLS), and AUTH when credentials are configured.
+//! byte (`smtps://`) or STARTTLS (`smtp://`), EHLO (again after STARTTLS),
+//! and AUTH when credentials are configured.
+//!
+//! STARTTLS is required unless the relay was configured as opportunistic:
+//! a relay (or an attacker on the path who strips `250-STARTTLS` from its
+//! EHLO reply) that does not offer it gets `QUIT` and nothing else, so
+//! neither the credentials nor a message ever cross the network in clear.
 //!
 //! Each step has the per-command timeout on its own: connecting, the TLS
 //! handshake, and every reply. `TCP_NODELAY` is set so that Nagle's
@@ -17,8 +22,12 @@ use tokio::net::TcpStream;
 pub enum Security {
     /// No TLS (loopback relays, tests).
     Plain,
-    /// STARTTLS when the relay offers it.
-    StartTls(tokio_rustls::TlsConnector),
+    /// STARTTLS; when `required`, a relay that does not offer it is left
+    /// before anything is sent.
+    StartTls {
+        connector: tokio_rustls::TlsConnector,
+        required: bool,
+    },
     /// TLS from the first byte.
     Implicit(tokio_rustls::TlsConnector),
 }
@@ -111,16 +120,20 @@ pub async fn open(endpoint: &Endpoint) -> Result<RelaySession, ClientError> {
             session.ehlo(&endpoint.hello_name).await?;
             session
         }
-        Security::Plain | Security::StartTls(_) => {
+        Security::Plain | Security::StartTls { .. } => {
             let mut session = Session::greet(tcp, endpoint.timeout).await?;
             session.ehlo(&endpoint.hello_name).await?;
             match &endpoint.security {
-                Security::StartTls(connector) if session.capabilities().starttls => {
+                Security::StartTls { connector, .. } if session.capabilities().starttls => {
                     session.starttls().await?;
                     let tls = handshake(endpoint, connector, session.into_stream()).await?;
                     let mut session = Session::new(tls, endpoint.timeout);
                     session.ehlo(&endpoint.hello_name).await?;
                     session
+                }
+                Security::StartTls { required: true, .. } => {
+                    session.quit().await;
+                    return Err(ClientError::StartTlsMissing);
                 }
                 _ => session.map_stream(|tcp| Box::new(tcp) as Box<dyn Io>),
             }

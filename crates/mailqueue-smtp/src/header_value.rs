@@ -14,8 +14,16 @@
 //!   Encoded-words are defined for unstructured fields; a structured value
 //!   with a 990-byte token has no correct form at all, and this one at
 //!   least keeps the message deliverable and readable.
+//!
+//! Address lists (`From`, `To`, `Cc`, `Reply-To`) have their own encoder,
+//! [`encode_mailbox_list`]: each display name becomes atoms, a quoted
+//! string or encoded-words, and the list is folded at the whitespace
+//! between and inside mailboxes. Every piece between two fold points is
+//! short (a quoted name of 256 characters, an address of 254), so the lines
+//! aim at 78 octets and never pass 998.
 
 use base64::Engine;
+use mailqueue_core::Mailbox;
 
 /// The line length folding aims for.
 const SOFT_LIMIT: usize = 78;
@@ -83,6 +91,70 @@ fn fold_at_whitespace(first_column: usize, value: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// An address list as written after `name: `, folded at 78 octets where a
+/// fold point allows; `None` if some piece could not fit on a line (the
+/// limits on names and addresses rule it out).
+pub fn encode_mailbox_list(name: &str, mailboxes: &[Mailbox]) -> Option<String> {
+    let mut value = String::new();
+    for (i, m) in mailboxes.iter().enumerate() {
+        if i > 0 {
+            value.push_str(", ");
+        }
+        match &m.name {
+            Some(display) => {
+                push_display_name(&mut value, display);
+                value.push_str(" <");
+                value.push_str(m.address.as_str());
+                value.push('>');
+            }
+            None => value.push_str(m.address.as_str()),
+        }
+    }
+    fold_at_whitespace(name.len() + 2, &value)
+}
+
+/// A display name as a phrase (RFC 5322 §3.2.5): atoms when it holds only
+/// atom characters and spaces, a quoted string when it is other printable
+/// ASCII, encoded-words (RFC 2047 §5(3)) separated by spaces otherwise.
+fn push_display_name(out: &mut String, name: &str) {
+    const ATEXT_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~";
+    let printable = name.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let atoms = printable
+        && !name.contains("=?")
+        && name
+            .chars()
+            .all(|c| c == ' ' || c.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(c));
+    if atoms {
+        out.push_str(name);
+    } else if printable {
+        out.push('"');
+        for c in name.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    } else {
+        let mut rest = name;
+        let capacity = (ENCODED_LINE_LIMIT - 1 - ENCODED_WORD_OVERHEAD) / 4 * 3;
+        let mut first = true;
+        while !rest.is_empty() {
+            if !std::mem::take(&mut first) {
+                out.push(' ');
+            }
+            let mut end = rest.len().min(capacity);
+            while !rest.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push_str("=?utf-8?b?");
+            base64::engine::general_purpose::STANDARD.encode_string(&rest[..end], out);
+            out.push_str("?=");
+            rest = &rest[end..];
+        }
+    }
 }
 
 /// How many bytes of text fit in an encoded-word that starts at `column`.
@@ -192,6 +264,60 @@ mod tests {
             assert!(line.len() <= 76, "{line}");
         }
         assert_eq!(decode_words(&encoded), value);
+    }
+
+    fn mailboxes(list: &[&str]) -> Vec<Mailbox> {
+        list.iter().map(|m| Mailbox::parse(m).unwrap()).collect()
+    }
+
+    #[test]
+    fn address_lists_fold_between_mailboxes() {
+        let list: Vec<String> = (0..24)
+            .map(|i| format!("recipient-number-{i:02}-padding-xx@example.com"))
+            .collect();
+        let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+        let encoded = encode_mailbox_list("To", &mailboxes(&refs)).unwrap();
+        for line in lines("To", &encoded) {
+            assert!(line.len() <= SOFT_LIMIT, "{line}");
+        }
+        assert_eq!(unfold(&encoded), list.join(", "));
+    }
+
+    #[test]
+    fn display_names_are_atoms_quoted_or_encoded() {
+        let encoded = encode_mailbox_list(
+            "To",
+            &mailboxes(&[
+                "Acme Billing <a@x.io>",
+                r#""Doe, \"JD\" Jane" <b@x.io>"#,
+                "Zoë <c@x.io>",
+                "=?not-a-word <d@x.io>",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            unfold(&encoded),
+            r#"Acme Billing <a@x.io>, "Doe, \"JD\" Jane" <b@x.io>, =?utf-8?b?Wm/Dqw==?= <c@x.io>, "=?not-a-word" <d@x.io>"#
+        );
+    }
+
+    #[test]
+    fn long_names_fold_inside_and_stay_under_the_hard_limit() {
+        let spaced = "word ".repeat(51).trim_end().to_string();
+        let solid = "n".repeat(256);
+        let accented = "é".repeat(256);
+        let list: Vec<String> = [&spaced, &solid, &accented]
+            .iter()
+            .map(|n| format!("\"{n}\" <someone@example.com>"))
+            .collect();
+        let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+        let encoded = encode_mailbox_list("Reply-To", &mailboxes(&refs)).unwrap();
+        for line in lines("Reply-To", &encoded) {
+            assert!(line.len() <= HARD_LIMIT, "{} octets", line.len());
+            if !line.contains(&solid) {
+                assert!(line.len() <= SOFT_LIMIT, "{line}");
+            }
+        }
     }
 
     #[test]

@@ -4,20 +4,24 @@
 //! The structure is the usual one for transactional mail:
 //! `mixed[ related[ alternative[text, html], inline… ], attachment… ]`,
 //! each level present only when needed. Bcc recipients go into the
-//! envelope, never into the headers.
+//! envelope, never into the headers, and the envelope names each address
+//! once (`NewEmail::envelope_recipients`).
 //!
 //! The result is 7-bit, has CRLF line endings only and no line over 998
 //! octets: attachments are always base64 (lettre would send short ASCII
 //! files as `7bit`, bare LFs and CRs included), text and HTML bodies get
 //! CRLF line endings before lettre picks 7bit or quoted-printable, and the
-//! subject and custom headers are folded by [`crate::header_value`].
+//! address lists, the subject and custom headers are folded by
+//! [`crate::header_value`].
 //! [`build_message`] checks the bytes before handing them out, so a message
 //! that would break the promise fails (permanently) instead of going out.
 
-use crate::header_value::{encode_header_value, HARD_LIMIT};
+use crate::header_value::{encode_header_value, encode_mailbox_list, HARD_LIMIT};
+use lettre::address::{Address, Envelope};
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{
-    Attachment as MimeAttachment, Body, Mailbox as LettreMailbox, MultiPart, SinglePart,
+    Attachment as MimeAttachment, Body, Mailbox as LettreMailbox, Mailboxes, MultiPart,
+    SinglePart,
 };
 use lettre::Message;
 use mailqueue_core::delivery::{DeliveryError, FailureClass};
@@ -40,13 +44,27 @@ fn unbuildable(detail: String) -> DeliveryError {
     DeliveryError::permanent(FailureClass::Message, None, detail)
 }
 
-fn mailbox(m: &Mailbox) -> Result<LettreMailbox, DeliveryError> {
-    let address = m
-        .address
-        .as_str()
+fn address(a: &mailqueue_core::EmailAddress) -> Result<Address, DeliveryError> {
+    a.as_str()
         .parse()
-        .map_err(|e| unbuildable(format!("address {} cannot be used: {e}", m.address)))?;
-    Ok(LettreMailbox::new(m.name.clone(), address))
+        .map_err(|e| unbuildable(format!("address {a} cannot be used: {e}")))
+}
+
+/// An address header (`From`, `To`, `Cc`, `Reply-To`), folded by
+/// [`encode_mailbox_list`]. lettre keeps its own rendering of the list as
+/// the header's unencoded value, from which it reads `From` back.
+fn address_header(name: &'static str, list: &[Mailbox]) -> Result<HeaderValue, DeliveryError> {
+    let mut mailboxes = Mailboxes::new();
+    for m in list {
+        mailboxes.push(LettreMailbox::new(m.name.clone(), address(&m.address)?));
+    }
+    let encoded = encode_mailbox_list(name, list)
+        .ok_or_else(|| unbuildable(format!("the {name} header cannot be folded to fit a line")))?;
+    Ok(HeaderValue::dangerous_new_pre_encoded(
+        HeaderName::new_from_ascii_str(name),
+        mailboxes.to_string(),
+        encoded,
+    ))
 }
 
 enum Part {
@@ -202,25 +220,30 @@ pub fn build_message(out: &OutgoingEmail<'_>) -> Result<BuiltMessage, DeliveryEr
 
 fn build_lettre_message(out: &OutgoingEmail<'_>) -> Result<Message, DeliveryError> {
     let email = out.email;
+    let recipients = email
+        .envelope_recipients()
+        .into_iter()
+        .map(address)
+        .collect::<Result<Vec<_>, _>>()?;
+    let envelope = Envelope::new(Some(address(&email.from.address)?), recipients)
+        .map_err(|e| unbuildable(format!("the envelope cannot be built: {e}")))?;
     let mut builder = Message::builder()
-        .from(mailbox(&email.from)?)
+        .envelope(envelope)
+        .raw_header(address_header("From", std::slice::from_ref(&email.from))?)
         .raw_header(folded_header(
             HeaderName::new_from_ascii_str("Subject"),
             &email.subject,
         ))
         .message_id(Some(out.message_id.to_string()))
         .date(SystemTime::from(out.date));
-    for m in &email.to {
-        builder = builder.to(mailbox(m)?);
-    }
-    for m in &email.cc {
-        builder = builder.cc(mailbox(m)?);
-    }
-    for m in &email.bcc {
-        builder = builder.bcc(mailbox(m)?);
-    }
-    for m in &email.reply_to {
-        builder = builder.reply_to(mailbox(m)?);
+    for (name, list) in [
+        ("To", &email.to),
+        ("Cc", &email.cc),
+        ("Reply-To", &email.reply_to),
+    ] {
+        if !list.is_empty() {
+            builder = builder.raw_header(address_header(name, list)?);
+        }
     }
     for h in &email.headers {
         let name = HeaderName::new_from_ascii(h.name.clone())
@@ -378,6 +401,37 @@ mod tests {
             parsed.header("X-Token").and_then(|h| h.as_text()),
             Some("t".repeat(998).as_str())
         );
+    }
+
+    #[test]
+    fn long_address_lists_fold_and_each_address_is_sent_to_once() {
+        let mut e = email();
+        let long = |i: usize| format!("{}{i:02}@example.com", "r".repeat(26));
+        e.to = (0..50).map(|i| Mailbox::parse(&long(i)).unwrap()).collect();
+        e.reply_to = e.to[..30].to_vec();
+        e.cc = (0..50)
+            .map(|i| Mailbox::parse(&format!("Recipient Number {i} <{}>", long(i))).unwrap())
+            .collect();
+        e.bcc = vec![Mailbox::parse(&long(7).to_uppercase().replace("EXAMPLE.COM", "Example.Com")).unwrap()];
+        let msg = build(&e);
+        assert_eq!(wire_form_problem(&msg.bytes), None);
+        let text = String::from_utf8(msg.bytes.clone()).unwrap();
+        let head = &text[..text.find("\r\n\r\n").unwrap()];
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 78, "{line}");
+        }
+        let parsed = parse(&msg);
+        let to: Vec<String> = parsed
+            .to()
+            .unwrap()
+            .iter()
+            .map(|a| a.address().unwrap().to_string())
+            .collect();
+        assert_eq!(to, (0..50).map(long).collect::<Vec<_>>());
+        assert_eq!(parsed.cc().unwrap().first().unwrap().name(), Some("Recipient Number 0"));
+        assert_eq!(parsed.reply_to().unwrap().iter().count(), 30);
+        // 50 in `to` and again in `cc`; the upper-case local part in `bcc` is another mailbox.
+        assert_eq!(msg.to.len(), 51, "{:?}", msg.to);
     }
 
     #[test]

@@ -1,10 +1,18 @@
 //! Delivery to an SMTP relay over a pool of reused connections.
 //!
 //! `MAILQUEUE_SMTP_URL` selects the security of the connection:
-//! `smtp://` upgrades with STARTTLS when the relay offers it (port 587 by
-//! default), `smtps://` is TLS from the first byte (465), and `smtp+plain://`
-//! never uses TLS (25; meant for loopback relays and tests). A user and
-//! password in the URL are used for AUTH.
+//! - `smtp://` upgrades with STARTTLS (port 587 by default). STARTTLS is
+//!   required: a relay that does not offer it gets nothing, and each
+//!   attempt fails as a transient TLS failure, so that an attacker who
+//!   strips `250-STARTTLS` learns neither the password nor a message.
+//!   Without credentials, `?tls=opportunistic` sends in clear to a relay
+//!   that offers no STARTTLS; with credentials it is refused.
+//! - `smtps://` is TLS from the first byte (465).
+//! - `smtp+plain://` never uses TLS (25), credentials included: the
+//!   explicit choice for loopback relays and tests.
+//!
+//! The certificate is always verified against the system's roots (or
+//! `SSL_CERT_FILE`). A user and password in the URL are used for AUTH.
 //!
 //! At most `pool_size` transactions run at once. A session goes back to the
 //! pool after a successful transaction, and after a refused one when RSET
@@ -19,8 +27,9 @@
 //! up with `FailureClass::ConnectionLimit`: not an attempt, the email goes
 //! back to wait.
 //!
-//! The relay's health is what the last AUTH said: a refusal makes it
-//! [`TransportHealth::Failing`], the next successful AUTH makes it `Ok`
+//! The relay's health follows its set-up: refused credentials or a missing
+//! STARTTLS make it [`TransportHealth::Failing`] (readiness reports it),
+//! and the next connection that gets through TLS and AUTH makes it `Ok`
 //! again. Without credentials, a 530 (authentication required) makes it
 //! failing and the next delivery clears it.
 
@@ -59,6 +68,8 @@ pub enum SmtpConfigError {
     Scheme(String),
     #[error("MAILQUEUE_SMTP_URL has no host")]
     NoHost,
+    #[error("MAILQUEUE_SMTP_URL: {0}")]
+    Option(String),
     #[error("TLS could not be set up for {host}: {reason}")]
     Tls { host: String, reason: String },
 }
@@ -106,17 +117,30 @@ impl SmtpRelay {
                 reason,
             })
         };
-        let (security, default_port) = match url.scheme() {
-            "smtp" => (Security::StartTls(connector()?), 587),
-            "smtps" => (Security::Implicit(connector()?), 465),
-            "smtp+plain" => (Security::Plain, 25),
-            other => return Err(SmtpConfigError::Scheme(other.to_string())),
-        };
-        let port = url.port().unwrap_or(default_port);
         let credentials = (!url.username().is_empty()).then(|| Credentials {
             user: percent_decode(url.username()),
             password: percent_decode(url.password().unwrap_or("")),
         });
+        let tls = tls_option(&url, credentials.is_some())?;
+        let (security, default_port) = match url.scheme() {
+            "smtp" => (
+                Security::StartTls {
+                    connector: connector()?,
+                    required: tls != Some(TlsOption::Opportunistic),
+                },
+                587,
+            ),
+            "smtps" => (Security::Implicit(connector()?), 465),
+            "smtp+plain" => (Security::Plain, 25),
+            other => return Err(SmtpConfigError::Scheme(other.to_string())),
+        };
+        if tls.is_some() && url.scheme() != "smtp" {
+            return Err(SmtpConfigError::Option(format!(
+                "`tls=` applies to smtp:// only; {}:// fixes the security itself",
+                url.scheme()
+            )));
+        }
+        let port = url.port().unwrap_or(default_port);
         Ok(Self {
             description: format!("{}://{host}:{port}", url.scheme()),
             endpoint: Endpoint {
@@ -205,7 +229,12 @@ impl SmtpRelay {
                 },
             };
             let session = open(&self.endpoint).await.map_err(|e| self.failed(&e))?;
-            if self.endpoint.credentials.is_some() {
+            if self.endpoint.credentials.is_some()
+                || matches!(
+                    self.endpoint.security,
+                    Security::StartTls { required: true, .. }
+                )
+            {
                 self.set_health(TransportHealth::Ok);
             }
             return Ok(Connection {
@@ -234,9 +263,10 @@ impl SmtpRelay {
         }
     }
 
-    /// The email's error; a refused AUTH also marks the relay failing.
+    /// The email's error; a failure of the relay's set-up (refused AUTH,
+    /// no STARTTLS) also marks the relay failing.
     fn failed(&self, e: &ClientError) -> DeliveryError {
-        if e.is_auth() {
+        if e.is_relay_setup() {
             self.set_health(TransportHealth::Failing {
                 reason: e.to_string(),
             });
@@ -263,6 +293,43 @@ async fn release_idle(idle: std::sync::Weak<Mutex<Vec<(Connection, Instant)>>>) 
             conn.session.quit().await;
         }
     }
+}
+
+/// `?tls=` on `smtp://`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TlsOption {
+    Required,
+    Opportunistic,
+}
+
+/// Reads the URL's query: `tls=required|opportunistic`, nothing else.
+/// Credentials with `opportunistic` are refused: they could go out in clear.
+fn tls_option(url: &url::Url, has_credentials: bool) -> Result<Option<TlsOption>, SmtpConfigError> {
+    let mut tls = None;
+    for (key, value) in url.query_pairs() {
+        match (key.as_ref(), value.as_ref()) {
+            ("tls", "required") => tls = Some(TlsOption::Required),
+            ("tls", "opportunistic") => tls = Some(TlsOption::Opportunistic),
+            ("tls", other) => {
+                return Err(SmtpConfigError::Option(format!(
+                    "`tls={other}`: use tls=required (the default) or tls=opportunistic"
+                )))
+            }
+            (other, _) => {
+                return Err(SmtpConfigError::Option(format!(
+                    "unknown parameter `{other}`; the only one is tls=required|opportunistic"
+                )))
+            }
+        }
+    }
+    if has_credentials && tls == Some(TlsOption::Opportunistic) {
+        return Err(SmtpConfigError::Option(
+            "credentials with tls=opportunistic could be sent in clear; drop tls= (STARTTLS is \
+             then required), or use smtp+plain:// to send them unencrypted on purpose"
+                .into(),
+        ));
+    }
+    Ok(tls)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -359,6 +426,30 @@ mod tests {
             Err(SmtpConfigError::Scheme(_))
         ));
         assert!(SmtpRelay::new(&settings("not a url")).is_err());
+    }
+
+    #[test]
+    fn tls_is_required_on_smtp_unless_opportunistic_without_credentials() {
+        let required = |url: &str| match SmtpRelay::new(&settings(url)).unwrap().endpoint.security {
+            Security::StartTls { required, .. } => required,
+            _ => panic!("{url} is not STARTTLS"),
+        };
+        assert!(required("smtp://u:p@relay.test"));
+        assert!(required("smtp://relay.test"));
+        assert!(required("smtp://relay.test?tls=required"));
+        assert!(!required("smtp://relay.test?tls=opportunistic"));
+        for bad in [
+            "smtp://u:p@relay.test?tls=opportunistic",
+            "smtp://relay.test?tls=never",
+            "smtp://relay.test?starttls=no",
+            "smtps://relay.test?tls=required",
+            "smtp+plain://relay.test?tls=opportunistic",
+        ] {
+            assert!(
+                matches!(SmtpRelay::new(&settings(bad)), Err(SmtpConfigError::Option(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

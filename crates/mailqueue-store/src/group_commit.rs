@@ -21,10 +21,10 @@ use mailqueue_core::suppression::{
     Suppression, SuppressionQuery, SuppressionRef, SuppressionStore,
 };
 use mailqueue_core::webhooks::{
-    ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SigningSecret,
+    ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SecretRotation,
     Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
 };
-use mailqueue_core::{EmailId, EventId, WebhookId};
+use mailqueue_core::{EmailId, EventId, IdempotencyFence, WebhookId};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -220,14 +220,19 @@ impl IdempotencyStore for GroupCommitter {
         scope: &IdempotencyScope,
         request_hash: &[u8; 32],
         window: &IdempotencyWindow,
+        fence: IdempotencyFence,
     ) -> Result<IdempotencyBegin, StoreError> {
         self.inner
-            .begin_idempotent_request(scope, request_hash, window)
+            .begin_idempotent_request(scope, request_hash, window, fence)
             .await
     }
 
-    async fn abandon_idempotent_request(&self, scope: &IdempotencyScope) -> Result<(), StoreError> {
-        self.inner.abandon_idempotent_request(scope).await
+    async fn abandon_idempotent_request(
+        &self,
+        scope: &IdempotencyScope,
+        fence: IdempotencyFence,
+    ) -> Result<(), StoreError> {
+        self.inner.abandon_idempotent_request(scope, fence).await
     }
 
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -336,12 +341,9 @@ impl WebhookStore for GroupCommitter {
     async fn rotate_webhook_secret(
         &self,
         id: WebhookId,
-        secret: &SigningSecret,
-        previous_until: DateTime<Utc>,
-    ) -> Result<Option<Webhook>, StoreError> {
-        self.inner
-            .rotate_webhook_secret(id, secret, previous_until)
-            .await
+        rotation: &SecretRotation,
+    ) -> Result<bool, StoreError> {
+        self.inner.rotate_webhook_secret(id, rotation).await
     }
 
     async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {

@@ -1,6 +1,14 @@
 //! Reading a known idempotency key, the same for every database.
 
-use mailqueue_core::store::IdempotencyBegin;
+use mailqueue_core::store::{IdempotencyBegin, IdempotencyScope, StoreError};
+
+/// Why a group's commit stopped: its key carries another request's fence.
+pub fn taken_over(scope: &IdempotencyScope) -> StoreError {
+    StoreError::Superseded(format!(
+        "idempotency key `{}` was taken over by a newer request while this one was committing",
+        scope.key.escape_debug()
+    ))
+}
 
 /// What a key already on record means for a new request with `request_hash`.
 pub fn classify(

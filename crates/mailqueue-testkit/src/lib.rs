@@ -1,13 +1,15 @@
 //! Test helpers that start real things: a fresh PostgreSQL database per
 //! test, a private SQLite file, an SMTP server (aiosmtpd) that records what
 //! it receives, a scriptable SMTP relay that records the bytes on the wire,
-//! object stores (moto's S3, a GCS emulator), and free ports.
+//! object stores (moto's S3, a GCS emulator), a forwarding proxy
+//! (tinyproxy), and free ports.
 //! Nothing here is a mock.
 
 mod certificate;
 mod child_server;
 mod cluster;
 mod dirs;
+mod forward_proxy;
 mod gcs;
 mod gpg;
 mod http_sinks;
@@ -24,6 +26,7 @@ mod webhook_receiver;
 pub use certificate::TestCertificate;
 pub use cluster::{give_to_server_user, postgres_bin, server_user, TestCluster};
 pub use dirs::TempDir;
+pub use forward_proxy::ForwardProxy;
 pub use gcs::GcsEmulator;
 pub use gpg::GpgHome;
 pub use http_sinks::{HttpReceiver, Pushgateway};

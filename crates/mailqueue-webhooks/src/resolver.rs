@@ -21,9 +21,10 @@ impl Resolve for PublicOnly {
                 .filter(|a| !is_forbidden_address(a.ip()))
                 .collect();
             if public.is_empty() && !found.is_empty() {
+                // The internal address itself is not named: the error is
+                // shown to whoever manages the webhook.
                 return Err(format!(
-                    "{host} resolves only to private or otherwise internal addresses ({})",
-                    found[0].ip()
+                    "{host} resolves only to private or otherwise internal addresses"
                 )
                 .into());
             }

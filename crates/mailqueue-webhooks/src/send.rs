@@ -18,9 +18,13 @@ use std::time::Instant;
 
 /// The HTTP client of every delivery: the timeout, no redirects followed
 /// (a redirect could lead anywhere), and public addresses only unless
-/// private ones are allowed.
+/// private ones are allowed. Proxy variables (`HTTP_PROXY`, `HTTPS_PROXY`,
+/// `ALL_PROXY`) are ignored: a proxy resolves the endpoint's name itself,
+/// where the rule on addresses cannot see it, so deliveries always connect
+/// directly.
 pub fn client(settings: &WebhookSettings) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
+        .no_proxy()
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout)
         .redirect(reqwest::redirect::Policy::none())

@@ -13,7 +13,9 @@ use crate::config::{Config, Role};
 use crate::http_server::{self, HttpLimits};
 use crate::wiring::{dispatch, lease_holder, lock_data_dir, transport, EMBEDDED_HOLDER};
 use anyhow::Context;
-use mailqueue_api::{ApiContext, ApiSettings, AuthCache, OpsContext, WebhookApiSettings};
+use mailqueue_api::{
+    ApiContext, ApiSettings, AuthCache, KeySlots, OpsContext, WebhookApiSettings,
+};
 use mailqueue_core::store::Store;
 use mailqueue_core::webhooks::DisablePolicy;
 use mailqueue_core::{Clock, RetryPolicy};
@@ -38,9 +40,13 @@ const MAX_REQUESTS_PER_COMMIT: usize = 256;
 /// wakes it at once, and it knows when the next scheduled email is due.
 const IDLE_POLL: Duration = Duration::from_secs(10);
 
+/// Connections of the health listener (`MAILQUEUE_HEALTH_LISTEN`).
+const HEALTH_CONNECTIONS: usize = 64;
+
 pub struct Application {
     role: Role,
     listener: TcpListener,
+    health_listener: Option<TcpListener>,
     http_limits: HttpLimits,
     api: Option<Arc<ApiContext>>,
     ops: Arc<OpsContext>,
@@ -73,12 +79,20 @@ impl Application {
         if backend == Backend::Sqlite {
             // One process per data directory: what is still `sending` was
             // interrupted by the last stop.
-            let released = store.release_leases(EMBEDDED_HOLDER, clock.now()).await?;
-            if !released.is_empty() {
-                tracing::warn!(
+            // A store that cannot write now (a full disk after a crash)
+            // still starts, to serve reads and report itself not ready;
+            // the rescuer returns those emails once their leases expire.
+            match store.release_leases(EMBEDDED_HOLDER, clock.now()).await {
+                Ok(released) if !released.is_empty() => tracing::warn!(
                     count = released.len(),
                     "emails interrupted by the last stop go back to the queue"
-                );
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "emails interrupted by the last stop could not be returned now; \
+                     they go back to the queue when their leases expire"
+                ),
             }
         }
         let metrics = Arc::new(Metrics::new());
@@ -112,12 +126,15 @@ impl Application {
                     limits: Default::default(),
                     auth_cache_ttl: config.auth_cache,
                     body_timeout: config.http_body_timeout,
+                    body_deadline: config.http_body_deadline,
+                    max_requests_per_key: config.http_max_requests_per_key,
                     webhooks: WebhookApiSettings {
                         allow_private: config.webhooks.allow_private,
                         secret_grace: config.webhooks.secret_grace,
                     },
                 },
                 auth_cache: AuthCache::default(),
+                key_slots: KeySlots::new(config.http_max_requests_per_key),
             })
         });
         let webhooks = role.delivers().then(|| Webhooks {
@@ -167,12 +184,22 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
+        let health_listener = match config.health_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening on {address} (MAILQUEUE_HEALTH_LISTEN)"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             role,
             listener,
+            health_listener,
             http_limits: HttpLimits {
                 header_timeout: config.http_header_timeout,
                 max_connections: config.http_max_connections,
+                max_connections_per_client: config.http_max_connections_per_client,
             },
             api,
             ops,
@@ -186,6 +213,14 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The port of the health listener, if one is configured.
+    pub fn health_port(&self) -> Option<u16> {
+        self.health_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -205,19 +240,46 @@ impl Application {
             .transpose()
             .map_err(anyhow::Error::msg)?;
         tracing::info!(address = %self.listener.local_addr()?, role = ?self.role, "mailqueue is listening");
-        let stopping = async {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stopping = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let health = self.health_listener.map(|listener| {
+            let ops = mailqueue_api::ops_app(self.ops.clone());
+            let only = mailqueue_api::ops_only_app(self.ops.clone());
+            let limits = HttpLimits {
+                max_connections: HEALTH_CONNECTIONS,
+                ..self.http_limits
+            };
+            tokio::spawn(http_server::serve(
+                listener,
+                ops,
+                only,
+                limits,
+                stopping(stopped.clone()),
+            ))
+        });
+        let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: no new requests or claims");
+            let _ = stop.send(true);
         };
-        match self.api {
-            Some(api) => {
-                let service = mailqueue_api::app(api, self.ops);
-                http_server::serve(self.listener, service, self.http_limits, stopping).await
+        let only = mailqueue_api::ops_only_app(self.ops.clone());
+        let serving = async {
+            match self.api {
+                Some(api) => {
+                    let service = mailqueue_api::app(api, self.ops);
+                    http_server::serve(self.listener, service, only, self.http_limits, stopping(stopped)).await
+                }
+                None => {
+                    let service = mailqueue_api::ops_app(self.ops);
+                    http_server::serve(self.listener, service, only, self.http_limits, stopping(stopped)).await
+                }
             }
-            None => {
-                let service = mailqueue_api::ops_app(self.ops);
-                http_server::serve(self.listener, service, self.http_limits, stopping).await
-            }
+        };
+        tokio::join!(signal, serving);
+        if let Some(health) = health {
+            let _ = health.await;
         }
         if let Some(delivery) = delivery {
             delivery.shutdown(self.shutdown_grace).await;

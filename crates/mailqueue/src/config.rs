@@ -106,7 +106,13 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub http_header_timeout: Duration,
     pub http_body_timeout: Duration,
+    pub http_body_deadline: Duration,
     pub http_max_connections: usize,
+    /// `None`: no limit per client address.
+    pub http_max_connections_per_client: Option<usize>,
+    pub http_max_requests_per_key: usize,
+    /// A second listener for `/healthz`, `/readyz` and `/metrics` only.
+    pub health_listen: Option<SocketAddr>,
     pub max_batch: usize,
     pub message_id_domain: Option<String>,
     pub idempotency_ttl: Duration,
@@ -479,7 +485,12 @@ impl Config {
             max_body_bytes: l.positive("max_body_bytes")?,
             http_header_timeout: l.seconds("http_header_timeout_seconds")?,
             http_body_timeout: l.seconds("http_body_timeout_seconds")?,
+            http_body_deadline: l.seconds("http_body_deadline_seconds")?,
             http_max_connections: l.positive("http_max_connections")?,
+            http_max_connections_per_client: Some(l.get::<usize>("http_max_connections_per_client")?)
+                .filter(|n| *n > 0),
+            http_max_requests_per_key: l.positive("http_max_requests_per_key")?,
+            health_listen: l.opt("health_listen")?,
             max_batch: l.positive("max_batch")?,
             message_id_domain: l.opt("message_id_domain")?,
             idempotency_ttl: l.seconds("idempotency_ttl_seconds")?,

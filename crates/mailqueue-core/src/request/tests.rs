@@ -120,3 +120,49 @@ fn nul_characters_are_refused_where_a_store_cannot_keep_them() {
     assert_eq!(rejected(json!({"metadata": {"a\0": 1}})).field, "metadata");
     assert_eq!(rejected(json!({"subject": "a\0"})).field, "subject");
 }
+
+#[test]
+fn attachment_content_types_are_parsed_as_the_builder_parses_them() {
+    let with_type = |ct: &str| {
+        json!({"attachments": [{"filename": "a.txt", "content": "aGk=", "content_type": ct}]})
+    };
+    for good in [
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "image/svg+xml",
+    ] {
+        let mut v = minimal();
+        v["attachments"] = with_type(good)["attachments"].clone();
+        assert_eq!(parse(v).unwrap().attachments[0].content_type, good);
+    }
+    let long = format!("text/plain; name={}", "x".repeat(2000));
+    for bad in ["a/b/c d", "text/plain/x", "text /plain", "text", "tëxt/plain", long.as_str()] {
+        let e = rejected(with_type(bad));
+        assert_eq!(e.field, "attachments[0].content_type", "{bad}: {e:?}");
+        assert!(!e.missing);
+    }
+}
+
+#[test]
+fn transport_headers_are_refused() {
+    for name in [
+        "DKIM-Signature",
+        "received",
+        "Return-Path",
+        "Resent-Date",
+        "RESENT-TO",
+        "ARC-Message-Signature",
+        "Authentication-Results",
+        "Received-SPF",
+        "Delivered-To",
+    ] {
+        let e = rejected(json!({"headers": {name: "x"}}));
+        assert_eq!(e.field, format!("headers.{name}"), "{name}");
+    }
+    assert!(parse(json!({
+        "from": "a@acme.test", "to": "b@x.io", "subject": "s", "text": "t",
+        "headers": {"X-Received-By": "ok", "List-Unsubscribe": "<https://x.io/u>"}
+    }))
+    .is_ok());
+}

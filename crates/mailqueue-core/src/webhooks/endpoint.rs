@@ -90,26 +90,39 @@ fn forbidden_v4(a: Ipv4Addr) -> bool {
         || first == 0
         // Carrier-grade NAT, 100.64.0.0/10.
         || (first == 100 && (second & 0xc0) == 64)
+        // IETF protocol assignments, 192.0.0.0/24.
+        || (first == 192 && second == 0 && a.octets()[2] == 0)
+        // The 6to4 relay anycast, 192.88.99.0/24.
+        || (first == 192 && second == 88 && a.octets()[2] == 99)
+        // Benchmarking, 198.18.0.0/15.
+        || (first == 198 && (second & 0xfe) == 18)
         // Reserved for future use, 240.0.0.0/4.
         || first >= 240
 }
 
 fn forbidden_v6(a: Ipv6Addr) -> bool {
-    if let Some(v4) = a.to_ipv4_mapped() {
-        return forbidden_v4(v4);
-    }
-    let first = a.segments()[0];
+    let [first, second, ..] = a.segments();
     a.is_loopback()
         || a.is_unspecified()
         || a.is_multicast()
+        // IPv4-mapped, ::ffff:0:0/96: a webhook that means an IPv4 host
+        // names it, and a mapped address can reach any of them.
+        || a.to_ipv4_mapped().is_some()
         // Unique local, fc00::/7.
         || (first & 0xfe00) == 0xfc00
-        // Link-local, fe80::/10.
+        // Link-local, fe80::/10, and the deprecated site-local, fec0::/10.
         || (first & 0xffc0) == 0xfe80
+        || (first & 0xffc0) == 0xfec0
         // IPv4-compatible (deprecated), ::/96.
         || a.segments()[..6].iter().all(|s| *s == 0)
-        // NAT64, 64:ff9b::/96, reaches any IPv4 address.
-        || (first == 0x64 && a.segments()[1] == 0xff9b)
+        // NAT64, 64:ff9b::/96 and the local-use 64:ff9b:1::/48, reach IPv4.
+        || (first == 0x64 && second == 0xff9b)
+        // Discard-only, 100::/64.
+        || (first == 0x100 && a.segments()[1..4].iter().all(|s| *s == 0))
+        // Teredo, 2001::/32, and 6to4, 2002::/16, embed an IPv4 address;
+        // documentation, 2001:db8::/32.
+        || (first == 0x2001 && (second == 0 || second == 0xdb8))
+        || first == 0x2002
 }
 
 #[cfg(test)]
@@ -171,6 +184,19 @@ mod tests {
             "::ffff:10.0.0.1",
             "::127.0.0.1",
             "64:ff9b::a00:1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.0.8",
+            "192.88.99.1",
+            "fec0::1",
+            "2002:7f00:1::1",
+            "2002:a00:1::",
+            "::ffff:8.8.8.8",
+            "::ffff:0:0",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::1",
+            "100::1",
+            "64:ff9b:1::a00:1",
         ] {
             assert!(is_forbidden_address(a.parse().unwrap()), "{a}");
         }
@@ -178,7 +204,10 @@ mod tests {
             "93.184.216.34",
             "100.128.0.1",
             "2606:4700::1111",
-            "::ffff:8.8.8.8",
+            "198.20.0.1",
+            "192.0.1.1",
+            "2001:4860:4860::8888",
+            "2003::1",
         ] {
             assert!(!is_forbidden_address(a.parse().unwrap()), "{a}");
         }

@@ -53,8 +53,9 @@ pub struct Webhook {
     pub events: Vec<String>,
     pub status: WebhookStatus,
     pub signing_secret: SigningSecret,
-    /// After a rotation, the secret that also signs until `until`.
-    pub previous_secret: Option<(SigningSecret, DateTime<Utc>)>,
+    /// Rotated-out secrets that also sign until their `until`, the latest
+    /// rotation first; at most [`MAX_PREVIOUS_SECRETS`].
+    pub previous_secrets: Vec<PreviousSecret>,
     pub created_at: DateTime<Utc>,
     /// Since when every delivery has failed.
     pub failing_since: Option<DateTime<Utc>>,
@@ -62,18 +63,68 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
 }
 
+/// A secret rotated out, still signing until `until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: SigningSecret,
+    pub until: DateTime<Utc>,
+}
+
+/// Most rotated-out secrets kept signing at once. Rotating again before a
+/// grace period ends (a client retrying a rotation that timed out, say)
+/// keeps the earlier secrets signing; beyond this many, the ones whose
+/// grace ends first stop. Each costs every delivery one more signature.
+pub const MAX_PREVIOUS_SECRETS: usize = 4;
+
+/// A rotation decided for a webhook: applied only if its signing secret is
+/// still `replaces`, so two rotations at once cannot lose a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRotation {
+    pub replaces: SigningSecret,
+    pub signing_secret: SigningSecret,
+    pub previous_secrets: Vec<PreviousSecret>,
+}
+
 impl Webhook {
-    /// The secrets that sign at `now`: the current one, and the previous
-    /// one during its grace period.
+    /// The secrets that sign at `now`: the current one, then every
+    /// previous one whose grace period has not ended.
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<SigningSecret> {
-        let mut secrets = vec![self.signing_secret.clone()];
-        if let Some((previous, until)) = &self.previous_secret {
-            if *until > now {
-                secrets.push(previous.clone());
-            }
-        }
-        secrets
+        std::iter::once(self.signing_secret.clone())
+            .chain(live_previous_secrets(&self.previous_secrets, now).map(|p| p.secret.clone()))
+            .collect()
     }
+
+    /// Makes `new` the signing secret at `now`: the current one keeps
+    /// signing until `until`, and so does every previous one still in its
+    /// grace period, at most [`MAX_PREVIOUS_SECRETS`] of them.
+    pub fn rotation(
+        &self,
+        new: SigningSecret,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> SecretRotation {
+        let mut previous: Vec<PreviousSecret> = std::iter::once(PreviousSecret {
+            secret: self.signing_secret.clone(),
+            until,
+        })
+        .chain(live_previous_secrets(&self.previous_secrets, now).cloned())
+        .collect();
+        previous.sort_by(|a, b| b.until.cmp(&a.until));
+        previous.truncate(MAX_PREVIOUS_SECRETS);
+        SecretRotation {
+            replaces: self.signing_secret.clone(),
+            signing_secret: new,
+            previous_secrets: previous,
+        }
+    }
+}
+
+/// The previous secrets whose grace has not ended at `now`.
+pub fn live_previous_secrets(
+    previous: &[PreviousSecret],
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = &PreviousSecret> {
+    previous.iter().filter(move |p| p.until > now)
 }
 
 /// `PATCH /v1/webhooks/{id}`: the fields given change.
@@ -204,4 +255,70 @@ pub struct DeliveryClaim {
     /// takes at most `per_webhook` minus these of each webhook, so a slow
     /// endpoint cannot take every slot of a sender.
     pub held: Vec<(WebhookId, u32)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn secret(n: u8) -> SigningSecret {
+        SigningSecret::from_key(&[n; 24])
+    }
+
+    fn webhook(now: DateTime<Utc>) -> Webhook {
+        Webhook {
+            id: WebhookId(uuid::Uuid::nil()),
+            endpoint: Endpoint::parse("https://hooks.example.com/").unwrap_or_else(|e| panic!("{e}")),
+            events: vec!["email.sent".into()],
+            status: WebhookStatus::Enabled,
+            signing_secret: secret(0),
+            previous_secrets: vec![],
+            created_at: now,
+            failing_since: None,
+            disabled_reason: None,
+        }
+    }
+
+    #[test]
+    fn rotating_twice_keeps_both_earlier_secrets_signing() {
+        let now = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
+        let grace = Duration::hours(24);
+        let mut w = webhook(now);
+        for (i, at) in [now, now + Duration::seconds(30)].into_iter().enumerate() {
+            let r = w.rotation(secret(i as u8 + 1), at, at + grace);
+            assert_eq!(r.replaces, w.signing_secret);
+            w.signing_secret = r.signing_secret;
+            w.previous_secrets = r.previous_secrets;
+        }
+        let signing = w.signing_secrets(now + Duration::hours(1));
+        assert_eq!(signing, vec![secret(2), secret(1), secret(0)]);
+        // Each stops at the end of its own grace period.
+        assert_eq!(
+            w.signing_secrets(now + grace + Duration::seconds(1)),
+            vec![secret(2), secret(1)]
+        );
+        assert_eq!(w.signing_secrets(now + grace * 2), vec![secret(2)]);
+    }
+
+    #[test]
+    fn at_most_a_few_previous_secrets_sign_and_expired_ones_go() {
+        let now = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
+        let mut w = webhook(now);
+        w.previous_secrets = vec![PreviousSecret {
+            secret: secret(99),
+            until: now - Duration::seconds(1),
+        }];
+        for i in 1..=10u8 {
+            let at = now + Duration::seconds(i64::from(i));
+            let r = w.rotation(secret(i), at, at + Duration::hours(1));
+            w.signing_secret = r.signing_secret;
+            w.previous_secrets = r.previous_secrets;
+        }
+        assert_eq!(w.previous_secrets.len(), MAX_PREVIOUS_SECRETS);
+        assert_eq!(
+            w.signing_secrets(now + Duration::seconds(11)),
+            vec![secret(10), secret(9), secret(8), secret(7), secret(6)]
+        );
+    }
 }

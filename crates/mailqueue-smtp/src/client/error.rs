@@ -78,6 +78,10 @@ pub enum ClientError {
     Closed { step: Step },
     #[error("TLS with the relay: {0}")]
     Tls(String),
+    /// The relay did not offer STARTTLS where it is required; nothing was
+    /// sent after EHLO.
+    #[error("TLS with the relay: it does not offer STARTTLS, which is required (MAILQUEUE_SMTP_URL with `smtp://`); nothing was sent in clear")]
+    StartTlsMissing,
     /// The relay said something that does not fit the conversation.
     #[error("the relay broke the conversation during {step}: {reason}")]
     Protocol { step: Step, reason: String },
@@ -135,6 +139,13 @@ impl ClientError {
         matches!(self, ClientError::Auth { .. })
     }
 
+    /// Whether the failure is the relay's set-up rather than this
+    /// message's or this connection's: refused credentials, or no STARTTLS
+    /// where it is required. Until it is mended, nothing can be sent.
+    pub fn is_relay_setup(&self) -> bool {
+        self.is_auth() || matches!(self, ClientError::StartTlsMissing)
+    }
+
     /// What the failure means for the email.
     pub fn to_delivery_error(&self) -> DeliveryError {
         let detail = self.to_string();
@@ -144,7 +155,7 @@ impl ClientError {
                 transient(FailureClass::Connection)
             }
             ClientError::Timeout { .. } => transient(FailureClass::Timeout),
-            ClientError::Tls(_) => transient(FailureClass::Tls),
+            ClientError::Tls(_) | ClientError::StartTlsMissing => transient(FailureClass::Tls),
             ClientError::Auth { reply, .. } => {
                 DeliveryError::transient(FailureClass::Auth, reply.as_ref().map(|r| r.code), detail)
             }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod timeouts;
+mod tls;
 mod wire;
 
 use chrono::Utc;

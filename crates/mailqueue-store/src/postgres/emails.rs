@@ -79,6 +79,22 @@ impl PgStore {
             }
         }
         let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
+        // The answers first: each locks its key's row, so a takeover waits
+        // for this commit, and one whose fence is gone stops the commit.
+        for answer in groups.iter().filter_map(|g| g.idempotency.as_ref()) {
+            let recorded = sqlx::query(statements::RECORD_IDEMPOTENT_ANSWER)
+                .bind(answer.scope.api_key_id.0)
+                .bind(&answer.scope.key)
+                .bind(answer.status as i16)
+                .bind(&answer.body)
+                .bind(answer.fence.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error("recording an idempotent answer", e))?;
+            if recorded.rows_affected() != 1 {
+                return Err(crate::idempotency::taken_over(&answer.scope));
+            }
+        }
         if !ids.is_empty() {
             sqlx::query(
                 "WITH new_emails AS ( \
@@ -119,18 +135,6 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| store_error("storing attachments", e))?;
-        }
-        for answer in groups.iter().filter_map(|g| g.idempotency.as_ref()) {
-            sqlx::query(
-                "UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE api_key_id = $1 AND key = $2",
-            )
-            .bind(answer.scope.api_key_id.0)
-            .bind(&answer.scope.key)
-            .bind(answer.status as i16)
-            .bind(&answer.body)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error("recording an idempotent answer", e))?;
         }
         write_events(&mut tx, &events::accepted(&emails)).await?;
         tx.commit()
@@ -177,7 +181,7 @@ impl PgStore {
 impl EmailStore for PgStore {
     async fn insert_emails(&self, groups: &[InsertGroup]) -> Result<(), StoreError> {
         let result = self.insert_all(groups).await;
-        self.health.record(&result);
+        self.health.record_room(&result);
         result
     }
 
@@ -387,19 +391,9 @@ impl EmailStore for PgStore {
         if self.health.failing().is_none() {
             return Ok(());
         }
-        let probe = async {
-            let mut tx = self.pool.begin().await.map_err(|e| store_error("probing writes", e))?;
-            sqlx::query(&with_statuses(
-                "INSERT INTO emails (id, status, message_id, created_at, updated_at) \
-                 VALUES ('ffffffff-ffff-7fff-bfff-ffffffffffff', {cancelled}, '<probe>', now(), now())",
-            ))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error("probing writes", e))?;
-            tx.rollback().await.map_err(|e| store_error("probing writes", e))
-        }
-        .await;
-        self.health.record(&probe);
-        probe.map_err(crate::health::not_writable)
+        let probe = statements::write_probe(Dialect::Postgres, chrono::Utc::now());
+        let probed = self.in_one_transaction("probing writes", &probe).await;
+        self.health.record_room(&probed);
+        probed.map(drop).map_err(crate::health::not_writable)
     }
 }

@@ -10,7 +10,7 @@ use mailqueue_core::store::{
     ApiKeyRecord, ApiKeySelector, ApiKeyStore, IdempotencyBegin, IdempotencyScope,
     IdempotencyStore, IdempotencyWindow, StoreError,
 };
-use mailqueue_core::ApiKeyId;
+use mailqueue_core::{ApiKeyId, IdempotencyFence};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
@@ -97,14 +97,16 @@ impl IdempotencyStore for PgStore {
         scope: &IdempotencyScope,
         request_hash: &[u8; 32],
         window: &IdempotencyWindow,
+        fence: IdempotencyFence,
     ) -> Result<IdempotencyBegin, StoreError> {
         let ctx = "recording an idempotency key";
         // Insert, or take over a row that expired or whose request died.
         let started = sqlx::query(
-            "INSERT INTO idempotency_keys (api_key_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO idempotency_keys (api_key_id, key, request_hash, created_at, fence) \
+             VALUES ($1, $2, $3, $4, $7) \
              ON CONFLICT (api_key_id, key) DO UPDATE \
                SET request_hash = EXCLUDED.request_hash, created_at = EXCLUDED.created_at, \
-                   response_status = NULL, response_body = NULL \
+                   response_status = NULL, response_body = NULL, fence = EXCLUDED.fence \
              WHERE idempotency_keys.created_at < $5 \
                 OR (idempotency_keys.response_status IS NULL AND idempotency_keys.created_at < $6 \
                     AND idempotency_keys.request_hash = EXCLUDED.request_hash)",
@@ -115,6 +117,7 @@ impl IdempotencyStore for PgStore {
         .bind(window.now)
         .bind(window.expired_before)
         .bind(window.stale_before)
+        .bind(fence.0)
         .execute(&self.pool)
         .await
         .map_err(|e| store_error(ctx, e))?;
@@ -131,7 +134,8 @@ impl IdempotencyStore for PgStore {
         .map_err(|e| store_error(ctx, e))?;
         let Some(row) = row else {
             // Purged between the two statements: the key is free again.
-            return Box::pin(self.begin_idempotent_request(scope, request_hash, window)).await;
+            return Box::pin(self.begin_idempotent_request(scope, request_hash, window, fence))
+                .await;
         };
         let hash: Vec<u8> = row
             .try_get("request_hash")
@@ -150,10 +154,18 @@ impl IdempotencyStore for PgStore {
         ))
     }
 
-    async fn abandon_idempotent_request(&self, scope: &IdempotencyScope) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND response_status IS NULL")
+    async fn abandon_idempotent_request(
+        &self,
+        scope: &IdempotencyScope,
+        fence: IdempotencyFence,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND fence = $3 \
+             AND response_status IS NULL",
+        )
             .bind(scope.api_key_id.0)
             .bind(&scope.key)
+            .bind(fence.0)
             .execute(&self.pool)
             .await
             .map_err(|e| store_error("releasing an idempotency key", e))?;

@@ -84,6 +84,11 @@ fn migrator() -> Migrator {
             "webhook attempt rows only for tries that did not deliver",
             include_str!("../../migrations/postgres/0010_webhook_attempts_on_failure.sql"),
         ),
+        (
+            11,
+            "fenced idempotency keys, every secret in its grace, case-free suppressions, a write probe",
+            include_str!("../../migrations/postgres/0011_second_fault_round.sql"),
+        ),
     ])
 }
 

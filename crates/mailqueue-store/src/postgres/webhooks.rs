@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use mailqueue_core::store::{StoreError, WebhookStore};
 use mailqueue_core::webhooks::{
     ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport, DeliveryStatus, DisablePolicy,
-    OutboxStats, SigningSecret, Webhook, WebhookAttempt, WebhookChange, WebhookDelivery,
+    OutboxStats, SecretRotation, Webhook, WebhookAttempt, WebhookChange, WebhookDelivery,
     WebhookPage,
 };
 use mailqueue_core::{EventId, WebhookId};
@@ -73,17 +73,15 @@ impl WebhookStore for PgStore {
     async fn rotate_webhook_secret(
         &self,
         id: WebhookId,
-        secret: &SigningSecret,
-        previous_until: DateTime<Utc>,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let result = bound(&statements::rotate_secret(id, secret, previous_until))
+        rotation: &SecretRotation,
+    ) -> Result<bool, StoreError> {
+        let result = bound(&statements::rotate_secret(id, rotation))
             .execute(&self.pool)
             .await
-            .map(|_| ())
+            .map(|r| r.rows_affected() == 1)
             .map_err(|e| store_error("rotating a webhook's secret", e));
         self.health.record(&result);
-        result?;
-        self.get_webhook(id).await
+        result
     }
 
     async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {

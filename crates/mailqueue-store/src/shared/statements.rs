@@ -1,9 +1,40 @@
 //! The statements both stores run alike, written once over the dialect.
 
-use super::{sql_list, sql_status, Dialect, Param, Statement, PENDING};
+use super::{sql_list, sql_status, with_statuses, Dialect, Param, Statement, PENDING};
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::ListQuery;
 use mailqueue_core::{EmailId, EmailStatus};
+
+/// Records a request's answer on its idempotency key, only while the key
+/// carries the request's fence and no answer yet ($1 API key, $2 key,
+/// $3 status, $4 body, $5 fence). One row changed, or the key was taken over.
+pub const RECORD_IDEMPOTENT_ANSWER: &str =
+    "UPDATE idempotency_keys SET response_status = $3, response_body = $4 \
+     WHERE api_key_id = $1 AND key = $2 AND fence = $5 AND response_status IS NULL";
+
+/// The readiness probe's write (see `crate::health`), three statements
+/// for one transaction: a row of `emails` inserted and deleted, and the
+/// padded row of `write_probe` rewritten.
+pub fn write_probe(d: Dialect, now: DateTime<Utc>) -> [Statement; 3] {
+    const ID: &str = "ffffffff-ffff-7fff-bfff-ffffffffffff";
+    let (created, pad) = match d {
+        Dialect::Postgres => ("now()", "decode(repeat('00', $2::int), 'hex')"),
+        Dialect::Sqlite => ("0", "zeroblob($2)"),
+    };
+    [
+        Statement::new(with_statuses(&format!(
+            "INSERT INTO emails (id, status, message_id, created_at, updated_at) \
+             VALUES ('{ID}', {{cancelled}}, '<probe>', {created}, {created})"
+        ))),
+        Statement::new(format!("DELETE FROM emails WHERE id = '{ID}'")),
+        Statement::new(format!(
+            "INSERT INTO write_probe (id, written_at, pad) VALUES (1, $1, {pad}) \
+             ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, pad = excluded.pad"
+        ))
+        .with(Param::Time(now))
+        .with(Param::Int(crate::health::PROBE_PAD_BYTES)),
+    ]
+}
 
 /// The columns `rows::record` reads.
 fn record_select(d: Dialect) -> String {

@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use mailqueue_core::events::EmailEvent;
 use mailqueue_core::store::StoreError;
 use mailqueue_core::webhooks::{
-    health_changes, ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport,
-    DeliveryStatus, DisablePolicy, Endpoint, EventEmail, HealthChange, OutboxStats, SigningSecret,
-    StreakChange, Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
-    WebhookStatus,
+    health_changes, live_previous_secrets, ClaimedDelivery, DeliveryClaim, DeliveryOutcome,
+    DeliveryReport, DeliveryStatus, DisablePolicy, Endpoint, EventEmail, HealthChange, OutboxStats,
+    PreviousSecret, SecretRotation, SigningSecret, StreakChange, Webhook, WebhookAttempt,
+    WebhookChange, WebhookDelivery, WebhookPage, WebhookStatus,
 };
 use mailqueue_core::{EventId, WebhookId};
 
@@ -44,7 +44,7 @@ fn events_json(events: &[String]) -> String {
 
 fn webhook_columns(d: Dialect) -> String {
     format!(
-        "id, endpoint, {}, status, signing_secret, previous_secret, previous_secret_until, \
+        "id, endpoint, {}, status, signing_secret, previous_secrets, \
          created_at, failing_since, disabled_reason",
         d.events_out()
     )
@@ -142,14 +142,52 @@ pub fn update_webhook(d: Dialect, id: WebhookId, change: &WebhookChange) -> Opti
     Some(st)
 }
 
-pub fn rotate_secret(id: WebhookId, secret: &SigningSecret, until: DateTime<Utc>) -> Statement {
+/// Applies a [`SecretRotation`] if the signing secret is still the one it
+/// replaces (one row changed).
+pub fn rotate_secret(id: WebhookId, rotation: &SecretRotation) -> Statement {
     Statement::new(
-        "UPDATE webhooks SET previous_secret = signing_secret, previous_secret_until = $2, \
-         signing_secret = $3 WHERE id = $1",
+        "UPDATE webhooks SET signing_secret = $3, previous_secrets = $4 \
+         WHERE id = $1 AND signing_secret = $2",
     )
     .with(Param::Uuid(id.0))
-    .with(Param::Time(until))
-    .with(Param::Text(secret.expose().into()))
+    .with(Param::Text(rotation.replaces.expose().into()))
+    .with(Param::Text(rotation.signing_secret.expose().into()))
+    .with(Param::Text(encode_previous_secrets(&rotation.previous_secrets)))
+}
+
+/// The `previous_secrets` column: a JSON array of `{"secret", "until_ms"}`.
+fn encode_previous_secrets(previous: &[PreviousSecret]) -> String {
+    serde_json::Value::Array(
+        previous
+            .iter()
+            .map(|p| serde_json::json!({"secret": p.secret.expose(), "until_ms": p.until.timestamp_millis()}))
+            .collect(),
+    )
+    .to_string()
+}
+
+fn decode_previous_secrets(stored: Option<String>) -> Result<Vec<PreviousSecret>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        secret: String,
+        until_ms: i64,
+    }
+    let Some(stored) = stored else {
+        return Ok(Vec::new());
+    };
+    let list: Vec<Stored> = serde_json::from_str(&stored)
+        .map_err(|e| StoreError::Corrupt(format!("stored previous secrets: {e}")))?;
+    list.into_iter()
+        .map(|p| {
+            Ok(PreviousSecret {
+                secret: SigningSecret::parse(&p.secret)
+                    .map_err(corrupt("a stored previous secret"))?,
+                until: DateTime::from_timestamp_millis(p.until_ms).ok_or_else(|| {
+                    StoreError::Corrupt(format!("a previous secret's end {}", p.until_ms))
+                })?,
+            })
+        })
+        .collect()
 }
 
 /// A webhook's outbox, deleted with it where no foreign key cascades
@@ -169,16 +207,7 @@ fn corrupt(what: &str) -> impl Fn(String) -> StoreError + '_ {
 /// A row of [`webhook_columns`].
 pub fn webhook(row: &impl RowReader) -> Result<Webhook, StoreError> {
     let events = row.text("events")?;
-    let previous = match (
-        row.opt_text("previous_secret")?,
-        row.opt_time("previous_secret_until")?,
-    ) {
-        (Some(s), Some(until)) => Some((
-            SigningSecret::parse(&s).map_err(corrupt("a stored previous secret"))?,
-            until,
-        )),
-        _ => None,
-    };
+    let previous = decode_previous_secrets(row.opt_text("previous_secrets")?)?;
     Ok(Webhook {
         id: WebhookId(row.uuid("id")?),
         endpoint: Endpoint::parse(&row.text("endpoint")?).map_err(corrupt("a stored endpoint"))?,
@@ -190,7 +219,7 @@ pub fn webhook(row: &impl RowReader) -> Result<Webhook, StoreError> {
             .map_err(corrupt("a stored webhook status"))?,
         signing_secret: SigningSecret::parse(&row.text("signing_secret")?)
             .map_err(corrupt("a stored signing secret"))?,
-        previous_secret: previous,
+        previous_secrets: previous,
         created_at: row.time("created_at")?,
         failing_since: row.opt_time("failing_since")?,
         disabled_reason: row.opt_text("disabled_reason")?,
@@ -426,8 +455,8 @@ fn claimed_columns(d: Dialect) -> String {
         Dialect::Sqlite => d.content(),
     };
     format!(
-        "d.webhook_id, d.attempts, w.endpoint, w.signing_secret, w.previous_secret, \
-         w.previous_secret_until, ev.id, ev.email_id, ev.type, ev.created_at, {} AS data, \
+        "d.webhook_id, d.attempts, w.endpoint, w.signing_secret, w.previous_secrets, \
+         ev.id, ev.email_id, ev.type, ev.created_at, {} AS data, \
          e.message_id, e.created_at AS email_created_at, e.priority, e.scheduled_at, {content}",
         d.json_text("ev.data"),
     )
@@ -474,16 +503,8 @@ pub fn claimed_row(
     )?;
     let mut secrets = vec![SigningSecret::parse(&row.text("signing_secret")?)
         .map_err(corrupt("a stored signing secret"))?];
-    if let (Some(previous), Some(until)) = (
-        row.opt_text("previous_secret")?,
-        row.opt_time("previous_secret_until")?,
-    ) {
-        if until > now {
-            secrets.push(
-                SigningSecret::parse(&previous).map_err(corrupt("a stored previous secret"))?,
-            );
-        }
-    }
+    let previous = decode_previous_secrets(row.opt_text("previous_secrets")?)?;
+    secrets.extend(live_previous_secrets(&previous, now).map(|p| p.secret.clone()));
     Ok(ClaimedDelivery {
         webhook_id: WebhookId(row.uuid("webhook_id")?),
         event_id: event.id,

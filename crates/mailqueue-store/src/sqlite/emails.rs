@@ -149,6 +149,21 @@ impl EmailStore for SqliteStore {
         let mut w = self.writer.acquire().await?;
         let result = async {
         let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
+        // A key taken over by a newer request stops the commit.
+        for answer in groups.iter().filter_map(|g| g.idempotency.as_ref()) {
+            let recorded = sqlx::query(statements::RECORD_IDEMPOTENT_ANSWER)
+                .bind(answer.scope.api_key_id.to_string())
+                .bind(&answer.scope.key)
+                .bind(i64::from(answer.status))
+                .bind(&answer.body)
+                .bind(answer.fence.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error("recording an idempotent answer", e))?;
+            if recorded.rows_affected() != 1 {
+                return Err(crate::idempotency::taken_over(&answer.scope));
+            }
+        }
         let emails: Vec<_> = groups.iter().flat_map(|g| g.emails.iter()).collect();
         // Multi-row statements: one round trip to SQLite's thread per chunk.
         for chunk in emails.chunks(INSERT_CHUNK) {
@@ -200,25 +215,13 @@ impl EmailStore for SqliteStore {
                 .map_err(|err| store_error("storing attachments", err))?;
             }
         }
-        for answer in groups.iter().filter_map(|g| g.idempotency.as_ref()) {
-            sqlx::query(
-                "UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE api_key_id = $1 AND key = $2",
-            )
-            .bind(answer.scope.api_key_id.to_string())
-            .bind(&answer.scope.key)
-            .bind(i64::from(answer.status))
-            .bind(&answer.body)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error("recording an idempotent answer", e))?;
-        }
         write_events(&mut tx, &events::accepted(&emails)).await?;
         tx.commit()
             .await
             .map_err(|e| store_error("committing emails", e))
         }
         .await;
-        w.settle(result)
+        w.settle_room(result)
     }
 
     async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
@@ -553,25 +556,10 @@ impl EmailStore for SqliteStore {
         if self.writer.health.failing().is_none() {
             return Ok(());
         }
-        let mut w = self.writer.acquire().await?;
-        let probe = async {
-            let mut tx = w
-                .begin()
-                .await
-                .map_err(|e| store_error("probing writes", e))?;
-            sqlx::query(&with_statuses(
-                "INSERT INTO emails (id, status, message_id, created_at, updated_at) \
-                 VALUES ('ffffffff-ffff-7fff-bfff-ffffffffffff', {cancelled}, '<probe>', 0, 0)",
-            ))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error("probing writes", e))?;
-            tx.rollback()
-                .await
-                .map_err(|e| store_error("probing writes", e))
-        }
-        .await;
-        w.settle(probe).map_err(crate::health::not_writable)
+        let probe = statements::write_probe(Dialect::Sqlite, chrono::Utc::now());
+        let probed = self.in_one_transaction("probing writes", &probe).await;
+        self.writer.health.record_room(&probed);
+        probed.map(drop).map_err(crate::health::not_writable)
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

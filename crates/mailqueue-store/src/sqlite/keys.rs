@@ -10,6 +10,7 @@ use mailqueue_core::store::{
     ApiKeyRecord, ApiKeySelector, ApiKeyStore, IdempotencyBegin, IdempotencyScope,
     IdempotencyStore, IdempotencyWindow, StoreError,
 };
+use mailqueue_core::IdempotencyFence;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -101,15 +102,17 @@ impl IdempotencyStore for SqliteStore {
         scope: &IdempotencyScope,
         request_hash: &[u8; 32],
         window: &IdempotencyWindow,
+        fence: IdempotencyFence,
     ) -> Result<IdempotencyBegin, StoreError> {
         let ctx = "recording an idempotency key";
         let mut w = self.writer.acquire().await?;
         let result = async {
         let started = sqlx::query(
-            "INSERT INTO idempotency_keys (api_key_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO idempotency_keys (api_key_id, key, request_hash, created_at, fence) \
+             VALUES ($1, $2, $3, $4, $7) \
              ON CONFLICT (api_key_id, key) DO UPDATE \
                SET request_hash = excluded.request_hash, created_at = excluded.created_at, \
-                   response_status = NULL, response_body = NULL \
+                   response_status = NULL, response_body = NULL, fence = excluded.fence \
              WHERE idempotency_keys.created_at < $5 \
                 OR (idempotency_keys.response_status IS NULL AND idempotency_keys.created_at < $6 \
                     AND idempotency_keys.request_hash = excluded.request_hash)",
@@ -120,6 +123,7 @@ impl IdempotencyStore for SqliteStore {
         .bind(to_ms(window.now))
         .bind(to_ms(window.expired_before))
         .bind(to_ms(window.stale_before))
+        .bind(fence.to_string())
         .execute(&mut *w)
         .await
         .map_err(|e| store_error(ctx, e))?;
@@ -154,11 +158,19 @@ impl IdempotencyStore for SqliteStore {
         w.settle(result)
     }
 
-    async fn abandon_idempotent_request(&self, scope: &IdempotencyScope) -> Result<(), StoreError> {
+    async fn abandon_idempotent_request(
+        &self,
+        scope: &IdempotencyScope,
+        fence: IdempotencyFence,
+    ) -> Result<(), StoreError> {
         let mut w = self.writer.acquire().await?;
-        let done = sqlx::query("DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND response_status IS NULL")
+        let done = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND fence = $3 \
+             AND response_status IS NULL",
+        )
             .bind(scope.api_key_id.to_string())
             .bind(&scope.key)
+            .bind(fence.to_string())
             .execute(&mut *w)
             .await
             .map_err(|e| store_error("releasing an idempotency key", e));

@@ -91,6 +91,11 @@ fn migrator() -> Migrator {
             "webhook attempt rows only for tries that did not deliver",
             include_str!("../../migrations/sqlite/0010_webhook_attempts_on_failure.sql"),
         ),
+        (
+            11,
+            "fenced idempotency keys, every secret in its grace, case-free suppressions, a write probe",
+            include_str!("../../migrations/sqlite/0011_second_fault_round.sql"),
+        ),
     ])
 }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{StoreError, WebhookStore};
 use mailqueue_core::webhooks::{
-    ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SigningSecret,
+    ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SecretRotation,
     Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
 };
 use mailqueue_core::{EventId, WebhookId};
@@ -70,17 +70,15 @@ impl WebhookStore for SqliteStore {
     async fn rotate_webhook_secret(
         &self,
         id: WebhookId,
-        secret: &SigningSecret,
-        previous_until: DateTime<Utc>,
-    ) -> Result<Option<Webhook>, StoreError> {
+        rotation: &SecretRotation,
+    ) -> Result<bool, StoreError> {
         let mut w = self.writer.acquire().await?;
-        let result = bound(&statements::rotate_secret(id, secret, previous_until))
+        let result = bound(&statements::rotate_secret(id, rotation))
             .execute(&mut *w)
             .await
-            .map(|_| ())
+            .map(|r| r.rows_affected() == 1)
             .map_err(|e| store_error("rotating a webhook's secret", e));
-        w.settle(result)?;
-        self.get_webhook(id).await
+        w.settle(result)
     }
 
     async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {

@@ -63,6 +63,13 @@ impl WriterGuard<'_> {
         }
         result
     }
+
+    /// [`Self::settle`] for a write that needed room (see
+    /// `WriteHealth::record_room`).
+    pub fn settle_room<T>(self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.health.record_room(&result);
+        self.settle(result)
+    }
 }
 
 impl Deref for WriterGuard<'_> {

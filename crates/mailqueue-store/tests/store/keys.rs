@@ -3,9 +3,9 @@ use chrono::Duration;
 use mailqueue_core::api_key::{ApiKeyPermission, ApiToken, TokenHash};
 use mailqueue_core::store::{
     ApiKeyRecord, ApiKeySelector, ApiKeyStore, IdempotencyBegin, IdempotencyScope,
-    IdempotencyWindow, IdempotentResponse, InsertGroup,
+    IdempotencyWindow, IdempotentResponse, InsertGroup, StoreError,
 };
-use mailqueue_core::ApiKeyId;
+use mailqueue_core::{ApiKeyId, IdempotencyFence};
 use mailqueue_store::{PgSettings, PgStore, SqliteSettings, SqliteStore};
 use mailqueue_testkit::{test_store, StoreKind, TempDir, TestDatabase};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -206,12 +206,19 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
         let scope = scope.clone();
         async move {
             store
-                .begin_idempotent_request(&scope, &hash, &window(now))
+                .begin_idempotent_request(&scope, &hash, &window(now), IdempotencyFence::generate(now))
                 .await
                 .unwrap()
         }
     };
-    assert_eq!(begin(h1, t0()).await, IdempotencyBegin::Started);
+    let first = IdempotencyFence::generate(t0());
+    assert_eq!(
+        s.store
+            .begin_idempotent_request(&scope, &h1, &window(t0()), first)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Started
+    );
     assert_eq!(begin(h1, t0()).await, IdempotencyBegin::InProgress);
     assert_eq!(begin(h2, t0()).await, IdempotencyBegin::Mismatch);
     // The same key of another API key is another key.
@@ -221,7 +228,7 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
     };
     assert_eq!(
         s.store
-            .begin_idempotent_request(&other, &h2, &window(t0()))
+            .begin_idempotent_request(&other, &h2, &window(t0()), IdempotencyFence::generate(t0()))
             .await
             .unwrap(),
         IdempotencyBegin::Started
@@ -233,6 +240,7 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
             emails: vec![e].into(),
             idempotency: Some(IdempotentResponse {
                 scope: scope.clone(),
+                fence: first,
                 status: 202,
                 body: "{\"id\":\"x\"}".into(),
             }),
@@ -260,30 +268,77 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
         api_key_id: scope.api_key_id,
         key: "dead".into(),
     };
-    let start = |now| {
+    let start = |now, fence| {
         let store = s.store.clone();
         let dead = dead.clone();
         async move {
             store
-                .begin_idempotent_request(&dead, &h1, &window(now))
+                .begin_idempotent_request(&dead, &h1, &window(now), fence)
                 .await
                 .unwrap()
         }
     };
-    assert_eq!(start(t0()).await, IdempotencyBegin::Started);
+    let stalled = IdempotencyFence::generate(t0());
+    assert_eq!(start(t0(), stalled).await, IdempotencyBegin::Started);
     assert_eq!(
-        start(t0() + Duration::seconds(30)).await,
+        start(t0() + Duration::seconds(30), IdempotencyFence::generate(t0())).await,
         IdempotencyBegin::InProgress
     );
+    let taker = IdempotencyFence::generate(t0() + Duration::seconds(90));
     assert_eq!(
-        start(t0() + Duration::seconds(90)).await,
+        start(t0() + Duration::seconds(90), taker).await,
         IdempotencyBegin::Started
     );
-    // Abandoning frees it at once; purging removes old keys.
-    s.store.abandon_idempotent_request(&dead).await.unwrap();
+    // The request taken over can no longer commit, nor free the key.
+    let answer = |fence, body: &str| InsertGroup {
+        emails: vec![to_insert(email(body), t0())].into(),
+        idempotency: Some(IdempotentResponse {
+            scope: dead.clone(),
+            fence,
+            status: 202,
+            body: body.into(),
+        }),
+    };
+    let late = s.store.insert_emails(&[answer(stalled, "late")]).await;
+    assert!(
+        matches!(late, Err(StoreError::Superseded(_))),
+        "{late:?}"
+    );
+    s.store
+        .abandon_idempotent_request(&dead, stalled)
+        .await
+        .unwrap();
     assert_eq!(
-        start(t0() + Duration::seconds(91)).await,
+        start(t0() + Duration::seconds(95), IdempotencyFence::generate(t0())).await,
+        IdempotencyBegin::InProgress,
+        "the taker still holds the key"
+    );
+    // Abandoning frees it at once; purging removes old keys.
+    s.store
+        .abandon_idempotent_request(&dead, taker)
+        .await
+        .unwrap();
+    let last = IdempotencyFence::generate(t0() + Duration::seconds(91));
+    assert_eq!(
+        start(t0() + Duration::seconds(91), last).await,
         IdempotencyBegin::Started
+    );
+    // The holder commits, with another request's emails.
+    let ok = InsertGroup {
+        emails: vec![to_insert(email("no key"), t0())].into(),
+        idempotency: None,
+    };
+    let results = s
+        .store
+        .insert_emails(&[answer(last, "kept"), ok])
+        .await;
+    assert!(results.is_ok(), "{results:?}");
+    assert_eq!(
+        start(t0() + Duration::seconds(92), IdempotencyFence::generate(t0())).await,
+        IdempotencyBegin::Replay {
+            status: 202,
+            body: "kept".into()
+        }
     );
     let purged = s
         .store

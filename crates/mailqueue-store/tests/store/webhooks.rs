@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use mailqueue_core::store::Store;
 use mailqueue_core::webhooks::{
     ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport, DeliveryStatus, DisablePolicy,
-    Endpoint, SigningSecret, Webhook, WebhookChange, WebhookPage, WebhookStatus,
+    Endpoint, PreviousSecret, SigningSecret, Webhook, WebhookChange, WebhookPage, WebhookStatus,
 };
 use mailqueue_core::WebhookId;
 use mailqueue_testkit::{test_store, StoreKind};
@@ -20,7 +20,7 @@ fn webhook(at: DateTime<Utc>, events: &[&str]) -> Webhook {
         events: events.iter().map(|e| e.to_string()).collect(),
         status: WebhookStatus::Enabled,
         signing_secret: SigningSecret::from_key(&[at.timestamp_subsec_millis() as u8; 24]),
-        previous_secret: None,
+        previous_secrets: Vec::new(),
         created_at: at,
         failing_since: None,
         disabled_reason: None,
@@ -121,25 +121,36 @@ pub async fn webhooks_are_created_listed_changed_and_deleted(kind: StoreKind) {
 
     let fresh = SigningSecret::from_key(&[9; 24]);
     let until = t0() + Duration::hours(24);
-    let rotated = store
-        .rotate_webhook_secret(first.id, &fresh, until)
-        .await
-        .unwrap()
-        .unwrap();
+    let rotation = first.rotation(fresh.clone(), t0(), until);
+    assert!(store.rotate_webhook_secret(first.id, &rotation).await.unwrap());
+    let rotated = store.get_webhook(first.id).await.unwrap().unwrap();
     assert_eq!(rotated.signing_secret, fresh);
     assert_eq!(
-        rotated.previous_secret,
-        Some((first.signing_secret.clone(), until))
+        rotated.previous_secrets,
+        [PreviousSecret {
+            secret: first.signing_secret.clone(),
+            until
+        }]
+    );
+    assert!(
+        !store.rotate_webhook_secret(first.id, &rotation).await.unwrap(),
+        "a rotation decided on a secret that is gone does not apply"
+    );
+    // Rotating again keeps both earlier secrets signing.
+    let third = SigningSecret::from_key(&[10; 24]);
+    let later = t0() + Duration::seconds(30);
+    let again = rotated.rotation(third.clone(), later, later + Duration::hours(24));
+    assert!(store.rotate_webhook_secret(first.id, &again).await.unwrap());
+    let twice = store.get_webhook(first.id).await.unwrap().unwrap();
+    assert_eq!(
+        twice.signing_secrets(later),
+        [third.clone(), fresh.clone(), first.signing_secret.clone()],
+        "every secret in its grace signs"
     );
     assert_eq!(
-        rotated.signing_secrets(t0()).len(),
+        twice.signing_secrets(until).len(),
         2,
-        "both sign in the grace"
-    );
-    assert_eq!(
-        rotated.signing_secrets(until).len(),
-        1,
-        "then only the new one"
+        "the first stops at the end of its own grace"
     );
 
     assert!(store.delete_webhook(first.id).await.unwrap());

@@ -33,7 +33,7 @@ fn cases() -> Vec<Case> {
         error,
         field,
     };
-    vec![
+    let mut cases = vec![
         c(
             "bad to",
             with(json!({"to": "nobody"})),
@@ -197,7 +197,41 @@ fn cases() -> Vec<Case> {
             Some("to"),
         ),
         c("not an object", json!(["a"]), 422, "validation_error", None),
-    ]
+    ];
+    // Content types the message builder cannot take: refused at once, never
+    // accepted and then failed.
+    let long_parameter = format!("text/plain; name={}", "x".repeat(2000));
+    for content_type in ["a/b/c d", "text/plain/x", "text /plain", long_parameter.as_str()] {
+        cases.push(c(
+            "unbuildable content type",
+            with(json!({"attachments": [
+                {"filename": "ok.txt", "content": "aGk=", "content_type": "text/plain"},
+                {"filename": "a.txt", "content": "aGk=", "content_type": content_type}
+            ]})),
+            422,
+            "validation_error",
+            Some("attachments[1].content_type"),
+        ));
+    }
+    // Headers that belong to the transport (trace, authentication, resent).
+    for name in [
+        "DKIM-Signature",
+        "Received",
+        "Return-Path",
+        "Resent-From",
+        "resent-message-id",
+        "ARC-Seal",
+        "Authentication-Results",
+    ] {
+        cases.push(c(
+            "a transport header",
+            with(json!({"headers": {name: "x"}})),
+            422,
+            "validation_error",
+            None,
+        ));
+    }
+    cases
 }
 
 #[tokio::test]

@@ -9,9 +9,9 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(30);
+pub const WAIT: Duration = Duration::from_secs(30);
 
-fn command(dir: &TempDir, env: &[(&str, String)]) -> Command {
+pub fn command(dir: &TempDir, env: &[(&str, String)]) -> Command {
     let mut c = clean_command(BIN);
     c.current_dir(dir.path())
         .env("MAILQUEUE_DATA_DIR", dir.path().join("data"));
@@ -21,7 +21,7 @@ fn command(dir: &TempDir, env: &[(&str, String)]) -> Command {
     c
 }
 
-fn create_key(dir: &TempDir, env: &[(&str, String)]) -> String {
+pub fn create_key(dir: &TempDir, env: &[(&str, String)]) -> String {
     let out = command(dir, env)
         .args(["api-keys", "create", "--name", "e2e"])
         .output()
@@ -34,12 +34,12 @@ fn create_key(dir: &TempDir, env: &[(&str, String)]) -> String {
         .to_string()
 }
 
-async fn serve(dir: &TempDir, env: &[(&str, String)]) -> Server {
+pub async fn serve(dir: &TempDir, env: &[(&str, String)]) -> Server {
     Server::start(command(dir, env)).await
 }
 
 impl Server {
-    async fn send(&self, key: &str, subject: &str) -> String {
+    pub async fn send(&self, key: &str, subject: &str) -> String {
         let body = json!({"from": "app@acme.test", "to": "user@example.com", "subject": subject, "text": "body"});
         let r = reqwest::Client::new()
             .post(format!("{}/v1/emails", self.base))
@@ -55,12 +55,12 @@ impl Server {
             .to_string()
     }
 
-    async fn email(&self, key: &str, id: &str) -> Value {
+    pub async fn email(&self, key: &str, id: &str) -> Value {
         self.read(key, &format!("/v1/emails/{id}")).await
     }
 
     /// The types of the email's events, oldest first.
-    async fn events(&self, key: &str, id: &str) -> Vec<String> {
+    pub async fn events(&self, key: &str, id: &str) -> Vec<String> {
         let body = self.read(key, &format!("/v1/emails/{id}/events")).await;
         body["data"]
             .as_array()
@@ -70,7 +70,7 @@ impl Server {
             .collect()
     }
 
-    async fn read(&self, key: &str, path: &str) -> Value {
+    pub async fn read(&self, key: &str, path: &str) -> Value {
         reqwest::Client::new()
             .get(format!("{}{path}", self.base))
             .bearer_auth(key)
@@ -82,7 +82,7 @@ impl Server {
             .unwrap()
     }
 
-    async fn status(&self, key: &str, id: &str) -> String {
+    pub async fn status(&self, key: &str, id: &str) -> String {
         self.email(key, id).await["status"]
             .as_str()
             .unwrap()

@@ -7,7 +7,7 @@
 use crate::helpers::*;
 use mailqueue_core::api_key::ApiKeyPermission;
 use mailqueue_testkit::{
-    SinkOptions, SmallDisk, SmtpSink, StoreKind, TestDatabase, TestTablespace,
+    wait_until, SinkOptions, SmallDisk, SmtpSink, StoreKind, TestDatabase, TestTablespace,
 };
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -268,7 +268,7 @@ async fn a_commit_cancelled_while_it_runs_is_never_answered_202() {
 }
 
 /// A 200 kB email of text that does not compress, to fill a small disk quickly.
-fn bulky_email(i: usize) -> Value {
+pub fn bulky_email(i: usize) -> Value {
     let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ (i as u64 + 1);
     let text: String = (0..200 * 1024)
         .map(|_| {
@@ -317,6 +317,25 @@ async fn fill_until_full(app: &TestApp, misses: usize) -> Vec<String> {
     panic!("the disk never filled up");
 }
 
+/// While writes fail for lack of space, `/readyz` answers 503 on every
+/// look (its probe is a committed write, which a full disk refuses too);
+/// once `make_room` has run, it is ready again without a restart.
+async fn stays_unready_until_writes_fit(app: &TestApp, make_room: impl FnOnce()) {
+    for _ in 0..3 {
+        let (status, body) = app.get("/readyz").await;
+        assert_eq!(status, 503, "ready while the disk is full: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("out of space"),
+            "{body}"
+        );
+    }
+    make_room();
+    wait_until("/readyz to answer 200", Duration::from_secs(10), || async {
+        (app.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_full_disk_never_loses_an_accepted_email_sqlite() {
     let Some(disk) = SmallDisk::mount("full-sqlite", 3 * 1024 * 1024) else {
@@ -333,8 +352,8 @@ async fn a_full_disk_never_loses_an_accepted_email_sqlite() {
         !accepted.is_empty(),
         "some emails fit before the disk filled"
     );
+    stays_unready_until_writes_fit(&app, || disk.resize(64 * 1024 * 1024)).await;
     // Room again: the same process accepts and delivers without a restart.
-    disk.resize(64 * 1024 * 1024);
     for i in 0..5 {
         accepted.push(app.send(&bulky_email(1000 + i)).await);
     }
@@ -383,7 +402,7 @@ async fn a_full_tablespace_never_loses_an_accepted_email_postgres() {
     let app = spawn_app_with(StoreKind::Sqlite, &[("DATABASE_URL", &db.url)]).await;
     let mut accepted = fill_until_full(&app, 5).await;
     assert!(!accepted.is_empty());
-    disk.resize(256 * 1024 * 1024);
+    stays_unready_until_writes_fit(&app, || disk.resize(256 * 1024 * 1024)).await;
     for i in 0..3 {
         accepted.push(app.send(&bulky_email(1000 + i)).await);
     }

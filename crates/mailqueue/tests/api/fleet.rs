@@ -417,7 +417,10 @@ async fn redis_down_keeps_the_api_ready_and_the_worker_not() {
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert!(
-        body["message"].as_str().unwrap().contains("Redis"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("dispatch queue cannot be reached"),
         "{body}"
     );
     fleet.redis.restart();

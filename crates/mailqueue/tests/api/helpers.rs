@@ -14,6 +14,8 @@ use std::time::Duration;
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:<port>` of `MAILQUEUE_HEALTH_LISTEN`, when set.
+    pub health_address: Option<String>,
     pub api_key: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
@@ -71,6 +73,9 @@ pub async fn spawn_app_with_clock(
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let health_address = app
+        .health_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let store = app.store();
     let api_key = create_api_key(store.as_ref(), "test").await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -79,6 +84,7 @@ pub async fn spawn_app_with_clock(
     }));
     TestApp {
         address,
+        health_address,
         api_key,
         client: reqwest::Client::new(),
         store,
@@ -244,3 +250,4 @@ impl Drop for TestApp {
         }
     }
 }
+

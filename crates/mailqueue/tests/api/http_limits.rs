@@ -4,7 +4,7 @@
 //! cap. Times are measured on the client, so bounds are loose on purpose.
 
 use crate::helpers::*;
-use mailqueue_testkit::StoreKind;
+use mailqueue_testkit::{wait_until, StoreKind};
 use serde_json::Value;
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -245,11 +245,15 @@ async fn an_announced_body_over_the_limit_gets_413_before_it_is_sent() {
     assert_eq!(app.stored_count().await, 0);
 }
 
-/// With two connections allowed and both held mid-headers, a third client
-/// waits in the backlog unanswered; it is served once one is closed.
+/// With two connections allowed and both held mid-headers, the next ones
+/// are taken for the operational routes only: `/healthz` still answers
+/// (a liveness probe must not fail because clients hold every slot), an
+/// API route answers 503 and closes. Once those few are held too, a client
+/// waits in the backlog unanswered, and is served once one leaves.
 /// (Showing that it is *not* answered needs a bounded wait.)
 #[tokio::test]
-async fn clients_over_the_connection_cap_wait_until_one_leaves() {
+async fn clients_over_the_connection_cap_get_health_then_wait_until_one_leaves() {
+    const RESERVE: usize = 16;
     let app = spawn_app_with(
         StoreKind::Sqlite,
         &[
@@ -263,20 +267,210 @@ async fn clients_over_the_connection_cap_wait_until_one_leaves() {
     send(&mut first, &partial).await;
     let mut second = connect(&app).await;
     send(&mut second, &partial).await;
-    let mut third = connect(&app).await;
-    send(&mut third, &format!("{}\r\n", head("GET", "/healthz", &[]))).await;
+    let mut probe = connect(&app).await;
+    send(&mut probe, &format!("{partial}\r\n")).await;
+    assert_eq!(read_response(&mut probe, PATIENCE).await.status, 200);
+    let mut api = connect(&app).await;
+    send(&mut api, &post_email_request(&app, &minimal_email())).await;
+    let r = read_response(&mut api, PATIENCE).await;
+    assert_eq!(r.status, 503, "{}", r.json());
+    assert_eq!(r.json()["name"], "service_unavailable");
+    assert_eq!(r.header("connection"), Some("close"));
+    drop(probe);
+    let mut held = Vec::new();
+    for _ in 0..RESERVE {
+        let mut c = connect(&app).await;
+        send(&mut c, &partial).await;
+        held.push(c);
+    }
+    let mut last = connect(&app).await;
+    send(&mut last, &format!("{partial}\r\n")).await;
     let mut byte = [0u8; 1];
-    let early = tokio::time::timeout(Duration::from_millis(1500), third.read(&mut byte)).await;
+    let early = tokio::time::timeout(Duration::from_millis(1500), last.read(&mut byte)).await;
     assert!(
         early.is_err(),
-        "a third connection was served while two were held: {early:?}"
+        "a connection was served while every slot was held: {early:?}"
     );
     drop(first);
-    let r = read_response(&mut third, PATIENCE).await;
+    let r = read_response(&mut last, PATIENCE).await;
     assert_eq!(r.status, 200, "served once a connection was freed");
     // The held connection still works when its client goes on.
     send(&mut second, "\r\n").await;
     assert_eq!(read_response(&mut second, PATIENCE).await.status, 200);
+    assert_eq!(app.stored_count().await, 0);
+}
+
+/// A body that trickles in, a byte now and then, is cut off at the total
+/// deadline although no single wait reaches the idle timeout.
+#[tokio::test]
+async fn a_trickling_body_gets_408_at_the_body_deadline() {
+    let app = spawn_app_with(
+        StoreKind::Sqlite,
+        &[
+            ("MAILQUEUE_HTTP_BODY_TIMEOUT_SECONDS", "5"),
+            ("MAILQUEUE_HTTP_BODY_DEADLINE_SECONDS", "2"),
+        ],
+    )
+    .await;
+    let mut stream = connect(&app).await;
+    let start = Instant::now();
+    send(&mut stream, &post_email_head(&app, 1000)).await;
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..40 {
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, reader.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .ok();
+    let waited = start.elapsed();
+    trickle.abort();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout") && text.contains("took longer"), "{text}");
+    assert!(
+        waited >= Duration::from_millis(1800) && waited < Duration::from_secs(6),
+        "answered after {waited:?}; the deadline is 2 s"
+    );
+    assert_eq!(app.stored_count().await, 0);
+}
+
+/// One key's slow bodies hold at most its own slots: its next request gets
+/// 429 at once, while another key (and `/healthz`) is still served.
+#[tokio::test]
+async fn one_key_cannot_hold_every_connection_with_slow_bodies() {
+    let app = spawn_app_with(
+        StoreKind::Sqlite,
+        &[
+            ("MAILQUEUE_HTTP_MAX_CONNECTIONS", "8"),
+            ("MAILQUEUE_HTTP_MAX_REQUESTS_PER_KEY", "2"),
+        ],
+    )
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut c = connect(&app).await;
+        send(&mut c, &format!("{}{{\"from\": ", post_email_head(&app, 1000))).await;
+        slow.push(c);
+    }
+    // Both slow requests hold their slots before the next one comes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut third = connect(&app).await;
+    send(&mut third, &post_email_request(&app, &minimal_email())).await;
+    let r = read_response(&mut third, PATIENCE).await;
+    assert_eq!(r.status, 429, "{}", r.json());
+    assert_eq!(r.json()["name"], "rate_limit_exceeded");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let other = create_api_key(app.store.as_ref(), "other").await;
+    let (status, body) = app
+        .call_as(&other, reqwest::Method::POST, "/v1/emails", &[], &minimal_email())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    // Once a slow request ends, the key is served again.
+    drop(slow);
+    wait_until("the key's slots to come back", PATIENCE, || async {
+        let (status, _) = app
+            .call(reqwest::Method::POST, "/v1/emails", &[], &minimal_email())
+            .await;
+        (status == 202).then_some(())
+    })
+    .await;
+}
+
+/// One client address holds at most its share of connections: one more
+/// from it is closed at once, while another address is served.
+#[tokio::test]
+async fn one_client_address_cannot_hold_every_connection() {
+    let app = spawn_app_with(
+        StoreKind::Sqlite,
+        &[
+            ("MAILQUEUE_HTTP_MAX_CONNECTIONS", "8"),
+            ("MAILQUEUE_HTTP_MAX_CONNECTIONS_PER_CLIENT", "3"),
+            ("MAILQUEUE_HTTP_HEADER_TIMEOUT_SECONDS", "60"),
+        ],
+    )
+    .await;
+    let partial = head("GET", "/healthz", &[]);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect_from(&app, "127.0.0.1").await;
+        send(&mut c, &partial).await;
+        held.push(c);
+    }
+    let mut over = connect_from(&app, "127.0.0.1").await;
+    let _ = over.write_all(format!("{partial}\r\n").as_bytes()).await;
+    wait_for_close(&mut over, PATIENCE).await;
+    let mut elsewhere = connect_from(&app, "127.0.0.2").await;
+    send(&mut elsewhere, &format!("{partial}\r\n")).await;
+    assert_eq!(read_response(&mut elsewhere, PATIENCE).await.status, 200);
+    // A connection that ends gives its address a slot back.
+    drop(held.pop());
+    wait_until("the address to be served again", PATIENCE, || async {
+        let mut again = connect_from(&app, "127.0.0.1").await;
+        let _ = again.write_all(format!("{partial}\r\n").as_bytes()).await;
+        let mut first = [0u8; 12];
+        let read = tokio::time::timeout(Duration::from_secs(2), again.read_exact(&mut first)).await;
+        (read.is_ok_and(|r| r.is_ok()) && first.starts_with(b"HTTP/1.1 200")).then_some(())
+    })
+    .await;
+}
+
+/// A connection to the app from a given loopback address.
+async fn connect_from(app: &TestApp, source: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(format!("{source}:0").parse().unwrap())
+        .unwrap();
+    let stream = socket
+        .connect(app.address.trim_start_matches("http://").parse().unwrap())
+        .await
+        .expect("connect to the app");
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// With `MAILQUEUE_HEALTH_LISTEN`, probes have a listener of their own,
+/// which answers while every API connection and the reserve are held.
+#[tokio::test]
+async fn the_health_listener_answers_while_the_api_is_saturated() {
+    let app = spawn_app_with(
+        StoreKind::Sqlite,
+        &[
+            ("MAILQUEUE_HTTP_MAX_CONNECTIONS", "1"),
+            ("MAILQUEUE_HTTP_HEADER_TIMEOUT_SECONDS", "60"),
+            ("MAILQUEUE_HEALTH_LISTEN", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    let health = app.health_address.clone().expect("a health listener");
+    let partial = head("GET", "/healthz", &[]);
+    let mut held = Vec::new();
+    for _ in 0..17 {
+        let mut c = connect(&app).await;
+        send(&mut c, &partial).await;
+        held.push(c);
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = app.client.get(format!("{health}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let r = app
+        .client
+        .post(format!("{health}/v1/emails"))
+        .bearer_auth(&app.api_key)
+        .json(&minimal_email())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "the health listener serves no API");
 }
 
 /// Ordinary clients keep the connection: two requests with bodies on one

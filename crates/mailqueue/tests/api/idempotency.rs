@@ -102,7 +102,7 @@ async fn a_key_in_progress_gets_409_concurrent() {
         expired_before: now - chrono::Duration::hours(24),
     };
     app.store
-        .begin_idempotent_request(&scope, &hash, &window)
+        .begin_idempotent_request(&scope, &hash, &window, mailqueue_core::IdempotencyFence::generate(now))
         .await
         .unwrap();
     let r = app

@@ -14,6 +14,7 @@ mod backup_runs;
 mod backup_sqlite;
 mod bad_input;
 mod binary;
+mod binary_faults;
 mod delivery;
 mod delivery_relay_faults;
 mod delivery_wire;
