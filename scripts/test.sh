@@ -33,7 +33,7 @@ apt_install() {
 # Toolchain and system packages.
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt_install build-essential pkg-config curl ca-certificates openssl python3 python3-venv postgresql gnupg zstd \
-    prometheus prometheus-pushgateway redis-server redis-tools
+    prometheus prometheus-pushgateway redis-server redis-tools tinyproxy
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] || {

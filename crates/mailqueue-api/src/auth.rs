@@ -234,7 +234,10 @@ mod tests {
     #[test]
     fn a_key_has_a_bounded_number_of_requests_at_once() {
         let slots = KeySlots::new(2);
-        let (a, b) = (ApiKeyId::generate(Utc::now()), ApiKeyId::generate(Utc::now()));
+        let (a, b) = (
+            ApiKeyId::generate(Utc::now()),
+            ApiKeyId::generate(Utc::now()),
+        );
         let held = [slots.take(a).unwrap(), slots.take(a).unwrap()];
         assert!(matches!(
             slots.take(a),

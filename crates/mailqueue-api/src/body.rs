@@ -46,24 +46,24 @@ async fn read_body(
     idle: std::time::Duration,
     announced: Option<u64>,
 ) -> Result<RawBody, ApiError> {
-        let mut body = req.into_body();
-        let mut bytes = Vec::with_capacity(announced.unwrap_or(0).min(limit as u64) as usize);
-        loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Err(_) => return Err(ApiError::RequestTimeout(idle)),
-                Ok(None) => break,
-                Ok(Some(frame)) => frame.map_err(|e| {
-                    ApiError::MalformedJson(format!("the request body could not be read: {e}"))
-                })?,
-            };
-            if let Ok(data) = frame.into_data() {
-                if bytes.len() + data.len() > limit {
-                    return Err(ApiError::PayloadTooLarge(limit));
-                }
-                bytes.extend_from_slice(&data);
+    let mut body = req.into_body();
+    let mut bytes = Vec::with_capacity(announced.unwrap_or(0).min(limit as u64) as usize);
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(ApiError::RequestTimeout(idle)),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame.map_err(|e| {
+                ApiError::MalformedJson(format!("the request body could not be read: {e}"))
+            })?,
+        };
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(ApiError::PayloadTooLarge(limit));
             }
+            bytes.extend_from_slice(&data);
         }
-        Ok(RawBody(Bytes::from(bytes)))
+    }
+    Ok(RawBody(Bytes::from(bytes)))
 }
 
 /// Parses `bytes` as JSON of shape `T`. Syntax errors are 400; a wrong

@@ -111,7 +111,7 @@ impl Default for ApiSettings {
             auth_cache_ttl: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             body_deadline: Duration::from_secs(300),
-            max_requests_per_key: 128,
+            max_requests_per_key: 256,
             webhooks: WebhookApiSettings::default(),
         }
     }

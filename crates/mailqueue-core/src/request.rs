@@ -354,7 +354,9 @@ fn parse_attachment(i: usize, a: AttachmentRequest) -> Result<Attachment, FieldE
             .ok_or_else(|| FieldError::invalid(at("content"), "the content is not valid base64"))?,
     };
     let content_type = match a.content_type {
-        Some(ct) => parse_content_type(&ct).map_err(|m| FieldError::invalid(at("content_type"), m))?,
+        Some(ct) => {
+            parse_content_type(&ct).map_err(|m| FieldError::invalid(at("content_type"), m))?
+        }
         None => mime_guess::from_path(&filename)
             .first_raw()
             .unwrap_or("application/octet-stream")

@@ -9,6 +9,11 @@
 //! released unattempted otherwise. Claimed emails that never started are
 //! released unattempted at shutdown, or returned by the rescuer if the
 //! process dies.
+//!
+//! A send's slot is freed when its outcome is written, not when the relay
+//! answers: an email the relay took whose outcome is not yet committed is
+//! sent again if the process dies (at least once), and holding the slot
+//! until the commit bounds those to `concurrency`.
 
 use crate::admission::admit;
 use crate::lease_book::{defer, DeferReason, LeaseBook, StartCheck};
@@ -69,8 +74,13 @@ pub async fn run(
             if admit(&d, &book, &email).await && may_start(&d, &book, &email).await {
                 let id = email.id;
                 match send_one(&d, email).await {
-                    Sent::Attempted(completed) => {
+                    Sent::Attempted(mut completed) => {
                         book.forget(id);
+                        // The slot goes with the outcome and comes back once
+                        // the outcome is written: sent but unrecorded emails
+                        // (sent again if the process dies) stay within the
+                        // concurrency, whatever the store's pace.
+                        completed.slot = Some(slot);
                         let _ = outcomes.send(completed).await;
                     }
                     Sent::NotSent(claim) => {
@@ -79,7 +89,6 @@ pub async fn run(
                     }
                 }
             }
-            drop(slot);
         });
     }
     claimer.abort();

@@ -14,6 +14,9 @@ pub struct Completed {
     pub priority: mailqueue_core::Priority,
     /// When the email was due, for the latency histogram.
     pub due_at: DateTime<Utc>,
+    /// The send slot of the attempt, held until its outcome is written
+    /// (see the dispatcher): dropping a `Completed` frees it.
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What became of a send.
@@ -130,5 +133,6 @@ fn completed(
         },
         priority: claimed.email.priority,
         due_at,
+        slot: None,
     }
 }

@@ -20,8 +20,7 @@ use crate::header_value::{encode_header_value, encode_mailbox_list, HARD_LIMIT};
 use lettre::address::{Address, Envelope};
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{
-    Attachment as MimeAttachment, Body, Mailbox as LettreMailbox, Mailboxes, MultiPart,
-    SinglePart,
+    Attachment as MimeAttachment, Body, Mailbox as LettreMailbox, Mailboxes, MultiPart, SinglePart,
 };
 use lettre::Message;
 use mailqueue_core::delivery::{DeliveryError, FailureClass};
@@ -412,7 +411,9 @@ mod tests {
         e.cc = (0..50)
             .map(|i| Mailbox::parse(&format!("Recipient Number {i} <{}>", long(i))).unwrap())
             .collect();
-        e.bcc = vec![Mailbox::parse(&long(7).to_uppercase().replace("EXAMPLE.COM", "Example.Com")).unwrap()];
+        e.bcc = vec![
+            Mailbox::parse(&long(7).to_uppercase().replace("EXAMPLE.COM", "Example.Com")).unwrap(),
+        ];
         let msg = build(&e);
         assert_eq!(wire_form_problem(&msg.bytes), None);
         let text = String::from_utf8(msg.bytes.clone()).unwrap();
@@ -428,7 +429,10 @@ mod tests {
             .map(|a| a.address().unwrap().to_string())
             .collect();
         assert_eq!(to, (0..50).map(long).collect::<Vec<_>>());
-        assert_eq!(parsed.cc().unwrap().first().unwrap().name(), Some("Recipient Number 0"));
+        assert_eq!(
+            parsed.cc().unwrap().first().unwrap().name(),
+            Some("Recipient Number 0")
+        );
         assert_eq!(parsed.reply_to().unwrap().iter().count(), 30);
         // 50 in `to` and again in `cc`; the upper-case local part in `bcc` is another mailbox.
         assert_eq!(msg.to.len(), 51, "{:?}", msg.to);

@@ -446,7 +446,10 @@ mod tests {
             "smtp+plain://relay.test?tls=opportunistic",
         ] {
             assert!(
-                matches!(SmtpRelay::new(&settings(bad)), Err(SmtpConfigError::Option(_))),
+                matches!(
+                    SmtpRelay::new(&settings(bad)),
+                    Err(SmtpConfigError::Option(_))
+                ),
                 "{bad}"
             );
         }

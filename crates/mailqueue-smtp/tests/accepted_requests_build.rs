@@ -49,7 +49,10 @@ fn address() -> impl Strategy<Value = String> {
         let a = format!("{l}@{d}");
         // Keep within the 254-octet limit most of the time; the rest tests refusal.
         if a.len() > 254 {
-            format!("{}@{d}", &l[..l.len().min(254usize.saturating_sub(d.len() + 1).max(1))])
+            format!(
+                "{}@{d}",
+                &l[..l.len().min(254usize.saturating_sub(d.len() + 1).max(1))]
+            )
         } else {
             a
         }
@@ -106,8 +109,10 @@ fn content_type() -> impl Strategy<Value = Option<String>> {
         Just("application/pdf".to_string()),
         Just("text/plain; charset=utf-8".to_string()),
         Just("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
-        proptest::string::string_regex("[a-z]{1,20}/[a-z0-9.+-]{1,40}(; [a-z]{1,10}=[a-z0-9]{1,40}){0,3}")
-            .unwrap(),
+        proptest::string::string_regex(
+            "[a-z]{1,20}/[a-z0-9.+-]{1,40}(; [a-z]{1,10}=[a-z0-9]{1,40}){0,3}"
+        )
+        .unwrap(),
         (1..=240usize).prop_map(|n| format!("text/plain; name={}", "x".repeat(n))),
     ])
 }
@@ -141,30 +146,38 @@ fn body() -> impl Strategy<Value = Option<String>> {
 
 fn request() -> impl Strategy<Value = Value> {
     (
-        (mailbox(), mailboxes(1), mailboxes(0), mailboxes(0), mailboxes(0)),
+        (
+            mailbox(),
+            mailboxes(1),
+            mailboxes(0),
+            mailboxes(0),
+            mailboxes(0),
+        ),
         (text(2000), body(), body()),
         (headers(), proptest::collection::vec(attachment(), 0..8)),
     )
-        .prop_map(|((from, to, cc, bcc, reply_to), (subject, text, html), (headers, attachments))| {
-            let mut v = json!({
-                "from": from, "to": to, "cc": cc, "bcc": bcc, "reply_to": reply_to,
-                "subject": subject, "headers": headers, "attachments": attachments,
-                "tags": [{"name": "category", "value": "welcome"}],
-                "metadata": {"user": 7},
-            });
-            match (text, html) {
-                (None, None) => v["text"] = json!(""),
-                (t, h) => {
-                    if let Some(t) = t {
-                        v["text"] = json!(t);
-                    }
-                    if let Some(h) = h {
-                        v["html"] = json!(h);
+        .prop_map(
+            |((from, to, cc, bcc, reply_to), (subject, text, html), (headers, attachments))| {
+                let mut v = json!({
+                    "from": from, "to": to, "cc": cc, "bcc": bcc, "reply_to": reply_to,
+                    "subject": subject, "headers": headers, "attachments": attachments,
+                    "tags": [{"name": "category", "value": "welcome"}],
+                    "metadata": {"user": 7},
+                });
+                match (text, html) {
+                    (None, None) => v["text"] = json!(""),
+                    (t, h) => {
+                        if let Some(t) = t {
+                            v["text"] = json!(t);
+                        }
+                        if let Some(h) = h {
+                            v["html"] = json!(h);
+                        }
                     }
                 }
-            }
-            v
-        })
+                v
+            },
+        )
 }
 
 /// Builds the request as the service would send it, if the API accepts it;
@@ -216,7 +229,13 @@ proptest! {
 #[test]
 fn a_request_at_every_limit_builds() {
     let long = |i: usize| format!("{}{i:02}@{}.example.com", "a".repeat(30), "b".repeat(40));
-    let named = |i: usize| format!("\"{} {i}\" <{}>", "Ünïcødé Nàmé ".repeat(18).trim(), long(i));
+    let named = |i: usize| {
+        format!(
+            "\"{} {i}\" <{}>",
+            "Ünïcødé Nàmé ".repeat(18).trim(),
+            long(i)
+        )
+    };
     let v = json!({
         "from": named(0),
         "to": (0..50).map(long).collect::<Vec<_>>(),

@@ -13,9 +13,7 @@ use crate::config::{Config, Role};
 use crate::http_server::{self, HttpLimits};
 use crate::wiring::{dispatch, lease_holder, lock_data_dir, transport, EMBEDDED_HOLDER};
 use anyhow::Context;
-use mailqueue_api::{
-    ApiContext, ApiSettings, AuthCache, KeySlots, OpsContext, WebhookApiSettings,
-};
+use mailqueue_api::{ApiContext, ApiSettings, AuthCache, KeySlots, OpsContext, WebhookApiSettings};
 use mailqueue_core::store::Store;
 use mailqueue_core::webhooks::DisablePolicy;
 use mailqueue_core::{Clock, RetryPolicy};
@@ -184,14 +182,13 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
-        let health_listener = match config.health_listen {
-            Some(address) => Some(
-                TcpListener::bind(address)
-                    .await
-                    .with_context(|| format!("listening on {address} (MAILQUEUE_HEALTH_LISTEN)"))?,
-            ),
-            None => None,
-        };
+        let health_listener =
+            match config.health_listen {
+                Some(address) => Some(TcpListener::bind(address).await.with_context(|| {
+                    format!("listening on {address} (MAILQUEUE_HEALTH_LISTEN)")
+                })?),
+                None => None,
+            };
         Ok(Self {
             role,
             listener,
@@ -269,11 +266,25 @@ impl Application {
             match self.api {
                 Some(api) => {
                     let service = mailqueue_api::app(api, self.ops);
-                    http_server::serve(self.listener, service, only, self.http_limits, stopping(stopped)).await
+                    http_server::serve(
+                        self.listener,
+                        service,
+                        only,
+                        self.http_limits,
+                        stopping(stopped),
+                    )
+                    .await
                 }
                 None => {
                     let service = mailqueue_api::ops_app(self.ops);
-                    http_server::serve(self.listener, service, only, self.http_limits, stopping(stopped)).await
+                    http_server::serve(
+                        self.listener,
+                        service,
+                        only,
+                        self.http_limits,
+                        stopping(stopped),
+                    )
+                    .await
                 }
             }
         };

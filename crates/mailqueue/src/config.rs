@@ -487,8 +487,10 @@ impl Config {
             http_body_timeout: l.seconds("http_body_timeout_seconds")?,
             http_body_deadline: l.seconds("http_body_deadline_seconds")?,
             http_max_connections: l.positive("http_max_connections")?,
-            http_max_connections_per_client: Some(l.get::<usize>("http_max_connections_per_client")?)
-                .filter(|n| *n > 0),
+            http_max_connections_per_client: Some(
+                l.get::<usize>("http_max_connections_per_client")?,
+            )
+            .filter(|n| *n > 0),
             http_max_requests_per_key: l.positive("http_max_requests_per_key")?,
             health_listen: l.opt("health_listen")?,
             max_batch: l.positive("max_batch")?,

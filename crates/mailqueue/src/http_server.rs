@@ -148,8 +148,12 @@ pub async fn serve<S, O>(
             whole => whole,
         };
         match slot {
-            Slot::Full(permit) => spawn_connection(&http, &graceful, stream, service.clone(), (permit, client)),
-            Slot::OpsOnly(permit) => spawn_connection(&http, &graceful, stream, ops.clone(), (permit, client)),
+            Slot::Full(permit) => {
+                spawn_connection(&http, &graceful, stream, service.clone(), (permit, client))
+            }
+            Slot::OpsOnly(permit) => {
+                spawn_connection(&http, &graceful, stream, ops.clone(), (permit, client))
+            }
         }
     }
     drop(listener);

@@ -123,9 +123,7 @@ fn nul_characters_are_refused_where_a_store_cannot_keep_them() {
 
 #[test]
 fn attachment_content_types_are_parsed_as_the_builder_parses_them() {
-    let with_type = |ct: &str| {
-        json!({"attachments": [{"filename": "a.txt", "content": "aGk=", "content_type": ct}]})
-    };
+    let with_type = |ct: &str| json!({"attachments": [{"filename": "a.txt", "content": "aGk=", "content_type": ct}]});
     for good in [
         "text/plain",
         "text/plain; charset=utf-8",
@@ -137,7 +135,14 @@ fn attachment_content_types_are_parsed_as_the_builder_parses_them() {
         assert_eq!(parse(v).unwrap().attachments[0].content_type, good);
     }
     let long = format!("text/plain; name={}", "x".repeat(2000));
-    for bad in ["a/b/c d", "text/plain/x", "text /plain", "text", "tëxt/plain", long.as_str()] {
+    for bad in [
+        "a/b/c d",
+        "text/plain/x",
+        "text /plain",
+        "text",
+        "tëxt/plain",
+        long.as_str(),
+    ] {
         let e = rejected(with_type(bad));
         assert_eq!(e.field, "attachments[0].content_type", "{bad}: {e:?}");
         assert!(!e.missing);

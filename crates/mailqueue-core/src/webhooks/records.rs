@@ -109,7 +109,7 @@ impl Webhook {
         })
         .chain(live_previous_secrets(&self.previous_secrets, now).cloned())
         .collect();
-        previous.sort_by(|a, b| b.until.cmp(&a.until));
+        previous.sort_by_key(|p| std::cmp::Reverse(p.until));
         previous.truncate(MAX_PREVIOUS_SECRETS);
         SecretRotation {
             replaces: self.signing_secret.clone(),
@@ -269,7 +269,8 @@ mod tests {
     fn webhook(now: DateTime<Utc>) -> Webhook {
         Webhook {
             id: WebhookId(uuid::Uuid::nil()),
-            endpoint: Endpoint::parse("https://hooks.example.com/").unwrap_or_else(|e| panic!("{e}")),
+            endpoint: Endpoint::parse("https://hooks.example.com/")
+                .unwrap_or_else(|e| panic!("{e}")),
             events: vec!["email.sent".into()],
             status: WebhookStatus::Enabled,
             signing_secret: secret(0),

@@ -73,7 +73,9 @@ async fn opportunistic_tls_sends_in_clear_to_a_relay_without_starttls() {
         &format!("smtp://127.0.0.1:{}?tls=opportunistic", server.port),
         Duration::from_secs(5),
     );
-    send(&client, &email(&["a@example.com"], "x")).await.unwrap();
+    send(&client, &email(&["a@example.com"], "x"))
+        .await
+        .unwrap();
     assert_eq!(server.wait_for_messages(1, WAIT).await.len(), 1);
     assert_eq!(client.health(), TransportHealth::Ok);
 }

@@ -163,12 +163,12 @@ impl IdempotencyStore for PgStore {
             "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND fence = $3 \
              AND response_status IS NULL",
         )
-            .bind(scope.api_key_id.0)
-            .bind(&scope.key)
-            .bind(fence.0)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| store_error("releasing an idempotency key", e))?;
+        .bind(scope.api_key_id.0)
+        .bind(&scope.key)
+        .bind(fence.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| store_error("releasing an idempotency key", e))?;
         Ok(())
     }
 

@@ -152,7 +152,9 @@ pub fn rotate_secret(id: WebhookId, rotation: &SecretRotation) -> Statement {
     .with(Param::Uuid(id.0))
     .with(Param::Text(rotation.replaces.expose().into()))
     .with(Param::Text(rotation.signing_secret.expose().into()))
-    .with(Param::Text(encode_previous_secrets(&rotation.previous_secrets)))
+    .with(Param::Text(encode_previous_secrets(
+        &rotation.previous_secrets,
+    )))
 }
 
 /// The `previous_secrets` column: a JSON array of `{"secret", "until_ms"}`.

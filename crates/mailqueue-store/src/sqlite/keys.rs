@@ -168,12 +168,12 @@ impl IdempotencyStore for SqliteStore {
             "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND fence = $3 \
              AND response_status IS NULL",
         )
-            .bind(scope.api_key_id.to_string())
-            .bind(&scope.key)
-            .bind(fence.to_string())
-            .execute(&mut *w)
-            .await
-            .map_err(|e| store_error("releasing an idempotency key", e));
+        .bind(scope.api_key_id.to_string())
+        .bind(&scope.key)
+        .bind(fence.to_string())
+        .execute(&mut *w)
+        .await
+        .map_err(|e| store_error("releasing an idempotency key", e));
         w.settle(done).map(|_| ())
     }
 

@@ -206,7 +206,12 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
         let scope = scope.clone();
         async move {
             store
-                .begin_idempotent_request(&scope, &hash, &window(now), IdempotencyFence::generate(now))
+                .begin_idempotent_request(
+                    &scope,
+                    &hash,
+                    &window(now),
+                    IdempotencyFence::generate(now),
+                )
                 .await
                 .unwrap()
         }
@@ -281,7 +286,11 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
     let stalled = IdempotencyFence::generate(t0());
     assert_eq!(start(t0(), stalled).await, IdempotencyBegin::Started);
     assert_eq!(
-        start(t0() + Duration::seconds(30), IdempotencyFence::generate(t0())).await,
+        start(
+            t0() + Duration::seconds(30),
+            IdempotencyFence::generate(t0())
+        )
+        .await,
         IdempotencyBegin::InProgress
     );
     let taker = IdempotencyFence::generate(t0() + Duration::seconds(90));
@@ -300,16 +309,17 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
         }),
     };
     let late = s.store.insert_emails(&[answer(stalled, "late")]).await;
-    assert!(
-        matches!(late, Err(StoreError::Superseded(_))),
-        "{late:?}"
-    );
+    assert!(matches!(late, Err(StoreError::Superseded(_))), "{late:?}");
     s.store
         .abandon_idempotent_request(&dead, stalled)
         .await
         .unwrap();
     assert_eq!(
-        start(t0() + Duration::seconds(95), IdempotencyFence::generate(t0())).await,
+        start(
+            t0() + Duration::seconds(95),
+            IdempotencyFence::generate(t0())
+        )
+        .await,
         IdempotencyBegin::InProgress,
         "the taker still holds the key"
     );
@@ -328,13 +338,14 @@ pub async fn idempotency_keys_follow_their_lifecycle(kind: StoreKind) {
         emails: vec![to_insert(email("no key"), t0())].into(),
         idempotency: None,
     };
-    let results = s
-        .store
-        .insert_emails(&[answer(last, "kept"), ok])
-        .await;
+    let results = s.store.insert_emails(&[answer(last, "kept"), ok]).await;
     assert!(results.is_ok(), "{results:?}");
     assert_eq!(
-        start(t0() + Duration::seconds(92), IdempotencyFence::generate(t0())).await,
+        start(
+            t0() + Duration::seconds(92),
+            IdempotencyFence::generate(t0())
+        )
+        .await,
         IdempotencyBegin::Replay {
             status: 202,
             body: "kept".into()

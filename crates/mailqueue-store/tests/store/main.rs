@@ -10,6 +10,7 @@ mod leases;
 mod retention;
 mod support;
 mod suppressions;
+mod upgrade;
 mod webhooks;
 
 macro_rules! conformance {
@@ -58,4 +59,5 @@ conformance!(
     retention::content_retention_drops_bodies_and_attachment_bytes_only,
     retention::a_purge_during_delivery_loses_nothing,
     retention::stale_statistics_are_refreshed,
+    upgrade::rows_of_the_previous_schema_read_as_the_current_store_has_them,
 );

@@ -122,7 +122,10 @@ pub async fn webhooks_are_created_listed_changed_and_deleted(kind: StoreKind) {
     let fresh = SigningSecret::from_key(&[9; 24]);
     let until = t0() + Duration::hours(24);
     let rotation = first.rotation(fresh.clone(), t0(), until);
-    assert!(store.rotate_webhook_secret(first.id, &rotation).await.unwrap());
+    assert!(store
+        .rotate_webhook_secret(first.id, &rotation)
+        .await
+        .unwrap());
     let rotated = store.get_webhook(first.id).await.unwrap().unwrap();
     assert_eq!(rotated.signing_secret, fresh);
     assert_eq!(
@@ -133,7 +136,10 @@ pub async fn webhooks_are_created_listed_changed_and_deleted(kind: StoreKind) {
         }]
     );
     assert!(
-        !store.rotate_webhook_secret(first.id, &rotation).await.unwrap(),
+        !store
+            .rotate_webhook_secret(first.id, &rotation)
+            .await
+            .unwrap(),
         "a rotation decided on a secret that is gone does not apply"
     );
     // Rotating again keeps both earlier secrets signing.

@@ -201,7 +201,12 @@ fn cases() -> Vec<Case> {
     // Content types the message builder cannot take: refused at once, never
     // accepted and then failed.
     let long_parameter = format!("text/plain; name={}", "x".repeat(2000));
-    for content_type in ["a/b/c d", "text/plain/x", "text /plain", long_parameter.as_str()] {
+    for content_type in [
+        "a/b/c d",
+        "text/plain/x",
+        "text /plain",
+        long_parameter.as_str(),
+    ] {
         cases.push(c(
             "unbuildable content type",
             with(json!({"attachments": [

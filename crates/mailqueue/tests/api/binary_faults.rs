@@ -2,19 +2,21 @@
 //! would bring them: a relay stripped of STARTTLS, a forwarding proxy in
 //! the environment, a crash on a full disk.
 
-use crate::binary::{create_key, serve, WAIT};
-use crate::processes::Server;
+use crate::binary::{command, create_key, serve, WAIT};
 use crate::faults_store::bulky_email;
+use crate::processes::Server;
 use mailqueue_testkit::{
     wait_until, ForwardProxy, ReceiverAnswers, RelayOptions, SinkOptions, SmallDisk, SmtpSink,
-    TempDir, TestRelay, WebhookReceiver,
+    TempDir, TestDatabase, TestRelay, WebhookReceiver,
 };
-use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::{Connection, SqliteConnection};
+use std::time::Duration;
 
 async fn get(server: &Server, path: &str) -> (u16, Value) {
-    let r = reqwest::get(format!("{}{path}", server.base)).await.unwrap();
+    let r = reqwest::get(format!("{}{path}", server.base))
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -160,7 +162,12 @@ async fn after_a_crash_on_a_full_disk_the_server_starts_and_reports_not_ready() 
             .await
             .unwrap();
         match r.status().as_u16() {
-            202 => accepted.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()),
+            202 => accepted.push(
+                r.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
             507 | 503 => refused += 1,
             other => panic!("{other} on a filling disk"),
         }
@@ -185,4 +192,74 @@ async fn after_a_crash_on_a_full_disk_the_server_starts_and_reports_not_ready() 
     })
     .await;
     server.send(&key, "room again").await;
+}
+
+/// Killed while the store cannot record outcomes, a worker has sent at
+/// most its concurrency of emails that it had not yet recorded: those are
+/// the only ones sent twice after the restart. (A send's slot comes back
+/// when its outcome is written, not when the relay answers.)
+#[tokio::test]
+async fn kill_9_sends_again_at_most_the_concurrency() {
+    const CONCURRENCY: usize = 4;
+    const EMAILS: usize = 40;
+    let db = TestDatabase::create().await;
+    let relay = TestRelay::start(RelayOptions::default()).await;
+    let dir = TempDir::new("dup-bound");
+    let env = [
+        ("DATABASE_URL", db.url.clone()),
+        ("MAILQUEUE_SMTP_URL", relay.url()),
+        ("MAILQUEUE_WORKER_CONCURRENCY", CONCURRENCY.to_string()),
+        ("MAILQUEUE_LEASE_SECONDS", "3".into()),
+        ("MAILQUEUE_SEND_TIMEOUT_SECONDS", "2".into()),
+        ("MAILQUEUE_RESCUE_INTERVAL_SECONDS", "0.2".into()),
+    ];
+    let out = command(&dir, &env).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = create_key(&dir, &env);
+    // Outcomes cannot be written while this lock is held; claims can.
+    let mut locker = db.connect().await;
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE email_attempts IN EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let mut server = serve(&dir, &env).await;
+    let mut ids = Vec::new();
+    for i in 0..EMAILS {
+        ids.push(server.send(&key, &format!("bound-{i}")).await);
+    }
+    relay.wait_for_messages(CONCURRENCY, WAIT).await;
+    // Give the worker every chance to send more than it could record.
+    let more = tokio::time::timeout(
+        Duration::from_secs(2),
+        relay.wait_for_messages(CONCURRENCY + 1, Duration::from_secs(5)),
+    )
+    .await;
+    assert!(
+        more.is_err(),
+        "sent more than {CONCURRENCY} before recording any"
+    );
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let unrecorded = relay.messages().len();
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+
+    let server = serve(&dir, &env).await;
+    for id in &ids {
+        wait_until(
+            &format!("{id} to be sent"),
+            Duration::from_secs(60),
+            || async { (server.status(&key, id).await == "sent").then_some(()) },
+        )
+        .await;
+    }
+    let delivered = relay.messages().len();
+    assert!(
+        unrecorded <= CONCURRENCY && delivered <= EMAILS + CONCURRENCY,
+        "{delivered} deliveries of {EMAILS} emails, {unrecorded} unrecorded at the kill"
+    );
 }

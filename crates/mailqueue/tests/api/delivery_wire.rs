@@ -117,3 +117,53 @@ async fn a_998_byte_header_value_arrives_folded_and_unfolds_to_itself() {
         "encoded-words decode to the value"
     );
 }
+
+/// Each mailbox gets one copy per message: an address named again in
+/// `to`, `cc` or `bcc` (its domain in another case) gets one `RCPT TO`.
+/// And fifty long addresses in each header arrive folded, every line of
+/// the message within 998 octets.
+#[tokio::test]
+async fn each_address_gets_one_rcpt_and_long_address_lists_arrive_folded() {
+    let strict = TestRelay::start(RelayOptions::default()).await;
+    let app = spawn_app_with(StoreKind::Sqlite, &[("MAILQUEUE_SMTP_URL", &strict.url())]).await;
+    let mut e = minimal_email();
+    e["to"] = json!(["one@example.com", "two@example.com"]);
+    e["cc"] = json!(["one@EXAMPLE.com", "Two@example.com"]);
+    e["bcc"] = json!(["one@example.com", "three@example.com"]);
+    let id = app.send(&e).await;
+    app.wait_for_status(&id, "sent", WAIT).await;
+    let message = &strict.wait_for_messages(1, WAIT).await[0];
+    assert_eq!(
+        message.rcpt_to,
+        [
+            "one@example.com",
+            "two@example.com",
+            "Two@example.com",
+            "three@example.com"
+        ]
+    );
+
+    let long = |i: usize| format!("{}-{i:02}@example.com", "r".repeat(26));
+    let mut e = minimal_email();
+    e["to"] = json!((0..50).map(long).collect::<Vec<_>>());
+    e["reply_to"] = json!((0..50).map(long).collect::<Vec<_>>());
+    e["cc"] = json!((0..50)
+        .map(|i| format!("\"Recipient Number {i}, Ünïcødé\" <{}>", long(i)))
+        .collect::<Vec<_>>());
+    let id = app.send(&e).await;
+    app.wait_for_status(&id, "sent", WAIT).await;
+    let message = &strict.wait_for_messages(2, WAIT).await[1];
+    assert_lines_fit(message);
+    assert_eq!(
+        message.rcpt_to.len(),
+        50,
+        "to and cc name the same mailboxes"
+    );
+    let parsed = message.parsed();
+    assert_eq!(parsed.to().unwrap().iter().count(), 50);
+    assert_eq!(parsed.reply_to().unwrap().iter().count(), 50);
+    assert_eq!(
+        parsed.cc().unwrap().first().unwrap().name(),
+        Some("Recipient Number 0, Ünïcødé")
+    );
+}

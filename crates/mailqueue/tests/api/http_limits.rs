@@ -333,7 +333,10 @@ async fn a_trickling_body_gets_408_at_the_body_deadline() {
     trickle.abort();
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(text.contains("request_timeout") && text.contains("took longer"), "{text}");
+    assert!(
+        text.contains("request_timeout") && text.contains("took longer"),
+        "{text}"
+    );
     assert!(
         waited >= Duration::from_millis(1800) && waited < Duration::from_secs(6),
         "answered after {waited:?}; the deadline is 2 s"
@@ -356,7 +359,11 @@ async fn one_key_cannot_hold_every_connection_with_slow_bodies() {
     let mut slow = Vec::new();
     for _ in 0..2 {
         let mut c = connect(&app).await;
-        send(&mut c, &format!("{}{{\"from\": ", post_email_head(&app, 1000))).await;
+        send(
+            &mut c,
+            &format!("{}{{\"from\": ", post_email_head(&app, 1000)),
+        )
+        .await;
         slow.push(c);
     }
     // Both slow requests hold their slots before the next one comes.
@@ -369,7 +376,13 @@ async fn one_key_cannot_hold_every_connection_with_slow_bodies() {
     assert_eq!(r.header("retry-after"), Some("1"));
     let other = create_api_key(app.store.as_ref(), "other").await;
     let (status, body) = app
-        .call_as(&other, reqwest::Method::POST, "/v1/emails", &[], &minimal_email())
+        .call_as(
+            &other,
+            reqwest::Method::POST,
+            "/v1/emails",
+            &[],
+            &minimal_email(),
+        )
         .await;
     assert_eq!(status, 202, "{body}");
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
@@ -426,9 +439,7 @@ async fn one_client_address_cannot_hold_every_connection() {
 /// A connection to the app from a given loopback address.
 async fn connect_from(app: &TestApp, source: &str) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket
-        .bind(format!("{source}:0").parse().unwrap())
-        .unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     let stream = socket
         .connect(app.address.trim_start_matches("http://").parse().unwrap())
         .await
@@ -459,7 +470,12 @@ async fn the_health_listener_answers_while_the_api_is_saturated() {
         held.push(c);
     }
     for path in ["/healthz", "/readyz", "/metrics"] {
-        let r = app.client.get(format!("{health}{path}")).send().await.unwrap();
+        let r = app
+            .client
+            .get(format!("{health}{path}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
     let r = app

@@ -3,6 +3,7 @@ use chrono::Utc;
 use mailqueue_core::store::{IdempotencyScope, IdempotencyWindow};
 use mailqueue_testkit::StoreKind;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 async fn post_with_key(app: &TestApp, path: &str, key: &str, body: &Value) -> (u16, Value) {
     app.call(
@@ -102,7 +103,12 @@ async fn a_key_in_progress_gets_409_concurrent() {
         expired_before: now - chrono::Duration::hours(24),
     };
     app.store
-        .begin_idempotent_request(&scope, &hash, &window, mailqueue_core::IdempotencyFence::generate(now))
+        .begin_idempotent_request(
+            &scope,
+            &hash,
+            &window,
+            mailqueue_core::IdempotencyFence::generate(now),
+        )
         .await
         .unwrap();
     let r = app
@@ -153,4 +159,86 @@ async fn concurrent_duplicates_store_one_email() {
         );
     }
     assert_eq!(app.stored_count().await, 1);
+}
+
+/// Requests of the app's database waiting for a lock.
+async fn waiting_on_locks(admin: &mut sqlx::PgConnection, db: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+    )
+    .bind(db)
+    .fetch_one(admin)
+    .await
+    .unwrap()
+}
+
+/// A first request stalled in its commit (a table lock held for longer
+/// than the in-progress timeout, as a failover or an I/O stall would) and
+/// a retry with the same key after that timeout: one email is stored and
+/// sent, and both answers name it (or the stalled one is told that another
+/// request has the key); a later replay agrees.
+#[tokio::test]
+async fn a_retry_after_the_in_progress_timeout_cannot_store_a_second_email_postgres() {
+    use mailqueue_core::ManualClock;
+    use std::sync::Arc;
+    let clock = ManualClock::new(Utc::now());
+    let app = spawn_app_with_clock(StoreKind::Postgres, &[], Arc::new(clock.clone())).await;
+    let db = app.db.as_ref().unwrap();
+    let mut admin = db.connect().await;
+    let mut locker = db.connect().await;
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE emails IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let post = || {
+        let mut body = minimal_email();
+        body["subject"] = json!("order 7");
+        app.client
+            .post(app.url("/v1/emails"))
+            .bearer_auth(&app.api_key)
+            .header("Idempotency-Key", "order-7")
+            .json(&body)
+            .send()
+    };
+    let answer = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap())
+    };
+    let first = tokio::spawn(post());
+    mailqueue_testkit::wait_until(
+        "the first request to stall",
+        Duration::from_secs(10),
+        || async { (waiting_on_locks(&mut db.connect().await, &db.name).await >= 1).then_some(()) },
+    )
+    .await;
+    clock.advance(chrono::Duration::seconds(63));
+    let second = tokio::spawn(post());
+    mailqueue_testkit::wait_until("the retry to wait too", Duration::from_secs(10), || async {
+        (waiting_on_locks(&mut db.connect().await, &db.name).await >= 2).then_some(())
+    })
+    .await;
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    let (s1, a1) = answer(first.await.unwrap().unwrap()).await;
+    let (s2, a2) = answer(second.await.unwrap().unwrap()).await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM emails")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1, "{s1} {a1} / {s2} {a2}");
+    let ids: Vec<&Value> = [(s1, &a1), (s2, &a2)]
+        .iter()
+        .filter(|(s, _)| *s == 202)
+        .map(|(_, a)| &a["id"])
+        .collect();
+    assert!(!ids.is_empty(), "{s1} {a1} / {s2} {a2}");
+    assert!(ids.iter().all(|id| *id == ids[0]), "{a1} / {a2}");
+    for (status, body) in [(s1, &a1), (s2, &a2)] {
+        assert!(
+            status == 202 || (status == 409 && body["name"] == "concurrent_idempotent_requests"),
+            "{status} {body}"
+        );
+    }
+    let (s3, replay) = answer(post().await.unwrap()).await;
+    assert_eq!((s3, &replay["id"]), (202, ids[0]));
 }

@@ -105,7 +105,8 @@ async fn stopping_lets_sends_in_flight_finish() {
     assert_eq!(
         email.status,
         mailqueue_core::EmailStatus::Sent,
-        "the send in flight finished before exit"
+        "the send in flight finished before exit: {:?}",
+        email.last_error
     );
     assert_eq!(sink.messages().len(), 1);
 }

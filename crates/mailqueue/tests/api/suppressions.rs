@@ -36,9 +36,20 @@ async fn a_listed_address_is_skipped_until_removed(kind: StoreKind) {
     let (_, entry) = app.get("/v1/suppressions/Stop@example.com").await;
     assert_eq!(entry["id"], id.as_str());
     assert_eq!(entry["reason"], "asked by phone");
-    let (status, _) = app.get("/v1/suppressions/stop@example.com").await;
-    assert_eq!(status, 404, "the local part is compared as given");
+    let (status, same) = app.get("/v1/suppressions/stop@example.com").await;
+    assert_eq!(
+        (status, &same["id"]),
+        (200, &json!(id)),
+        "the whole address is compared without case"
+    );
+    assert_eq!(same["email"], "stop@example.com");
 
+    // Mailboxes fold case: a listed address stops mail to it in any case.
+    let mut lower = minimal_email();
+    lower["to"] = json!(["stop@example.com"]);
+    let also_skipped = app.send(&lower).await;
+    let email = app.wait_for_status(&also_skipped, "failed", WAIT).await;
+    assert_eq!(email["last_event"], "suppressed");
     let mut e = minimal_email();
     e["to"] = json!(["Stop@EXAMPLE.com"]);
     let skipped = app.send(&e).await;

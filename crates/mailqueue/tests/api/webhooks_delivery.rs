@@ -387,3 +387,33 @@ async fn two_workers_share_the_deliveries_without_sending_one_twice() {
     let ids: HashSet<&str> = hooks.iter().map(|h| h.header("svix-id")).collect();
     assert_eq!(ids.len(), 80);
 }
+
+/// A client that retries a rotation (the first call timed out on its
+/// side) leaves receivers still on the original secret working: every
+/// secret in its grace signs, each with its own `v1,` signature.
+#[tokio::test]
+async fn a_retried_rotation_keeps_the_first_secret_signing() {
+    let sink = SmtpSink::start(SinkOptions::default()).await;
+    let app = app_with(StoreKind::Sqlite, &sink, &[]).await;
+    let receiver = WebhookReceiver::start(ReceiverAnswers::Statuses(vec![]));
+    let (webhook, original) = subscribe(&app, &receiver.url(), &["email.sent"]).await;
+    let mut secrets = vec![original];
+    for _ in 0..2 {
+        let (status, rotated) = app
+            .call(
+                Method::POST,
+                &format!("/v1/webhooks/{webhook}/signing-secret/rotate"),
+                &[],
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{rotated}");
+        secrets.push(rotated["signing_secret"].as_str().unwrap().to_string());
+    }
+    app.send(&minimal_email()).await;
+    let hook = receiver.wait_for(1, WAIT).await.remove(0);
+    for secret in &secrets {
+        assert!(signed_by(&hook, secret), "{:?}", hook.headers);
+    }
+    assert_eq!(hook.header("svix-signature").split(' ').count(), 3);
+}

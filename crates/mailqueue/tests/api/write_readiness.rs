@@ -94,10 +94,7 @@ async fn corrupt_pages_make_the_embedded_store_unready_while_health_stays_ok() {
         !body["message"].as_str().unwrap().contains("malformed"),
         "{body}"
     );
-    assert!(
-        body["message"].as_str().unwrap().contains("log"),
-        "{body}"
-    );
+    assert!(body["message"].as_str().unwrap().contains("log"), "{body}");
     assert_not_ready_but_alive(&app).await;
     // Still not ready on the next look: the probe write fails again.
     assert_eq!(get_json(&app, "/readyz").await.0, 503);
