@@ -157,6 +157,28 @@ fn envelope_key(address: &EmailAddress) -> (String, String) {
     (local.to_string(), domain.to_ascii_lowercase())
 }
 
+/// An email from `from` to `to` with nothing else, for unit tests.
+#[cfg(test)]
+pub(crate) fn bare_email(from: &str, to: &[&str]) -> NewEmail {
+    let m = |s: &str| Mailbox::parse(s).unwrap_or_else(|e| panic!("{e}"));
+    NewEmail {
+        from: m(from),
+        to: to.iter().map(|a| m(a)).collect(),
+        cc: vec![],
+        bcc: vec![],
+        reply_to: vec![],
+        subject: String::new(),
+        text: None,
+        html: None,
+        headers: vec![],
+        attachments: vec![],
+        tags: vec![],
+        metadata: Default::default(),
+        priority: Priority::Normal,
+        scheduled_at: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,22 +186,9 @@ mod tests {
     #[test]
     fn envelope_recipients_name_each_mailbox_once() {
         let m = |s: &str| Mailbox::parse(s).unwrap();
-        let email = NewEmail {
-            from: m("a@acme.test"),
-            to: vec![m("Ann <ann@Example.com>"), m("bob@example.com")],
-            cc: vec![m("ann@example.COM"), m("Ann@example.com")],
-            bcc: vec![m("bob@example.com"), m("carl@example.com")],
-            reply_to: vec![],
-            subject: String::new(),
-            text: None,
-            html: None,
-            headers: vec![],
-            attachments: vec![],
-            tags: vec![],
-            metadata: Default::default(),
-            priority: Priority::Normal,
-            scheduled_at: None,
-        };
+        let mut email = bare_email("a@acme.test", &["Ann <ann@Example.com>", "bob@example.com"]);
+        email.cc = vec![m("ann@example.COM"), m("Ann@example.com")];
+        email.bcc = vec![m("bob@example.com"), m("carl@example.com")];
         let envelope: Vec<&str> = email
             .envelope_recipients()
             .into_iter()

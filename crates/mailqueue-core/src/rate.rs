@@ -184,25 +184,8 @@ mod tests {
             global: Some("50/s".parse().unwrap()),
             domains,
         };
-        let to = ["a@gmail.com", "b@GMAIL.com", "c@x.io"]
-            .map(|a| crate::Mailbox::parse(a).unwrap())
-            .to_vec();
-        let mut email = NewEmail {
-            from: crate::Mailbox::parse("app@acme.test").unwrap(),
-            to,
-            cc: vec![],
-            bcc: vec![],
-            reply_to: vec![],
-            subject: String::new(),
-            text: None,
-            html: None,
-            headers: vec![],
-            attachments: vec![],
-            tags: vec![],
-            metadata: Default::default(),
-            priority: Default::default(),
-            scheduled_at: None,
-        };
+        let mut email =
+            crate::email::bare_email("app@acme.test", &["a@gmail.com", "b@GMAIL.com", "c@x.io"]);
         let names: Vec<String> = limits
             .buckets_for(&email)
             .into_iter()

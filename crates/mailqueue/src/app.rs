@@ -238,22 +238,18 @@ impl Application {
             .map_err(anyhow::Error::msg)?;
         tracing::info!(address = %self.listener.local_addr()?, role = ?self.role, "mailqueue is listening");
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let stopping = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
         let health = self.health_listener.map(|listener| {
-            let ops = mailqueue_api::ops_app(self.ops.clone());
-            let only = mailqueue_api::ops_only_app(self.ops.clone());
             let limits = HttpLimits {
                 max_connections: HEALTH_CONNECTIONS,
                 ..self.http_limits
             };
-            tokio::spawn(http_server::serve(
+            let ops = mailqueue_api::ops_app(self.ops.clone());
+            tokio::spawn(serve_until(
                 listener,
                 ops,
-                only,
+                &self.ops,
                 limits,
-                stopping(stopped.clone()),
+                stopped.clone(),
             ))
         });
         let signal = async move {
@@ -261,30 +257,16 @@ impl Application {
             tracing::info!("shutting down: no new requests or claims");
             let _ = stop.send(true);
         };
-        let only = mailqueue_api::ops_only_app(self.ops.clone());
-        let serving = async {
+        let (listener, limits, ops) = (self.listener, self.http_limits, self.ops);
+        let serving = async move {
             match self.api {
                 Some(api) => {
-                    let service = mailqueue_api::app(api, self.ops);
-                    http_server::serve(
-                        self.listener,
-                        service,
-                        only,
-                        self.http_limits,
-                        stopping(stopped),
-                    )
-                    .await
+                    let app = mailqueue_api::app(api, ops.clone());
+                    serve_until(listener, app, &ops, limits, stopped).await
                 }
                 None => {
-                    let service = mailqueue_api::ops_app(self.ops);
-                    http_server::serve(
-                        self.listener,
-                        service,
-                        only,
-                        self.http_limits,
-                        stopping(stopped),
-                    )
-                    .await
+                    let app = mailqueue_api::ops_app(ops.clone());
+                    serve_until(listener, app, &ops, limits, stopped).await
                 }
             }
         };
@@ -304,6 +286,21 @@ impl Application {
         tracing::info!("mailqueue stopped");
         Ok(())
     }
+}
+
+/// Serves `service` until `stopped` turns true; the connections taken
+/// beyond the cap serve `ops` routes only.
+fn serve_until(
+    listener: TcpListener,
+    service: impl mailqueue_api::HttpService,
+    ops: &Arc<OpsContext>,
+    limits: HttpLimits,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let only = mailqueue_api::ops_only_app(ops.clone());
+    http_server::serve(listener, service, only, limits, async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    })
 }
 
 fn webhook_settings(config: &Config, holder: &str) -> WebhookSettings {

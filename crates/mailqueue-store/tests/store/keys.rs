@@ -1,16 +1,13 @@
+use crate::older::upgraded;
 use crate::support::*;
 use chrono::Duration;
 use mailqueue_core::api_key::{ApiKeyPermission, ApiToken, TokenHash};
 use mailqueue_core::store::{
-    ApiKeyRecord, ApiKeySelector, ApiKeyStore, IdempotencyBegin, IdempotencyScope,
-    IdempotencyWindow, IdempotentResponse, InsertGroup, StoreError,
+    ApiKeyRecord, ApiKeySelector, IdempotencyBegin, IdempotencyScope, IdempotencyWindow,
+    IdempotentResponse, InsertGroup, StoreError,
 };
 use mailqueue_core::{ApiKeyId, IdempotencyFence};
-use mailqueue_store::{PgSettings, PgStore, SqliteSettings, SqliteStore};
-use mailqueue_testkit::{test_store, StoreKind, TempDir, TestDatabase};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::Connection;
-use std::borrow::Cow;
+use mailqueue_testkit::{test_store, StoreKind};
 
 pub async fn api_keys_are_found_by_hash_until_revoked(kind: StoreKind) {
     let s = test_store(kind).await;
@@ -102,20 +99,6 @@ pub async fn api_key_permissions_round_trip(kind: StoreKind) {
     assert_eq!(s.store.list_api_keys().await.unwrap(), made);
 }
 
-/// The first migration alone, as a database made by an older mailqueue has it.
-fn initial_schema(sql: &'static str) -> Migrator {
-    Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("initial"),
-            MigrationType::Simple,
-            Cow::Borrowed(sql),
-            false,
-        )]),
-        ..Migrator::DEFAULT
-    }
-}
-
 /// A key stored before `0002_api_key_permissions` reads as `full_access`
 /// once the current store has migrated the database.
 pub async fn keys_made_before_permissions_have_full_access(kind: StoreKind) {
@@ -123,62 +106,34 @@ pub async fn keys_made_before_permissions_have_full_access(kind: StoreKind) {
     let id = ApiKeyId::generate(t0());
     let insert = "INSERT INTO api_keys (id, name, token_prefix, token_hash, created_at) \
                   VALUES ($1, 'old', 'mq_old', $2, $3)";
-    let _keep: (Option<TempDir>, Option<TestDatabase>);
-    let store: Box<dyn ApiKeyStore> = match kind {
-        StoreKind::Sqlite => {
-            let dir = TempDir::new("old-keys");
-            let path = dir.path().join("mailqueue.db");
-            let options = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true);
-            let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                .await
-                .unwrap();
-            initial_schema(include_str!("../../migrations/sqlite/0001_initial.sql"))
-                .run(&mut conn)
-                .await
-                .unwrap();
+    let old = upgraded(
+        kind,
+        &[(1, include_str!("../../migrations/sqlite/0001_initial.sql"))],
+        &[(
+            1,
+            include_str!("../../migrations/postgres/0001_initial.sql"),
+        )],
+        async |conn| {
             sqlx::query(insert)
                 .bind(id.to_string())
                 .bind(&token.hash().0[..])
                 .bind(t0().timestamp_millis())
-                .execute(&mut conn)
+                .execute(conn)
                 .await
                 .unwrap();
-            conn.close().await.unwrap();
-            let store = SqliteStore::open(&SqliteSettings { path, readers: 1 })
-                .await
-                .unwrap();
-            _keep = (Some(dir), None);
-            Box::new(store)
-        }
-        StoreKind::Postgres => {
-            let db = TestDatabase::create().await;
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            initial_schema(include_str!("../../migrations/postgres/0001_initial.sql"))
-                .run(&mut conn)
-                .await
-                .unwrap();
+        },
+        async |conn| {
             sqlx::query(insert)
                 .bind(id.0)
                 .bind(&token.hash().0[..])
                 .bind(t0())
-                .execute(&mut conn)
+                .execute(conn)
                 .await
                 .unwrap();
-            conn.close().await.unwrap();
-            let store = PgStore::connect(&PgSettings {
-                url: db.url.clone(),
-                max_connections: 2,
-                acquire_timeout: std::time::Duration::from_secs(5),
-            })
-            .await
-            .unwrap();
-            store.migrate().await.unwrap();
-            _keep = (None, Some(db));
-            Box::new(store)
-        }
-    };
+        },
+    )
+    .await;
+    let store = &old.store;
     let found = store.find_api_key(&token.hash()).await.unwrap().unwrap();
     assert_eq!(found.id, id);
     assert_eq!(found.permission, ApiKeyPermission::FullAccess);

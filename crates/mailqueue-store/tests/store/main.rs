@@ -7,6 +7,7 @@ mod emails;
 mod events;
 mod keys;
 mod leases;
+mod older;
 mod retention;
 mod support;
 mod suppressions;

@@ -3,17 +3,13 @@
 //! a rotated webhook keeps its previous secret, and suppressions that
 //! differ only in case become one entry in lower case (the oldest kept).
 
+use crate::older::upgraded;
 use crate::support::*;
 use chrono::Duration;
-use mailqueue_core::store::WebhookStore;
-use mailqueue_core::suppression::{SuppressionQuery, SuppressionStore};
+use mailqueue_core::suppression::SuppressionQuery;
 use mailqueue_core::webhooks::{PreviousSecret, SigningSecret};
 use mailqueue_core::{SuppressionId, WebhookId};
-use mailqueue_store::{PgSettings, PgStore, SqliteSettings, SqliteStore};
-use mailqueue_testkit::{StoreKind, TempDir, TestDatabase};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::Connection;
-use std::borrow::Cow;
+use mailqueue_testkit::StoreKind;
 
 macro_rules! before_0011 {
     ($dialect:literal) => {
@@ -90,43 +86,17 @@ macro_rules! before_0011 {
     };
 }
 
-/// The migrations as the previous release ran them (descriptions are not
-/// checked, only versions and checksums).
-fn previous_schema(sources: [(i64, &'static str); 9], descriptions: &[&'static str]) -> Migrator {
-    Migrator {
-        migrations: Cow::Owned(
-            sources
-                .iter()
-                .zip(descriptions)
-                .map(|(&(version, sql), &description)| {
-                    Migration::new(
-                        version,
-                        Cow::Borrowed(description),
-                        MigrationType::Simple,
-                        Cow::Borrowed(sql),
-                        false,
-                    )
-                })
-                .collect(),
-        ),
-        ..Migrator::DEFAULT
-    }
-}
-
-const DESCRIPTIONS: [&str; 9] = [
-    "initial",
-    "api key permissions",
-    "maintenance leases",
-    "events, webhooks and suppressions",
-    "retention and hot indexes",
-    "webhook claim indexes",
-    "drop the webhook due index",
-    "webhook leases without an index",
-    "webhook attempt rows only for tries that did not deliver",
-];
+/// A rotated webhook and suppressions that differ only in case, in each
+/// dialect's column types.
+const WEBHOOK: &str = "INSERT INTO webhooks (id, endpoint, events, status, signing_secret, \
+     previous_secret, previous_secret_until, created_at) \
+     VALUES ($1, 'https://hooks.example.com/', {events}, 'enabled', $2, $3, $4, $5)";
+const SUPPRESSION: &str =
+    "INSERT INTO suppressions (id, email, origin, created_at) VALUES ($1, $2, 'manual', $3)";
 
 pub async fn rows_of_the_previous_schema_read_as_the_current_store_has_them(kind: StoreKind) {
     let webhook = WebhookId::generate(t0());
+    let signing = SigningSecret::from_key(&[2; 24]);
     let old_secret = SigningSecret::from_key(&[1; 24]);
     let until = t0() + Duration::hours(24);
     let (older, newer, other) = (
@@ -134,104 +104,58 @@ pub async fn rows_of_the_previous_schema_read_as_the_current_store_has_them(kind
         SuppressionId::generate(t0() + Duration::seconds(1)),
         SuppressionId::generate(t0() + Duration::seconds(2)),
     );
-    let _keep: (Option<TempDir>, Option<TestDatabase>);
-    let store: Box<dyn Both> = match kind {
-        StoreKind::Sqlite => {
-            let dir = TempDir::new("upgrade");
-            let path = dir.path().join("mailqueue.db");
-            let options = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true);
-            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+    let suppressions = [
+        (older, "Gone@Example.com", 0),
+        (newer, "gone@example.com", 1),
+        (other, "Other@x.io", 2),
+    ];
+    let old = upgraded(
+        kind,
+        &before_0011!("sqlite"),
+        &before_0011!("postgres"),
+        async |conn| {
+            sqlx::query(&WEBHOOK.replace("{events}", "'[\"email.sent\"]'"))
+                .bind(webhook.to_string())
+                .bind(signing.expose())
+                .bind(old_secret.expose())
+                .bind(until.timestamp_millis())
+                .bind(t0().timestamp_millis())
+                .execute(&mut *conn)
                 .await
                 .unwrap();
-            previous_schema(before_0011!("sqlite"), &DESCRIPTIONS)
-                .run(&mut conn)
-                .await
-                .unwrap();
-            sqlx::query(
-                "INSERT INTO webhooks (id, endpoint, events, status, signing_secret, \
-                 previous_secret, previous_secret_until, created_at) \
-                 VALUES ($1, 'https://hooks.example.com/', '[\"email.sent\"]', 'enabled', $2, $3, $4, $5)",
-            )
-            .bind(webhook.to_string())
-            .bind(SigningSecret::from_key(&[2; 24]).expose())
-            .bind(old_secret.expose())
-            .bind(until.timestamp_millis())
-            .bind(t0().timestamp_millis())
-            .execute(&mut conn)
-            .await
-            .unwrap();
-            for (id, email, at) in [
-                (older, "Gone@Example.com", 0),
-                (newer, "gone@example.com", 1),
-                (other, "Other@x.io", 2),
-            ] {
-                sqlx::query(
-                    "INSERT INTO suppressions (id, email, origin, created_at) VALUES ($1, $2, 'manual', $3)",
-                )
-                .bind(id.to_string())
-                .bind(email)
-                .bind((t0() + Duration::seconds(at)).timestamp_millis())
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            for (id, email, at) in suppressions {
+                sqlx::query(SUPPRESSION)
+                    .bind(id.to_string())
+                    .bind(email)
+                    .bind((t0() + Duration::seconds(at)).timestamp_millis())
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
             }
-            conn.close().await.unwrap();
-            let store = SqliteStore::open(&SqliteSettings { path, readers: 1 })
+        },
+        async |conn| {
+            sqlx::query(&WEBHOOK.replace("{events}", "ARRAY['email.sent']"))
+                .bind(webhook.0)
+                .bind(signing.expose())
+                .bind(old_secret.expose())
+                .bind(until)
+                .bind(t0())
+                .execute(&mut *conn)
                 .await
                 .unwrap();
-            _keep = (Some(dir), None);
-            Box::new(store)
-        }
-        StoreKind::Postgres => {
-            let db = TestDatabase::create().await;
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            previous_schema(before_0011!("postgres"), &DESCRIPTIONS)
-                .run(&mut conn)
-                .await
-                .unwrap();
-            sqlx::query(
-                "INSERT INTO webhooks (id, endpoint, events, status, signing_secret, \
-                 previous_secret, previous_secret_until, created_at) \
-                 VALUES ($1, 'https://hooks.example.com/', ARRAY['email.sent'], 'enabled', $2, $3, $4, $5)",
-            )
-            .bind(webhook.0)
-            .bind(SigningSecret::from_key(&[2; 24]).expose())
-            .bind(old_secret.expose())
-            .bind(until)
-            .bind(t0())
-            .execute(&mut conn)
-            .await
-            .unwrap();
-            for (id, email, at) in [
-                (older, "Gone@Example.com", 0),
-                (newer, "gone@example.com", 1),
-                (other, "Other@x.io", 2),
-            ] {
-                sqlx::query(
-                    "INSERT INTO suppressions (id, email, origin, created_at) VALUES ($1, $2, 'manual', $3)",
-                )
-                .bind(id.0)
-                .bind(email)
-                .bind(t0() + Duration::seconds(at))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            for (id, email, at) in suppressions {
+                sqlx::query(SUPPRESSION)
+                    .bind(id.0)
+                    .bind(email)
+                    .bind(t0() + Duration::seconds(at))
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
             }
-            conn.close().await.unwrap();
-            let store = PgStore::connect(&PgSettings {
-                url: db.url.clone(),
-                max_connections: 2,
-                acquire_timeout: std::time::Duration::from_secs(5),
-            })
-            .await
-            .unwrap();
-            store.migrate().await.unwrap();
-            _keep = (None, Some(db));
-            Box::new(store)
-        }
-    };
+        },
+    )
+    .await;
+    let store = &old.store;
     let w = store.get_webhook(webhook).await.unwrap().unwrap();
     assert_eq!(
         w.previous_secrets,
@@ -256,6 +180,3 @@ pub async fn rows_of_the_previous_schema_read_as_the_current_store_has_them(kind
         "newest first, one entry per address"
     );
 }
-
-trait Both: WebhookStore + SuppressionStore {}
-impl<T: WebhookStore + SuppressionStore> Both for T {}
