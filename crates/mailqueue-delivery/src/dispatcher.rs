@@ -10,10 +10,11 @@
 //! released unattempted at shutdown, or returned by the rescuer if the
 //! process dies.
 //!
-//! A send's slot is freed when its outcome is written, not when the relay
-//! answers: an email the relay took whose outcome is not yet committed is
-//! sent again if the process dies (at least once), and holding the slot
-//! until the commit bounds those to `concurrency`.
+//! An email the relay took whose outcome is not yet committed is sent again
+//! if the process dies (delivery is at least once). Each send therefore
+//! holds, besides its slot, a record permit that is freed only when its
+//! outcome is written: however slowly the store takes outcomes, at most
+//! `UNRECORDED_PER_SLOT × concurrency` emails are sent and unrecorded.
 
 use crate::admission::admit;
 use crate::lease_book::{defer, DeferReason, LeaseBook, StartCheck};
@@ -24,7 +25,7 @@ use mailqueue_core::store::{Claim, ClaimedEmail, DueEmail, HeldClaim};
 use mailqueue_core::EmailId;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// Waits between attempts to reach an unavailable dispatch queue.
@@ -40,6 +41,13 @@ const CLAIM_BATCH: usize = 512;
 /// 7k/s, four times reaches about 11k/s on the benchmark machine).
 const CLAIM_AHEAD: usize = 4;
 
+/// Sends started and not yet recorded, as a multiple of the send slots:
+/// the most emails sent twice if the process dies (see the module header).
+/// Twice the slots lets a batch of outcomes commit while the next sends
+/// run; once the slots (each send waiting for its commit) cost a fifth to
+/// a quarter of the delivery rate in `bench/deliver.sh`.
+pub const UNRECORDED_PER_SLOT: usize = 2;
+
 /// Runs until `stop` turns true; returns the sends still in flight.
 pub async fn run(
     d: Arc<Delivery>,
@@ -50,13 +58,16 @@ pub async fn run(
 ) -> JoinSet<()> {
     let (ready_tx, mut ready) = mpsc::channel(d.settings.concurrency.max(1) * CLAIM_AHEAD);
     let claimer = tokio::spawn(claim_loop(d.clone(), book.clone(), stop.clone(), ready_tx));
+    let unrecorded = Arc::new(Semaphore::new(
+        d.settings.concurrency.max(1) * UNRECORDED_PER_SLOT,
+    ));
     let mut sends = JoinSet::new();
     loop {
         while sends.try_join_next().is_some() {}
-        let slot = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
+        let (slot, record) = tokio::select! {
+            permits = slot_and_record(&slots, &unrecorded) => match permits {
+                Some(p) => p,
+                None => break,
             },
             _ = stop.changed() => break,
         };
@@ -76,11 +87,10 @@ pub async fn run(
                 match send_one(&d, email).await {
                     Sent::Attempted(mut completed) => {
                         book.forget(id);
-                        // The slot goes with the outcome and comes back once
-                        // the outcome is written: sent but unrecorded emails
-                        // (sent again if the process dies) stay within the
-                        // concurrency, whatever the store's pace.
-                        completed.slot = Some(slot);
+                        drop(slot);
+                        // The record permit goes with the outcome and comes
+                        // back once the outcome is written.
+                        completed.slot = Some(record);
                         let _ = outcomes.send(completed).await;
                     }
                     Sent::NotSent(claim) => {
@@ -94,6 +104,16 @@ pub async fn run(
     claimer.abort();
     let _ = claimer.await;
     sends
+}
+
+/// A send slot, then a record permit; `None` once they are closed.
+async fn slot_and_record(
+    slots: &Arc<Semaphore>,
+    unrecorded: &Arc<Semaphore>,
+) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    let slot = slots.clone().acquire_owned().await.ok()?;
+    let record = unrecorded.clone().acquire_owned().await.ok()?;
+    Some((slot, record))
 }
 
 /// Whether the lease still has room for a whole send; if not, the email

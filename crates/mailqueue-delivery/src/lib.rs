@@ -14,6 +14,7 @@
 
 mod admission;
 mod dispatcher;
+pub use dispatcher::UNRECORDED_PER_SLOT;
 mod lease_book;
 mod maintenance;
 mod recorder;

@@ -8,8 +8,8 @@
 //! until they land; only at shutdown is there a limit (the grace period).
 //! An outcome the store refuses is isolated from its batch, logged and
 //! counted, so it can never hold the others up. Each outcome carries its
-//! send's slot, freed when the outcome is dropped here: after its write,
-//! or when it is given up.
+//! send's record permit, freed when the outcome is dropped here: after its
+//! write, or when it is given up.
 
 use crate::send::Completed;
 use crate::Delivery;

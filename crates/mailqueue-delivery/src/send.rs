@@ -14,7 +14,7 @@ pub struct Completed {
     pub priority: mailqueue_core::Priority,
     /// When the email was due, for the latency histogram.
     pub due_at: DateTime<Utc>,
-    /// The send slot of the attempt, held until its outcome is written
+    /// The attempt's record permit, held until its outcome is written
     /// (see the dispatcher): dropping a `Completed` frees it.
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
