@@ -2,14 +2,18 @@
 # The guide's hourly WAL check, under its name. WAL is not synced by this
 # script: PostgreSQL archives each segment as it is completed through
 # archive_command = 'mailqueue wal-push %p'. This checks that it works:
-# archive lag and failures from pg_stat_archiver (DATABASE_URL), and gaps
-# in the archived sequence since the newest base backup. It also refreshes
-# the mailqueue_wal_* metrics.
+# from pg_stat_archiver (DATABASE_URL), the WAL written but not yet
+# archived (commits a restore would lose) and failures; in the archive,
+# gaps since the newest base backup and a tail missing against what
+# PostgreSQL archived; and archive_timeout against the RPO target. It also
+# refreshes the mailqueue_wal_* metrics.
 #
 # Usage: sync-wal.sh [-s s3|gcs|file] [-l SECONDS]
 #   -s s3|gcs|file   Where the WAL is archived (default: file)
-#   -l SECONDS       Archive lag allowed before it is a problem (default: 900)
-# Exit code: 0 healthy, 1 lagging, failing or a segment missing.
+#   -l SECONDS       The RPO target: seconds written WAL may wait unarchived
+#                    before it is a problem (default: 900)
+# Exit code: 0 healthy, 1 exposed past the target, failing or a segment
+# missing, 3 a warning only (archive_timeout off or over the target).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 

@@ -101,7 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::WalPush(args) => return Ok(commands::wal::push_command(config, args).await),
         Command::WalFetch(args) => return Ok(commands::wal::fetch_command(config, args).await),
         Command::WalPrefetch(args) => commands::wal::prefetch_command(config, args).await?,
-        Command::Wal(cmd) => commands::wal::run(config, cmd).await?,
+        Command::Wal(cmd) => return commands::wal::run(config, cmd).await,
         Command::Dr(cmd) => return commands::dr::run(config, cmd).await,
         Command::Verify(args) => {
             return Ok(match commands::verify::run(config, args).await? {

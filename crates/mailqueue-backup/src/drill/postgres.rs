@@ -104,11 +104,7 @@ async fn physical(
         .wal
         .as_ref()
         .ok_or_else(|| base.corrupt("the manifest records no WAL range"))?;
-    let newest_wal = list_archive(dest, wal.start_segment_number(), wal.segment_size)
-        .await?
-        .newest()
-        .map(|(_, f)| f.archived_at)
-        .unwrap_or(base.finished_at);
+    archive_continuity(dest, base, wal, report).await?;
     let mut rto = 0.0;
     let point = base.figures_at.clone();
     let first_target = match &point {
@@ -182,19 +178,102 @@ async fn physical(
             return Ok(());
         }
     }
+    let recovered_to = match replayed_to(&scratch).await {
+        Ok(at) => at,
+        Err(e) => {
+            report.check(
+                "postgres: read the point recovery reached",
+                false,
+                &e.to_string(),
+            );
+            let _ = cluster.stop();
+            return Ok(());
+        }
+    };
+    report.check(
+        "postgres: read the point recovery reached",
+        true,
+        &format!(
+            "{} (the last transaction the restored server replayed)",
+            recovered_to.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
+    );
     rto += delivery_checks(opts, &scratch, report).await;
     let _ = cluster.stop();
     report.component(Component {
         name: "postgres".into(),
         backup: base.id.clone(),
         source: "postgres_physical + archived WAL".into(),
-        recovered_to: newest_wal,
+        recovered_to,
         rto_seconds: rto,
-        rpo_seconds: report.age_of(newest_wal),
+        rpo_seconds: report.age_of(recovered_to),
         rto_target_seconds: opts.targets.postgres_rto_seconds,
         rpo_target_seconds: opts.targets.postgres_rpo_seconds,
     });
     Ok(())
+}
+
+/// Whether every segment from the base backup's start to the newest
+/// archived one is there: recovery stops at the first missing one, so a
+/// gap loses everything after it. A gap fails the check and names it.
+async fn archive_continuity(
+    dest: &Destination,
+    base: &Manifest,
+    wal: &crate::manifest::WalRange,
+    report: &mut DrillReport,
+) -> Result<(), BackupError> {
+    let from = wal.start_segment_number();
+    let listing = list_archive(dest, from, wal.segment_size).await?;
+    let name = |n: u64| {
+        crate::wal::name::Segment {
+            timeline: wal.timeline,
+            number: n,
+        }
+        .file_name(wal.segment_size)
+    };
+    let gaps = listing.gaps(from);
+    let newest = listing.newest().map(|(s, _)| s.file_name(wal.segment_size));
+    let check = "postgres: the archived WAL is continuous from the base backup";
+    match (gaps.first(), newest) {
+        (_, None) => report.check(check, false, "no WAL is archived since the base backup"),
+        (None, Some(newest)) => report.check(
+            check,
+            true,
+            &format!(
+                "{} to {newest}, from base backup {}",
+                wal.start_segment, base.id
+            ),
+        ),
+        (Some(&first), Some(newest)) => report.check(
+            check,
+            false,
+            &format!(
+                "{} segment(s) missing, the first {}: recovery stops before it and \
+                 cannot reach {newest}",
+                gaps.len(),
+                name(first)
+            ),
+        ),
+    }
+    Ok(())
+}
+
+/// When the last transaction the restored server replayed was committed
+/// (or, when it replayed none, its last checkpoint): what a restore of
+/// this archive really brings back, read from the server itself.
+async fn replayed_to(scratch: &Scratch) -> Result<chrono::DateTime<chrono::Utc>, BackupError> {
+    let mut conn = PgConnection::connect(&scratch.url("postgres"))
+        .await
+        .map_err(|e| db_error("connecting to the restored cluster", e))?;
+    let at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT coalesce(pg_last_xact_replay_timestamp(), \
+                (SELECT checkpoint_time FROM pg_control_checkpoint()))",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(|e| db_error("reading the point recovery reached", e))?;
+    let _ = conn.close().await;
+    Ok(at)
 }
 
 /// Stops the paused server, lifts the target and starts it again:

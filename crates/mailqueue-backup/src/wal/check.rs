@@ -1,8 +1,11 @@
 //! The archive's health, as `scripts/backup/sync-wal.sh` reports it:
-//! PostgreSQL's own view of archiving (`pg_stat_archiver`: lag, failures)
-//! and the archive's contents since the newest base backup (every segment
-//! from its start on must be there: a gap stops any recovery that needs
-//! to pass it).
+//! PostgreSQL's own view of archiving (`pg_stat_archiver`: failures, and
+//! the exposure: WAL written after the last archived segment, which a
+//! restore to the latest point would lose), the archive's contents since
+//! the newest base backup (every segment from its start on must be there:
+//! a gap stops any recovery that needs to pass it) and up to what
+//! PostgreSQL says it archived (a missing tail is lost as surely), and
+//! `archive_timeout`, which bounds the exposure of a quiet server.
 
 use super::listing::list_archive;
 use super::name::{Lsn, WalFileName, DEFAULT_SEGMENT_SIZE};
@@ -26,6 +29,8 @@ pub struct ArchiverStatus {
     pub current_lsn: Lsn,
     pub segment_size: u64,
     pub archive_mode: String,
+    /// `archive_timeout` in seconds; 0 when off.
+    pub archive_timeout_seconds: f64,
 }
 
 type ArchiverRow = (
@@ -38,6 +43,7 @@ type ArchiverRow = (
     String,
     i64,
     String,
+    f64,
 );
 
 pub async fn archiver_status(url: &str) -> Result<ArchiverStatus, BackupError> {
@@ -46,7 +52,8 @@ pub async fn archiver_status(url: &str) -> Result<ArchiverStatus, BackupError> {
         .map_err(|e| db_error("connecting to read pg_stat_archiver", e))?;
     let row: ArchiverRow = sqlx::query_as(
         "SELECT archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time, \
-                pg_current_wal_lsn()::text, pg_size_bytes(current_setting('wal_segment_size')), current_setting('archive_mode') \
+                pg_current_wal_lsn()::text, pg_size_bytes(current_setting('wal_segment_size')), current_setting('archive_mode'), \
+                (SELECT setting::float8 FROM pg_settings WHERE name = 'archive_timeout') \
          FROM pg_stat_archiver",
     )
     .fetch_one(&mut conn)
@@ -63,6 +70,7 @@ pub async fn archiver_status(url: &str) -> Result<ArchiverStatus, BackupError> {
         current_lsn: row.6.parse()?,
         segment_size: row.7 as u64,
         archive_mode: row.8,
+        archive_timeout_seconds: row.9,
     })
 }
 
@@ -91,17 +99,20 @@ impl ArchiverStatus {
             .map(|s| s.number)
     }
 
-    /// Seconds and bytes of WAL written but not archived: zero when every
-    /// segment before the one being written is archived; otherwise the
-    /// time since the last successful archive and the bytes after it.
+    /// The exposure: seconds and bytes of WAL written after the end of the
+    /// last archived segment, the segment being written included. Commits
+    /// there are only on the server's disk; a restore to the latest point
+    /// would lose them. The seconds count from when that segment was
+    /// archived (the unarchived WAL began at its end, no later); both are
+    /// zero while nothing was written after it.
     pub fn lag(&self, now: DateTime<Utc>) -> (f64, u64) {
-        let current = self.current_lsn.0 / self.segment_size;
-        let archived_through = self.last_archived_segment();
-        if archived_through.is_some_and(|n| n + 1 >= current) {
+        let archived_end = self
+            .last_archived_segment()
+            .map_or(0, |n| (n + 1) * self.segment_size);
+        let bytes = self.current_lsn.0.saturating_sub(archived_end);
+        if bytes == 0 {
             return (0.0, 0);
         }
-        let archived_end = archived_through.map_or(0, |n| (n + 1) * self.segment_size);
-        let bytes = self.current_lsn.0.saturating_sub(archived_end);
         let seconds = self
             .last_archived_time
             .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
@@ -123,6 +134,8 @@ pub struct WalCheck {
     pub newest_archived: Option<(String, DateTime<Utc>)>,
     /// One line per problem; none means healthy.
     pub problems: Vec<String>,
+    /// One line per weakness that is not yet a loss (exit 3).
+    pub warnings: Vec<String>,
 }
 
 /// Checks archiving (when `database_url` is given) and the archive.
@@ -155,8 +168,22 @@ pub async fn check_wal(
         (report.lag_seconds, report.lag_bytes) = (seconds, bytes);
         if seconds > max_lag_seconds {
             report.problems.push(format!(
-                "archiving lags by {seconds:.0} s and {bytes} bytes (the limit is {max_lag_seconds:.0} s); the last archived file is {}",
+                "{bytes} bytes of WAL written over the last {seconds:.0} s are not archived \
+                 (the limit is {max_lag_seconds:.0} s): a restore now would lose what they hold; \
+                 the last archived file is {}",
                 status.last_archived_wal.as_deref().unwrap_or("none")
+            ));
+        }
+        let timeout = status.archive_timeout_seconds;
+        if timeout <= 0.0 {
+            report.warnings.push(format!(
+                "archive_timeout is 0: on a quiet server a segment can stay unarchived for ever, \
+                 so the RPO is unbounded; set it to at most {max_lag_seconds:.0} s"
+            ));
+        } else if timeout > max_lag_seconds {
+            report.warnings.push(format!(
+                "archive_timeout is {timeout:.0} s, longer than the {max_lag_seconds:.0} s allowed: \
+                 a quiet server can go that long without archiving"
             ));
         }
         report.archiver = Some(status);
@@ -200,12 +227,32 @@ pub async fn check_wal(
             abbreviate(&report.missing)
         ));
     }
-    if listing
-        .segments
-        .keys()
-        .next_back()
-        .is_none_or(|&n| n < wal.end_segment_number())
+    let newest = listing.segments.keys().next_back().copied();
+    if let Some(archived) = report
+        .archiver
+        .as_ref()
+        .and_then(ArchiverStatus::last_archived_segment)
     {
+        if newest.is_none_or(|n| n < archived) {
+            let name = |n: u64| {
+                super::name::Segment {
+                    timeline: wal.timeline,
+                    number: n,
+                }
+                .file_name(segment_size)
+            };
+            let first = newest.map_or(from, |n| n + 1);
+            report.problems.push(format!(
+                "the archive ends at {} but PostgreSQL archived up to {}: {} segment(s) from {} on \
+                 were deleted or never stored, and a restore would lose them",
+                newest.map(name).unwrap_or_else(|| "nothing".into()),
+                name(archived),
+                archived + 1 - first,
+                name(first),
+            ));
+        }
+    }
+    if newest.is_none_or(|n| n < wal.end_segment_number()) {
         report.problems.push(format!(
             "the archive does not reach the end of base backup {} ({}): it cannot be made consistent",
             manifest.id, wal.end_segment
@@ -235,6 +282,7 @@ impl Default for ArchiverStatus {
             current_lsn: Lsn(0),
             segment_size: DEFAULT_SEGMENT_SIZE,
             archive_mode: "on".into(),
+            archive_timeout_seconds: 60.0,
         }
     }
 }
@@ -245,15 +293,21 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn lag_is_zero_when_only_the_segment_being_written_is_unarchived() {
+    fn the_exposure_counts_the_segment_being_written() {
         let now = Utc.with_ymd_and_hms(2024, 1, 15, 12, 0, 0).unwrap();
         let status = ArchiverStatus {
             last_archived_wal: Some("000000010000000000000004".into()),
             last_archived_time: Some(now - chrono::Duration::minutes(30)),
-            current_lsn: "0/5000100".parse().unwrap(),
+            current_lsn: "0/5000000".parse().unwrap(),
             ..Default::default()
         };
-        assert_eq!(status.lag(now), (0.0, 0));
+        assert_eq!(status.lag(now), (0.0, 0), "nothing written since");
+        // Commits in the segment being written are exposed too.
+        let writing = ArchiverStatus {
+            current_lsn: "0/5000100".parse().unwrap(),
+            ..status.clone()
+        };
+        assert_eq!(writing.lag(now), (1800.0, 0x100));
         let behind = ArchiverStatus {
             current_lsn: "0/7000100".parse().unwrap(),
             ..status

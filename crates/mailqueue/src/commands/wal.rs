@@ -78,12 +78,15 @@ pub struct WalPrefetchArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum WalCommand {
-    /// Checks archiving (pg_stat_archiver on DATABASE_URL: lag, failures) and
-    /// the archive since the newest base backup (gaps). Exit 1 on any problem.
+    /// Checks archiving (pg_stat_archiver on DATABASE_URL: WAL not yet
+    /// archived, failures, archive_timeout) and the archive since the newest
+    /// base backup (gaps, a missing tail). Exit 1 on a problem, 3 on a
+    /// warning only.
     Check {
         #[arg(short = 's', long, value_enum, default_value = "file")]
         source: Place,
-        /// Archiving may lag this many seconds before it is a problem.
+        /// Seconds that written WAL may wait unarchived before it is a problem
+        /// (the RPO target); archive_timeout should not exceed it.
         #[arg(long, default_value_t = 900)]
         max_lag: u64,
     },
@@ -216,7 +219,9 @@ pub async fn prefetch_command(config: Config, args: WalPrefetchArgs) -> anyhow::
     Ok(())
 }
 
-pub async fn run(config: Config, command: WalCommand) -> anyhow::Result<()> {
+/// `wal check`: 0 healthy, 1 a problem (exposure over the limit, failing,
+/// a gap or a missing tail), 3 a warning only (`archive_timeout`).
+pub async fn run(config: Config, command: WalCommand) -> anyhow::Result<ExitCode> {
     match command {
         WalCommand::Check { source, max_lag } => {
             let dest = existing_destination(&config, source)?;
@@ -225,7 +230,7 @@ pub async fn run(config: Config, command: WalCommand) -> anyhow::Result<()> {
                 check_wal(&dest, url.as_deref(), max_lag as f64, chrono::Utc::now()).await?;
             if let Some(status) = &report.archiver {
                 println!(
-                    "archiver: {} archived, last {} at {}; {} failed; lag {:.0} s, {} bytes",
+                    "archiver: {} archived, last {} at {}; {} failed; not archived: {:.0} s, {} bytes",
                     status.archived_count,
                     status.last_archived_wal.as_deref().unwrap_or("none"),
                     status
@@ -265,8 +270,18 @@ pub async fn run(config: Config, command: WalCommand) -> anyhow::Result<()> {
             for problem in &report.problems {
                 println!("PROBLEM: {problem}");
             }
+            for warning in &report.warnings {
+                println!("WARNING: {warning}");
+            }
             if !report.problems.is_empty() {
                 anyhow::bail!("{} problem(s) with WAL archiving", report.problems.len());
+            }
+            if !report.warnings.is_empty() {
+                println!(
+                    "WAL archiving: OK, with {} warning(s)",
+                    report.warnings.len()
+                );
+                return Ok(ExitCode::from(3));
             }
             println!("WAL archiving: OK");
         }
@@ -290,5 +305,5 @@ pub async fn run(config: Config, command: WalCommand) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

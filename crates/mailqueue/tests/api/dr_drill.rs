@@ -4,6 +4,7 @@
 
 use crate::backup_postgres::Ops;
 use crate::pitr::{Archived, Place};
+use crate::pitr_faults::delete_segment;
 use crate::processes::succeeded;
 use mailqueue_testkit::RedisServer;
 use serde_json::Value;
@@ -168,5 +169,53 @@ async fn a_drill_on_a_damaged_backup_fails_and_names_the_damage() {
     assert!(
         failures.contains(first) && failures.contains("cannot be made consistent"),
         "{failures}"
+    );
+}
+
+/// A segment lost from the middle of the archive, between the base backup
+/// and the newest WAL: the drill fails and names it, and the point it says
+/// recovery reached is the one the restored server replayed to (before the
+/// gap), not the newest file in the archive.
+#[tokio::test]
+async fn a_hole_in_the_wal_archive_fails_the_drill_and_names_the_segment() {
+    let (db, _redis, ops) = production_like();
+    let mut segments = Vec::new();
+    for batch in ["A", "B", "C"] {
+        db.insert(batch, 20);
+        segments.push(db.switch_and_archive());
+    }
+    let committed = |batch: &str| {
+        let at = db.cluster.psql(&format!(
+            "SELECT to_char(max(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || 'Z' \
+             FROM batches WHERE batch = '{batch}'"
+        ));
+        chrono::DateTime::parse_from_rfc3339(&at).unwrap()
+    };
+    let (a, b) = (committed("A"), committed("B"));
+    let missing = &segments[1];
+    delete_segment(&db.ops, missing);
+    let (passed, md, json) = drill(&ops, "physical");
+    assert!(!passed, "{md}");
+    assert!(md.starts_with("# Disaster-recovery drill: FAILED"), "{md}");
+    let continuity = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().contains("continuous"))
+        .unwrap();
+    assert_eq!(continuity["ok"], false, "{continuity}");
+    assert!(
+        continuity["detail"]
+            .as_str()
+            .unwrap()
+            .contains(missing.as_str()),
+        "{continuity}"
+    );
+    let pg = &json["components"][0];
+    let recovered =
+        chrono::DateTime::parse_from_rfc3339(pg["recovered_to"].as_str().unwrap()).unwrap();
+    assert!(
+        recovered >= a && recovered < b,
+        "recovered to {recovered}: batch A was committed at {a}, batch B (past the gap) at {b}"
     );
 }

@@ -18,7 +18,7 @@ fn text(out: &std::process::Output) -> String {
 }
 
 /// Every stored copy of a WAL file, relative to the backup directory.
-fn copies(ops: &Ops, name: &str) -> Vec<String> {
+pub fn copies(ops: &Ops, name: &str) -> Vec<String> {
     ops.stored_files()
         .into_iter()
         .filter(|f| f.contains(&format!("/{name}/")))
@@ -218,7 +218,7 @@ async fn recovery_with_the_archive_unreachable_stops_and_never_promotes() {
     );
 }
 
-fn delete_segment(ops: &Ops, segment: &str) -> PathBuf {
+pub fn delete_segment(ops: &Ops, segment: &str) -> PathBuf {
     let stored = copies(ops, segment);
     assert_eq!(stored.len(), 1, "{segment}: {stored:?}");
     let path = ops.backups_dir().join(&stored[0]);
@@ -392,4 +392,68 @@ fn wal_fetch_reads_ahead_and_serves_the_next_segment_from_its_spool() {
         assert_eq!(std::fs::read_to_string(&target).unwrap(), name.repeat(4096));
         assert!(!spool.join(name).exists(), "used once");
     }
+}
+
+/// `sync-wal.sh` as the guide runs it, with this archive's settings.
+fn wal_check(db: &Archived, max_lag: &str) -> std::process::Output {
+    let mut cmd = backup_script("sync-wal.sh");
+    for (k, v) in db.ops.env() {
+        cmd.env(k, v);
+    }
+    cmd.args(["-l", max_lag]).output().unwrap()
+}
+
+/// What the WAL check must see: commits that sit only in the segment being
+/// written, an archive whose newest segments were deleted, and an
+/// `archive_timeout` that leaves a quiet server's RPO unbounded.
+#[tokio::test]
+async fn the_wal_check_sees_unarchived_commits_a_missing_tail_and_no_archive_timeout() {
+    let db = Archived::start(Place::File);
+    db.base_backup();
+    db.insert("A", 10);
+    let archived = db.switch_and_archive();
+    let healthy = wal_check(&db, "900");
+    assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy));
+    assert!(
+        text(&healthy).contains("WAL archiving: OK"),
+        "{}",
+        text(&healthy)
+    );
+
+    // Committed, and only in the segment being written.
+    std::thread::sleep(Duration::from_millis(2100));
+    db.insert("B", 15);
+    let exposed = wal_check(&db, "1");
+    assert_eq!(exposed.status.code(), Some(1), "{}", text(&exposed));
+    assert!(
+        text(&exposed).contains("are not archived") && text(&exposed).contains("would lose"),
+        "{}",
+        text(&exposed)
+    );
+    db.switch_and_archive();
+
+    // The newest archived segment is gone from the archive.
+    let newest = db.switch_and_archive();
+    delete_segment(&db.ops, &newest);
+    let tail = wal_check(&db, "900");
+    assert_eq!(tail.status.code(), Some(1), "{}", text(&tail));
+    assert!(
+        text(&tail).contains(&format!("PostgreSQL archived up to {newest}")),
+        "{}",
+        text(&tail)
+    );
+    assert!(archived < newest);
+
+    // A new archive without the hole, and no archive_timeout: a warning.
+    let db = Archived::start(Place::File);
+    db.base_backup();
+    db.cluster.psql("ALTER SYSTEM SET archive_timeout = 0");
+    db.cluster.psql("SELECT pg_reload_conf()");
+    let warned = wal_check(&db, "900");
+    assert_eq!(warned.status.code(), Some(3), "{}", text(&warned));
+    assert!(
+        text(&warned).contains("archive_timeout is 0"),
+        "{}",
+        text(&warned)
+    );
 }
