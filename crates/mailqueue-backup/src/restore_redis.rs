@@ -6,14 +6,24 @@
 //! an RDB backup is installed as the base of a fresh multi-part AOF
 //! (`<appendfilename>.1.base.rdb` plus a manifest), which Redis 7 loads. Files
 //! that are replaced are kept aside as `<name>.replaced-<time>`.
+//!
+//! The restored files belong to whoever owns the data directory (the Redis
+//! user), with the mode of the files they replace (`0640`, and `0750` for
+//! the AOF directory, when there were none): a restore run as root must
+//! not leave root-owned files that Redis cannot read. The private
+//! redis-server of the key check runs as that owner too, so a restore that
+//! Redis could not load does not pass.
 
 use crate::catalog;
+use crate::cluster::Owner;
 use crate::destination::Destination;
 use crate::error::BackupError;
 use crate::kind::BackupKind;
 use crate::manifest::Manifest;
 use crate::reading::{write_plaintext, Scratch};
 use crate::redis_server::{is_running, RedisAdmin};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -97,10 +107,15 @@ pub async fn restore_redis(
         .map_err(|e| BackupError::io(format!("creating {}", layout.dir.display()), e))?;
     let staged = Scratch::new(&layout.dir, "restore");
     write_plaintext(dest, &manifest, staged.path(), true).await?;
-    install(kind, layout, staged.path())?;
+    let installed = install(kind, layout, staged.path())?;
     drop(staged);
+    let owner = Owner::of(&layout.dir)?;
+    for (path, mode) in &installed {
+        give(path, owner, *mode)?;
+    }
+    readable_by(owner, &installed)?;
     let keys_loaded = if opts.check_keys {
-        let loaded = count_keys_with_private_server(layout).await?;
+        let loaded = count_keys_with_private_server(layout, Some(owner)).await?;
         if let (Some(expected), true) = (manifest.key_count, manifest.key_count_exact) {
             if loaded != expected {
                 return Err(manifest.corrupt(format!(
@@ -118,52 +133,121 @@ pub async fn restore_redis(
     })
 }
 
-fn set_aside(path: &Path) -> Result<(), BackupError> {
-    if path.exists() {
-        let aside = PathBuf::from(format!(
-            "{}.replaced-{}",
-            path.display(),
-            chrono::Utc::now().format("%Y%m%d%H%M%S")
-        ));
-        std::fs::rename(path, &aside)
-            .map_err(|e| BackupError::io(format!("moving {} aside", path.display()), e))?;
-        tracing::info!(from = %path.display(), to = %aside.display(), "kept the replaced files");
-    }
-    Ok(())
+/// Moves `path` aside if it exists; returns its mode.
+fn set_aside(path: &Path) -> Result<Option<u32>, BackupError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(None);
+    };
+    let aside = PathBuf::from(format!(
+        "{}.replaced-{}",
+        path.display(),
+        chrono::Utc::now().format("%Y%m%d%H%M%S")
+    ));
+    std::fs::rename(path, &aside)
+        .map_err(|e| BackupError::io(format!("moving {} aside", path.display()), e))?;
+    tracing::info!(from = %path.display(), to = %aside.display(), "kept the replaced files");
+    Ok(Some(meta.mode() & 0o7777))
 }
 
-fn install(kind: BackupKind, layout: &RedisLayout, staged: &Path) -> Result<(), BackupError> {
+/// The mode of files restored where none was replaced.
+const FILE_MODE: u32 = 0o640;
+/// The mode of a restored AOF directory where none was replaced.
+const DIR_MODE: u32 = 0o750;
+
+/// Installs the staged backup; returns every path it wrote, with the mode
+/// it must have (that of what it replaced).
+fn install(
+    kind: BackupKind,
+    layout: &RedisLayout,
+    staged: &Path,
+) -> Result<Vec<(PathBuf, u32)>, BackupError> {
     let io = |what: String| move |e: std::io::Error| BackupError::io(what, e);
     let aof_dir = layout.dir.join(&layout.appenddirname);
+    let mut installed = Vec::new();
     match kind {
         BackupKind::RedisRdb => {
             let rdb = layout.dir.join(&layout.dbfilename);
-            set_aside(&rdb)?;
+            let file_mode = set_aside(&rdb)?.unwrap_or(FILE_MODE);
             if layout.appendonly {
-                set_aside(&aof_dir)?;
+                let dir_mode = set_aside(&aof_dir)?.unwrap_or(DIR_MODE);
                 std::fs::create_dir_all(&aof_dir)
                     .map_err(io(format!("creating {}", aof_dir.display())))?;
-                let base = format!("{}.1.base.rdb", layout.appendfilename);
-                std::fs::copy(staged, aof_dir.join(&base))
-                    .map_err(io(format!("writing {base}")))?;
-                let manifest = format!("file {base} seq 1 type b\n");
+                installed.push((aof_dir.clone(), dir_mode));
+                let base = aof_dir.join(format!("{}.1.base.rdb", layout.appendfilename));
+                std::fs::copy(staged, &base).map_err(io(format!("writing {}", base.display())))?;
+                let manifest = aof_dir.join(format!("{}.manifest", layout.appendfilename));
                 std::fs::write(
-                    aof_dir.join(format!("{}.manifest", layout.appendfilename)),
-                    manifest,
+                    &manifest,
+                    format!("file {}.1.base.rdb seq 1 type b\n", layout.appendfilename),
                 )
                 .map_err(io("writing the AOF manifest".into()))?;
+                installed.extend([(base, file_mode), (manifest, file_mode)]);
             }
-            std::fs::rename(staged, &rdb).map_err(io(format!("writing {}", rdb.display())))
+            std::fs::rename(staged, &rdb).map_err(io(format!("writing {}", rdb.display())))?;
+            installed.push((rdb, file_mode));
         }
         BackupKind::RedisAof => {
-            set_aside(&aof_dir)?;
-            unpack_aof(staged, layout)
+            let dir_mode = set_aside(&aof_dir)?.unwrap_or(DIR_MODE);
+            unpack_aof(staged, layout)?;
+            installed.push((aof_dir.clone(), dir_mode));
+            for entry in
+                std::fs::read_dir(&aof_dir).map_err(io(format!("listing {}", aof_dir.display())))?
+            {
+                let entry = entry.map_err(io(format!("listing {}", aof_dir.display())))?;
+                installed.push((entry.path(), FILE_MODE));
+            }
         }
         BackupKind::Postgres
         | BackupKind::PostgresPhysical
         | BackupKind::WalSegment
-        | BackupKind::Sqlite => Err(BackupError::Config(format!("{kind} is not a Redis backup"))),
+        | BackupKind::Sqlite => {
+            return Err(BackupError::Config(format!("{kind} is not a Redis backup")))
+        }
     }
+    Ok(installed)
+}
+
+/// Gives `path` to `owner` (when this process may) with `mode`.
+fn give(path: &Path, owner: Owner, mode: u32) -> Result<(), BackupError> {
+    let me = Owner::current()?;
+    if me.uid == 0 && (owner.uid, owner.gid) != (me.uid, me.gid) {
+        std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid)).map_err(|e| {
+            BackupError::io(format!("giving {} to uid {}", path.display(), owner.uid), e)
+        })?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| BackupError::io(format!("setting the mode of {}", path.display()), e))
+}
+
+/// Refuses, with the command that mends it, when the data directory's
+/// owner cannot read a restored file.
+fn readable_by(owner: Owner, installed: &[(PathBuf, u32)]) -> Result<(), BackupError> {
+    let me = Owner::current()?;
+    if me.uid != 0 || owner.uid == 0 {
+        return Ok(());
+    }
+    for (path, _) in installed {
+        let flag = if path.is_dir() { "-x" } else { "-r" };
+        let readable = Command::new("test")
+            .arg(flag)
+            .arg(path)
+            .uid(owner.uid)
+            .gid(owner.gid)
+            .status()
+            .map_err(BackupError::cannot_start("test"))?;
+        if !readable.success() {
+            return Err(BackupError::Refused(format!(
+                "uid {} (the owner of the Redis data directory) cannot read {}; run \
+                 `chown -R {}:{} {}` and check the modes of the directories above it",
+                owner.uid,
+                path.display(),
+                owner.uid,
+                owner.gid,
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Extracts an AOF archive into the layout's (new) AOF directory. Only
@@ -197,13 +281,23 @@ pub fn unpack_aof(archive_path: &Path, layout: &RedisLayout) -> Result<(), Backu
 }
 
 /// Starts redis-server on the restored files (loopback, a free port, no
-/// saving), reads the key count, and shuts it down without saving.
-pub async fn count_keys_with_private_server(layout: &RedisLayout) -> Result<u64, BackupError> {
+/// saving), as `owner` when given (and this process is root), reads the
+/// key count, and shuts it down without saving.
+pub async fn count_keys_with_private_server(
+    layout: &RedisLayout,
+    owner: Option<Owner>,
+) -> Result<u64, BackupError> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| BackupError::io("finding a free port", e))?;
-    let mut child = Command::new("redis-server")
+    let mut server = Command::new("redis-server");
+    if let Some(owner) = owner.filter(|o| o.uid != 0) {
+        if Owner::current()?.uid == 0 {
+            server.uid(owner.uid).gid(owner.gid);
+        }
+    }
+    let mut child = server
         .arg("--port")
         .arg(port.to_string())
         .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])

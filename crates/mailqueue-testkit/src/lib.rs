@@ -31,7 +31,7 @@ pub use gcs::GcsEmulator;
 pub use gpg::GpgHome;
 pub use http_sinks::{HttpReceiver, Pushgateway};
 pub use postgres::{TestDatabase, TestTablespace};
-pub use redis::RedisServer;
+pub use redis::{system_user, RedisServer};
 pub use s3::S3Server;
 pub use smtp_relay::{RelayOptions, RelayedCommand, RelayedMessage, TestRelay, SMUGGLING_PAYLOAD};
 pub use smtp_sink::{ReceivedMessage, SinkOptions, SinkTls, SmtpSink};

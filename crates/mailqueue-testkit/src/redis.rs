@@ -12,7 +12,23 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     appendonly: bool,
+    /// The uid and gid it runs as, when not this process's.
+    user: Option<(u32, u32)>,
     _home: Option<TempDir>,
+}
+
+/// The uid and gid of a system user (`redis`), when this process is root
+/// and may run a server as it.
+pub fn system_user(name: &str) -> Option<(u32, u32)> {
+    let me = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    if me.ok()? != 0 {
+        return None;
+    }
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, name]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
 }
 
 impl RedisServer {
@@ -25,6 +41,7 @@ impl RedisServer {
             port: crate::free_port(),
             dir,
             appendonly,
+            user: None,
             _home: Some(home),
         };
         server.launch();
@@ -33,11 +50,18 @@ impl RedisServer {
 
     /// A server on an existing directory (after a restore), with its layout.
     pub fn start_on(dir: &Path, appendonly: bool) -> Self {
+        Self::start_on_as(dir, appendonly, None)
+    }
+
+    /// [`Self::start_on`] as the user `user` (uid, gid), as a packaged
+    /// Redis runs; `dir` must be that user's.
+    pub fn start_on_as(dir: &Path, appendonly: bool, user: Option<(u32, u32)>) -> Self {
         let mut server = Self {
             child: None,
             port: crate::free_port(),
             dir: dir.to_path_buf(),
             appendonly,
+            user,
             _home: None,
         };
         server.launch();
@@ -45,7 +69,12 @@ impl RedisServer {
     }
 
     fn launch(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some((uid, gid)) = self.user {
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+            std::os::unix::process::CommandExt::gid(&mut command, gid);
+        }
+        let child = command
             .args([
                 "--bind",
                 "127.0.0.1",
@@ -64,6 +93,9 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.cli(&["PING"]).trim() != "PONG" {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("redis-server exited with {status} before answering");
+            }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -1,8 +1,9 @@
 //! Redis backups and restores against private redis-servers.
 
 use crate::processes::{backup_script, clean_command, succeeded, BIN};
-use mailqueue_testkit::{GcsEmulator, RedisServer, TempDir};
+use mailqueue_testkit::{system_user, GcsEmulator, RedisServer, TempDir};
 use serde_json::Value;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Output};
 
 struct RedisOps {
@@ -274,4 +275,83 @@ fn an_aof_backup_of_an_rdb_only_redis_is_refused() {
     assert!(ops.catalog().is_empty());
     let out = ops.script("redis-backup.sh", &["-u", "s3"]);
     assert_eq!(out.status.code(), Some(2), "-m is required");
+}
+
+/// As the guide runs it (as root), a restore into the data directory of a
+/// Redis that runs as its own user leaves files that user can load, RDB
+/// and AOF alike; the key check loads them as that user.
+#[test]
+fn a_restore_as_root_leaves_files_the_redis_user_can_load() {
+    let Some((uid, gid)) = system_user("redis") else {
+        eprintln!("skipped: needs root and a `redis` user");
+        return;
+    };
+    for appendonly in [false, true] {
+        let home = TempDir::new("redis-owned");
+        let data = home.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let mut redis = RedisServer::start_on_as(&data, appendonly, Some((uid, gid)));
+        redis.fill(300);
+        let ops = RedisOps::new(&redis);
+        let mode = if appendonly { "aof" } else { "rdb" };
+        ok(ops.bin(&["backup", "redis", "-m", mode]));
+        redis.stop();
+        for entry in std::fs::read_dir(&data).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(path).unwrap();
+            } else {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        let conf = home.path().join("redis.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "dir {}\nappendonly {}\n",
+                data.display(),
+                if appendonly { "yes" } else { "no" }
+            ),
+        )
+        .unwrap();
+        let ops = RedisOps {
+            redis_url: "redis://127.0.0.1:9".into(),
+            ..ops
+        };
+        let said = ok(ops.bin(&[
+            "restore",
+            "redis",
+            "latest",
+            "--kind",
+            mode,
+            "--redis-conf",
+            conf.to_str().unwrap(),
+        ]));
+        assert!(said.contains("loaded 300 keys"), "{mode}: {said}");
+        for entry in walk(&data) {
+            let meta = std::fs::metadata(&entry).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{}", entry.display());
+        }
+        let restored = RedisServer::start_on_as(&data, appendonly, Some((uid, gid)));
+        assert_eq!(
+            restored.dbsize(),
+            300,
+            "{mode}: Redis loads what was restored"
+        );
+    }
+}
+
+/// Every file and directory under `dir` (not `dir` itself).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
 }
