@@ -4,7 +4,12 @@
 //! `mailqueue_backup_last_success_timestamp_seconds` and
 //! `mailqueue_backup_storage_bytes`, labelled by kind. Runs are separate
 //! processes, so the totals are kept in a small state file and the whole
-//! set is written to a node-exporter textfile or pushed to a Pushgateway.
+//! set is written to a node-exporter textfile; to a Pushgateway each kind
+//! goes under its own grouping key (`job=mailqueue_backup, kind=<kind>`),
+//! so a run of one kind never replaces another kind's metrics. The last
+//! success comes from the catalog (the destination's own record), so it
+//! holds in a fresh process with no state (a Kubernetes CronJob's pod) and
+//! across a failed run.
 
 use crate::error::BackupError;
 use crate::kind::BackupKind;
@@ -37,6 +42,9 @@ pub struct RunOutcome {
     pub size_bytes: Option<u64>,
     pub finished_at: chrono::DateTime<chrono::Utc>,
     pub storage_bytes: Option<u64>,
+    /// When the newest backup of this kind in the catalog finished (this
+    /// run's, when it succeeded).
+    pub last_success: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl BackupMetrics {
@@ -52,20 +60,34 @@ impl BackupMetrics {
         m.duration_seconds = run.duration_seconds;
         if run.succeeded {
             m.success_total += 1;
-            m.last_success_timestamp_seconds = run.finished_at.timestamp_millis() as f64 / 1000.0;
             if let Some(size) = run.size_bytes {
                 m.size_bytes = size;
             }
         } else {
             m.failure_total += 1;
         }
+        let last = match (run.succeeded, run.last_success) {
+            (_, Some(at)) => Some(at),
+            (true, None) => Some(run.finished_at),
+            (false, None) => None,
+        };
+        if let Some(at) = last {
+            m.last_success_timestamp_seconds = m
+                .last_success_timestamp_seconds
+                .max(at.timestamp_millis() as f64 / 1000.0);
+        }
         if let Some(storage) = run.storage_bytes {
             m.storage_bytes = storage;
         }
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition of every kind.
     pub fn render(&self) -> String {
+        self.render_kinds(|_| true)
+    }
+
+    /// The exposition of the kinds `pick` keeps.
+    fn render_kinds(&self, pick: impl Fn(&str) -> bool) -> String {
         let families: [Family; 6] = [
             (
                 "mailqueue_backup_success_total",
@@ -107,7 +129,7 @@ impl BackupMetrics {
         let mut out = String::new();
         for (name, kind, help, value) in families {
             let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} {kind}");
-            for (label, m) in &self.kinds {
+            for (label, m) in self.kinds.iter().filter(|(k, _)| pick(k)) {
                 let _ = writeln!(out, "{name}{{kind=\"{label}\"}} {}", value(m));
             }
         }
@@ -144,27 +166,36 @@ impl MetricsSink {
         ) {
             tracing::warn!(error = %e, "cannot keep the backup metrics state");
         }
-        let mut text = metrics.render();
-        if let Some(quota) = self.quota_bytes {
-            text.push_str(&format!(
-                "# HELP mailqueue_backup_storage_quota_bytes The storage allowed for backups.\n\
-                 # TYPE mailqueue_backup_storage_quota_bytes gauge\nmailqueue_backup_storage_quota_bytes {quota}\n"
-            ));
-        }
+        let quota = self
+            .quota_bytes
+            .map(|quota| {
+                format!(
+                    "# HELP mailqueue_backup_storage_quota_bytes The storage allowed for backups.\n\
+                     # TYPE mailqueue_backup_storage_quota_bytes gauge\nmailqueue_backup_storage_quota_bytes {quota}\n"
+                )
+            })
+            .unwrap_or_default();
         if let Some(path) = &self.textfile {
+            let text = metrics.render() + &quota;
             if let Err(e) = write_atomically(path, text.as_bytes()) {
                 tracing::warn!(error = %e, "cannot write the metrics textfile");
             }
         }
         if let Some(url) = &self.pushgateway {
-            push_to_gateway(url, "mailqueue_backup", text).await;
+            let kind = run.kind.to_string();
+            let text = metrics.render_kinds(|k| k == kind) + &quota;
+            push_to_gateway(url, "mailqueue_backup", &[("kind", &kind)], text).await;
         }
     }
 }
 
-/// Replaces the metrics of `job` on a Pushgateway; a failure is logged.
-pub async fn push_to_gateway(url: &str, job: &str, text: String) {
-    let target = format!("{}/metrics/job/{job}", url.trim_end_matches('/'));
+/// Replaces the metrics of one group (`job` and the `grouping` labels) on a
+/// Pushgateway; a failure is logged.
+pub async fn push_to_gateway(url: &str, job: &str, grouping: &[(&str, &str)], text: String) {
+    let mut target = format!("{}/metrics/job/{job}", url.trim_end_matches('/'));
+    for (label, value) in grouping {
+        target.push_str(&format!("/{label}/{value}"));
+    }
     let sent = reqwest::Client::new()
         .put(&target)
         .header("content-type", "text/plain; version=0.0.4")
@@ -177,6 +208,25 @@ pub async fn push_to_gateway(url: &str, job: &str, text: String) {
         Ok(r) => tracing::warn!(status = %r.status(), "the Pushgateway refused the metrics"),
         Err(e) => tracing::warn!(error = %e, "pushing metrics failed"),
     }
+}
+
+/// The value a Pushgateway holds for `metric` in the group of `job` (with
+/// no other grouping labels): what an earlier run in another process
+/// pushed. `None` when there is none or the gateway cannot be read.
+pub async fn pushed_value(url: &str, job: &str, metric: &str) -> Option<f64> {
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", url.trim_end_matches('/')))
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let job_label = format!("job=\"{job}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(&job_label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 /// The textfile for another job's metrics, beside the backup textfile:

@@ -107,6 +107,10 @@ pub async fn run_backup(dest: &Destination, job: &BackupJob, settings: &RunSetti
             report.wal_retention = apply_wal_retention(dest, settings.wal_retention_days).await;
         }
     }
+    let last_success = match &report.result {
+        Ok(m) => Some(m.finished_at),
+        Err(_) => newest_finished(dest, kind).await,
+    };
     settings
         .metrics
         .publish(&RunOutcome {
@@ -116,6 +120,7 @@ pub async fn run_backup(dest: &Destination, job: &BackupJob, settings: &RunSetti
             size_bytes: report.result.as_ref().ok().map(|m| m.size_bytes),
             finished_at: chrono::Utc::now(),
             storage_bytes,
+            last_success,
         })
         .await;
     if let Some(webhook) = &settings.slack_webhook {
@@ -132,6 +137,21 @@ pub async fn run_backup(dest: &Destination, job: &BackupJob, settings: &RunSetti
         notify_slack(webhook, &text).await;
     }
     report
+}
+
+/// When the newest backup of `kind` in the catalog finished: the last
+/// success, whichever process took it.
+async fn newest_finished(
+    dest: &Destination,
+    kind: BackupKind,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    match catalog::list(dest, Some(kind)).await {
+        Ok(found) => found.iter().map(|m| m.finished_at).max(),
+        Err(e) => {
+            tracing::warn!(error = %e, "the catalog cannot be read; the last success is not known");
+            None
+        }
+    }
 }
 
 /// WAL retention against the base backups that retention kept.

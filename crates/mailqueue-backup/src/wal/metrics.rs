@@ -156,7 +156,7 @@ impl WalMetricsSink {
             }
         }
         if let Some(url) = &self.pushgateway {
-            crate::metrics::push_to_gateway(url, "mailqueue_wal", text).await;
+            crate::metrics::push_to_gateway(url, "mailqueue_wal", &[], text).await;
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::Config;
 use clap::{Subcommand, ValueEnum};
 use mailqueue_backup::cluster::Owner;
 use mailqueue_backup::drill::{run_drill, DispatchRebuild, DrillOptions, PostgresSource, Targets};
-use mailqueue_backup::metrics::{push_to_gateway, sibling_textfile};
+use mailqueue_backup::metrics::{push_to_gateway, pushed_value, sibling_textfile};
 use mailqueue_core::queue::{requeue_pending, DispatchQueue};
 use mailqueue_queue::{InProcessQueue, RedisQueue, RedisSettings};
 use mailqueue_store::{PgSettings, PgStore};
@@ -225,14 +225,25 @@ pub async fn run(config: Config, command: DrCommand) -> anyhow::Result<ExitCode>
     })
 }
 
-/// Metrics of the drill; the last success survives failed drills in a state file.
+/// Metrics of the drill; the last success survives failed drills in a
+/// state file, or, for a process with no state of its own (a Kubernetes
+/// CronJob's pod), on the Pushgateway.
 async fn publish_metrics(config: &Config, report: &mailqueue_backup::drill::DrillReport) {
     let state = config
         .backup_lock_dir
         .join("mailqueue-dr-drill-last-success");
-    let previous: Option<f64> = std::fs::read_to_string(&state)
+    let mut previous: Option<f64> = std::fs::read_to_string(&state)
         .ok()
         .and_then(|s| s.trim().parse().ok());
+    if let (None, Some(url)) = (previous, &config.pushgateway_url) {
+        previous = pushed_value(
+            url,
+            "mailqueue_dr_drill",
+            "mailqueue_dr_drill_last_success_timestamp_seconds",
+        )
+        .await
+        .filter(|v| *v > 0.0);
+    }
     if report.passed {
         let at = report.finished_at.timestamp_millis() as f64 / 1000.0;
         if let Err(e) = std::fs::write(&state, at.to_string()) {
@@ -248,7 +259,7 @@ async fn publish_metrics(config: &Config, report: &mailqueue_backup::drill::Dril
         }
     }
     if let Some(url) = &sink.pushgateway {
-        push_to_gateway(url, "mailqueue_dr_drill", text).await;
+        push_to_gateway(url, "mailqueue_dr_drill", &[], text).await;
     }
 }
 

@@ -273,3 +273,70 @@ async fn verifying_one_backup_by_id_checks_only_that_backup() {
         "{said}"
     );
 }
+
+/// The Pushgateway's text exposition, the lines of one metric.
+async fn pushed(gateway: &Pushgateway, metric: &str) -> Vec<String> {
+    reqwest::get(format!("{}/metrics", gateway.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .map(String::from)
+        .collect()
+}
+
+/// The value of a metric line's sample for `kind`.
+fn value_for(lines: &[String], kind: &str) -> Option<f64> {
+    lines
+        .iter()
+        .find(|l| l.contains(&format!("kind=\"{kind}\"")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// As Kubernetes CronJobs run them: every run in a fresh pod with no state
+/// of its own, one destination, one Pushgateway. A Redis run leaves the
+/// PostgreSQL metrics in place (each kind has its own group), and a failed
+/// PostgreSQL run keeps the last success, read from the catalog.
+#[tokio::test]
+async fn pods_that_share_no_state_keep_each_kinds_metrics_on_the_pushgateway() {
+    let db = seeded_database().await;
+    let gateway = Pushgateway::start();
+    let redis = mailqueue_testkit::RedisServer::start(false);
+    redis.fill(20);
+    let shared = Ops::new(&db).with("MAILQUEUE_PUSHGATEWAY_URL", gateway.url());
+    let pod = |n: usize| {
+        let locks = shared.dir.path().join(format!("pod-{n}"));
+        shared.with("MAILQUEUE_BACKUP_LOCK_DIR", locks.display().to_string())
+    };
+    pod(1).ok(&["backup", "postgres"]);
+    let last = "mailqueue_backup_last_success_timestamp_seconds";
+    let postgres_success = value_for(&pushed(&gateway, last).await, "postgres").unwrap();
+    assert!(postgres_success > 0.0);
+
+    pod(2)
+        .with("REDIS_URL", redis.url())
+        .ok(&["backup", "redis", "-m", "rdb"]);
+    let lines = pushed(&gateway, last).await;
+    assert_eq!(
+        value_for(&lines, "postgres"),
+        Some(postgres_success),
+        "{lines:?}"
+    );
+    assert!(value_for(&lines, "redis_rdb").is_some(), "{lines:?}");
+
+    pod(3)
+        .with("DATABASE_URL", "postgres://postgres@127.0.0.1:9/nothing")
+        .fails(&["backup", "postgres"]);
+    let lines = pushed(&gateway, last).await;
+    assert_eq!(
+        value_for(&lines, "postgres"),
+        Some(postgres_success),
+        "a failed run keeps the last success: {lines:?}"
+    );
+    let failures = pushed(&gateway, "mailqueue_backup_failure_total").await;
+    assert_eq!(value_for(&failures, "postgres"), Some(1.0), "{failures:?}");
+}

@@ -219,3 +219,42 @@ async fn a_hole_in_the_wal_archive_fails_the_drill_and_names_the_segment() {
         "recovered to {recovered}: batch A was committed at {a}, batch B (past the gap) at {b}"
     );
 }
+
+/// As a Kubernetes CronJob runs drills: each in a fresh pod. A failed drill
+/// in a pod with no state keeps the last success that another pod pushed.
+#[tokio::test]
+async fn a_failed_drill_in_a_fresh_pod_keeps_the_last_success_on_the_pushgateway() {
+    let (_db, _redis, ops) = production_like();
+    let gateway = mailqueue_testkit::Pushgateway::start();
+    let pod = |n: usize| {
+        ops.with("MAILQUEUE_PUSHGATEWAY_URL", gateway.url()).with(
+            "MAILQUEUE_BACKUP_LOCK_DIR",
+            ops.dir
+                .path()
+                .join(format!("pod-{n}"))
+                .display()
+                .to_string(),
+        )
+    };
+    let (passed, md, _) = drill(&pod(1), "logical");
+    assert!(passed, "{md}");
+    let pushed = || async {
+        mailqueue_backup::metrics::pushed_value(
+            &gateway.url(),
+            "mailqueue_dr_drill",
+            "mailqueue_dr_drill_last_success_timestamp_seconds",
+        )
+        .await
+    };
+    let success = pushed().await.expect("the first pod pushed its success");
+    assert!(success > 0.0);
+    // A pod whose drill fails: its destination holds no backup.
+    std::fs::create_dir_all(ops.dir.path().join("empty")).unwrap();
+    let empty = pod(2).with(
+        "MAILQUEUE_BACKUP_DIR",
+        ops.dir.path().join("empty").display().to_string(),
+    );
+    let (passed, md, _) = drill(&empty, "logical");
+    assert!(!passed, "{md}");
+    assert_eq!(pushed().await, Some(success), "the last success is kept");
+}
