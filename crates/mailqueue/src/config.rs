@@ -126,6 +126,9 @@ pub struct Config {
     pub redis_prefix: String,
     pub webhooks: WebhookConfig,
     pub backup_dir: PathBuf,
+    /// Whether `backup_dir` was set (environment or file) rather than left
+    /// at its default: `wal-push` archives only where it was told to.
+    pub backup_dir_named: bool,
     pub backup_s3_url: Option<String>,
     pub backup_gcs_url: Option<String>,
     pub gpg_recipients: Vec<String>,
@@ -233,6 +236,13 @@ impl Layers {
             }
         }
         Ok(Self { values })
+    }
+
+    /// Whether `key` was given by the environment or the file.
+    fn is_named(&self, key: &str) -> bool {
+        self.values
+            .get(key)
+            .is_some_and(|(_, source)| !source.starts_with("the default of "))
     }
 
     fn raw(&self, key: &str) -> Option<(&str, &str)> {
@@ -517,6 +527,7 @@ impl Config {
             redis_prefix: redis_prefix(&l)?,
             webhooks: webhook_config(&l)?,
             backup_dir: l.get("backup_dir")?,
+            backup_dir_named: l.is_named("backup_dir"),
             backup_s3_url: l.opt("backup_s3_url")?,
             backup_gcs_url: l.opt("backup_gcs_url")?,
             gpg_recipients: l

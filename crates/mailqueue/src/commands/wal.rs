@@ -113,6 +113,36 @@ fn wal_metrics(config: &Config) -> WalMetricsSink {
     }
 }
 
+/// An `archive_command` must say where it archives: PostgreSQL runs it in
+/// the data directory, where the default `./backups` would put the archive
+/// inside the data it protects (and lose both at once). So `wal-push`
+/// archives to a directory only when one is named, and never to one inside
+/// a PostgreSQL data directory; otherwise it fails, and PostgreSQL keeps the
+/// segment and retries.
+fn archive_dir_is_safe(config: &Config) -> Result<(), BackupError> {
+    if !config.backup_dir_named {
+        return Err(BackupError::Config(
+            "no archive is named: set MAILQUEUE_BACKUP_DIR (or backup_dir in MAILQUEUE_CONFIG) \
+             in archive_command's environment, or archive with -u s3|gcs"
+                .into(),
+        ));
+    }
+    let dir = std::path::absolute(&config.backup_dir)
+        .map_err(|e| BackupError::io(format!("resolving {}", config.backup_dir.display()), e))?;
+    if let Some(data_dir) = dir
+        .ancestors()
+        .find(|d| d.join("global").join("pg_control").is_file())
+    {
+        return Err(BackupError::Config(format!(
+            "MAILQUEUE_BACKUP_DIR {} is inside the PostgreSQL data directory {}: the archive \
+             would be lost with the data it protects; name a directory elsewhere",
+            dir.display(),
+            data_dir.display()
+        )));
+    }
+    Ok(())
+}
+
 pub async fn push_command(config: Config, args: WalPushArgs) -> ExitCode {
     let file = args
         .path
@@ -120,7 +150,11 @@ pub async fn push_command(config: Config, args: WalPushArgs) -> ExitCode {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let result = async {
-        let dest = destination(&config, args.upload.unwrap_or(Place::File))?;
+        let place = args.upload.unwrap_or(Place::File);
+        if place == Place::File {
+            archive_dir_is_safe(&config)?;
+        }
+        let dest = destination(&config, place)?;
         let recipients = if args.encrypt {
             if config.gpg_recipients.is_empty() {
                 return Err(BackupError::Config("-e needs GPG_RECIPIENT".into()));

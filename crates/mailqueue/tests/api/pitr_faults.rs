@@ -457,3 +457,50 @@ async fn the_wal_check_sees_unarchived_commits_a_missing_tail_and_no_archive_tim
         text(&warned)
     );
 }
+
+/// An `archive_command` that names no archive: `wal-push` refuses with one
+/// line, so PostgreSQL keeps the segment and retries, and nothing is
+/// written inside the data directory, named or by default.
+#[tokio::test]
+async fn wal_push_without_a_named_archive_fails_and_never_writes_into_the_data_directory() {
+    let cluster = mailqueue_testkit::TestCluster::start(&[
+        ("archive_mode", "on"),
+        ("archive_command", &format!("{BIN} wal-push %p")),
+    ]);
+    let segment = cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn()) FROM pg_switch_wal()");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.psql("SELECT coalesce(last_failed_wal, '') FROM pg_stat_archiver") != segment {
+        assert!(Instant::now() < deadline, "the archiver never tried {segment}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        cluster.psql("SELECT archived_count FROM pg_stat_archiver"),
+        "0",
+        "nothing was archived anywhere"
+    );
+    assert!(!cluster.data_dir().join("backups").exists());
+
+    // Run by hand in the data directory, as PostgreSQL runs it.
+    let segment_path = format!("pg_wal/{segment}");
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = crate::processes::clean_command(BIN);
+        cmd.current_dir(cluster.data_dir()).args(["wal-push", &segment_path]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let unnamed = run(&[]);
+    assert_eq!(unnamed.status.code(), Some(1), "{}", text(&unnamed));
+    let said = String::from_utf8_lossy(&unnamed.stderr).to_string();
+    assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
+    assert!(said.contains("MAILQUEUE_BACKUP_DIR"), "{said}");
+    let inside = run(&[("MAILQUEUE_BACKUP_DIR", "./backups")]);
+    assert_eq!(inside.status.code(), Some(1), "{}", text(&inside));
+    assert!(
+        text(&inside).contains("inside the PostgreSQL data directory"),
+        "{}",
+        text(&inside)
+    );
+    assert!(!cluster.data_dir().join("backups").exists());
+}
