@@ -238,8 +238,12 @@ pub fn sibling_textfile(textfile: &Path, name: &str) -> PathBuf {
         .join(format!("{name}.prom"))
 }
 
-/// Writes a whole file or nothing (a reader never sees half of it).
+/// Writes a whole file or nothing (a reader never sees half of it), readable
+/// by everyone: node-exporter reads the textfiles as its own user, and
+/// `wal-push` runs under PostgreSQL's umask (077), which would otherwise
+/// leave them `0600 postgres`. Metrics hold no secret.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| BackupError::io(format!("creating {}", dir.display()), e))?;
@@ -247,6 +251,8 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackupEr
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)
         .map_err(|e| BackupError::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| BackupError::io(format!("setting the mode of {}", tmp.display()), e))?;
     std::fs::rename(&tmp, path)
         .map_err(|e| BackupError::io(format!("renaming to {}", path.display()), e))
 }

@@ -43,3 +43,31 @@ fn every_cronjob_runs_a_command_the_binary_accepts() {
         );
     }
 }
+
+/// The cron file's jobs: every one runs a script that exists, and a job
+/// that does not run as root never redirects into a file (one it cannot
+/// write stops the line before mailqueue starts, and no failure metric is
+/// written); its output goes to syslog.
+#[test]
+fn cron_jobs_of_other_users_log_through_syslog() {
+    let cron = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/cron.d/mailqueue-backup"
+    ))
+    .unwrap();
+    let jobs: Vec<Vec<&str>> = cron
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !l.contains('='))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(jobs.len() >= 8, "{jobs:?}");
+    for job in &jobs {
+        let (user, command) = (job[5], &job[6..]);
+        let script = command[0].replace("/opt/mail-queue", concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+        assert!(std::path::Path::new(&script).is_file(), "{script}");
+        if user != "root" {
+            assert!(!command.contains(&">>") && !command.contains(&">"), "{job:?}");
+            assert!(command.contains(&"logger"), "{job:?}");
+        }
+    }
+}

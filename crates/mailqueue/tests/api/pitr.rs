@@ -47,6 +47,11 @@ pub struct Archived {
 
 impl Archived {
     pub fn start(place: Place) -> Self {
+        Self::start_with_binary(place, BIN)
+    }
+
+    /// [`Self::start`] with `archive_command` running the binary at `bin`.
+    pub fn start_with_binary(place: Place, bin: &str) -> Self {
         let mut ops = Ops::for_url("postgres://unset");
         let mut env: Vec<(&'static str, String)> = Vec::new();
         match &place {
@@ -75,7 +80,7 @@ impl Archived {
         }
         give_to_server_user(ops.dir.path());
         let archive_command = format!(
-            "env {} {BIN} wal-push -u {} %p",
+            "env {} {bin} wal-push -u {} %p",
             ops.env()
                 .iter()
                 .filter(|(k, _)| *k != "DATABASE_URL")

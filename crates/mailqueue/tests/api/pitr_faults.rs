@@ -62,11 +62,28 @@ fn a_conflicting_push_is_refused_counted_and_the_original_stays() {
             format!("original content of {name}").repeat(1000)
         );
     }
-    let metrics = std::fs::read_to_string(textfile.with_file_name("mailqueue_wal.prom")).unwrap();
+    // Under PostgreSQL's umask, the textfile is still readable by the
+    // node-exporter's user.
+    let file = wal.path().join("000000010000000000000009");
+    std::fs::write(&file, b"under umask 077").unwrap();
+    let mut umasked = Command::new("sh");
+    umasked
+        .args(["-c", "umask 077; exec \"$@\"", "sh", BIN, "wal-push"])
+        .arg(&file)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in ops.env() {
+        umasked.env(k, v);
+    }
+    assert!(umasked.status().unwrap().success());
+    let prom = textfile.with_file_name("mailqueue_wal.prom");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&prom).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644, "{mode:o}");
+    let metrics = std::fs::read_to_string(prom).unwrap();
     for line in [
         "mailqueue_wal_conflicts_total 3",
         "mailqueue_wal_push_failures_total 3",
-        "mailqueue_wal_pushed_total 6",
+        "mailqueue_wal_pushed_total 7",
     ] {
         assert!(metrics.contains(line), "{line}: {metrics}");
     }
@@ -504,3 +521,19 @@ async fn wal_push_without_a_named_archive_fails_and_never_writes_into_the_data_d
     );
     assert!(!cluster.data_dir().join("backups").exists());
 }
+
+/// The recipe of deploy/kubernetes/postgres-archiving.yaml: the binary
+/// copied out of its image into a directory of the server's, run by the
+/// server as `archive_command`, archives (the copy needs nothing beside it).
+#[tokio::test]
+async fn the_binary_copied_beside_the_server_archives_its_wal() {
+    let home = TempDir::new("copied-binary");
+    let copy = home.path().join("mailqueue");
+    std::fs::copy(BIN, &copy).unwrap();
+    give_to_server_user(home.path());
+    let db = Archived::start_with_binary(Place::File, copy.to_str().unwrap());
+    db.insert("A", 5);
+    let segment = db.switch_and_archive();
+    assert_eq!(copies(&db.ops, &segment).len(), 1);
+}
+
