@@ -272,6 +272,7 @@ mod tests {
             size_bytes: succeeded.then_some(1234),
             finished_at: at,
             storage_bytes: Some(5000),
+            last_success: succeeded.then_some(at),
         };
         m.record(&run(true));
         m.record(&run(false));

@@ -173,3 +173,25 @@ proptest! {
         }
     }
 }
+
+/// The numbers of docs/backup-restore.md (Retention): a Redis RDB every 15
+/// minutes for 120 days, under the Redis table (3 daily, 2 weekly, 3
+/// monthly) with windows of 30, 3 and 0 days.
+#[test]
+fn a_fifteen_minute_schedule_keeps_what_the_docs_say() {
+    let now = at(2026, 11, 30, 12);
+    let backups: Vec<_> = (0..120 * 96)
+        .map(|i| manifest(i, now - Duration::minutes(15 * i as i64)))
+        .collect();
+    let count = |within_days| {
+        let policy = RetentionPolicy {
+            within_days,
+            ..RetentionPolicy::default_for(BackupKind::RedisRdb)
+        };
+        kept(&evaluate(&backups, &policy, now)).len()
+    };
+    let (thirty, three, none) = (count(30), count(3), count(0));
+    assert!((2_880..=2_884).contains(&thirty), "{thirty}");
+    assert!((288..=294).contains(&three), "{three}");
+    assert!(none <= 9, "{none}");
+}
