@@ -28,11 +28,15 @@ pub enum ApiKeysCommand {
     },
     /// Lists keys (never the tokens).
     List {
+        /// Print JSON, one object per key, instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Revokes a key by id or name.
-    Revoke { key: String },
+    Revoke {
+        /// The key's id, or its name (every active key of that name).
+        key: String,
+    },
 }
 
 pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> {

@@ -34,11 +34,13 @@ pub enum BackupsCommand {
     List {
         #[arg(long)]
         json: bool,
+        /// Where the backups are stored (the archive, for WAL).
         #[arg(short = 's', long, value_enum, default_value = "file")]
         source: Place,
     },
     /// Applies retention: prints what is kept and why, deletes the rest.
     Prune {
+        /// The kind of backups to apply retention to.
         #[arg(long, value_enum)]
         kind: KindArg,
         /// Keep every backup younger than DAYS.
@@ -52,6 +54,7 @@ pub enum BackupsCommand {
         /// Print the decisions, delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Where the backups are stored (the archive, for WAL).
         #[arg(short = 's', long, value_enum, default_value = "file")]
         source: Place,
     },

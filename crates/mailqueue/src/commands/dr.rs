@@ -33,6 +33,7 @@ pub enum DrCommand {
     /// Restores the latest backups into scratch servers, checks them, and
     /// reports the RTO and RPO achieved against the guide's targets.
     Drill {
+        /// Where the backups are stored (the archive, for WAL).
         #[arg(short = 's', long, value_enum, default_value = "file")]
         source: Place,
         /// Which PostgreSQL backup to restore.

@@ -53,6 +53,7 @@ pub struct RedisArgs {
     /// Which backups to choose from.
     #[arg(long, value_enum, default_value = "rdb")]
     kind: RedisKind,
+    /// Where the backups are stored (the archive, for WAL).
     #[arg(short = 's', long, value_enum, default_value = "file")]
     source: Place,
     /// The stopped Redis' configuration (dir, dbfilename, appendonly, ...).
@@ -76,6 +77,7 @@ pub struct SqliteArgs {
     /// Replace an existing database file.
     #[arg(long)]
     force: bool,
+    /// Where the backups are stored (the archive, for WAL).
     #[arg(short = 's', long, value_enum, default_value = "file")]
     source: Place,
 }

@@ -18,6 +18,7 @@ pub struct VerifyArgs {
     /// compare row counts with the manifest.
     #[arg(long)]
     restore: bool,
+    /// Where the backups are stored (the archive, for WAL).
     #[arg(short = 's', long, value_enum, default_value = "file")]
     source: Place,
     /// Only this kind (default: every kind that has backups).

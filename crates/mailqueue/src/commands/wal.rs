@@ -53,6 +53,7 @@ pub struct WalFetchArgs {
     name: String,
     /// Where to put it (%p).
     path: PathBuf,
+    /// Where the backups are stored (the archive, for WAL).
     #[arg(short = 's', long, value_enum, default_value = "file")]
     source: Place,
     /// After a segment, fetch this many of the next ones ahead, in the
@@ -67,6 +68,7 @@ pub struct WalFetchArgs {
 /// The read-ahead process `wal-fetch --prefetch` starts.
 #[derive(Args, Debug)]
 pub struct WalPrefetchArgs {
+    /// Where the backups are stored (the archive, for WAL).
     #[arg(short = 's', long, value_enum, default_value = "file")]
     source: Place,
     /// The spool directory.
@@ -83,6 +85,7 @@ pub enum WalCommand {
     /// base backup (gaps, a missing tail). Exit 1 on a problem, 3 on a
     /// warning only.
     Check {
+        /// Where the backups are stored (the archive, for WAL).
         #[arg(short = 's', long, value_enum, default_value = "file")]
         source: Place,
         /// Seconds that written WAL may wait unarchived before it is a problem
@@ -92,8 +95,10 @@ pub enum WalCommand {
     },
     /// Deletes WAL that neither the last DAYS days of recovery nor a kept base backup needs.
     Prune {
+        /// Where the backups are stored (the archive, for WAL).
         #[arg(short = 's', long, value_enum, default_value = "file")]
         source: Place,
+        /// Keep what recovery to any moment of the last DAYS days needs.
         #[arg(long, default_value_t = 7, value_name = "DAYS")]
         retention_days: u32,
         #[arg(long)]

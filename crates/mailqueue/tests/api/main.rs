@@ -13,6 +13,7 @@ mod backup_redis;
 mod backup_runs;
 mod backup_sqlite;
 mod bad_input;
+mod cli_help;
 mod binary;
 mod binary_faults;
 mod delivery;
