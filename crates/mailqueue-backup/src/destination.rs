@@ -184,8 +184,29 @@ impl Destination {
         self.store
             .put(&self.path(key), PutPayload::from(bytes))
             .await
-            .map(|_| ())
-            .map_err(|e| BackupError::storage(self.location(key), e))
+            .map_err(|e| BackupError::storage(self.location(key), e))?;
+        self.restrict_local(key)
+    }
+
+    /// In a local directory, makes the object at `key` readable by its
+    /// owner and group only (`0640`, its folders `0750`), as pgBackRest
+    /// keeps its repository: backups hold every email. Object stores have
+    /// their own access control; nothing is done there.
+    pub fn restrict_local(&self, key: &str) -> Result<(), BackupError> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let file = root.join(self.path(key).as_ref());
+        let set = |path: &std::path::Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| BackupError::io(format!("restricting {}", path.display()), e))
+        };
+        set(&file, 0o640)?;
+        for dir in file.ancestors().skip(1).take_while(|d| d.starts_with(root) && *d != root) {
+            set(dir, 0o750)?;
+        }
+        Ok(())
     }
 
     /// Writes `bytes` at `key` and returns only once the object is durable:
@@ -196,6 +217,7 @@ impl Destination {
             .put(&self.path(key), PutPayload::from(bytes))
             .await
             .map_err(|e| BackupError::storage(self.location(key), e))?;
+        self.restrict_local(key)?;
         if let Some(root) = &self.local_root {
             let file = root.join(self.path(key).as_ref());
             let sync = move || -> std::io::Result<()> {

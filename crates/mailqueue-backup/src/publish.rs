@@ -174,6 +174,7 @@ pub async fn publish_manifest(
         key_count_exact: facts.key_count_exact,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    dest.restrict_local(&key)?;
     dest.put(&naming::manifest_key(&key), manifest.to_json())
         .await?;
     Ok(manifest)

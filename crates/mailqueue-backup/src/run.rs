@@ -148,7 +148,8 @@ async fn newest_finished(
     match catalog::list(dest, Some(kind)).await {
         Ok(found) => found.iter().map(|m| m.finished_at).max(),
         Err(e) => {
-            tracing::warn!(error = %e, "the catalog cannot be read; the last success is not known");
+            // The run's own error already says what is wrong with the destination.
+            tracing::debug!(error = %e, "the catalog cannot be read; the last success is not known");
             None
         }
     }

@@ -113,18 +113,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn panic_message(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let payload = info.payload();
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // PostgreSQL reads any wal-fetch exit code up to 125 as "no such file"
     // and may then end recovery early: every failure, a panic included,
     // must exit above that.
     let fetching = matches!(cli.command, Command::WalFetch(_));
-    if fetching {
-        std::panic::set_hook(Box::new(|info| {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // Output piped into a reader that stopped (`wal check | head`):
+        // end quietly, as a program killed by SIGPIPE would.
+        if panic_message(info).contains("failed printing to stdout") {
+            std::process::exit(141);
+        }
+        if fetching {
             eprintln!("error: wal-fetch panicked: {info}");
             std::process::exit(i32::from(commands::wal::FETCH_FAILED));
-        }));
-    }
+        }
+        default_hook(info);
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

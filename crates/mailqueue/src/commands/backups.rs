@@ -1,7 +1,7 @@
 //! `mailqueue backups list|prune`: the catalog, from the manifests.
 
 use super::backup::{policy_for, print_decisions};
-use super::places::{destination, Place};
+use super::places::{existing_destination, Place};
 use crate::Config;
 use clap::{Subcommand, ValueEnum};
 use mailqueue_backup::prune::prune;
@@ -63,7 +63,7 @@ pub enum BackupsCommand {
 pub async fn run(config: Config, command: BackupsCommand) -> anyhow::Result<()> {
     match command {
         BackupsCommand::List { json, source } => {
-            let dest = destination(&config, source)?;
+            let dest = existing_destination(&config, source)?;
             let manifests = catalog::list(&dest, None).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&manifests)?);
@@ -91,7 +91,7 @@ pub async fn run(config: Config, command: BackupsCommand) -> anyhow::Result<()> 
             dry_run,
             source,
         } => {
-            let dest = destination(&config, source)?;
+            let dest = existing_destination(&config, source)?;
             let kind = BackupKind::from(kind);
             let policy = policy_for(&config, kind, retention_days);
             let decisions = prune(&dest, kind, &policy, chrono::Utc::now(), dry_run).await?;

@@ -340,3 +340,23 @@ async fn pods_that_share_no_state_keep_each_kinds_metrics_on_the_pushgateway() {
     let failures = pushed(&gateway, "mailqueue_backup_failure_total").await;
     assert_eq!(value_for(&failures, "postgres"), Some(1.0), "{failures:?}");
 }
+
+/// A local backup holds every email: its files are readable by their owner
+/// and group only (0640, folders 0750), whatever the umask.
+#[tokio::test]
+async fn local_backups_are_not_world_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = seeded_database().await;
+    let ops = Ops::new(&db);
+    ops.ok(&["backup", "postgres"]);
+    let root = ops.backups_dir();
+    let files = ops.stored_files();
+    assert!(files.len() >= 2, "{files:?}");
+    for file in files {
+        let path = root.join(&file);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "{file}: {mode:o}");
+        let folder = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(folder, 0o750, "{file}: folder {folder:o}");
+    }
+}

@@ -1,4 +1,6 @@
-//! Every option of every command says what it does in `--help`.
+//! The command line as an operator meets it: every option described in
+//! `--help`, a closed pipe ending a command quietly, a missing backup
+//! directory reported rather than created.
 
 use crate::processes::{clean_command, BIN};
 
@@ -50,4 +52,47 @@ fn every_option_of_every_command_has_a_description() {
         }
     }
     assert!(blank.is_empty(), "undescribed in --help: {blank:#?}");
+}
+
+/// Output piped into a reader that has stopped reading (`wal check | head`)
+/// ends the command quietly, as SIGPIPE ends other tools: no panic, no
+/// backtrace.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let dir = mailqueue_testkit::TempDir::new("pipe");
+    std::fs::create_dir_all(dir.path().join("backups")).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{BIN} backups list | {{ exec <&-; sleep 1; }}; echo \"exit ${{PIPESTATUS[0]}}\""
+        ))
+        .env("MAILQUEUE_BACKUP_DIR", dir.path().join("backups"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("panicked") && !said.contains("backtrace"), "{said}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "exit 141");
+}
+
+/// Listing or pruning a backup directory that is not there says so and
+/// creates nothing (an unmounted volume must not look like an empty one).
+#[test]
+fn listing_a_missing_backup_directory_creates_nothing() {
+    let dir = mailqueue_testkit::TempDir::new("no-backups");
+    let missing = dir.path().join("backups");
+    for args in [&["backups", "list"][..], &["backups", "prune", "--kind", "postgres"]] {
+        let out = clean_command(BIN)
+            .args(args)
+            .env("MAILQUEUE_BACKUP_DIR", &missing)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
 }
