@@ -268,6 +268,24 @@ async fn check_archive(
             name(missing)
         )));
     }
+    if let RecoveryTarget::Time(t) = target {
+        let t = t.with_timezone(&Utc);
+        let newest = listing.newest().map(|(_, f)| f.archived_at);
+        if t > Utc::now() {
+            return Err(BackupError::Refused(format!(
+                "the target {t} is in the future: recovery can only reach what is archived"
+            )));
+        }
+        // Object stores give times to the second (S3's Last-Modified): a
+        // target within that second is left to PostgreSQL to judge.
+        if let Some(newest) = newest.filter(|n| t > *n + chrono::Duration::seconds(1)) {
+            return Err(BackupError::Refused(format!(
+                "the newest WAL in the archive was archived at {newest}; the target {t} is later, \
+                 and recovery cannot reach it until more WAL is archived (pg_switch_wal() on the \
+                 source archives what it has)"
+            )));
+        }
+    }
     let gaps = listing.gaps(from);
     if let Some(&first) = gaps.first() {
         let stops_at = Lsn(first * wal.segment_size);

@@ -8,7 +8,10 @@ use crate::destination::Destination;
 use crate::error::BackupError;
 use crate::kind::BackupKind;
 use crate::manifest::Manifest;
-use crate::postgres::{current_row_counts, database_is_empty, wait_tool};
+use crate::postgres::{
+    create_database, current_row_counts, database_is_empty, db_error, wait_tool, with_database,
+};
+use sqlx::{Connection, PgConnection};
 use crate::reading::{write_plaintext, Scratch};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -25,6 +28,10 @@ pub struct PostgresRestoreOptions {
     /// checksum already proves the dump is the one backed up; counting
     /// also proves pg_restore loaded all of it, at the cost of a full scan.
     pub compare_counts: bool,
+    /// Create the target database when the server has none of that name
+    /// (a fresh server after losing the old one); without it, that is
+    /// refused with the command to create it.
+    pub create: bool,
 }
 
 pub async fn restore_postgres(
@@ -33,6 +40,7 @@ pub async fn restore_postgres(
     opts: &PostgresRestoreOptions,
 ) -> Result<Manifest, BackupError> {
     let manifest = catalog::find(dest, BackupKind::Postgres, selector).await?;
+    ensure_target_exists(&opts.target_url, opts.create).await?;
     if !opts.force && !database_is_empty(&opts.target_url).await? {
         return Err(BackupError::Refused(
             "the target database is not empty; pass --force to restore over it".into(),
@@ -47,6 +55,36 @@ pub async fn restore_postgres(
         compare_counts(&manifest, &opts.target_url).await?;
     }
     Ok(manifest)
+}
+
+/// Creates the target database when asked to and it is missing; refuses,
+/// with the command that mends it, when it is missing and not to be made.
+async fn ensure_target_exists(target_url: &str, create: bool) -> Result<(), BackupError> {
+    let parsed = url::Url::parse(target_url)
+        .map_err(|e| BackupError::Config(format!("the restore target is not a URL: {e}")))?;
+    let name = parsed.path().trim_start_matches('/').to_string();
+    if name.is_empty() {
+        return Ok(());
+    }
+    let admin = with_database(target_url, "postgres")?;
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .map_err(|e| db_error("connecting to the restore target's server", e))?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| db_error("listing the server's databases", e))?;
+    let _ = conn.close().await;
+    match (exists, create) {
+        (true, _) => Ok(()),
+        (false, true) => create_database(&admin, &name).await,
+        (false, false) => Err(BackupError::Refused(format!(
+            "the server has no database `{name}`; create it (`createdb {name}`, as its owner) \
+             or pass --create"
+        ))),
+    }
 }
 
 /// Counts the restored tables and compares them with the manifest.

@@ -60,6 +60,7 @@ pub async fn restore_into_scratch_database(
         jobs: 2,
         work_dir: work_dir.to_path_buf(),
         compare_counts: true,
+        create: false,
     };
     let restored = restore_postgres(dest, &manifest.id, &options).await;
     if let Err(e) = drop_database(admin_url, &scratch).await {

@@ -350,6 +350,7 @@ async fn logical(
             jobs: 2,
             work_dir: opts.work_dir.clone(),
             compare_counts: false,
+            create: false,
         },
     )
     .await;

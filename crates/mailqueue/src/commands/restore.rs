@@ -95,6 +95,9 @@ pub struct PostgresArgs {
     /// Restore over a database that already has tables.
     #[arg(long)]
     force: bool,
+    /// Create the database first when the server has none of that name.
+    #[arg(long)]
+    create: bool,
     /// Parallel pg_restore jobs.
     #[arg(short = 'j', long, default_value_t = 2)]
     jobs: u32,
@@ -274,6 +277,7 @@ pub async fn run(config: Config, command: RestoreCommand) -> anyhow::Result<()> 
                 jobs: args.jobs,
                 work_dir: config.backup_lock_dir.clone(),
                 compare_counts: args.check_counts,
+                create: args.create,
             };
             let manifest = restore_postgres(&dest, &backup, &options).await?;
             let rows: u64 = manifest.row_counts.values().sum();

@@ -591,3 +591,27 @@ async fn a_pg_dump_killed_midway_publishes_nothing_and_counts_a_failure() {
         "{metrics}"
     );
 }
+
+/// Restoring to a server that has no database of the target's name (a new
+/// server after losing the old one) says how to create it, and `--create`
+/// does.
+#[tokio::test]
+async fn a_missing_target_database_is_named_or_created() {
+    let db = seeded_database().await;
+    let ops = Ops::new(&db);
+    ops.ok(&["backup", "postgres"]);
+    let name = format!("restored_{}", mailqueue_testkit::unique_suffix());
+    let (code, said) = ops.fails(&["restore", "postgres", "latest", "--database", &name]);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains(&format!("no database `{name}`")) && said.contains("--create"),
+        "{said}"
+    );
+    let said = ops.ok(&["restore", "postgres", "latest", "--database", &name, "--create"]);
+    assert!(said.contains("Restored"), "{said}");
+    let mut admin = db.admin().await;
+    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}

@@ -280,6 +280,21 @@ async fn pitr_refuses_a_non_empty_directory_and_a_target_before_every_base_backu
     assert!(said.contains("older than every base backup"), "{said}");
     assert_eq!(said.trim().lines().count(), 1, "one clear line: {said}");
     assert!(is_empty(&data), "nothing was unpacked");
+    // A target in the future, or after the newest archived WAL, is refused
+    // before anything is unpacked (not when the server starts).
+    let out = db.restore(&data, 1, &["--target-time", "2099-01-01 00:00:00+00", "--start"]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("is in the future"), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "one clear line: {said}");
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500))
+        .format("%Y-%m-%d %H:%M:%S%.3f+00")
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    let out = db.restore(&data, 1, &["--target-time", &soon, "--start"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("cannot reach it until more WAL is archived"), "{}", text(&out));
+    assert!(is_empty(&data), "nothing was unpacked");
 }
 
 fn is_empty(dir: &Path) -> bool {
