@@ -20,7 +20,7 @@ use crate::postgres::{db_error, table_figures};
 use crate::publish::{publish_manifest, upload, PublishRequest, Source, SourceFacts};
 use crate::wal::{Lsn, Segment};
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -46,7 +46,7 @@ struct ServerFacts {
 }
 
 async fn server_facts(url: &str) -> Result<ServerFacts, BackupError> {
-    let mut conn = PgConnection::connect(url)
+    let mut conn = crate::postgres::connect(url)
         .await
         .map_err(|e| db_error("connecting to the cluster to back up", e))?;
     let (version, segment_size, archive_mode, archive_command): (String, i64, String, String) =
@@ -326,7 +326,7 @@ async fn figures_at_restore_point(
     url: &str,
     point: &str,
 ) -> Result<(crate::postgres::TableFigures, Lsn), BackupError> {
-    let mut conn = PgConnection::connect(url)
+    let mut conn = crate::postgres::connect(url)
         .await
         .map_err(|e| db_error("connecting to record the tables' figures", e))?;
     sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")

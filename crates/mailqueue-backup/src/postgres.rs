@@ -23,6 +23,17 @@ pub struct TableFigures {
     pub checksums: BTreeMap<String, String>,
 }
 
+/// A connection for backup work. Its long statements (a snapshot's
+/// figures over every row, a restore's counts) are the job itself, so
+/// sqlx's "slow statement" warnings about them go to the debug level.
+pub(crate) async fn connect(url: &str) -> Result<PgConnection, sqlx::Error> {
+    use sqlx::ConnectOptions;
+    url.parse::<sqlx::postgres::PgConnectOptions>()?
+        .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(1))
+        .connect()
+        .await
+}
+
 pub(crate) fn db_error(what: &str, e: sqlx::Error) -> BackupError {
     BackupError::Tool {
         tool: "PostgreSQL",
@@ -32,7 +43,7 @@ pub(crate) fn db_error(what: &str, e: sqlx::Error) -> BackupError {
 
 impl Snapshot {
     pub async fn open(url: &str) -> Result<Self, BackupError> {
-        let mut conn = PgConnection::connect(url)
+        let mut conn = crate::postgres::connect(url)
             .await
             .map_err(|e| db_error("connecting to the database to back up", e))?;
         sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -177,7 +188,7 @@ pub fn wait_tool(tool: &'static str, child: Child) -> Result<(), BackupError> {
 /// Whether `url` holds no table, view, materialized view or sequence
 /// outside the system schemas.
 pub async fn database_is_empty(url: &str) -> Result<bool, BackupError> {
-    let mut conn = PgConnection::connect(url)
+    let mut conn = crate::postgres::connect(url)
         .await
         .map_err(|e| db_error("connecting to the restore target", e))?;
     let tables: i64 = sqlx::query_scalar(
@@ -194,7 +205,7 @@ pub async fn database_is_empty(url: &str) -> Result<bool, BackupError> {
 
 /// Row counts of a database, outside any snapshot.
 pub async fn current_row_counts(url: &str) -> Result<BTreeMap<String, u64>, BackupError> {
-    let mut conn = PgConnection::connect(url)
+    let mut conn = crate::postgres::connect(url)
         .await
         .map_err(|e| db_error("connecting to count rows", e))?;
     let counts = count_rows(&mut conn).await;
@@ -204,7 +215,7 @@ pub async fn current_row_counts(url: &str) -> Result<BTreeMap<String, u64>, Back
 
 /// Row counts and checksums of a database, in one read-only transaction.
 pub async fn current_figures(url: &str) -> Result<TableFigures, BackupError> {
-    let mut conn = PgConnection::connect(url)
+    let mut conn = crate::postgres::connect(url)
         .await
         .map_err(|e| db_error("connecting to read the tables' figures", e))?;
     sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -230,7 +241,7 @@ pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), BackupErro
 
 /// Runs one statement on its own connection to `admin_url`.
 async fn run_on_server(admin_url: &str, sql: &str, what: &str) -> Result<(), BackupError> {
-    let mut conn = PgConnection::connect(admin_url)
+    let mut conn = crate::postgres::connect(admin_url)
         .await
         .map_err(|e| db_error(&format!("connecting for {what}"), e))?;
     sqlx::query(sql)

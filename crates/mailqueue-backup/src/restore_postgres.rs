@@ -11,7 +11,7 @@ use crate::manifest::Manifest;
 use crate::postgres::{
     create_database, current_row_counts, database_is_empty, db_error, wait_tool, with_database,
 };
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 use crate::reading::{write_plaintext, Scratch};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -67,7 +67,7 @@ async fn ensure_target_exists(target_url: &str, create: bool) -> Result<(), Back
         return Ok(());
     }
     let admin = with_database(target_url, "postgres")?;
-    let mut conn = PgConnection::connect(&admin)
+    let mut conn = crate::postgres::connect(&admin)
         .await
         .map_err(|e| db_error("connecting to the restore target's server", e))?;
     let exists: bool =

@@ -12,7 +12,7 @@ use crate::restore_pitr::{restore_pitr, PitrOptions, RecoveryTarget, TargetActio
 use crate::restore_postgres::{restore_postgres, PostgresRestoreOptions};
 use crate::wal::listing::list_archive;
 use mailqueue_core::status::EmailStatus;
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -66,7 +66,7 @@ impl Scratch {
     async fn wait_ready(&self, database: &str, timeout: Duration) -> Result<(), BackupError> {
         let deadline = Instant::now() + timeout;
         loop {
-            match PgConnection::connect(&self.url(database)).await {
+            match crate::postgres::connect(&self.url(database)).await {
                 Ok(conn) => {
                     let _ = conn.close().await;
                     return Ok(());
@@ -262,7 +262,7 @@ async fn archive_continuity(
 /// (or, when it replayed none, its last checkpoint): what a restore of
 /// this archive really brings back, read from the server itself.
 async fn replayed_to(scratch: &Scratch) -> Result<chrono::DateTime<chrono::Utc>, BackupError> {
-    let mut conn = PgConnection::connect(&scratch.url("postgres"))
+    let mut conn = crate::postgres::connect(&scratch.url("postgres"))
         .await
         .map_err(|e| db_error("connecting to the restored cluster", e))?;
     let at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
@@ -385,7 +385,7 @@ async fn logical(
 }
 
 async fn database_exists(url: &str, name: &str) -> Result<bool, BackupError> {
-    let mut conn = PgConnection::connect(url)
+    let mut conn = crate::postgres::connect(url)
         .await
         .map_err(|e| db_error("connecting to the scratch cluster", e))?;
     let found: bool =
@@ -512,7 +512,7 @@ fn status_list(pick: impl Fn(EmailStatus) -> bool) -> String {
 
 /// The number of pending emails, and one line per broken invariant.
 async fn delivery_invariants(url: &str) -> Result<(u64, Vec<String>), BackupError> {
-    let mut conn = PgConnection::connect(url)
+    let mut conn = crate::postgres::connect(url)
         .await
         .map_err(|e| db_error("connecting to the restored database", e))?;
     let pending = status_list(EmailStatus::is_pending);

@@ -15,7 +15,7 @@ use crate::error::BackupError;
 use crate::kind::BackupKind;
 use crate::postgres::db_error;
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 
 /// `pg_stat_archiver` and the server's current WAL position.
 #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ type ArchiverRow = (
 );
 
 pub async fn archiver_status(url: &str) -> Result<ArchiverStatus, BackupError> {
-    let mut conn = PgConnection::connect(url)
+    let mut conn = crate::postgres::connect(url)
         .await
         .map_err(|e| db_error("connecting to read pg_stat_archiver", e))?;
     let row: ArchiverRow = sqlx::query_as(
