@@ -203,7 +203,11 @@ impl Destination {
                 .map_err(|e| BackupError::io(format!("restricting {}", path.display()), e))
         };
         set(&file, 0o640)?;
-        for dir in file.ancestors().skip(1).take_while(|d| d.starts_with(root) && *d != root) {
+        for dir in file
+            .ancestors()
+            .skip(1)
+            .take_while(|d| d.starts_with(root) && *d != root)
+        {
             set(dir, 0o750)?;
         }
         Ok(())

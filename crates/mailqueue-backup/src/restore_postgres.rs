@@ -11,8 +11,8 @@ use crate::manifest::Manifest;
 use crate::postgres::{
     create_database, current_row_counts, database_is_empty, db_error, wait_tool, with_database,
 };
-use sqlx::Connection;
 use crate::reading::{write_plaintext, Scratch};
+use sqlx::Connection;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 

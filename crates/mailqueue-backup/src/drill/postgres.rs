@@ -10,7 +10,8 @@ use crate::manifest::Manifest;
 use crate::postgres::{create_database, current_figures, db_error, TableFigures};
 use crate::restore_pitr::{restore_pitr, PitrOptions, RecoveryTarget, TargetAction};
 use crate::restore_postgres::{restore_postgres, PostgresRestoreOptions};
-use crate::wal::listing::list_archive;
+use crate::wal::listing::{list_archive, ArchiveListing};
+use crate::wal::name::Lsn;
 use mailqueue_core::status::EmailStatus;
 use sqlx::Connection;
 use std::io::Write;
@@ -104,7 +105,7 @@ async fn physical(
         .wal
         .as_ref()
         .ok_or_else(|| base.corrupt("the manifest records no WAL range"))?;
-    archive_continuity(dest, base, wal, report).await?;
+    let listing = archive_continuity(dest, base, wal, report).await?;
     let mut rto = 0.0;
     let point = base.figures_at.clone();
     let first_target = match &point {
@@ -178,8 +179,11 @@ async fn physical(
             return Ok(());
         }
     }
-    let recovered_to = match replayed_to(&scratch).await {
-        Ok(at) => at,
+    let recovered_to = match replayed_to(&scratch, &listing, wal.segment_size).await {
+        Ok((at, detail)) => {
+            report.check("postgres: read the point recovery reached", true, &detail);
+            at
+        }
         Err(e) => {
             report.check(
                 "postgres: read the point recovery reached",
@@ -190,14 +194,6 @@ async fn physical(
             return Ok(());
         }
     };
-    report.check(
-        "postgres: read the point recovery reached",
-        true,
-        &format!(
-            "{} (the last transaction the restored server replayed)",
-            recovered_to.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        ),
-    );
     rto += delivery_checks(opts, &scratch, report).await;
     let _ = cluster.stop();
     report.component(Component {
@@ -221,7 +217,7 @@ async fn archive_continuity(
     base: &Manifest,
     wal: &crate::manifest::WalRange,
     report: &mut DrillReport,
-) -> Result<(), BackupError> {
+) -> Result<ArchiveListing, BackupError> {
     let from = wal.start_segment_number();
     let listing = list_archive(dest, from, wal.segment_size).await?;
     let name = |n: u64| {
@@ -255,25 +251,57 @@ async fn archive_continuity(
             ),
         ),
     }
-    Ok(())
+    Ok(listing)
 }
 
-/// When the last transaction the restored server replayed was committed
-/// (or, when it replayed none, its last checkpoint): what a restore of
-/// this archive really brings back, read from the server itself.
-async fn replayed_to(scratch: &Scratch) -> Result<chrono::DateTime<chrono::Utc>, BackupError> {
+/// What a restore of this archive really brings back, read from the
+/// restored server: the WAL position its recovery replayed to, and the
+/// commit time of the last transaction it replayed. The moment reached is
+/// when the segment holding that position was archived (every commit in
+/// it is older), or that commit's time, whichever is later; a gap in the
+/// archive puts it before the gap. Also returns the check's detail.
+async fn replayed_to(
+    scratch: &Scratch,
+    listing: &ArchiveListing,
+    segment_size: u64,
+) -> Result<(chrono::DateTime<chrono::Utc>, String), BackupError> {
     let mut conn = crate::postgres::connect(&scratch.url("postgres"))
         .await
         .map_err(|e| db_error("connecting to the restored cluster", e))?;
-    let at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
-        "SELECT coalesce(pg_last_xact_replay_timestamp(), \
-                (SELECT checkpoint_time FROM pg_control_checkpoint()))",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .map_err(|e| db_error("reading the point recovery reached", e))?;
+    let (lsn, last_commit): (String, Option<chrono::DateTime<chrono::Utc>>) =
+        sqlx::query_as("SELECT pg_last_wal_replay_lsn()::text, pg_last_xact_replay_timestamp()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| db_error("reading the point recovery reached", e))?;
     let _ = conn.close().await;
-    Ok(at)
+    let lsn: Lsn = lsn.parse()?;
+    let archived = listing
+        .segments
+        .get(&(lsn.0 / segment_size))
+        .and_then(|copies| copies.iter().map(|(_, f)| f.archived_at).max());
+    let at = match (archived, last_commit) {
+        (Some(a), Some(c)) => a.max(c),
+        (Some(a), None) => a,
+        (None, Some(c)) => c,
+        (None, None) => {
+            return Err(BackupError::Refused(format!(
+                "recovery replayed to {lsn}, in a segment the archive does not list, and no transaction"
+            )))
+        }
+    };
+    let time =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut detail = format!("replayed to {lsn}");
+    if let Some(a) = archived {
+        detail.push_str(&format!(", in a segment archived at {}", time(a)));
+    }
+    if let Some(c) = last_commit {
+        detail.push_str(&format!(
+            "; the last transaction replayed was committed at {}",
+            time(c)
+        ));
+    }
+    Ok((at, detail))
 }
 
 /// Stops the paused server, lifts the target and starts it again:

@@ -607,7 +607,14 @@ async fn a_missing_target_database_is_named_or_created() {
         said.contains(&format!("no database `{name}`")) && said.contains("--create"),
         "{said}"
     );
-    let said = ops.ok(&["restore", "postgres", "latest", "--database", &name, "--create"]);
+    let said = ops.ok(&[
+        "restore",
+        "postgres",
+        "latest",
+        "--database",
+        &name,
+        "--create",
+    ]);
     assert!(said.contains("Restored"), "{said}");
     let mut admin = db.admin().await;
     sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))

@@ -356,7 +356,11 @@ async fn local_backups_are_not_world_readable() {
         let path = root.join(&file);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640, "{file}: {mode:o}");
-        let folder = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        let folder = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(folder, 0o750, "{file}: folder {folder:o}");
     }
 }

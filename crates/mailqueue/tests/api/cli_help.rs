@@ -5,10 +5,26 @@
 use crate::processes::{clean_command, BIN};
 
 const COMMANDS: &[&str] = &[
-    "serve", "migrate", "api-keys create", "api-keys list", "api-keys revoke",
-    "backup postgres", "backup redis", "backup sqlite", "restore postgres",
-    "restore redis", "restore sqlite", "verify", "backups list", "backups prune",
-    "wal-push", "wal-fetch", "wal-prefetch", "wal check", "wal prune", "dr drill",
+    "serve",
+    "migrate",
+    "api-keys create",
+    "api-keys list",
+    "api-keys revoke",
+    "backup postgres",
+    "backup redis",
+    "backup sqlite",
+    "restore postgres",
+    "restore redis",
+    "restore sqlite",
+    "verify",
+    "backups list",
+    "backups prune",
+    "wal-push",
+    "wal-fetch",
+    "wal-prefetch",
+    "wal check",
+    "wal prune",
+    "dr drill",
 ];
 
 /// The options (and arguments) of a command's long help with no sentence
@@ -17,7 +33,9 @@ fn undescribed(help: &str) -> Vec<String> {
     let lines: Vec<&str> = help.lines().collect();
     let mut found = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let entry = line.starts_with("  -") || line.starts_with("      --") || line.starts_with("  <")
+        let entry = line.starts_with("  -")
+            || line.starts_with("      --")
+            || line.starts_with("  <")
             || line.starts_with("  [");
         if !entry || line.contains("--help") {
             continue;
@@ -71,7 +89,10 @@ fn a_closed_pipe_ends_a_command_quietly() {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!said.contains("panicked") && !said.contains("backtrace"), "{said}");
+    assert!(
+        !said.contains("panicked") && !said.contains("backtrace"),
+        "{said}"
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "exit 141");
 }
 
@@ -81,7 +102,10 @@ fn a_closed_pipe_ends_a_command_quietly() {
 fn listing_a_missing_backup_directory_creates_nothing() {
     let dir = mailqueue_testkit::TempDir::new("no-backups");
     let missing = dir.path().join("backups");
-    for args in [&["backups", "list"][..], &["backups", "prune", "--kind", "postgres"]] {
+    for args in [
+        &["backups", "list"][..],
+        &["backups", "prune", "--kind", "postgres"],
+    ] {
         let out = clean_command(BIN)
             .args(args)
             .env("MAILQUEUE_BACKUP_DIR", &missing)

@@ -63,10 +63,16 @@ fn cron_jobs_of_other_users_log_through_syslog() {
     assert!(jobs.len() >= 8, "{jobs:?}");
     for job in &jobs {
         let (user, command) = (job[5], &job[6..]);
-        let script = command[0].replace("/opt/mail-queue", concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+        let script = command[0].replace(
+            "/opt/mail-queue",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../.."),
+        );
         assert!(std::path::Path::new(&script).is_file(), "{script}");
         if user != "root" {
-            assert!(!command.contains(&">>") && !command.contains(&">"), "{job:?}");
+            assert!(
+                !command.contains(&">>") && !command.contains(&">"),
+                "{job:?}"
+            );
             assert!(command.contains(&"logger"), "{job:?}");
         }
     }

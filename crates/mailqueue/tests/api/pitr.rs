@@ -282,7 +282,11 @@ async fn pitr_refuses_a_non_empty_directory_and_a_target_before_every_base_backu
     assert!(is_empty(&data), "nothing was unpacked");
     // A target in the future, or after the newest archived WAL, is refused
     // before anything is unpacked (not when the server starts).
-    let out = db.restore(&data, 1, &["--target-time", "2099-01-01 00:00:00+00", "--start"]);
+    let out = db.restore(
+        &data,
+        1,
+        &["--target-time", "2099-01-01 00:00:00+00", "--start"],
+    );
     assert!(!out.status.success());
     let said = text(&out);
     assert!(said.contains("is in the future"), "{said}");
@@ -293,7 +297,11 @@ async fn pitr_refuses_a_non_empty_directory_and_a_target_before_every_base_backu
     std::thread::sleep(std::time::Duration::from_millis(1600));
     let out = db.restore(&data, 1, &["--target-time", &soon, "--start"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("cannot reach it until more WAL is archived"), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot reach it until more WAL is archived"),
+        "{}",
+        text(&out)
+    );
     assert!(is_empty(&data), "nothing was unpacked");
 }
 

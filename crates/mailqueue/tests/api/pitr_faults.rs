@@ -77,7 +77,8 @@ fn a_conflicting_push_is_refused_counted_and_the_original_stays() {
     }
     assert!(umasked.status().unwrap().success());
     let prom = textfile.with_file_name("mailqueue_wal.prom");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&prom).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&prom).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o644, "{mode:o}");
     let metrics = std::fs::read_to_string(prom).unwrap();
     for line in [
@@ -487,7 +488,10 @@ async fn wal_push_without_a_named_archive_fails_and_never_writes_into_the_data_d
     let segment = cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn()) FROM pg_switch_wal()");
     let deadline = Instant::now() + Duration::from_secs(30);
     while cluster.psql("SELECT coalesce(last_failed_wal, '') FROM pg_stat_archiver") != segment {
-        assert!(Instant::now() < deadline, "the archiver never tried {segment}");
+        assert!(
+            Instant::now() < deadline,
+            "the archiver never tried {segment}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(
@@ -501,7 +505,8 @@ async fn wal_push_without_a_named_archive_fails_and_never_writes_into_the_data_d
     let segment_path = format!("pg_wal/{segment}");
     let run = |env: &[(&str, &str)]| {
         let mut cmd = crate::processes::clean_command(BIN);
-        cmd.current_dir(cluster.data_dir()).args(["wal-push", &segment_path]);
+        cmd.current_dir(cluster.data_dir())
+            .args(["wal-push", &segment_path]);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -536,4 +541,3 @@ async fn the_binary_copied_beside_the_server_archives_its_wal() {
     let segment = db.switch_and_archive();
     assert_eq!(copies(&db.ops, &segment).len(), 1);
 }
-
