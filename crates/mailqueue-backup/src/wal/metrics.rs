@@ -11,6 +11,11 @@
 //! - `mailqueue_wal_missing_segments` (gaps since the newest base backup);
 //! - `mailqueue_wal_archive_failing` (1 when PostgreSQL's last archive
 //!   attempt failed).
+//!
+//! Pushes run on the PostgreSQL server and checks elsewhere (a CronJob's
+//! pod, with no state of its own), so on a Pushgateway each writes only its
+//! own metrics, in a group of its own (`job=mailqueue_wal`, `source=archive`
+//! or `source=check`): a check never resets the push counters.
 
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -66,7 +71,17 @@ impl WalMetrics {
         }
     }
 
+    /// Every metric (the textfile holds them all).
     pub fn render(&self) -> String {
+        self.render_rows(|_| true)
+    }
+
+    /// The metrics one source writes.
+    fn render_source(&self, source: WalSource) -> String {
+        self.render_rows(|name| source.writes(name))
+    }
+
+    fn render_rows(&self, pick: impl Fn(&str) -> bool) -> String {
         let rows: [(&str, &str, &str, f64); 8] = [
             (
                 "mailqueue_wal_pushed_total",
@@ -118,13 +133,38 @@ impl WalMetrics {
             ),
         ];
         let mut out = String::new();
-        for (name, kind, help, value) in rows {
+        for (name, kind, help, value) in rows.into_iter().filter(|(name, ..)| pick(name)) {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}.\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
         out
+    }
+}
+
+/// Which command writes WAL metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalSource {
+    /// `wal-push`, run by PostgreSQL.
+    Archive,
+    /// `wal check`.
+    Check,
+}
+
+impl WalSource {
+    fn label(self) -> &'static str {
+        match self {
+            WalSource::Archive => "archive",
+            WalSource::Check => "check",
+        }
+    }
+
+    fn writes(self, metric: &str) -> bool {
+        let pushes = metric.starts_with("mailqueue_wal_push")
+            || metric == "mailqueue_wal_conflicts_total"
+            || metric == "mailqueue_wal_last_archived_timestamp_seconds";
+        pushes == (self == WalSource::Archive)
     }
 }
 
@@ -140,7 +180,7 @@ pub struct WalMetricsSink {
 impl WalMetricsSink {
     /// Applies `change` to the kept metrics and publishes them; failures
     /// to publish are logged, never returned.
-    pub async fn update(&self, change: impl FnOnce(&mut WalMetrics)) {
+    pub async fn update(&self, source: WalSource, change: impl FnOnce(&mut WalMetrics)) {
         let mut metrics = WalMetrics::load(&self.state_file);
         change(&mut metrics);
         if let Err(e) = crate::metrics::write_atomically(
@@ -149,14 +189,16 @@ impl WalMetricsSink {
         ) {
             tracing::warn!(error = %e, "cannot keep the WAL metrics state");
         }
-        let text = metrics.render();
         if let Some(path) = &self.textfile {
+            let text = metrics.render();
             if let Err(e) = crate::metrics::write_atomically(path, text.as_bytes()) {
                 tracing::warn!(error = %e, "cannot write the WAL metrics textfile");
             }
         }
         if let Some(url) = &self.pushgateway {
-            crate::metrics::push_to_gateway(url, "mailqueue_wal", &[], text).await;
+            let grouping = [("source", source.label())];
+            let text = metrics.render_source(source);
+            crate::metrics::push_to_gateway(url, "mailqueue_wal", &grouping, text).await;
         }
     }
 }

@@ -19,7 +19,7 @@ use mailqueue_backup::catalog;
 use mailqueue_backup::gpg;
 use mailqueue_backup::metrics::sibling_textfile;
 use mailqueue_backup::wal::check::check_wal;
-use mailqueue_backup::wal::metrics::{PushResult, WalMetricsSink};
+use mailqueue_backup::wal::metrics::{PushResult, WalMetricsSink, WalSource};
 use mailqueue_backup::wal::prefetch::{following, prefetch_into, spool_dir, take_from_spool};
 use mailqueue_backup::wal::retention::prune_wal;
 use mailqueue_backup::wal::{fetch, push, FetchOutcome, PushOptions, PushOutcome};
@@ -184,7 +184,9 @@ pub async fn push_command(config: Config, args: WalPushArgs) -> ExitCode {
         Err(_) => PushResult::Failed,
     };
     wal_metrics(&config)
-        .update(|m| m.record_push(outcome, &file, chrono::Utc::now()))
+        .update(WalSource::Archive, |m| {
+            m.record_push(outcome, &file, chrono::Utc::now())
+        })
         .await;
     match result {
         Ok(PushOutcome::Stored { key, stored_bytes }) => {
@@ -299,7 +301,7 @@ pub async fn run(config: Config, command: WalCommand) -> anyhow::Result<ExitCode
                 report.missing.len() as u64,
             );
             wal_metrics(&config)
-                .update(|m| {
+                .update(WalSource::Check, |m| {
                     m.archive_failing = failing;
                     m.archive_lag_seconds = lag_s;
                     m.archive_lag_bytes = lag_b;

@@ -364,3 +364,33 @@ async fn local_backups_are_not_world_readable() {
         assert_eq!(folder, 0o750, "{file}: folder {folder:o}");
     }
 }
+
+/// `wal-push` runs on the PostgreSQL server and `wal check` in another pod:
+/// each has its own group on the Pushgateway, so a check (with no state of
+/// its own) never resets the push counters.
+#[tokio::test]
+async fn a_wal_check_in_another_pod_leaves_the_push_counters_on_the_pushgateway() {
+    let gateway = Pushgateway::start();
+    let ops = Ops::for_url("postgres://unused").with("MAILQUEUE_PUSHGATEWAY_URL", gateway.url());
+    let pod = |n: usize| {
+        let locks = ops.dir.path().join(format!("pod-{n}"));
+        ops.with("MAILQUEUE_BACKUP_LOCK_DIR", locks.display().to_string())
+    };
+    let wal = mailqueue_testkit::TempDir::new("pg_wal");
+    let segment = wal.path().join("000000010000000000000003");
+    std::fs::write(&segment, vec![7u8; 4096]).unwrap();
+    pod(1).ok(&["wal-push", segment.to_str().unwrap()]);
+    // No base backup yet: the check fails, and still publishes its metrics.
+    pod(2).with("DATABASE_URL", "").fails(&["wal", "check"]);
+    let pushes = pushed(&gateway, "mailqueue_wal_pushed_total").await;
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert!(
+        pushes[0].contains("source=\"archive\"") && pushes[0].ends_with(" 1"),
+        "{pushes:?}"
+    );
+    let missing = pushed(&gateway, "mailqueue_wal_missing_segments").await;
+    assert!(
+        missing.len() == 1 && missing[0].contains("source=\"check\""),
+        "{missing:?}"
+    );
+}
