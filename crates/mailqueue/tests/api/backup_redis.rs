@@ -6,15 +6,16 @@ use serde_json::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Output};
 
+#[derive(Clone)]
 struct RedisOps {
-    dir: TempDir,
+    dir: std::sync::Arc<TempDir>,
     redis_url: String,
 }
 
 impl RedisOps {
     fn new(redis: &RedisServer) -> Self {
         Self {
-            dir: TempDir::new("redis-backup"),
+            dir: std::sync::Arc::new(TempDir::new("redis-backup")),
             redis_url: redis.url(),
         }
     }
@@ -55,10 +56,10 @@ fn ok(out: Output) -> String {
     succeeded(out, "the command")
 }
 
-/// A redis.conf for a stopped Redis living in `dir`.
+/// A redis.conf for a stopped Redis living in `dir`, written beside it.
 fn write_conf(dir: &std::path::Path, appendonly: bool) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("redis.conf");
+    let path = dir.with_extension("conf");
     std::fs::write(
         &path,
         format!(
@@ -238,15 +239,7 @@ fn aof_backups_copy_the_multi_part_files_and_resume_rewrites() {
         redis_url: "redis://127.0.0.1:9".into(),
         ..ops
     };
-    let said = ok(ops.bin(&[
-        "restore",
-        "redis",
-        "latest",
-        "--kind",
-        "aof",
-        "--redis-conf",
-        conf.to_str().unwrap(),
-    ]));
+    let said = restore_latest(ops.clone(), "aof", &conf);
     assert!(said.contains("loaded 400 keys"), "{said}");
     let restored = RedisServer::start_on(&dir, true);
     assert_eq!(restored.dbsize(), 400);
@@ -306,29 +299,7 @@ fn a_restore_as_root_leaves_files_the_redis_user_can_load() {
                 std::fs::remove_file(path).unwrap();
             }
         }
-        let conf = home.path().join("redis.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "dir {}\nappendonly {}\n",
-                data.display(),
-                if appendonly { "yes" } else { "no" }
-            ),
-        )
-        .unwrap();
-        let ops = RedisOps {
-            redis_url: "redis://127.0.0.1:9".into(),
-            ..ops
-        };
-        let said = ok(ops.bin(&[
-            "restore",
-            "redis",
-            "latest",
-            "--kind",
-            mode,
-            "--redis-conf",
-            conf.to_str().unwrap(),
-        ]));
+        let said = restore_latest(ops, mode, &write_conf(&data, appendonly));
         assert!(said.contains("loaded 300 keys"), "{mode}: {said}");
         for entry in walk(&data) {
             let meta = std::fs::metadata(&entry).unwrap();
@@ -354,4 +325,22 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         out.push(path);
     }
     out
+}
+
+/// `restore redis latest --kind KIND` for the stopped Redis `conf`
+/// describes (REDIS_URL names no server).
+fn restore_latest(ops: RedisOps, kind: &str, conf: &std::path::Path) -> String {
+    let ops = RedisOps {
+        redis_url: "redis://127.0.0.1:9".into(),
+        ..ops
+    };
+    ok(ops.bin(&[
+        "restore",
+        "redis",
+        "latest",
+        "--kind",
+        kind,
+        "--redis-conf",
+        conf.to_str().unwrap(),
+    ]))
 }
