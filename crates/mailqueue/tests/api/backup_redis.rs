@@ -194,18 +194,7 @@ fn the_replication_stream_gives_the_same_snapshot() {
     assert!(ok(ops.bin(&["verify"])).contains(": OK"));
     let target = TempDir::new("redis-target");
     let dir = target.path().join("data");
-    let conf = write_conf(&dir, false);
-    let ops = RedisOps {
-        redis_url: "redis://127.0.0.1:9".into(),
-        ..ops
-    };
-    ok(ops.bin(&[
-        "restore",
-        "redis",
-        "latest",
-        "--redis-conf",
-        conf.to_str().unwrap(),
-    ]));
+    restore_latest(ops, "rdb", &write_conf(&dir, false));
     let restored = RedisServer::start_on(&dir, false);
     assert_eq!(restored.dbsize(), 300);
 }
