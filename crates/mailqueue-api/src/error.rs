@@ -33,6 +33,9 @@ pub enum ApiError {
     IdempotencyInProgress,
     #[error("The email is {0}; it can no longer be {1}.")]
     TooLate(EmailStatus, &'static str),
+    /// Requests changing the same thing at once kept overtaking this one.
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("The request body is larger than the limit of {0} bytes.")]
     PayloadTooLarge(usize),
     #[error("The request body stopped arriving: no byte for {0:?}.")]
@@ -134,6 +137,7 @@ impl ApiError {
                 (StatusCode::CONFLICT, "concurrent_idempotent_requests")
             }
             ApiError::TooLate(..) => (StatusCode::CONFLICT, "invalid_email_state"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::RequestTimeout(_) | ApiError::BodyDeadline(_) => {
                 (StatusCode::REQUEST_TIMEOUT, "request_timeout")

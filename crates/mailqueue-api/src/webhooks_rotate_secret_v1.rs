@@ -52,5 +52,7 @@ pub async fn handle(
             return Ok(Json(v));
         }
     }
-    Err(ApiError::IdempotencyInProgress)
+    Err(ApiError::Conflict(
+        "Other rotations of this webhook's secret kept overtaking this one; retry.",
+    ))
 }
