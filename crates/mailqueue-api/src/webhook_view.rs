@@ -143,12 +143,12 @@ pub async fn endpoint(raw: &str, allow_private: bool) -> Result<Endpoint, ApiErr
     };
     // The address found is not named: it would tell a client what an
     // internal name resolves to.
-    match addresses.into_iter().any(is_forbidden_address) {
-        true => Err(invalid(
+    if addresses.into_iter().any(is_forbidden_address) {
+        return Err(invalid(
             "`endpoint` reaches a private, loopback or otherwise internal address; \
              webhooks go to public endpoints."
                 .into(),
-        )),
-        false => Ok(endpoint),
+        ));
     }
+    Ok(endpoint)
 }
