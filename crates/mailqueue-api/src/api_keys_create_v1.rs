@@ -1,7 +1,6 @@
 //! `POST /v1/api-keys` with `{"name", "permission"?}`: makes a key and
 //! answers 201 `{"id", "token"}`. The token is shown here only.
 
-use crate::api_keys::create_api_key;
 use crate::auth::FullAccess;
 use crate::body::{parse_json, RawBody};
 use crate::error::ApiError;
@@ -11,6 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission};
 use mailqueue_core::FieldError;
+use mailqueue_service::api_keys::create_api_key;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -88,16 +88,6 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-impl From<crate::api_keys::CreateApiKeyError> for ApiError {
-    fn from(e: crate::api_keys::CreateApiKeyError) -> Self {
-        use crate::api_keys::CreateApiKeyError;
-        match e {
-            CreateApiKeyError::Store(e) => e.into(),
-            other @ CreateApiKeyError::NoRandomness(_) => ApiError::Internal(other.to_string()),
-        }
-    }
-}
-
 impl ApiError {
     /// A use case's failure; `action` completes "it can no longer be …".
     pub fn service(e: ServiceError, action: &'static str) -> Self {
@@ -108,6 +98,8 @@ impl ApiError {
             ServiceError::IdempotencyMismatch => ApiError::IdempotencyMismatch,
             ServiceError::IdempotencyInProgress => ApiError::IdempotencyInProgress,
             ServiceError::QueueUnavailable(m) => ApiError::Unavailable(m),
+            e @ ServiceError::NoRandomness(_) => ApiError::Internal(e.to_string()),
+            ServiceError::Overtaken(why) => ApiError::Conflict(why),
         }
     }
 

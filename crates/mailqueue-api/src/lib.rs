@@ -7,7 +7,6 @@
 //! that every malformed or oversized request gets Resend's error shape.
 
 mod accept;
-pub mod api_keys;
 mod auth;
 mod body;
 mod email_history;
@@ -122,7 +121,6 @@ pub struct ApiContext {
     /// For reads and API keys; writes of emails go through `service`.
     pub store: Arc<dyn Store>,
     pub service: Arc<EmailService>,
-    pub clock: Arc<dyn Clock>,
     pub settings: ApiSettings,
     pub auth_cache: AuthCache,
     /// Each key's request slots (`settings.max_requests_per_key` each).
@@ -132,12 +130,10 @@ pub struct ApiContext {
 pub type ApiState = Arc<ApiContext>;
 
 impl ApiContext {
-    /// The current time at the stores' precision (milliseconds).
+    /// The current time at the stores' precision (milliseconds), from the
+    /// service's clock: the API has none of its own.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        use chrono::DurationRound;
-        let now = self.clock.now();
-        now.duration_trunc(chrono::Duration::milliseconds(1))
-            .unwrap_or(now)
+        self.service.now()
     }
 }
 

@@ -4,10 +4,7 @@
 
 use crate::email_view::timestamp;
 use crate::error::ApiError;
-use chrono::{DateTime, Utc};
-use mailqueue_core::suppression::{
-    suppression_key, Suppression, SuppressionOrigin, SuppressionRef,
-};
+use mailqueue_core::suppression::{suppression_key, Suppression, SuppressionRef};
 use mailqueue_core::{EmailAddress, FieldError, SuppressionId};
 use serde_json::{json, Value};
 
@@ -42,11 +39,9 @@ pub fn route_ref(raw: &str) -> Result<SuppressionRef, ApiError> {
         .map_err(|_| not_found(raw))
 }
 
-/// An address of a body, in the list's key form.
-pub fn address(field: &str, raw: &str) -> Result<String, FieldError> {
-    EmailAddress::parse(raw)
-        .map(|a| suppression_key(&a))
-        .map_err(|e| FieldError::invalid(field, format!("`{field}`: {e}")))
+/// An address of a body.
+pub fn address(field: &str, raw: &str) -> Result<EmailAddress, FieldError> {
+    EmailAddress::parse(raw).map_err(|e| FieldError::invalid(field, format!("`{field}`: {e}")))
 }
 
 /// A batch's list: 1 to [`MAX_BATCH`] items.
@@ -58,17 +53,5 @@ pub fn batch_size(field: &str, n: usize) -> Result<(), ApiError> {
             field,
             format!("`{field}` must hold 1 to {MAX_BATCH} items; it holds {n}."),
         )))
-    }
-}
-
-/// An entry added through the API.
-pub fn manual(email: String, reason: Option<String>, now: DateTime<Utc>) -> Suppression {
-    Suppression {
-        id: SuppressionId::generate(now),
-        email,
-        origin: SuppressionOrigin::Manual,
-        reason,
-        email_id: None,
-        created_at: now,
     }
 }

@@ -6,13 +6,13 @@
 use crate::auth::FullAccess;
 use crate::body::{parse_json, RawBody};
 use crate::error::ApiError;
-use crate::suppression_view::{address, batch_size, manual};
+use crate::suppression_view::{address, batch_size};
 use crate::ApiState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use mailqueue_core::suppression::Suppression;
 use mailqueue_core::FieldError;
+use mailqueue_service::suppressions::add_manual_suppressions;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -35,15 +35,15 @@ pub async fn handle(
         ))
     })?;
     batch_size("emails", raw.len())?;
-    let now = state.now();
-    let mut entries = Vec::with_capacity(raw.len());
-    for (index, a) in raw.iter().enumerate() {
-        let email = address("emails", a).map_err(|error| ApiError::BatchItem { index, error })?;
-        if !entries.iter().any(|e: &Suppression| e.email == email) {
-            entries.push(manual(email, None, now));
-        }
-    }
-    let listed = state.store.add_suppressions(&entries).await?;
+    let addresses = raw
+        .iter()
+        .enumerate()
+        .map(|(index, a)| {
+            address("emails", a).map_err(|error| ApiError::BatchItem { index, error })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let listed =
+        add_manual_suppressions(state.store.as_ref(), &addresses, None, state.now()).await?;
     let data: Vec<Value> = listed
         .iter()
         .map(|s| json!({"object": "suppression", "id": s.id.to_string()}))

@@ -10,7 +10,7 @@ use crate::suppression_view::{address, batch_size};
 use crate::ApiState;
 use axum::extract::State;
 use axum::Json;
-use mailqueue_core::suppression::SuppressionRef;
+use mailqueue_core::suppression::{suppression_key, SuppressionRef};
 use mailqueue_core::{FieldError, SuppressionId};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -32,7 +32,7 @@ fn refs(request: BatchRemoveRequest) -> Result<Vec<SuppressionRef>, ApiError> {
                 .enumerate()
                 .map(|(i, a)| {
                     address("emails", a)
-                        .map(SuppressionRef::Email)
+                        .map(|a| SuppressionRef::Email(suppression_key(&a)))
                         .map_err(|e| item(i, e))
                 })
                 .collect()

@@ -5,12 +5,13 @@
 use crate::auth::FullAccess;
 use crate::body::{parse_json, RawBody};
 use crate::error::ApiError;
-use crate::suppression_view::{address, manual};
+use crate::suppression_view::address;
 use crate::ApiState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mailqueue_core::FieldError;
+use mailqueue_service::suppressions::add_manual_suppressions;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -43,8 +44,9 @@ pub async fn handle(
             )));
         }
     }
-    let entry = manual(email, request.reason, state.now());
-    let listed = state.store.add_suppressions(&[entry]).await?;
+    let listed =
+        add_manual_suppressions(state.store.as_ref(), &[email], request.reason, state.now())
+            .await?;
     let id = listed.first().map(|s| s.id.to_string());
     Ok((
         StatusCode::CREATED,

@@ -7,8 +7,8 @@ use crate::email_view::timestamp;
 use crate::error::ApiError;
 use chrono::{DateTime, Utc};
 use mailqueue_core::webhooks::{
-    is_forbidden_address, parse_event_types, DeliveryStatus, Endpoint, SigningSecret, Webhook,
-    WebhookAttempt, WebhookDelivery,
+    is_forbidden_address, parse_event_types, DeliveryStatus, Endpoint, Webhook, WebhookAttempt,
+    WebhookDelivery,
 };
 use mailqueue_core::{EventId, FieldError, WebhookId};
 use serde_json::{json, Value};
@@ -107,14 +107,6 @@ pub fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
 
 pub fn event_id(raw: &str) -> Result<EventId, ApiError> {
     raw.parse().map_err(|_| no_event(raw))
-}
-
-/// A fresh secret: 24 random bytes, as Svix makes them.
-pub fn new_secret() -> Result<SigningSecret, ApiError> {
-    let mut key = [0u8; 24];
-    getrandom::fill(&mut key)
-        .map_err(|e| ApiError::Internal(format!("no randomness for a signing secret: {e}")))?;
-    Ok(SigningSecret::from_key(&key))
 }
 
 pub fn event_types(raw: &[String]) -> Result<Vec<String>, ApiError> {

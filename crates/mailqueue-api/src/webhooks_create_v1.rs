@@ -5,13 +5,13 @@
 use crate::auth::FullAccess;
 use crate::body::{parse_json, RawBody};
 use crate::error::ApiError;
-use crate::webhook_view::{endpoint, event_types, new_secret};
+use crate::webhook_view::{endpoint, event_types};
 use crate::ApiState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use mailqueue_core::webhooks::{Webhook, WebhookStatus};
-use mailqueue_core::{FieldError, WebhookId};
+use mailqueue_core::FieldError;
+use mailqueue_service::webhooks::create_webhook;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -37,19 +37,7 @@ pub async fn handle(
     let raw_endpoint = request.endpoint.ok_or_else(|| missing("endpoint"))?;
     let events = event_types(&request.events.ok_or_else(|| missing("events"))?)?;
     let endpoint = endpoint(&raw_endpoint, state.settings.webhooks.allow_private).await?;
-    let now = state.now();
-    let webhook = Webhook {
-        id: WebhookId::generate(now),
-        endpoint,
-        events,
-        status: WebhookStatus::Enabled,
-        signing_secret: new_secret()?,
-        previous_secrets: Vec::new(),
-        created_at: now,
-        failing_since: None,
-        disabled_reason: None,
-    };
-    state.store.create_webhook(&webhook).await?;
+    let webhook = create_webhook(state.store.as_ref(), endpoint, events, state.now()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

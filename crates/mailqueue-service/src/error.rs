@@ -19,4 +19,9 @@ pub enum ServiceError {
     IdempotencyInProgress,
     #[error("the dispatch queue is unavailable: {0}")]
     QueueUnavailable(String),
+    #[error("no secure random source: {0}")]
+    NoRandomness(String),
+    /// Requests changing the same thing at once kept overtaking this one.
+    #[error("{0}")]
+    Overtaken(&'static str),
 }

@@ -5,11 +5,17 @@
 //! queue, so the queue never holds an email the store does not; a lost
 //! enqueue only delays an email until the reconciler finds it.
 //! `accept` (with idempotency) lives in `accept.rs`; the changes to an
-//! existing email in `changes.rs`.
+//! existing email in `changes.rs`; creating API keys, webhooks (and
+//! rotating their secrets) and listing suppressions in `api_keys.rs`,
+//! `webhooks.rs` and `suppressions.rs`.
 
 mod accept;
+pub mod api_keys;
 mod changes;
 mod error;
+mod random;
+pub mod suppressions;
+pub mod webhooks;
 
 pub use accept::{AcceptOutcome, AcceptedEmail, Idempotency};
 pub use error::ServiceError;

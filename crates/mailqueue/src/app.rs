@@ -117,7 +117,6 @@ impl Application {
             Arc::new(ApiContext {
                 store: committed,
                 service: Arc::new(service),
-                clock: clock.clone(),
                 settings: ApiSettings {
                     max_body_bytes: config.max_body_bytes,
                     max_batch: config.max_batch,

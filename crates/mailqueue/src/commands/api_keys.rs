@@ -6,9 +6,9 @@ use anyhow::Context;
 use chrono::{DurationRound, Utc};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Subcommand;
-use mailqueue_api::api_keys::create_api_key;
 use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission};
 use mailqueue_core::store::ApiKeySelector;
+use mailqueue_service::api_keys::create_api_key;
 
 #[derive(Subcommand, Debug)]
 pub enum ApiKeysCommand {

@@ -2,18 +2,12 @@
 //! `mailqueue api-keys create`. The token is returned once and never
 //! stored; only its hash is.
 
+use crate::ServiceError;
+
 use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission, ApiToken};
-use mailqueue_core::store::{ApiKeyRecord, ApiKeyStore, StoreError};
+use mailqueue_core::store::{ApiKeyRecord, ApiKeyStore};
 use mailqueue_core::ApiKeyId;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CreateApiKeyError {
-    #[error("no secure random source for the token: {0}")]
-    NoRandomness(String),
-    #[error("storing the API key: {0}")]
-    Store(#[from] StoreError),
-}
 
 /// Makes a key with a fresh random token and stores it.
 pub async fn create_api_key(
@@ -21,9 +15,9 @@ pub async fn create_api_key(
     name: &ApiKeyName,
     permission: ApiKeyPermission,
     now: DateTime<Utc>,
-) -> Result<(ApiKeyRecord, ApiToken), CreateApiKeyError> {
+) -> Result<(ApiKeyRecord, ApiToken), ServiceError> {
     let mut secret = [0u8; 24];
-    getrandom::fill(&mut secret).map_err(|e| CreateApiKeyError::NoRandomness(e.to_string()))?;
+    crate::random::fill(&mut secret)?;
     let token = ApiToken::from_random(secret);
     let record = ApiKeyRecord {
         id: ApiKeyId::generate(now),
