@@ -79,7 +79,7 @@ impl RequeueCounts {
 /// Puts every pending email of the store into the queue (entries already
 /// there are moved, not doubled), a page at a time.
 pub async fn requeue_pending(
-    store: &dyn crate::store::EmailStore,
+    store: &dyn crate::store::LeaseRecovery,
     queue: &dyn DispatchQueue,
     now: DateTime<Utc>,
 ) -> Result<RequeueCounts, RequeueError> {

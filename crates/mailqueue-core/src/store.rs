@@ -315,14 +315,16 @@ pub struct QueueStats {
     pub oldest_due_at: Option<DateTime<Utc>>,
 }
 
+/// Committing new emails: the one write the group committer batches.
 #[async_trait]
-pub trait EmailStore: Send + Sync + 'static {
+pub trait EmailInserts: Send + Sync + 'static {
     /// Commits every group in one transaction: all or none.
     async fn insert_emails(&self, groups: &[InsertGroup]) -> Result<(), StoreError>;
-    async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError>;
-    /// At most `limit` emails, newest first.
-    async fn list_emails(&self, query: &ListQuery) -> Result<Vec<EmailRecord>, StoreError>;
-    async fn list_attempts(&self, id: EmailId) -> Result<Vec<AttemptRecord>, StoreError>;
+}
+
+/// The changes a client asks for on an existing email.
+#[async_trait]
+pub trait EmailChanges: Send + Sync + 'static {
     /// Moves a pending email to a new time.
     async fn reschedule_email(
         &self,
@@ -341,6 +343,28 @@ pub trait EmailStore: Send + Sync + 'static {
         id: EmailId,
         now: DateTime<Utc>,
     ) -> Result<ChangeOutcome, StoreError>;
+}
+
+/// What the API and the metrics read of emails.
+#[async_trait]
+pub trait EmailReads: Send + Sync + 'static {
+    async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError>;
+    /// At most `limit` emails, newest first.
+    async fn list_emails(&self, query: &ListQuery) -> Result<Vec<EmailRecord>, StoreError>;
+    async fn list_attempts(&self, id: EmailId) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// The email's events, oldest first.
+    async fn list_email_events(
+        &self,
+        id: EmailId,
+    ) -> Result<Vec<crate::events::EmailEvent>, StoreError>;
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError>;
+}
+
+/// What a delivery worker does to the emails it sends: claims under a
+/// lease, keeps the leases, gives back what it did not start, records
+/// outcomes, and looks the recipients up on the suppression list.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync + 'static {
     /// Claims those of `ids` that are still pending and due, in one statement.
     async fn claim_emails(
         &self,
@@ -350,13 +374,6 @@ pub trait EmailStore: Send + Sync + 'static {
     /// Records attempts and moves their emails on, in one transaction. An
     /// outcome whose attempt no longer holds the email only adds history.
     async fn record_outcomes(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError>;
-    /// Returns emails whose lease expired before `now` to the queue, or fails
-    /// those whose first attempt is older than `give_up_before`.
-    async fn rescue_expired_leases(
-        &self,
-        now: DateTime<Utc>,
-        give_up_before: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError>;
     /// Extends to `until` the leases that `holder` still holds and that have
     /// not expired at `now`; returns the ids whose lease was extended. An
     /// expired lease is never revived: the rescuer may already own it.
@@ -378,6 +395,25 @@ pub trait EmailStore: Send + Sync + 'static {
         due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError>;
+    /// Which of `addresses` are on the suppression list, and why: one
+    /// indexed lookup for a whole batch of claimed emails.
+    async fn suppressed_among(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<SuppressedRecipient>, StoreError>;
+}
+
+/// Getting emails back whose worker is gone, and rebuilding the queue:
+/// the fleet's maintenance.
+#[async_trait]
+pub trait LeaseRecovery: Send + Sync + 'static {
+    /// Returns emails whose lease expired before `now` to the queue, or fails
+    /// those whose first attempt is older than `give_up_before`.
+    async fn rescue_expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        give_up_before: DateTime<Utc>,
+    ) -> Result<Vec<DueEmail>, StoreError>;
     /// Returns every email leased by `holder` to the queue at once, counting
     /// the attempt each was in (its send may have begun).
     async fn release_leases(
@@ -391,20 +427,13 @@ pub trait EmailStore: Send + Sync + 'static {
         after: Option<EmailId>,
         limit: u32,
     ) -> Result<Vec<DueEmail>, StoreError>;
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError>;
-    /// The email's events, oldest first.
-    async fn list_email_events(
-        &self,
-        id: EmailId,
-    ) -> Result<Vec<crate::events::EmailEvent>, StoreError>;
-    /// Which of `addresses` are on the suppression list, and why: one
-    /// indexed lookup for a whole batch of claimed emails.
-    async fn suppressed_among(
-        &self,
-        addresses: &[String],
-    ) -> Result<Vec<SuppressedRecipient>, StoreError>;
+}
+
+/// Whether the store works, and leaving it tidy at shutdown.
+#[async_trait]
+pub trait StoreHealth: Send + Sync + 'static {
     /// Whether the store serves reads and writes. After a failed write it
-    /// tries a write that it rolls back, and stays failing until one works.
+    /// probes with a committed write, and stays failing until one works.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Leaves the store in its most portable state (SQLite: the write-ahead
     /// log checkpointed into the main file and emptied). Called at shutdown,
@@ -412,6 +441,16 @@ pub trait EmailStore: Send + Sync + 'static {
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// Every operation on emails, for the stores to implement whole.
+pub trait EmailStore:
+    EmailInserts + EmailChanges + EmailReads + DeliveryStore + LeaseRecovery + StoreHealth
+{
+}
+impl<T> EmailStore for T where
+    T: EmailInserts + EmailChanges + EmailReads + DeliveryStore + LeaseRecovery + StoreHealth
+{
 }
 
 #[async_trait]

@@ -132,10 +132,10 @@ impl EmailService {
         group: InsertGroup,
         due: Vec<DueEmail>,
     ) -> Result<(), StoreError> {
-        let store = self.store.clone();
+        let inserts = self.inserts.clone();
         let queue = self.queue.clone();
         let task = tokio::spawn(async move {
-            store.insert_emails(&[group]).await?;
+            inserts.insert_emails(&[group]).await?;
             crate::enqueue_committed(queue.as_ref(), &due, "accepted emails were").await;
             Ok(())
         });

@@ -23,7 +23,7 @@ pub use mailqueue_core::queue::RequeueCounts;
 
 use chrono::{DateTime, DurationRound, Utc};
 use mailqueue_core::queue::DispatchQueue;
-use mailqueue_core::store::Store;
+use mailqueue_core::store::{EmailInserts, Store};
 use mailqueue_core::Clock;
 use mailqueue_metrics::Metrics;
 use std::sync::Arc;
@@ -47,10 +47,12 @@ impl Default for ServiceSettings {
     }
 }
 
-/// The use cases, over the store (group-committing where it matters) and
-/// the dispatch queue.
+/// The use cases, over the store and the dispatch queue.
 pub struct EmailService {
     store: Arc<dyn Store>,
+    /// Where new emails are committed: the store itself, or a group
+    /// committer in front of it.
+    inserts: Arc<dyn EmailInserts>,
     queue: Arc<dyn DispatchQueue>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
@@ -66,12 +68,20 @@ impl EmailService {
         settings: ServiceSettings,
     ) -> Self {
         Self {
+            inserts: store.clone(),
             store,
             queue,
             clock,
             metrics,
             settings,
         }
+    }
+
+    /// Commits new emails through `inserts` (a group committer) instead of
+    /// the store itself.
+    pub fn inserting_through(mut self, inserts: Arc<dyn EmailInserts>) -> Self {
+        self.inserts = inserts;
+        self
     }
 
     /// The current time at the stores' precision (milliseconds).

@@ -16,7 +16,7 @@ mod dispatcher;
 mod resolver;
 mod send;
 
-use mailqueue_core::store::Store;
+use mailqueue_core::store::WebhookStore;
 use mailqueue_core::webhooks::{DisablePolicy, RetrySchedule};
 use mailqueue_core::Clock;
 use mailqueue_metrics::Metrics;
@@ -61,7 +61,7 @@ impl WebhookSettings {
 /// Everything the webhook senders need, passed in explicitly.
 #[derive(Clone)]
 pub struct Webhooks {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn WebhookStore>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub settings: WebhookSettings,

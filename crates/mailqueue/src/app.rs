@@ -99,13 +99,10 @@ impl Application {
                 Backend::Sqlite => COMMITTERS_SQLITE,
                 Backend::Postgres => COMMITTERS_POSTGRES,
             };
-            let committed: Arc<dyn Store> = Arc::new(GroupCommitter::wrap(
-                store.clone(),
-                committers,
-                MAX_REQUESTS_PER_COMMIT,
-            ));
+            let committer =
+                GroupCommitter::wrap(store.clone(), committers, MAX_REQUESTS_PER_COMMIT);
             let service = EmailService::new(
-                committed.clone(),
+                store.clone(),
                 queue.clone(),
                 clock.clone(),
                 metrics.clone(),
@@ -113,9 +110,10 @@ impl Application {
                     message_id_domain: config.message_id_domain.clone(),
                     idempotency_ttl: config.idempotency_ttl,
                 },
-            );
+            )
+            .inserting_through(Arc::new(committer));
             Arc::new(ApiContext {
-                store: committed,
+                store: store.clone(),
                 service: Arc::new(service),
                 settings: ApiSettings {
                     max_body_bytes: config.max_body_bytes,

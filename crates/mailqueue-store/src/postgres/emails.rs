@@ -9,8 +9,9 @@ use crate::shared::{rows, statements, with_statuses, Dialect};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
-    AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DueEmail, EmailRecord,
-    EmailStore, EmailToInsert, HeldClaim, InsertGroup, ListQuery, QueueStats, StoreError,
+    AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DeliveryStore, DueEmail,
+    EmailChanges, EmailInserts, EmailReads, EmailRecord, EmailToInsert, HeldClaim, InsertGroup,
+    LeaseRecovery, ListQuery, QueueStats, StoreError, StoreHealth,
 };
 use mailqueue_core::EmailId;
 use uuid::Uuid;
@@ -178,13 +179,48 @@ impl PgStore {
 }
 
 #[async_trait]
-impl EmailStore for PgStore {
+impl EmailInserts for PgStore {
     async fn insert_emails(&self, groups: &[InsertGroup]) -> Result<(), StoreError> {
         let result = self.insert_all(groups).await;
         self.health.record_room(&result);
         result
     }
+}
 
+#[async_trait]
+impl EmailChanges for PgStore {
+    async fn reschedule_email(
+        &self,
+        id: EmailId,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let change = statements::reschedule(Dialect::Postgres, id, at, now);
+        self.change_email(id, change, ChangeKind::Reschedule, now)
+            .await
+    }
+
+    async fn cancel_email(
+        &self,
+        id: EmailId,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let change = statements::cancel(Dialect::Postgres, id, now);
+        self.change_email(id, change, ChangeKind::Cancel, now).await
+    }
+
+    async fn retry_failed_email(
+        &self,
+        id: EmailId,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let change = statements::retry_failed(id, now);
+        self.change_email(id, change, ChangeKind::Retry, now).await
+    }
+}
+
+#[async_trait]
+impl EmailReads for PgStore {
     async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
         let row = bound(&statements::get_email(Dialect::Postgres, id))
             .fetch_optional(&self.pool)
@@ -218,35 +254,34 @@ impl EmailStore for PgStore {
             .collect()
     }
 
-    async fn reschedule_email(
-        &self,
-        id: EmailId,
-        at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::reschedule(Dialect::Postgres, id, at, now);
-        self.change_email(id, change, ChangeKind::Reschedule, now)
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
+        let counted = bound(&statements::count_unfinished())
+            .fetch_all(&self.pool)
             .await
+            .map_err(|e| store_error("counting emails", e))?;
+        let oldest = bound(&statements::oldest_due(now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| store_error("finding the oldest due email", e))?;
+        rows::queue_stats(&counted, &oldest)
     }
 
-    async fn cancel_email(
+    async fn list_email_events(
         &self,
         id: EmailId,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::cancel(Dialect::Postgres, id, now);
-        self.change_email(id, change, ChangeKind::Cancel, now).await
+    ) -> Result<Vec<mailqueue_core::events::EmailEvent>, StoreError> {
+        bound(&statements::list_events(Dialect::Postgres, id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("listing events", e))?
+            .iter()
+            .map(rows::event)
+            .collect()
     }
+}
 
-    async fn retry_failed_email(
-        &self,
-        id: EmailId,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::retry_failed(id, now);
-        self.change_email(id, change, ChangeKind::Retry, now).await
-    }
-
+#[async_trait]
+impl DeliveryStore for PgStore {
     async fn claim_emails(
         &self,
         ids: &[EmailId],
@@ -259,14 +294,6 @@ impl EmailStore for PgStore {
         let result = self.record(outcomes).await;
         self.health.record(&result);
         result
-    }
-
-    async fn rescue_expired_leases(
-        &self,
-        now: DateTime<Utc>,
-        give_up_before: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        self.rescue(now, give_up_before).await
     }
 
     async fn renew_leases(
@@ -314,6 +341,33 @@ impl EmailStore for PgStore {
         rows.iter().map(rows::due).collect()
     }
 
+    async fn suppressed_among(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<mailqueue_core::store::SuppressedRecipient>, StoreError> {
+        if addresses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = crate::shared::suppression_keys(addresses);
+        let wanted: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        let found = bound(&statements::suppressed_among(&wanted))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("looking up suppressions", e))?;
+        rows::suppressed(&found, &keys)
+    }
+}
+
+#[async_trait]
+impl LeaseRecovery for PgStore {
+    async fn rescue_expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        give_up_before: DateTime<Utc>,
+    ) -> Result<Vec<DueEmail>, StoreError> {
+        self.rescue(now, give_up_before).await
+    }
+
     async fn release_leases(
         &self,
         holder: &str,
@@ -335,48 +389,10 @@ impl EmailStore for PgStore {
             .map(rows::due)
             .collect()
     }
+}
 
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
-        let counted = bound(&statements::count_unfinished())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("counting emails", e))?;
-        let oldest = bound(&statements::oldest_due(now))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| store_error("finding the oldest due email", e))?;
-        rows::queue_stats(&counted, &oldest)
-    }
-
-    async fn list_email_events(
-        &self,
-        id: EmailId,
-    ) -> Result<Vec<mailqueue_core::events::EmailEvent>, StoreError> {
-        bound(&statements::list_events(Dialect::Postgres, id))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing events", e))?
-            .iter()
-            .map(rows::event)
-            .collect()
-    }
-
-    async fn suppressed_among(
-        &self,
-        addresses: &[String],
-    ) -> Result<Vec<mailqueue_core::store::SuppressedRecipient>, StoreError> {
-        if addresses.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys = crate::shared::suppression_keys(addresses);
-        let wanted: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        let found = bound(&statements::suppressed_among(&wanted))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("looking up suppressions", e))?;
-        rows::suppressed(&found, &keys)
-    }
-
+#[async_trait]
+impl StoreHealth for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         // A server that is down makes the pool retry until its acquire
         // timeout; readiness answers sooner than a probe gives up.

@@ -11,8 +11,9 @@ use crate::shared::{statements, with_statuses, Dialect, Statement};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
-    AttemptKind, AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DueEmail,
-    EmailRecord, EmailStore, HeldClaim, InsertGroup, ListQuery, QueueStats, StoreError,
+    AttemptKind, AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DeliveryStore,
+    DueEmail, EmailChanges, EmailInserts, EmailReads, EmailRecord, HeldClaim, InsertGroup,
+    LeaseRecovery, ListQuery, QueueStats, StoreError, StoreHealth,
 };
 use mailqueue_core::{EmailId, EmailStatus};
 use sqlx::sqlite::SqliteArguments;
@@ -143,7 +144,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl EmailStore for SqliteStore {
+impl EmailInserts for SqliteStore {
     async fn insert_emails(&self, groups: &[InsertGroup]) -> Result<(), StoreError> {
         let ctx = "storing emails";
         let mut w = self.writer.acquire().await?;
@@ -223,7 +224,42 @@ impl EmailStore for SqliteStore {
         .await;
         w.settle_room(result)
     }
+}
 
+#[async_trait]
+impl EmailChanges for SqliteStore {
+    async fn reschedule_email(
+        &self,
+        id: EmailId,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let change = statements::reschedule(Dialect::Sqlite, id, at, now);
+        self.change_email(id, change, ChangeKind::Reschedule, now)
+            .await
+    }
+
+    async fn cancel_email(
+        &self,
+        id: EmailId,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let change = statements::cancel(Dialect::Sqlite, id, now);
+        self.change_email(id, change, ChangeKind::Cancel, now).await
+    }
+
+    async fn retry_failed_email(
+        &self,
+        id: EmailId,
+        now: DateTime<Utc>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let change = statements::retry_failed(id, now);
+        self.change_email(id, change, ChangeKind::Retry, now).await
+    }
+}
+
+#[async_trait]
+impl EmailReads for SqliteStore {
     async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
         let row = bound(&statements::get_email(Dialect::Sqlite, id))
             .fetch_optional(&self.readers)
@@ -257,35 +293,34 @@ impl EmailStore for SqliteStore {
             .collect()
     }
 
-    async fn reschedule_email(
-        &self,
-        id: EmailId,
-        at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::reschedule(Dialect::Sqlite, id, at, now);
-        self.change_email(id, change, ChangeKind::Reschedule, now)
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
+        let counted = bound(&statements::count_unfinished())
+            .fetch_all(&self.readers)
             .await
+            .map_err(|e| store_error("counting emails", e))?;
+        let oldest = bound(&statements::oldest_due(now))
+            .fetch_one(&self.readers)
+            .await
+            .map_err(|e| store_error("finding the oldest due email", e))?;
+        rows::queue_stats(&counted, &oldest)
     }
 
-    async fn cancel_email(
+    async fn list_email_events(
         &self,
         id: EmailId,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::cancel(Dialect::Sqlite, id, now);
-        self.change_email(id, change, ChangeKind::Cancel, now).await
+    ) -> Result<Vec<mailqueue_core::events::EmailEvent>, StoreError> {
+        bound(&statements::list_events(Dialect::Sqlite, id))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| store_error("listing events", e))?
+            .iter()
+            .map(rows::event)
+            .collect()
     }
+}
 
-    async fn retry_failed_email(
-        &self,
-        id: EmailId,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::retry_failed(id, now);
-        self.change_email(id, change, ChangeKind::Retry, now).await
-    }
-
+#[async_trait]
+impl DeliveryStore for SqliteStore {
     async fn claim_emails(
         &self,
         ids: &[EmailId],
@@ -410,22 +445,6 @@ impl EmailStore for SqliteStore {
         w.settle(result)
     }
 
-    async fn rescue_expired_leases(
-        &self,
-        now: DateTime<Utc>,
-        give_up_before: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        let sql = with_statuses(
-            "SELECT id, lease_holder, attempts, first_attempt_at, last_attempt_at, priority FROM emails \
-             WHERE status = {sending} AND lease_expires_at < $1 LIMIT 1000",
-        );
-        let select = sqlx::query(&sql).bind(to_ms(now));
-        self.requeue_leased(select, now, Some(give_up_before), |holder| {
-            format!("the worker {holder} stopped before finishing the attempt (lease expired)")
-        })
-        .await
-    }
-
     async fn renew_leases(
         &self,
         holder: &str,
@@ -477,6 +496,41 @@ impl EmailStore for SqliteStore {
         rows.iter().map(rows::due).collect()
     }
 
+    async fn suppressed_among(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<mailqueue_core::store::SuppressedRecipient>, StoreError> {
+        if addresses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = crate::shared::suppression_keys(addresses);
+        let wanted: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        let found = bound(&statements::suppressed_among(&wanted))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| store_error("looking up suppressions", e))?;
+        rows::suppressed(&found, &keys)
+    }
+}
+
+#[async_trait]
+impl LeaseRecovery for SqliteStore {
+    async fn rescue_expired_leases(
+        &self,
+        now: DateTime<Utc>,
+        give_up_before: DateTime<Utc>,
+    ) -> Result<Vec<DueEmail>, StoreError> {
+        let sql = with_statuses(
+            "SELECT id, lease_holder, attempts, first_attempt_at, last_attempt_at, priority FROM emails \
+             WHERE status = {sending} AND lease_expires_at < $1 LIMIT 1000",
+        );
+        let select = sqlx::query(&sql).bind(to_ms(now));
+        self.requeue_leased(select, now, Some(give_up_before), |holder| {
+            format!("the worker {holder} stopped before finishing the attempt (lease expired)")
+        })
+        .await
+    }
+
     async fn release_leases(
         &self,
         holder: &str,
@@ -506,48 +560,10 @@ impl EmailStore for SqliteStore {
             .map(rows::due)
             .collect()
     }
+}
 
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
-        let counted = bound(&statements::count_unfinished())
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| store_error("counting emails", e))?;
-        let oldest = bound(&statements::oldest_due(now))
-            .fetch_one(&self.readers)
-            .await
-            .map_err(|e| store_error("finding the oldest due email", e))?;
-        rows::queue_stats(&counted, &oldest)
-    }
-
-    async fn list_email_events(
-        &self,
-        id: EmailId,
-    ) -> Result<Vec<mailqueue_core::events::EmailEvent>, StoreError> {
-        bound(&statements::list_events(Dialect::Sqlite, id))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| store_error("listing events", e))?
-            .iter()
-            .map(rows::event)
-            .collect()
-    }
-
-    async fn suppressed_among(
-        &self,
-        addresses: &[String],
-    ) -> Result<Vec<mailqueue_core::store::SuppressedRecipient>, StoreError> {
-        if addresses.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys = crate::shared::suppression_keys(addresses);
-        let wanted: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        let found = bound(&statements::suppressed_among(&wanted))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| store_error("looking up suppressions", e))?;
-        rows::suppressed(&found, &keys)
-    }
-
+#[async_trait]
+impl StoreHealth for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.readers)

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use crate::processes::{clean_command, succeeded, Server, BIN};
-use mailqueue_core::store::{EmailStore, ListQuery};
+use mailqueue_core::store::{EmailReads, ListQuery};
 use mailqueue_store::{SqliteSettings, SqliteStore};
 use mailqueue_testkit::{StoreKind, TempDir};
 use serde_json::{json, Value};
