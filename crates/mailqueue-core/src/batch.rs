@@ -11,18 +11,24 @@ use crate::store::StoreError;
 use std::future::Future;
 use std::ops::Range;
 
+/// The answer of [`apply_isolating`]: one result per item, and what each
+/// call that succeeded returned (a call covers one or more items).
+#[derive(Debug)]
+pub struct Isolated<V> {
+    pub results: Vec<Result<(), StoreError>>,
+    pub applied: Vec<V>,
+}
+
 /// Applies `apply` to all of `items` in one call when it can, and returns one
 /// result per item. A batch refused with [`StoreError::Rejected`] is bisected,
 /// so a batch of `n` with one bad member costs about `2·log2(n)` extra calls.
-pub async fn apply_isolating<'a, T, F, Fut>(
-    items: &'a [T],
-    mut apply: F,
-) -> Vec<Result<(), StoreError>>
+pub async fn apply_isolating<'a, T, V, F, Fut>(items: &'a [T], mut apply: F) -> Isolated<V>
 where
     F: FnMut(&'a [T]) -> Fut,
-    Fut: Future<Output = Result<(), StoreError>>,
+    Fut: Future<Output = Result<V, StoreError>>,
 {
     let mut results: Vec<Option<Result<(), StoreError>>> = vec![None; items.len()];
+    let mut applied = Vec::new();
     let mut pending: Vec<Range<usize>> = Vec::new();
     pending.push(0..items.len());
     while let Some(range) = pending.pop() {
@@ -30,7 +36,10 @@ where
             continue;
         }
         match apply(&items[range.clone()]).await {
-            Ok(()) => results[range].fill(Some(Ok(()))),
+            Ok(value) => {
+                results[range].fill(Some(Ok(())));
+                applied.push(value);
+            }
             Err(e) if e.is_rejection() && range.len() > 1 => {
                 let mid = range.start + range.len() / 2;
                 pending.push(mid..range.end);
@@ -39,7 +48,10 @@ where
             Err(e) => results[range].fill(Some(Err(e))),
         }
     }
-    results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
+    Isolated {
+        results: results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect(),
+        applied,
+    }
 }
 
 #[cfg(test)]
@@ -71,7 +83,8 @@ mod tests {
                     Ok(())
                 }
             }
-        }));
+        }))
+        .results;
         for (i, r) in results.iter().enumerate() {
             assert_eq!(r.is_err(), i == 7, "item {i}: {r:?}");
         }
@@ -84,8 +97,9 @@ mod tests {
         let calls = Cell::new(0);
         let results = block_on(apply_isolating(&items, |_: &[i32]| {
             calls.set(calls.get() + 1);
-            async { Err(StoreError::Unavailable("down".into())) }
-        }));
+            async { Err::<(), _>(StoreError::Unavailable("down".into())) }
+        }))
+        .results;
         assert_eq!(calls.get(), 1);
         assert!(results
             .iter()
@@ -104,7 +118,8 @@ mod tests {
                     Ok(())
                 }
             }
-        }));
+        }))
+        .results;
         let failed: Vec<usize> = (0..8).filter(|i| results[*i].is_err()).collect();
         assert_eq!(failed, [0, 3, 6]);
     }

@@ -3,10 +3,8 @@
 //! email's history (`GET /v1/emails/{id}/events`) and `last_event` read
 //! them, and webhooks deliver them.
 
-use crate::delivery::{FailureClass, RejectedRecipient, SmtpReply};
+use crate::delivery::SmtpReply;
 use crate::ids::{EmailId, EventId};
-use crate::store::{AttemptOutcome, AttemptResult};
-use crate::suppression::SuppressionOrigin;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -191,126 +189,6 @@ fn is_enhanced_status(word: &str) -> bool {
 /// mailbox, or a plain 5xx), not a full mailbox or a policy refusal.
 pub fn suppresses(reply: &SmtpReply) -> bool {
     reply.code >= 500 && matches!(bounce_sub_type(reply), "NoEmail" | "General")
-}
-
-fn bounce(kind: &str, sub_type: &str, message: &str, replies: &[String]) -> Bounce {
-    Bounce {
-        kind: kind.into(),
-        sub_type: sub_type.into(),
-        message: message.into(),
-        diagnostic_code: replies.iter().map(|r| format!("smtp; {r}")).collect(),
-    }
-}
-
-/// The events an attempt's outcome writes with its status change.
-pub fn outcome_events(outcome: &AttemptOutcome) -> Vec<NewEvent> {
-    let at = outcome.finished_at;
-    let mut events = Vec::new();
-    match &outcome.result {
-        // When some recipients were refused or suppressed, their own
-        // events below say so; `delivered` concerns the others.
-        AttemptResult::Sent(_) => events.push(NewEvent::new(
-            at,
-            EventType::Delivered,
-            EventData::default(),
-        )),
-        AttemptResult::RetryAt(..) => events.push(NewEvent::new(
-            at,
-            EventType::DeliveryDelayed,
-            EventData::default(),
-        )),
-        AttemptResult::Failed(e) => {
-            let f = e.failure();
-            if f.class == FailureClass::Reply5xx && f.rejected.is_empty() {
-                // The message itself was refused: a bounce of every recipient.
-                let reply = SmtpReply {
-                    code: f.smtp_code.unwrap_or(550),
-                    message: f.detail.clone(),
-                };
-                // The detail usually starts with the reply it quotes.
-                let diagnostic = if f.detail.starts_with(&reply.code.to_string()) {
-                    f.detail.clone()
-                } else {
-                    reply.to_string()
-                };
-                events.push(NewEvent::new(
-                    at,
-                    EventType::Bounced,
-                    EventData {
-                        bounce: Some(bounce(
-                            "Permanent",
-                            bounce_sub_type(&reply),
-                            &f.detail,
-                            &[diagnostic],
-                        )),
-                        ..Default::default()
-                    },
-                ));
-            } else if f.rejected.is_empty() {
-                events.push(NewEvent::new(
-                    at,
-                    EventType::Failed,
-                    EventData {
-                        failed: Some(Failed {
-                            reason: f.detail.clone(),
-                        }),
-                        ..Default::default()
-                    },
-                ));
-            }
-        }
-        AttemptResult::Suppressed => {}
-    }
-    let rejected = match &outcome.result {
-        AttemptResult::Failed(e) if !e.failure().rejected.is_empty() => &e.failure().rejected,
-        _ => &outcome.rejected,
-    };
-    for r in rejected {
-        events.push(NewEvent::new(
-            at,
-            EventType::Bounced,
-            EventData {
-                to: vec![r.address.clone()],
-                bounce: Some(bounce(
-                    "Permanent",
-                    bounce_sub_type(&r.reply),
-                    &r.reply.message,
-                    &[r.reply.to_string()],
-                )),
-                ..Default::default()
-            },
-        ));
-    }
-    for s in &outcome.suppressed {
-        events.push(NewEvent::new(
-            at,
-            EventType::Suppressed,
-            EventData {
-                to: vec![s.address.clone()],
-                suppressed: Some(Suppressed {
-                    kind: match s.origin {
-                        SuppressionOrigin::Manual => "OnAccountSuppressionList",
-                        _ => "Suppressed",
-                    }
-                    .into(),
-                    reason: s.origin.event_reason().into(),
-                    message: format!("{} is on the suppression list ({})", s.address, s.origin),
-                    diagnostic_code: Vec::new(),
-                }),
-                ..Default::default()
-            },
-        ));
-    }
-    events
-}
-
-/// The addresses an outcome puts on the suppression list (origin bounce).
-pub fn outcome_suppressions(outcome: &AttemptOutcome) -> Vec<&RejectedRecipient> {
-    let rejected = match &outcome.result {
-        AttemptResult::Failed(e) if !e.failure().rejected.is_empty() => &e.failure().rejected,
-        _ => &outcome.rejected,
-    };
-    rejected.iter().filter(|r| suppresses(&r.reply)).collect()
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod status;
 pub mod store;
 pub mod suppression;
+pub mod transition;
 pub mod transport;
 pub mod webhooks;
 

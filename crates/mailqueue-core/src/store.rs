@@ -11,6 +11,7 @@ use crate::email::{AttachmentInfo, NewEmail, Priority};
 use crate::ids::{ApiKeyId, EmailId, EventId, IdempotencyFence, WebhookId};
 use crate::status::EmailStatus;
 use crate::suppression::SuppressionStore;
+use crate::transition::WrittenEvents;
 use crate::webhooks::{
     ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SecretRotation,
     Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
@@ -265,6 +266,17 @@ pub struct ClaimedEmail {
     /// Recipients taken out of `email` because they are suppressed (filled
     /// in by the delivery layer after the claim; stores leave it empty).
     pub suppressed: Vec<SuppressedRecipient>,
+    /// Whether this claim wrote `email.sent` for a scheduled email whose
+    /// time came (see [`crate::transition::comes_due`]).
+    pub came_due: bool,
+}
+
+/// Emails moved out of `sending` by the rescuer or at a stop.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Those back in the queue (the others were given up).
+    pub requeued: Vec<DueEmail>,
+    pub events: WrittenEvents,
 }
 
 /// What an attempt ended in, ready to record.
@@ -301,7 +313,8 @@ pub enum AttemptResult {
 /// The effect of a request to change an email.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeOutcome {
-    Changed(DueEmail),
+    /// Changed: the email's place in the queue, and the events written.
+    Changed(DueEmail, WrittenEvents),
     NotFound,
     /// The email's status does not allow the change.
     TooLate(EmailStatus),
@@ -373,7 +386,11 @@ pub trait DeliveryStore: Send + Sync + 'static {
     ) -> Result<Vec<ClaimedEmail>, StoreError>;
     /// Records attempts and moves their emails on, in one transaction. An
     /// outcome whose attempt no longer holds the email only adds history.
-    async fn record_outcomes(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError>;
+    /// Returns the events written: none for an outcome that did not apply.
+    async fn record_outcomes(
+        &self,
+        outcomes: &[AttemptOutcome],
+    ) -> Result<WrittenEvents, StoreError>;
     /// Extends to `until` the leases that `holder` still holds and that have
     /// not expired at `now`; returns the ids whose lease was extended. An
     /// expired lease is never revived: the rescuer may already own it.
@@ -413,14 +430,14 @@ pub trait LeaseRecovery: Send + Sync + 'static {
         &self,
         now: DateTime<Utc>,
         give_up_before: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError>;
+    ) -> Result<Recovered, StoreError>;
     /// Returns every email leased by `holder` to the queue at once, counting
     /// the attempt each was in (its send may have begun).
     async fn release_leases(
         &self,
         holder: &str,
         now: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError>;
+    ) -> Result<Recovered, StoreError>;
     /// Pending emails in id order after `after`: the source for rebuilding a queue.
     async fn pending_emails(
         &self,

@@ -21,6 +21,7 @@ use crate::lease_book::{defer, DeferReason, LeaseBook, StartCheck};
 use crate::send::{send_one, Completed, Sent};
 use crate::suppressions;
 use crate::Delivery;
+use mailqueue_core::events::EventType;
 use mailqueue_core::store::{Claim, ClaimedEmail, DueEmail, HeldClaim};
 use mailqueue_core::EmailId;
 use std::sync::Arc;
@@ -200,6 +201,11 @@ async fn claim_loop(
         }
         match claimed {
             Ok(mut claimed) => {
+                let came_due = claimed
+                    .iter()
+                    .filter(|c| c.came_due)
+                    .map(|_| EventType::Sent);
+                d.metrics.count_events(&came_due.collect());
                 book.hold(&claimed, claim.lease_expires_at);
                 if let Err(e) = suppressions::apply(&d, &mut claimed).await {
                     tracing::warn!(error = %e, "the suppression list cannot be read; the claimed emails wait a second");

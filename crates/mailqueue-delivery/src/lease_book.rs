@@ -239,6 +239,7 @@ pub(crate) mod tests {
             attempt,
             first_attempt_at: t,
             suppressed: Vec::new(),
+            came_due: false,
         }
     }
 

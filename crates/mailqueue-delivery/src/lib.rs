@@ -188,9 +188,10 @@ impl DeliveryHandle {
             .release_leases(&d.settings.holder, d.clock.now())
             .await
         {
-            Ok(released) if !released.is_empty() => {
+            Ok(released) if !released.requeued.is_empty() => {
+                d.metrics.count_events(&released.events);
                 tracing::info!(
-                    count = released.len(),
+                    count = released.requeued.len(),
                     "returned interrupted emails to the queue"
                 );
             }

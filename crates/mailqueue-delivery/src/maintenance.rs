@@ -163,16 +163,20 @@ async fn rescue_expired(d: &Delivery) {
         .rescue_expired_leases(now, d.policy.give_up_before(now))
         .await
     {
-        Ok(rescued) if !rescued.is_empty() => {
+        Ok(rescued) if rescued.events.total() > 0 => {
+            // One event per email moved: back to the queue, or given up.
+            let moved = rescued.events.total();
             tracing::warn!(
-                count = rescued.len(),
-                "returned emails whose worker stopped to the queue"
+                count = moved,
+                requeued = rescued.requeued.len(),
+                "moved emails whose worker stopped out of sending"
             );
+            d.metrics.count_events(&rescued.events);
             d.metrics
                 .attempts
                 .get_or_create(&[("outcome", "lease_expired")])
-                .inc_by(rescued.len() as u64);
-            if let Err(e) = d.queue.enqueue(&rescued).await {
+                .inc_by(moved);
+            if let Err(e) = d.queue.enqueue(&rescued.requeued).await {
                 tracing::warn!(error = %e, "re-enqueueing rescued emails failed; the reconciler will restore them");
             }
         }

@@ -14,7 +14,6 @@
 use crate::send::Completed;
 use crate::Delivery;
 use mailqueue_core::batch::apply_isolating;
-use mailqueue_core::events::outcome_events;
 use mailqueue_core::store::{AttemptOutcome, AttemptResult, DueEmail};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +46,11 @@ async fn record(
     let mut deadline: Option<Instant> = None;
     loop {
         let outcomes: Vec<AttemptOutcome> = pending.iter().map(|c| c.outcome.clone()).collect();
-        let results = apply_isolating(&outcomes, |part| d.store.record_outcomes(part)).await;
+        let isolated = apply_isolating(&outcomes, |part| d.store.record_outcomes(part)).await;
+        for written in &isolated.applied {
+            d.metrics.count_events(written);
+        }
+        let results = isolated.results;
         let mut recorded = Vec::with_capacity(pending.len());
         let mut retry = Vec::new();
         let mut last_error = None;
@@ -123,11 +126,6 @@ async fn account(d: &Delivery, batch: &[Completed]) {
                 tracing::info!(email = %c.outcome.email_id,
                     "every recipient is on the suppression list; nothing was sent");
             }
-        }
-        for event in outcome_events(&c.outcome) {
-            m.events
-                .get_or_create(&[("type", event.event_type.as_str())])
-                .inc();
         }
     }
     if let Err(e) = d.queue.enqueue(&retries).await {

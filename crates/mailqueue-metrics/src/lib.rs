@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::QueueStats;
+use mailqueue_core::transition::WrittenEvents;
 use mailqueue_core::webhooks::OutboxStats;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -60,6 +61,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts the events a store reports it wrote.
+    pub fn count_events(&self, written: &WrittenEvents) {
+        for (t, n) in written.iter() {
+            self.events.get_or_create(&[("type", t.as_str())]).inc_by(n);
+        }
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("mailqueue");
         let m = Self {

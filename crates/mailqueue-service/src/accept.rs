@@ -12,11 +12,11 @@
 //! with `concurrent_idempotent_requests` instead of sending a second email.
 
 use crate::{EmailService, ServiceError};
-use mailqueue_core::events::EventType;
 use mailqueue_core::store::{
     DueEmail, EmailToInsert, IdempotencyBegin, IdempotencyScope, IdempotencyWindow,
     IdempotentResponse, InsertGroup, StoreError,
 };
+use mailqueue_core::transition::{self, WrittenEvents};
 use mailqueue_core::{ApiKeyId, EmailId, EmailStatus, IdempotencyFence, NewEmail};
 
 const IN_PROGRESS_TIMEOUT: chrono::Duration = chrono::Duration::seconds(60);
@@ -90,10 +90,7 @@ impl EmailService {
             .collect();
         let (status, body) = answer(&accepted);
         let due: Vec<DueEmail> = inserts.iter().map(EmailToInsert::due).collect();
-        let scheduled = inserts
-            .iter()
-            .filter(|e| e.initial_status() == EmailStatus::Scheduled)
-            .count();
+        let accepted_events: WrittenEvents = inserts.iter().map(transition::accepted).collect();
         let group = InsertGroup {
             emails: inserts.into(),
             idempotency: idempotency.as_ref().map(|i| IdempotentResponse {
@@ -118,8 +115,8 @@ impl EmailService {
             });
         }
         self.metrics.emails_accepted.inc_by(due.len() as u64);
-        self.count_events(EventType::Scheduled, scheduled);
-        self.count_events(EventType::Sent, due.len() - scheduled);
+        // An insert writes the events of all its emails or of none.
+        self.metrics.count_events(&accepted_events);
         Ok(AcceptOutcome::Committed { body })
     }
 

@@ -3,33 +3,29 @@
 
 use crate::{EmailService, ServiceError};
 use chrono::{DateTime, Utc};
-use mailqueue_core::events::EventType;
 use mailqueue_core::queue::{requeue_pending, RequeueCounts, RequeueError};
-use mailqueue_core::store::ChangeOutcome;
+use mailqueue_core::store::{ChangeOutcome, DueEmail};
 use mailqueue_core::EmailId;
 
-fn changed(
-    id: EmailId,
-    outcome: ChangeOutcome,
-) -> Result<Option<mailqueue_core::store::DueEmail>, ServiceError> {
-    match outcome {
-        ChangeOutcome::Changed(due) => Ok(Some(due)),
-        ChangeOutcome::NotFound => Err(ServiceError::NoEmail(id)),
-        ChangeOutcome::TooLate(status) => Err(ServiceError::TooLate(status)),
-    }
-}
-
 impl EmailService {
+    /// The changed email's place in the queue, once its events are counted.
+    fn changed(&self, id: EmailId, outcome: ChangeOutcome) -> Result<DueEmail, ServiceError> {
+        match outcome {
+            ChangeOutcome::Changed(due, written) => {
+                self.metrics.count_events(&written);
+                Ok(due)
+            }
+            ChangeOutcome::NotFound => Err(ServiceError::NoEmail(id)),
+            ChangeOutcome::TooLate(status) => Err(ServiceError::TooLate(status)),
+        }
+    }
+
     /// Moves an email not yet handed to a worker to `at`.
     pub async fn reschedule(&self, id: EmailId, at: DateTime<Utc>) -> Result<(), ServiceError> {
         let now = self.now();
         let outcome = self.store.reschedule_email(id, at, now).await?;
-        if let Some(due) = changed(id, outcome)? {
-            if due.due_at > now {
-                self.count_events(EventType::Scheduled, 1);
-            }
-            self.dispatch(&[due], "a rescheduled email was").await;
-        }
+        let due = self.changed(id, outcome)?;
+        self.dispatch(&[due], "a rescheduled email was").await;
         Ok(())
     }
 
@@ -37,18 +33,15 @@ impl EmailService {
     /// is left to expire: a claim of a cancelled email does nothing.
     pub async fn cancel(&self, id: EmailId) -> Result<(), ServiceError> {
         let outcome = self.store.cancel_email(id, self.now()).await?;
-        changed(id, outcome)?;
-        self.count_events(EventType::Canceled, 1);
+        self.changed(id, outcome)?;
         Ok(())
     }
 
     /// Queues a `failed` email again, with a fresh retry window.
     pub async fn retry(&self, id: EmailId) -> Result<(), ServiceError> {
         let outcome = self.store.retry_failed_email(id, self.now()).await?;
-        if let Some(due) = changed(id, outcome)? {
-            self.count_events(EventType::Sent, 1);
-            self.dispatch(&[due], "a retried email was").await;
-        }
+        let due = self.changed(id, outcome)?;
+        self.dispatch(&[due], "a retried email was").await;
         Ok(())
     }
 

@@ -91,16 +91,6 @@ impl EmailService {
             .unwrap_or(now)
     }
 
-    /// Counts events the store wrote with a committed change.
-    fn count_events(&self, t: mailqueue_core::events::EventType, n: usize) {
-        if n > 0 {
-            self.metrics
-                .events
-                .get_or_create(&[("type", t.as_str())])
-                .inc_by(n as u64);
-        }
-    }
-
     /// Puts emails whose store change is committed into the queue.
     async fn dispatch(&self, due: &[mailqueue_core::store::DueEmail], what: &str) {
         enqueue_committed(self.queue.as_ref(), due, what).await;

@@ -58,7 +58,8 @@ async fn commit_loop(
             let store = store.clone();
             async move { store.insert_emails(&groups).await }
         })
-        .await;
+        .await
+        .results;
         for (reply, result) in replies.into_iter().zip(results) {
             if let Err(e) = &result {
                 tracing::warn!(error = %e, "a group commit failed for one request");

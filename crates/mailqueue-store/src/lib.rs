@@ -1,7 +1,10 @@
 //! Storage adapters for mailqueue: PostgreSQL for production, SQLite for the
 //! embedded default. Both implement the traits of `mailqueue_core::store`
-//! with the same schema, and [`GroupCommitter`] batches concurrent inserts
-//! into shared transactions for either.
+//! over the same tables and columns (their types follow each dialect, and
+//! PostgreSQL's webhook outbox has no foreign keys; see the migrations),
+//! applying the transitions of `mailqueue_core::transition`.
+//! [`GroupCommitter`] batches concurrent inserts into shared transactions
+//! for either.
 
 mod content;
 mod errors;

@@ -1,8 +1,13 @@
-//! Attempt outcomes laid out as columns, ready for a batched update.
+//! Attempt outcomes laid out as columns, ready for a batched update: each
+//! outcome's transition is the core's ([`OutcomeTransition`]); the stores
+//! apply those whose attempt still holds its email.
 
+use crate::shared::events::EventRow;
 use chrono::{DateTime, Utc};
-use mailqueue_core::store::{AttemptKind, AttemptOutcome, AttemptResult};
-use mailqueue_core::{EmailId, EmailStatus};
+use mailqueue_core::store::AttemptOutcome;
+use mailqueue_core::suppression::suppression_key;
+use mailqueue_core::transition::OutcomeTransition;
+use mailqueue_core::{EmailAddress, EmailId, SuppressionId};
 
 /// One vector per column; index `i` of each describes `outcomes[i]`.
 #[derive(Default)]
@@ -19,63 +24,56 @@ pub struct OutcomeRows {
     pub kinds: Vec<&'static str>,
     pub codes: Vec<Option<i32>>,
     pub details: Vec<String>,
+    /// The events of every outcome, written for those that apply.
+    pub events: Vec<EventRow>,
+    /// The addresses bounces suppress, added for outcomes that apply.
+    pub suppressions: Vec<BounceSuppression>,
+}
+
+/// A suppression-list entry (origin `bounce`) an outcome adds.
+pub struct BounceSuppression {
+    pub id: SuppressionId,
+    /// The suppression key of the address.
+    pub email: String,
+    pub reason: String,
+    pub email_id: EmailId,
+    pub created_at: DateTime<Utc>,
 }
 
 impl From<&[AttemptOutcome]> for OutcomeRows {
     fn from(outcomes: &[AttemptOutcome]) -> Self {
         let mut rows = OutcomeRows::default();
         for o in outcomes {
-            let (status, next_at, sent_at, kind, code, detail, reply) = match &o.result {
-                AttemptResult::Sent(reply) => (
-                    EmailStatus::Sent,
-                    None,
-                    Some(o.finished_at),
-                    AttemptKind::Sent,
-                    Some(reply.code),
-                    reply.to_string(),
-                    Some(reply.to_string()),
-                ),
-                AttemptResult::RetryAt(err, at) => (
-                    EmailStatus::Queued,
-                    Some(*at),
-                    None,
-                    AttemptKind::TransientFailure,
-                    err.failure().smtp_code,
-                    err.to_string(),
-                    err.failure().smtp_code.map(|_| err.to_string()),
-                ),
-                AttemptResult::Failed(err) => (
-                    EmailStatus::Failed,
-                    None,
-                    None,
-                    AttemptKind::PermanentFailure,
-                    err.failure().smtp_code,
-                    err.to_string(),
-                    err.failure().smtp_code.map(|_| err.to_string()),
-                ),
-                AttemptResult::Suppressed => (
-                    EmailStatus::Failed,
-                    None,
-                    None,
-                    AttemptKind::PermanentFailure,
-                    None,
-                    "every recipient is on the suppression list; nothing was sent".to_string(),
-                    None,
-                ),
-            };
+            let t = OutcomeTransition::of(o);
             rows.ids.push(o.email_id);
             rows.attempts.push(o.attempt as i32);
-            rows.statuses.push(status.as_str());
-            rows.next_at.push(next_at);
-            rows.sent_at.push(sent_at);
-            rows.errors
-                .push((kind != AttemptKind::Sent).then(|| detail.clone()));
-            rows.replies.push(reply);
+            rows.statuses.push(t.status.as_str());
+            rows.next_at.push(t.next_attempt_at);
+            rows.sent_at.push(t.sent_at);
+            rows.errors.push(t.last_error);
+            rows.replies.push(t.reply);
             rows.started.push(o.started_at);
             rows.finished.push(o.finished_at);
-            rows.kinds.push(kind.as_str());
-            rows.codes.push(code.map(i32::from));
-            rows.details.push(detail);
+            rows.kinds.push(t.attempt.as_str());
+            rows.codes.push(t.smtp_code.map(i32::from));
+            rows.details.push(t.detail);
+            rows.events.extend(
+                t.events
+                    .into_iter()
+                    .map(|e| EventRow::new(o.email_id, o.finished_at, e)),
+            );
+            rows.suppressions
+                .extend(t.suppressions.into_iter().map(|s| {
+                    BounceSuppression {
+                        id: SuppressionId::generate(o.finished_at),
+                        email: EmailAddress::parse(&s.address)
+                            .map(|a| suppression_key(&a))
+                            .unwrap_or(s.address),
+                        reason: s.reply,
+                        email_id: o.email_id,
+                        created_at: o.finished_at,
+                    }
+                }));
         }
         rows
     }

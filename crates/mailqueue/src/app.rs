@@ -74,6 +74,7 @@ impl Application {
             Backend::Sqlite => EMBEDDED_HOLDER.to_string(),
             Backend::Postgres => lease_holder(),
         };
+        let metrics = Arc::new(Metrics::new());
         if backend == Backend::Sqlite {
             // One process per data directory: what is still `sending` was
             // interrupted by the last stop.
@@ -81,10 +82,13 @@ impl Application {
             // still starts, to serve reads and report itself not ready;
             // the rescuer returns those emails once their leases expire.
             match store.release_leases(EMBEDDED_HOLDER, clock.now()).await {
-                Ok(released) if !released.is_empty() => tracing::warn!(
-                    count = released.len(),
-                    "emails interrupted by the last stop go back to the queue"
-                ),
+                Ok(released) if !released.requeued.is_empty() => {
+                    metrics.count_events(&released.events);
+                    tracing::warn!(
+                        count = released.requeued.len(),
+                        "emails interrupted by the last stop go back to the queue"
+                    )
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(
                     error = %e,
@@ -93,7 +97,6 @@ impl Application {
                 ),
             }
         }
-        let metrics = Arc::new(Metrics::new());
         let api = role.serves_api().then(|| {
             let committers = match backend {
                 Backend::Sqlite => COMMITTERS_SQLITE,

@@ -2,18 +2,17 @@
 //! attempts, each with its events in the same transaction (or statement).
 
 use super::events::write_events;
-use super::PgStore;
+use super::{bound, PgStore};
 use crate::content::{decode_content, with_attachment_bytes};
 use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
-use crate::shared::events::{self, EventRow};
+use crate::shared::interrupted::Moves;
 use crate::shared::rows::{self, RowReader};
-use crate::shared::with_statuses;
+use crate::shared::{outcome_applies, with_statuses, Statement};
 use chrono::{DateTime, Utc};
-use mailqueue_core::events::outcome_suppressions;
-use mailqueue_core::store::{AttemptOutcome, Claim, ClaimedEmail, DueEmail, StoreError};
-use mailqueue_core::suppression::suppression_key;
-use mailqueue_core::{EmailAddress, EmailId, EmailStatus, EventId, SuppressionId};
+use mailqueue_core::store::{AttemptOutcome, Claim, ClaimedEmail, Recovered, StoreError};
+use mailqueue_core::transition::{Interruption, WrittenEvents};
+use mailqueue_core::{EmailId, EventId};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use std::collections::HashMap;
@@ -21,7 +20,7 @@ use uuid::Uuid;
 
 impl PgStore {
     /// One statement: the claim, the content, and `email.sent` for a
-    /// scheduled email whose time came (its first claim; once).
+    /// scheduled email whose time came (`transition::comes_due`, in SQL).
     pub(super) async fn claim(
         &self,
         ids: &[EmailId],
@@ -59,13 +58,14 @@ impl PgStore {
                  WHERE claimed.attempts = 1 AND claimed.scheduled_at > claimed.created_at \
                    AND NOT EXISTS (SELECT 1 FROM email_events AS ev \
                                    WHERE ev.email_id = claimed.id AND ev.type = 'email.sent') \
-                 RETURNING id, type, created_at), \
+                 RETURNING id, email_id, type, created_at), \
              fan_out AS ( \
                  INSERT INTO webhook_deliveries (webhook_id, event_id, status, next_attempt_at, created_at) \
                  SELECT w.id, came_due.id, 'pending', came_due.created_at, came_due.created_at \
                  FROM came_due JOIN webhooks AS w ON w.status = 'enabled' AND came_due.type = ANY (w.events)) \
-             SELECT claimed.*, c.content::text AS content \
-             FROM claimed JOIN email_contents AS c ON c.email_id = claimed.id",
+             SELECT claimed.*, c.content::text AS content, came_due.id IS NOT NULL AS came_due \
+             FROM claimed JOIN email_contents AS c ON c.email_id = claimed.id \
+                 LEFT JOIN came_due ON came_due.email_id = claimed.id",
         );
         sqlx::query(&format!("{prefix}{sql}"))
             .bind(&uuids)
@@ -97,6 +97,9 @@ impl PgStore {
                 attempt: row.int("attempts")? as u32,
                 first_attempt_at: row.time("first_attempt_at")?,
                 suppressed: Vec::new(),
+                came_due: row
+                    .try_get("came_due")
+                    .map_err(|e| store_error("claiming emails", e))?,
             });
         }
         let with_files: Vec<Uuid> = claimed
@@ -135,11 +138,18 @@ impl PgStore {
     /// deliveries) and the addresses their bounces suppress, in one
     /// statement: the events and suppressions of an outcome that does not
     /// apply (a stale attempt) are filtered out by the statement itself.
-    pub(super) async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    pub(super) async fn record(
+        &self,
+        outcomes: &[AttemptOutcome],
+    ) -> Result<WrittenEvents, StoreError> {
         if outcomes.is_empty() {
-            return Ok(());
+            return Ok(WrittenEvents::default());
         }
-        self.record_rows(outcomes, "").await.map(|_| ())
+        self.record_rows(outcomes, "")
+            .await?
+            .iter()
+            .map(|row| row.text("type")?.parse().map_err(StoreError::Corrupt))
+            .collect()
     }
 
     /// Runs the outcome statement (`prefix` as for [`Self::claim_rows`]).
@@ -150,9 +160,8 @@ impl PgStore {
     ) -> Result<Vec<PgRow>, StoreError> {
         let rows = OutcomeRows::from(outcomes);
         let ids: Vec<Uuid> = rows.ids.iter().map(|i| i.0).collect();
-        let every: Vec<EmailId> = outcomes.iter().map(|o| o.email_id).collect();
-        let evs = events::outcomes(outcomes, &every);
-        let bounced = Suppressions::from(outcomes);
+        let evs = &rows.events;
+        let bounced = &rows.suppressions;
         let sql = with_statuses(
             "WITH applied AS ( \
                  UPDATE emails AS e SET status = u.status, next_attempt_at = u.next_at, \
@@ -162,8 +171,7 @@ impl PgStore {
                  FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
                              $6::text[], $7::text[], $8::timestamptz[]) \
                       AS u(id, attempt, status, next_at, sent_at, error, reply, finished) \
-                 WHERE e.id = u.id AND ((e.status = {sending} AND e.attempts = u.attempt) \
-                     OR (u.status = {sent} AND e.status <> {sent})) \
+                 WHERE e.id = u.id AND {applies} \
                  RETURNING e.id), \
              history AS ( \
                  INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, smtp_code, detail) \
@@ -189,8 +197,9 @@ impl PgStore {
                       AS u(id, email, reason, email_id, created_at) \
                  WHERE u.email_id IN (SELECT id FROM applied) \
                  ON CONFLICT (email) DO NOTHING) \
-             SELECT count(*) FROM applied",
-        );
+             SELECT type FROM ev",
+        )
+        .replace("{applies}", &outcome_applies("e", "u"));
         sqlx::query(&format!("{prefix}{sql}"))
             .bind(&ids)
             .bind(&rows.attempts)
@@ -213,139 +222,54 @@ impl PgStore {
             )
             .bind(evs.iter().map(|e| e.created_at).collect::<Vec<_>>())
             .bind(evs.iter().map(|e| e.data.as_str()).collect::<Vec<&str>>())
-            .bind(&bounced.ids)
-            .bind(&bounced.emails)
-            .bind(&bounced.reasons)
-            .bind(&bounced.sources)
-            .bind(&bounced.times)
+            .bind(bounced.iter().map(|b| b.id.0).collect::<Vec<Uuid>>())
+            .bind(
+                bounced
+                    .iter()
+                    .map(|b| b.email.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                bounced
+                    .iter()
+                    .map(|b| b.reason.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(bounced.iter().map(|b| b.email_id.0).collect::<Vec<Uuid>>())
+            .bind(bounced.iter().map(|b| b.created_at).collect::<Vec<_>>())
             .fetch_all(&self.pool)
             .await
             .map_err(|e| store_error("recording attempt outcomes", e))
     }
 
-    /// Returns expired leases to the queue (or gives them up), with a
-    /// `lease_expired` attempt and an event each.
-    pub(super) async fn rescue(
+    /// Moves the emails `select` finds (locking them) as `why` decides,
+    /// with a `lease_expired` attempt and an event each, in one transaction.
+    pub(super) async fn move_interrupted(
         &self,
+        select: Statement,
         now: DateTime<Utc>,
-        give_up_before: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        let statement = rescue_sql();
-        let query = sqlx::query(&statement).bind(now).bind(give_up_before);
-        self.move_interrupted(query, now, "rescuing expired leases")
-            .await
-    }
-
-    /// Returns every email `holder` still leases to the queue (its attempt
-    /// was cut short), with a `lease_expired` attempt and an event each.
-    pub(super) async fn release(
-        &self,
-        holder: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        let statement = release_sql();
-        let query = sqlx::query(&statement).bind(holder).bind(now);
-        self.move_interrupted(query, now, "releasing leases").await
-    }
-
-    /// Runs a statement that moves interrupted emails, writes their events
-    /// in the same transaction, and returns those back in the queue.
-    async fn move_interrupted(
-        &self,
-        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-        now: DateTime<Utc>,
+        why: impl Fn(Option<String>) -> Interruption,
         ctx: &str,
-    ) -> Result<Vec<DueEmail>, StoreError> {
+    ) -> Result<Recovered, StoreError> {
         let moved = async {
             let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
-            let moved: Vec<PgRow> = query
+            let selected = bound(&select)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| store_error(ctx, e))?;
-            let mut evs: Vec<EventRow> = Vec::with_capacity(moved.len());
-            let mut back = Vec::new();
-            for row in &moved {
-                let status = rows::status(row)?;
-                let detail = row.opt_text("last_error")?.unwrap_or_default();
-                evs.push(events::interrupted(row.id("id")?, now, status, &detail));
-                if status == EmailStatus::Queued {
-                    back.push(rows::due(row)?);
-                }
+            let moves = Moves::decide(&selected, now, why)?;
+            for st in moves.statements() {
+                bound(&st)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(ctx, e))?;
             }
-            write_events(&mut tx, &evs).await?;
+            write_events(&mut tx, &moves.events()).await?;
             tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(back)
+            Ok(moves.recovered())
         }
         .await;
         self.health.record(&moved);
         moved
-    }
-}
-
-/// Expired leases (`$1` now, `$2` give up before), moved back or failed.
-pub(super) fn rescue_sql() -> String {
-    with_statuses(
-        "WITH expired AS ( \
-             SELECT id, lease_holder FROM emails WHERE status = {sending} AND lease_expires_at < $1 \
-             FOR UPDATE SKIP LOCKED LIMIT 1000), \
-         moved AS ( \
-             UPDATE emails AS e SET \
-                 status = CASE WHEN e.first_attempt_at < $2 THEN {failed} ELSE {queued} END, \
-                 next_attempt_at = CASE WHEN e.first_attempt_at < $2 THEN NULL ELSE $1 END, \
-                 last_error = 'the worker ' || COALESCE(x.lease_holder, '?') || \
-                              ' stopped before finishing the attempt (lease expired)', \
-                 lease_holder = NULL, lease_expires_at = NULL, updated_at = $1 \
-             FROM expired AS x WHERE e.id = x.id \
-             RETURNING e.id, e.status, e.next_attempt_at, e.priority, e.attempts, e.last_attempt_at, e.last_error), \
-         history AS ( \
-             INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
-             SELECT id, attempts, COALESCE(last_attempt_at, $1), $1, 'lease_expired', last_error FROM moved) \
-         SELECT id, status, next_attempt_at, priority, last_error FROM moved",
-    )
-}
-
-/// The leases of holder `$1`, returned to the queue at `$2`.
-pub(super) fn release_sql() -> String {
-    with_statuses(
-        "WITH moved AS ( \
-             UPDATE emails SET status = {queued}, next_attempt_at = $2, lease_holder = NULL, \
-                 lease_expires_at = NULL, updated_at = $2, \
-                 last_error = 'the attempt was interrupted when its worker stopped' \
-             WHERE status = {sending} AND lease_holder = $1 \
-             RETURNING id, status, next_attempt_at, priority, attempts, last_attempt_at, last_error), \
-         history AS ( \
-             INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
-             SELECT id, attempts, COALESCE(last_attempt_at, $2), $2, 'lease_expired', last_error FROM moved) \
-         SELECT id, status, next_attempt_at, priority, last_error FROM moved",
-    )
-}
-
-/// The recipients that bounced for good (refused at `RCPT TO` as
-/// unknown), as columns for the suppression list (origin `bounce`).
-#[derive(Default)]
-struct Suppressions {
-    ids: Vec<Uuid>,
-    emails: Vec<String>,
-    reasons: Vec<String>,
-    sources: Vec<Uuid>,
-    times: Vec<DateTime<Utc>>,
-}
-
-impl From<&[AttemptOutcome]> for Suppressions {
-    fn from(outcomes: &[AttemptOutcome]) -> Self {
-        let mut s = Suppressions::default();
-        for o in outcomes {
-            for r in outcome_suppressions(o) {
-                let key = EmailAddress::parse(&r.address)
-                    .map(|a| suppression_key(&a))
-                    .unwrap_or_else(|_| r.address.clone());
-                s.ids.push(SuppressionId::generate(o.finished_at).0);
-                s.emails.push(key);
-                s.reasons.push(r.reply.to_string());
-                s.sources.push(o.email_id.0);
-                s.times.push(o.finished_at);
-            }
-        }
-        s
     }
 }

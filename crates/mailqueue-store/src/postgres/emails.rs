@@ -4,15 +4,17 @@ use super::events::write_events;
 use super::{bound, PgStore};
 use crate::content::encode_content;
 use crate::errors::store_error;
-use crate::shared::events::{self, ChangeKind};
+use crate::shared::events;
+use crate::shared::interrupted;
 use crate::shared::{rows, statements, with_statuses, Dialect};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
     AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DeliveryStore, DueEmail,
     EmailChanges, EmailInserts, EmailReads, EmailRecord, EmailToInsert, HeldClaim, InsertGroup,
-    LeaseRecovery, ListQuery, QueueStats, StoreError, StoreHealth,
+    LeaseRecovery, ListQuery, QueueStats, Recovered, StoreError, StoreHealth,
 };
+use mailqueue_core::transition::{ChangeKind, Interruption, WrittenEvents};
 use mailqueue_core::EmailId;
 use uuid::Uuid;
 
@@ -163,16 +165,15 @@ impl PgStore {
                 return Ok(None);
             };
             let due = rows::due(&row)?;
-            if let Some(event) = events::change(id, now, kind, rows::status(&row)?) {
-                write_events(&mut tx, &[event]).await?;
-            }
+            let written = events::changed(id, now, kind, rows::status(&row)?);
+            write_events(&mut tx, &written).await?;
             tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(Some(due))
+            Ok(Some((due, events::written(&written))))
         }
         .await;
         self.health.record(&changed);
         match changed? {
-            Some(due) => Ok(ChangeOutcome::Changed(due)),
+            Some((due, written)) => Ok(ChangeOutcome::Changed(due, written)),
             None => self.change_refused(id).await,
         }
     }
@@ -290,7 +291,10 @@ impl DeliveryStore for PgStore {
         self.claim(ids, claim).await
     }
 
-    async fn record_outcomes(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    async fn record_outcomes(
+        &self,
+        outcomes: &[AttemptOutcome],
+    ) -> Result<WrittenEvents, StoreError> {
         let result = self.record(outcomes).await;
         self.health.record(&result);
         result
@@ -364,16 +368,25 @@ impl LeaseRecovery for PgStore {
         &self,
         now: DateTime<Utc>,
         give_up_before: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        self.rescue(now, give_up_before).await
+    ) -> Result<Recovered, StoreError> {
+        let expired = interrupted::expired_leases(Dialect::Postgres, now);
+        let why = |holder| Interruption::LeaseExpired {
+            holder,
+            give_up_before,
+        };
+        self.move_interrupted(expired, now, why, "rescuing expired leases")
+            .await
     }
 
     async fn release_leases(
         &self,
         holder: &str,
         now: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        self.release(holder, now).await
+    ) -> Result<Recovered, StoreError> {
+        let leased = interrupted::leases_of(Dialect::Postgres, holder);
+        let why = |_| Interruption::WorkerStopped;
+        self.move_interrupted(leased, now, why, "releasing leases")
+            .await
     }
 
     async fn pending_emails(

@@ -166,6 +166,7 @@ pub(crate) fn bound(
         Param::Id(id) => q.bind(id.0),
         Param::Uuid(u) => q.bind(*u),
         Param::Time(t) => q.bind(*t),
+        Param::OptTime(t) => q.bind(*t),
         Param::Text(s) => q.bind(s.as_str()),
         Param::Int(i) => q.bind(*i),
     })

@@ -6,9 +6,8 @@
 //! A plan that scans one of them would make each send cost more as the
 //! store grows, so it fails here.
 
-use super::delivery::{release_sql, rescue_sql};
 use super::{bound, PgSettings, PgStore};
-use crate::shared::{retention, statements, Dialect, Statement};
+use crate::shared::{interrupted, retention, statements, Dialect, Statement};
 use chrono::{DateTime, Duration, Utc};
 use mailqueue_core::delivery::FailureClass;
 use mailqueue_core::store::{AttemptOutcome, AttemptResult, Claim, ListQuery};
@@ -163,13 +162,9 @@ async fn hot_statements_use_indexes_on_a_store_with_history_and_no_statistics() 
         .await
         .unwrap();
     assert_indexed("the outcomes", &plan);
-    let rescue = Statement::new(rescue_sql())
-        .with(crate::shared::Param::Time(now))
-        .with(crate::shared::Param::Time(now - Duration::days(2)));
+    let rescue = interrupted::expired_leases(Dialect::Postgres, now);
     explain(&store, "the rescue", rescue).await;
-    let release = Statement::new(release_sql())
-        .with(crate::shared::Param::Text("w1".into()))
-        .with(crate::shared::Param::Time(now));
+    let release = interrupted::leases_of(Dialect::Postgres, "w1");
     explain(&store, "the release", release).await;
     let id = queued[0];
     let d = Dialect::Postgres;

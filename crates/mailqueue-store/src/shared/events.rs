@@ -1,12 +1,14 @@
-//! Events as rows, and which events each change writes. The stores write
-//! them with `write_events` (`postgres/events.rs`, `sqlite/events.rs`) in
-//! the transaction of the change, which also queues a webhook delivery
-//! for every enabled webhook subscribed to the event's type.
+//! Events as rows. What each change writes is the core's decision
+//! (`mailqueue_core::transition`); the stores write the rows with
+//! `write_events` (`postgres/events.rs`, `sqlite/events.rs`) in the
+//! transaction of the change, which also queues a webhook delivery for
+//! every enabled webhook subscribed to the event's type.
 
 use chrono::{DateTime, Utc};
-use mailqueue_core::events::{outcome_events, EventData, EventType, NewEvent};
-use mailqueue_core::store::{AttemptOutcome, EmailToInsert};
-use mailqueue_core::{EmailId, EmailStatus, EventId};
+use mailqueue_core::events::{EventData, EventType, NewEvent};
+use mailqueue_core::store::EmailToInsert;
+use mailqueue_core::transition::{self, WrittenEvents};
+use mailqueue_core::{EmailId, EventId};
 
 /// An event ready to insert.
 #[derive(Clone, Debug)]
@@ -41,79 +43,28 @@ impl EventRow {
     }
 }
 
+/// The types of `rows`, counted.
+pub fn written(rows: &[EventRow]) -> WrittenEvents {
+    rows.iter().map(|e| e.event_type).collect()
+}
+
 /// Accepted emails: `email.sent`, or `email.scheduled` for a later time.
 pub fn accepted(emails: &[&EmailToInsert]) -> Vec<EventRow> {
     emails
         .iter()
-        .map(|e| {
-            let t = match e.initial_status() {
-                EmailStatus::Scheduled => EventType::Scheduled,
-                _ => EventType::Sent,
-            };
-            EventRow::plain(e.id, e.created_at, t)
-        })
+        .map(|e| EventRow::plain(e.id, e.created_at, transition::accepted(e)))
         .collect()
 }
 
-/// The events of the outcomes that changed their email (`applied`).
-pub fn outcomes(outcomes: &[AttemptOutcome], applied: &[EmailId]) -> Vec<EventRow> {
-    outcomes
-        .iter()
-        .filter(|o| applied.contains(&o.email_id))
-        .flat_map(|o| {
-            outcome_events(o)
-                .into_iter()
-                .map(|e| EventRow::new(o.email_id, o.finished_at, e))
-        })
+/// What a client's change writes, given the status it left the email in.
+pub fn changed(
+    email_id: EmailId,
+    now: DateTime<Utc>,
+    kind: transition::ChangeKind,
+    status: mailqueue_core::EmailStatus,
+) -> Vec<EventRow> {
+    kind.event(status)
+        .map(|t| EventRow::plain(email_id, now, t))
+        .into_iter()
         .collect()
-}
-
-/// What a single-row change writes, given the status it left the email in.
-pub fn change(
-    email_id: EmailId,
-    now: DateTime<Utc>,
-    kind: ChangeKind,
-    status: EmailStatus,
-) -> Option<EventRow> {
-    let t = match (kind, status) {
-        (ChangeKind::Reschedule, EmailStatus::Scheduled) => EventType::Scheduled,
-        (ChangeKind::Reschedule, _) => return None,
-        (ChangeKind::Cancel, _) => EventType::Canceled,
-        (ChangeKind::Retry, _) => EventType::Sent,
-    };
-    Some(EventRow::plain(email_id, now, t))
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChangeKind {
-    Reschedule,
-    Cancel,
-    Retry,
-}
-
-/// An interrupted attempt: `email.delivery_delayed` when the email goes
-/// back to the queue, `email.failed` when it was given up.
-pub fn interrupted(
-    email_id: EmailId,
-    now: DateTime<Utc>,
-    status: EmailStatus,
-    detail: &str,
-) -> EventRow {
-    match status {
-        EmailStatus::Failed => EventRow::new(
-            email_id,
-            now,
-            NewEvent::new(
-                now,
-                EventType::Failed,
-                EventData {
-                    failed: Some(mailqueue_core::events::Failed {
-                        reason: detail.to_string(),
-                    }),
-                    ..Default::default()
-                },
-            ),
-        ),
-        _ => EventRow::plain(email_id, now, EventType::DeliveryDelayed),
-    }
 }

@@ -9,6 +9,7 @@
 //! [`EmailStatus`](mailqueue_core::EmailStatus), never from literals.
 
 pub mod events;
+pub mod interrupted;
 pub mod retention;
 pub mod rows;
 pub mod statements;
@@ -47,6 +48,18 @@ pub fn with_statuses(template: &str) -> String {
         })
 }
 
+/// The fence of an outcome, as an SQL condition on the email row `e` and
+/// the outcome row `u` (whose `attempt` and new `status` it reads): the
+/// outcome applies while its attempt still holds the email, and a delivery
+/// applies to an email that does not show one yet (its lease was lost, but
+/// the message went out).
+pub fn outcome_applies(e: &str, u: &str) -> String {
+    with_statuses(&format!(
+        "(({e}.status = {{sending}} AND {e}.attempts = {u}.attempt) \
+         OR ({u}.status = {{sent}} AND {e}.status <> {{sent}}))"
+    ))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
     Postgres,
@@ -71,7 +84,6 @@ impl Dialect {
         }
     }
 
-    /// A JSON column as text.
     /// The column that orders events as they were written: PostgreSQL's
     /// identity column, SQLite's rowid.
     pub fn event_order(self) -> &'static str {
@@ -81,6 +93,7 @@ impl Dialect {
         }
     }
 
+    /// A JSON column as text.
     pub fn json_text(self, col: &str) -> String {
         match self {
             Dialect::Postgres => format!("{col}::text"),
@@ -105,6 +118,7 @@ pub enum Param {
     /// Any other id (a suppression's, …), encoded as an email id is.
     Uuid(uuid::Uuid),
     Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
     Text(String),
     Int(i64),
 }

@@ -5,28 +5,27 @@ use super::{bound, to_ms, SqliteStore};
 use crate::content::{decode_content, encode_content, with_attachment_bytes};
 use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
-use crate::shared::events::{self, ChangeKind};
+use crate::shared::events::{self, EventRow};
+use crate::shared::interrupted::{self, Moves};
 use crate::shared::rows::{self, RowReader};
-use crate::shared::{statements, with_statuses, Dialect, Statement};
+use crate::shared::{outcome_applies, statements, with_statuses, Dialect, Statement};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
-    AttemptKind, AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DeliveryStore,
-    DueEmail, EmailChanges, EmailInserts, EmailReads, EmailRecord, HeldClaim, InsertGroup,
-    LeaseRecovery, ListQuery, QueueStats, StoreError, StoreHealth,
+    AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DeliveryStore, DueEmail,
+    EmailChanges, EmailInserts, EmailReads, EmailRecord, HeldClaim, InsertGroup, LeaseRecovery,
+    ListQuery, QueueStats, Recovered, StoreError, StoreHealth,
 };
-use mailqueue_core::{EmailId, EmailStatus};
-use sqlx::sqlite::SqliteArguments;
+use mailqueue_core::transition::{ChangeKind, Interruption, WrittenEvents};
+use mailqueue_core::EmailId;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Emails per multi-row insert (9 parameters each).
 const INSERT_CHUNK: usize = 400;
 
 /// Outcomes per multi-row statement (8 parameters each, well under SQLite's limit).
 const OUTCOME_CHUNK: usize = 500;
-
-type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
 impl SqliteStore {
     /// Runs a single-row change (`statements::reschedule`, …) and writes
@@ -51,17 +50,16 @@ impl SqliteStore {
                     return Ok(None);
                 };
                 let due = rows::due(&row)?;
-                if let Some(event) = events::change(id, now, kind, rows::status(&row)?) {
-                    write_events(&mut tx, &[event]).await?;
-                }
+                let written = events::changed(id, now, kind, rows::status(&row)?);
+                write_events(&mut tx, &written).await?;
                 tx.commit().await.map_err(|e| store_error(ctx, e))?;
-                Ok(Some(due))
+                Ok(Some((due, events::written(&written))))
             }
             .await;
             w.settle(changed)?
         };
-        if let Some(due) = changed {
-            return Ok(ChangeOutcome::Changed(due));
+        if let Some((due, written)) = changed {
+            return Ok(ChangeOutcome::Changed(due, written));
         }
         let row = bound(&statements::status_of(id))
             .fetch_optional(&self.readers)
@@ -73,70 +71,32 @@ impl SqliteStore {
         })
     }
 
-    /// Moves emails out of `sending` and records why, in the writer's transaction.
-    async fn requeue_leased(
+    /// Moves the emails `select` finds as `why` decides, with a
+    /// `lease_expired` attempt and an event each, in the writer's transaction.
+    async fn move_interrupted(
         &self,
-        select: SqliteQuery<'_>,
+        select: Statement,
         now: DateTime<Utc>,
-        give_up_before: Option<DateTime<Utc>>,
-        reason: impl Fn(&str) -> String,
-    ) -> Result<Vec<DueEmail>, StoreError> {
+        why: impl Fn(Option<String>) -> Interruption,
+    ) -> Result<Recovered, StoreError> {
         let ctx = "returning leased emails to the queue";
         let mut w = self.writer.acquire().await?;
         let result = async {
-        let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-        let rows = select
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| store_error(ctx, e))?;
-        let mut requeued = Vec::new();
-        let mut evs = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id = row.id("id")?;
-            let holder = row.opt_text("lease_holder")?;
-            let attempts = row.int("attempts")?;
-            let first = row.opt_time("first_attempt_at")?;
-            let started = row.opt_time("last_attempt_at")?.unwrap_or(now);
-            let give_up = matches!((first, give_up_before), (Some(f), Some(g)) if f < g);
-            let detail = reason(holder.as_deref().unwrap_or("?"));
-            sqlx::query(
-                "UPDATE emails SET status = $2, next_attempt_at = $3, last_error = $4, lease_holder = NULL, \
-                     lease_expires_at = NULL, updated_at = $5 WHERE id = $1",
-            )
-            .bind(id.to_string())
-            .bind(if give_up { EmailStatus::Failed } else { EmailStatus::Queued }.as_str())
-            .bind((!give_up).then_some(to_ms(now)))
-            .bind(&detail)
-            .bind(to_ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(ctx, e))?;
-            sqlx::query(
-                "INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
-                 VALUES ($1, $2, $3, $4, $6, $5)",
-            )
-            .bind(id.to_string())
-            .bind(attempts)
-            .bind(to_ms(started))
-            .bind(to_ms(now))
-            .bind(&detail)
-            .bind(AttemptKind::LeaseExpired.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(ctx, e))?;
-            let status = if give_up { EmailStatus::Failed } else { EmailStatus::Queued };
-            evs.push(events::interrupted(id, now, status, &detail));
-            if !give_up {
-                requeued.push(DueEmail {
-                    id,
-                    due_at: now,
-                    priority: rows::priority(row)?,
-                });
+            let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
+            let selected = bound(&select)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(ctx, e))?;
+            let moves = Moves::decide(&selected, now, why)?;
+            for st in moves.statements() {
+                bound(&st)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(ctx, e))?;
             }
-        }
-        write_events(&mut tx, &evs).await?;
-        tx.commit().await.map_err(|e| store_error(ctx, e))?;
-        Ok(requeued)
+            write_events(&mut tx, &moves.events()).await?;
+            tx.commit().await.map_err(|e| store_error(ctx, e))?;
+            Ok(moves.recovered())
         }
         .await;
         w.settle(result)
@@ -397,9 +357,10 @@ impl DeliveryStore for SqliteStore {
                     attempt: row.try_get::<i64, _>("attempts").map_err(c)? as u32,
                     first_attempt_at: row.time("first_attempt_at")?,
                     suppressed: Vec::new(),
+                    came_due: false,
                 });
             }
-            let came_due = came_due(&mut tx, &claimed, claim.now).await?;
+            let came_due = came_due(&mut tx, &mut claimed, claim.now).await?;
             write_events(&mut tx, &came_due).await?;
             tx.commit().await.map_err(|e| store_error(ctx, e))?;
             Ok(claimed)
@@ -408,9 +369,12 @@ impl DeliveryStore for SqliteStore {
         w.settle(result)
     }
 
-    async fn record_outcomes(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    async fn record_outcomes(
+        &self,
+        outcomes: &[AttemptOutcome],
+    ) -> Result<WrittenEvents, StoreError> {
         if outcomes.is_empty() {
-            return Ok(());
+            return Ok(WrittenEvents::default());
         }
         let ctx = "recording attempts";
         let rows = OutcomeRows::from(outcomes);
@@ -419,7 +383,7 @@ impl DeliveryStore for SqliteStore {
             let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
             // Multi-row statements: one round trip to SQLite's thread per chunk.
             let indexes: Vec<usize> = (0..rows.ids.len()).collect();
-            let mut applied = Vec::with_capacity(rows.ids.len());
+            let mut applied = HashSet::with_capacity(rows.ids.len());
             for chunk in indexes.chunks(OUTCOME_CHUNK) {
                 let mut update = outcome_update("", chunk, &rows);
                 for row in update
@@ -428,7 +392,7 @@ impl DeliveryStore for SqliteStore {
                     .await
                     .map_err(|e| store_error(ctx, e))?
                 {
-                    applied.push(row.id("id")?);
+                    applied.insert(row.id("id")?);
                 }
                 let mut insert = outcome_history("", chunk, &rows);
                 insert
@@ -437,9 +401,16 @@ impl DeliveryStore for SqliteStore {
                     .await
                     .map_err(|e| store_error(ctx, e))?;
             }
-            write_events(&mut tx, &events::outcomes(outcomes, &applied)).await?;
-            suppress_bounced(&mut tx, outcomes, &applied).await?;
-            tx.commit().await.map_err(|e| store_error(ctx, e))
+            let written: Vec<EventRow> = rows
+                .events
+                .iter()
+                .filter(|e| applied.contains(&e.email_id))
+                .cloned()
+                .collect();
+            write_events(&mut tx, &written).await?;
+            suppress_bounced(&mut tx, &rows.suppressions, &applied).await?;
+            tx.commit().await.map_err(|e| store_error(ctx, e))?;
+            Ok(events::written(&written))
         }
         .await;
         w.settle(result)
@@ -519,32 +490,23 @@ impl LeaseRecovery for SqliteStore {
         &self,
         now: DateTime<Utc>,
         give_up_before: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        let sql = with_statuses(
-            "SELECT id, lease_holder, attempts, first_attempt_at, last_attempt_at, priority FROM emails \
-             WHERE status = {sending} AND lease_expires_at < $1 LIMIT 1000",
-        );
-        let select = sqlx::query(&sql).bind(to_ms(now));
-        self.requeue_leased(select, now, Some(give_up_before), |holder| {
-            format!("the worker {holder} stopped before finishing the attempt (lease expired)")
-        })
-        .await
+    ) -> Result<Recovered, StoreError> {
+        let expired = interrupted::expired_leases(Dialect::Sqlite, now);
+        let why = |holder| Interruption::LeaseExpired {
+            holder,
+            give_up_before,
+        };
+        self.move_interrupted(expired, now, why).await
     }
 
     async fn release_leases(
         &self,
         holder: &str,
         now: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        let sql = with_statuses(
-            "SELECT id, lease_holder, attempts, first_attempt_at, last_attempt_at, priority FROM emails \
-             WHERE status = {sending} AND lease_holder = $1",
-        );
-        let select = sqlx::query(&sql).bind(holder);
-        self.requeue_leased(select, now, None, |_| {
-            "the attempt was interrupted when its worker stopped".to_string()
-        })
-        .await
+    ) -> Result<Recovered, StoreError> {
+        let leased = interrupted::leases_of(Dialect::Sqlite, holder);
+        self.move_interrupted(leased, now, |_| Interruption::WorkerStopped)
+            .await
     }
 
     async fn pending_emails(
@@ -638,15 +600,17 @@ pub(super) fn outcome_update(
             .push_bind(rows.replies[i].clone())
             .push_bind(to_ms(rows.finished[i]));
     });
-    update.push(with_statuses(
-        ") UPDATE emails SET status = u.status, next_attempt_at = u.next_at, \
+    update.push(
+        with_statuses(
+            ") UPDATE emails SET status = u.status, next_attempt_at = u.next_at, \
              sent_at = COALESCE(u.sent_at, emails.sent_at), last_error = u.error, \
              last_smtp_reply = COALESCE(u.reply, emails.last_smtp_reply), lease_holder = NULL, \
              lease_expires_at = NULL, updated_at = u.finished \
-         FROM u WHERE emails.id = u.id AND ((emails.status = {sending} AND emails.attempts = u.attempt) \
-             OR (u.status = {sent} AND emails.status <> {sent})) \
+         FROM u WHERE emails.id = u.id AND {applies} \
          RETURNING emails.id AS id",
-    ));
+        )
+        .replace("{applies}", &outcome_applies("emails", "u")),
+    );
     update
 }
 

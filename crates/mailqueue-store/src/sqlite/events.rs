@@ -3,13 +3,15 @@
 
 use super::to_ms;
 use crate::errors::store_error;
+use crate::outcome::BounceSuppression;
 use crate::shared::events::EventRow;
 use chrono::{DateTime, Utc};
-use mailqueue_core::events::{outcome_suppressions, EventType};
-use mailqueue_core::store::{AttemptOutcome, ClaimedEmail, StoreError};
-use mailqueue_core::suppression::suppression_key;
-use mailqueue_core::{EmailAddress, EmailId, SuppressionId};
+use mailqueue_core::events::EventType;
+use mailqueue_core::store::{ClaimedEmail, StoreError};
+use mailqueue_core::transition::comes_due;
+use mailqueue_core::EmailId;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use std::collections::HashSet;
 
 /// Events per multi-row insert (5 parameters each).
 const CHUNK: usize = 400;
@@ -56,64 +58,72 @@ pub async fn write_events(
     Ok(())
 }
 
-/// `email.sent` for each claimed email whose scheduled time came (its
-/// first claim), unless it already has one (a deferred email comes back).
+/// `email.sent` for each claimed email whose scheduled time came
+/// (`transition::comes_due`), marking those claims `came_due`.
 pub async fn came_due(
     conn: &mut SqliteConnection,
-    claimed: &[ClaimedEmail],
+    claimed: &mut [ClaimedEmail],
     now: DateTime<Utc>,
 ) -> Result<Vec<EventRow>, StoreError> {
-    let candidates: Vec<&ClaimedEmail> = claimed
+    let maybe = |c: &ClaimedEmail| comes_due(c.attempt, c.email.scheduled_at, c.created_at, false);
+    let candidates: Vec<String> = claimed
         .iter()
-        .filter(|c| c.attempt == 1 && c.email.scheduled_at.is_some_and(|s| s > c.created_at))
+        .filter(|c| maybe(c))
+        .map(|c| c.id.to_string())
         .collect();
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "SELECT email_id FROM email_events WHERE type = 'email.sent' AND email_id IN (",
-    );
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "SELECT email_id FROM email_events WHERE type = '{}' AND email_id IN (",
+        EventType::Sent
+    ));
     let mut list = q.separated(", ");
-    for c in &candidates {
-        list.push_bind(c.id.to_string());
+    for id in &candidates {
+        list.push_bind(id.clone());
     }
     q.push(")");
-    let already: Vec<String> = q
+    let already: HashSet<String> = q
         .build_query_scalar()
         .fetch_all(&mut *conn)
         .await
-        .map_err(|e| store_error("reading events", e))?;
-    Ok(candidates
+        .map_err(|e| store_error("reading events", e))?
         .into_iter()
-        .filter(|c| !already.contains(&c.id.to_string()))
-        .map(|c| EventRow::plain(c.id, now, EventType::Sent))
-        .collect())
+        .collect();
+    let mut events = Vec::new();
+    for c in claimed.iter_mut() {
+        let has_sent = already.contains(&c.id.to_string());
+        c.came_due = comes_due(c.attempt, c.email.scheduled_at, c.created_at, has_sent);
+        if c.came_due {
+            events.push(EventRow::plain(c.id, now, EventType::Sent));
+        }
+    }
+    Ok(events)
 }
 
-/// Puts the recipients that bounced for good on the suppression list.
+/// Puts the recipients that bounced for good on the suppression list, for
+/// the outcomes that applied.
 pub async fn suppress_bounced(
     conn: &mut SqliteConnection,
-    outcomes: &[AttemptOutcome],
-    applied: &[EmailId],
+    suppressions: &[BounceSuppression],
+    applied: &HashSet<EmailId>,
 ) -> Result<(), StoreError> {
-    for o in outcomes.iter().filter(|o| applied.contains(&o.email_id)) {
-        for r in outcome_suppressions(o) {
-            let key = EmailAddress::parse(&r.address)
-                .map(|a| suppression_key(&a))
-                .unwrap_or_else(|_| r.address.clone());
-            sqlx::query(
-                "INSERT INTO suppressions (id, email, origin, reason, email_id, created_at) \
-                 VALUES ($1, $2, 'bounce', $3, $4, $5) ON CONFLICT (email) DO NOTHING",
-            )
-            .bind(SuppressionId::generate(o.finished_at).to_string())
-            .bind(key)
-            .bind(r.reply.to_string())
-            .bind(o.email_id.to_string())
-            .bind(to_ms(o.finished_at))
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| store_error("suppressing bounced addresses", e))?;
-        }
+    for b in suppressions
+        .iter()
+        .filter(|b| applied.contains(&b.email_id))
+    {
+        sqlx::query(
+            "INSERT INTO suppressions (id, email, origin, reason, email_id, created_at) \
+             VALUES ($1, $2, 'bounce', $3, $4, $5) ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(b.id.to_string())
+        .bind(&b.email)
+        .bind(&b.reason)
+        .bind(b.email_id.to_string())
+        .bind(to_ms(b.created_at))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| store_error("suppressing bounced addresses", e))?;
     }
     Ok(())
 }

@@ -207,6 +207,7 @@ pub(crate) fn bound(
         Param::Id(id) => q.bind(id.to_string()),
         Param::Uuid(u) => q.bind(u.to_string()),
         Param::Time(t) => q.bind(to_ms(*t)),
+        Param::OptTime(t) => q.bind(t.map(to_ms)),
         Param::Text(s) => q.bind(s.as_str()),
         Param::Int(i) => q.bind(*i),
     })

@@ -209,7 +209,7 @@ pub async fn a_stale_outcome_cannot_overwrite_a_newer_claim(kind: StoreKind) {
         .rescue_expired_leases(later, t0() - Duration::hours(48))
         .await
         .unwrap();
-    assert_eq!(rescued.len(), 1);
+    assert_eq!(rescued.requeued.len(), 1);
     let reclaimed = s
         .store
         .claim_emails(&[id], &claim("fast", later))
@@ -262,7 +262,10 @@ pub async fn expired_leases_are_rescued_or_given_up(kind: StoreKind) {
         .rescue_expired_leases(t0() + Duration::minutes(4), t0() - Duration::hours(48))
         .await
         .unwrap();
-    assert!(not_yet.is_empty(), "leases that have not expired stay");
+    assert!(
+        not_yet.requeued.is_empty(),
+        "leases that have not expired stay"
+    );
     // Everything whose first attempt is before the cut-off is given up.
     let now = t0() + Duration::minutes(6);
     let rescued = s
@@ -271,7 +274,7 @@ pub async fn expired_leases_are_rescued_or_given_up(kind: StoreKind) {
         .await
         .unwrap();
     assert!(
-        rescued.is_empty(),
+        rescued.requeued.is_empty(),
         "both first attempts are before the cut-off"
     );
     for id in [young, old] {
@@ -290,10 +293,10 @@ pub async fn expired_leases_are_rescued_or_given_up(kind: StoreKind) {
         .await
         .unwrap();
     assert_eq!(
-        rescued.iter().map(|d| d.id).collect::<Vec<_>>(),
+        rescued.requeued.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![fresh]
     );
-    assert_eq!(rescued[0].due_at, now);
+    assert_eq!(rescued.requeued[0].due_at, now);
     assert_eq!(
         s.store.get_email(fresh).await.unwrap().unwrap().status,
         EmailStatus::Queued
@@ -314,7 +317,7 @@ pub async fn release_returns_a_holders_emails(kind: StoreKind) {
         .unwrap();
     let released = s.store.release_leases("me", t0()).await.unwrap();
     assert_eq!(
-        released.iter().map(|d| d.id).collect::<Vec<_>>(),
+        released.requeued.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![mine]
     );
     assert_eq!(
@@ -332,7 +335,7 @@ pub async fn reschedule_cancel_and_retry_follow_the_state_machine(kind: StoreKin
     let id = insert(s.store.as_ref(), email("x"), t0()).await;
     let at = t0() + Duration::hours(2);
     match s.store.reschedule_email(id, at, t0()).await.unwrap() {
-        ChangeOutcome::Changed(due) => assert_eq!(due.due_at, at),
+        ChangeOutcome::Changed(due, _) => assert_eq!(due.due_at, at),
         other => panic!("{other:?}"),
     }
     let r = s.store.get_email(id).await.unwrap().unwrap();
@@ -348,7 +351,7 @@ pub async fn reschedule_cancel_and_retry_follow_the_state_machine(kind: StoreKin
         .is_empty());
     assert!(matches!(
         s.store.cancel_email(id, t0()).await.unwrap(),
-        ChangeOutcome::Changed(_)
+        ChangeOutcome::Changed(..)
     ));
     assert_eq!(
         s.store.get_email(id).await.unwrap().unwrap().status,
@@ -397,7 +400,7 @@ pub async fn reschedule_cancel_and_retry_follow_the_state_machine(kind: StoreKin
     let later = t0() + Duration::hours(3);
     assert!(matches!(
         s.store.retry_failed_email(f, later).await.unwrap(),
-        ChangeOutcome::Changed(_)
+        ChangeOutcome::Changed(..)
     ));
     let c = s
         .store

@@ -48,7 +48,7 @@ pub async fn leases_are_renewed_only_while_held(kind: StoreKind) {
         .rescue_expired_leases(late, t0() - Duration::hours(1))
         .await
         .unwrap();
-    assert_eq!(rescued.len(), 2);
+    assert_eq!(rescued.requeued.len(), 2);
     assert!(s
         .store
         .renew_leases("w", t0(), late)
@@ -253,7 +253,9 @@ pub async fn a_refused_group_fails_alone(kind: StoreKind) {
         idempotency: None,
     })
     .collect();
-    let results = apply_isolating(&groups, |part| s.store.insert_emails(part)).await;
+    let results = apply_isolating(&groups, |part| s.store.insert_emails(part))
+        .await
+        .results;
     assert!(
         matches!(results[1], Err(StoreError::Rejected(_))),
         "{:?}",

@@ -13,6 +13,7 @@ mod support;
 mod suppressions;
 mod upgrade;
 mod webhooks;
+mod written;
 
 macro_rules! conformance {
     ($($module:ident :: $name:ident),* $(,)?) => {
@@ -48,6 +49,7 @@ conformance!(
     events::interrupted_and_deferred_attempts,
     events::refused_recipients_bounce_alone_and_are_suppressed,
     events::every_recipient_suppressed_ends_the_email,
+    written::every_change_reports_the_events_it_wrote,
     suppressions::suppressions_are_added_once_listed_and_removed,
     keys::api_keys_are_found_by_hash_until_revoked,
     keys::api_key_permissions_round_trip,

@@ -27,6 +27,7 @@ mod emails_change;
 mod emails_create;
 mod emails_read;
 mod embedded_store;
+mod event_counts;
 mod events;
 mod faults_delivery;
 mod faults_store;
