@@ -7,7 +7,7 @@
 //! data ([`StoreError::Rejected`]) are split: an unavailable store fails
 //! every member at once, since splitting cannot help.
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 use std::future::Future;
 use std::ops::Range;
 

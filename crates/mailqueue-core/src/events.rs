@@ -80,6 +80,56 @@ impl FromStr for EventType {
     }
 }
 
+/// Events by type: what a store wrote with a change.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct WrittenEvents([u64; EventType::ALL.len()]);
+
+impl std::fmt::Debug for WrittenEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(t, n)| (t.as_str(), n)))
+            .finish()
+    }
+}
+
+impl WrittenEvents {
+    pub fn add(&mut self, t: EventType) {
+        self.0[t as usize] += 1;
+    }
+
+    pub fn count(&self, t: EventType) -> u64 {
+        self.0[t as usize]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// The types written, with how many of each.
+    pub fn iter(&self) -> impl Iterator<Item = (EventType, u64)> + '_ {
+        EventType::ALL
+            .into_iter()
+            .map(|t| (t, self.count(t)))
+            .filter(|(_, n)| *n > 0)
+    }
+}
+
+impl std::ops::AddAssign for WrittenEvents {
+    fn add_assign(&mut self, other: Self) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine += theirs;
+        }
+    }
+}
+
+impl FromIterator<EventType> for WrittenEvents {
+    fn from_iter<I: IntoIterator<Item = EventType>>(types: I) -> Self {
+        let mut written = Self::default();
+        types.into_iter().for_each(|t| written.add(t));
+        written
+    }
+}
+
 /// Resend's bounce details.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bounce {

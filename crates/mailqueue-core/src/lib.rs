@@ -8,10 +8,12 @@
 
 pub mod address;
 pub mod api_key;
+pub mod attempt;
 pub mod batch;
 pub mod clock;
 pub mod delivery;
 pub mod email;
+pub mod error;
 pub mod events;
 pub mod ids;
 pub mod queue;

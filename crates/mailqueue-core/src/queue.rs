@@ -56,7 +56,7 @@ pub trait DispatchQueue: Send + Sync + 'static {
 #[derive(Debug, thiserror::Error)]
 pub enum RequeueError {
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::error::StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
 }

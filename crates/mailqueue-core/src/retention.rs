@@ -7,7 +7,7 @@
 //! the metadata. The cut-offs are computed "as of" a given time, so tests
 //! and the maintenance loop evaluate them with an injected clock.
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 

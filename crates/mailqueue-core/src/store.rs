@@ -6,12 +6,11 @@
 //! single call, so no caller ever holds a transaction open.
 
 use crate::api_key::{ApiKeyPermission, TokenHash};
-use crate::delivery::{DeliveryError, SmtpReply};
 use crate::email::{AttachmentInfo, NewEmail, Priority};
+use crate::events::WrittenEvents;
 use crate::ids::{ApiKeyId, EmailId, EventId, IdempotencyFence, WebhookId};
 use crate::status::EmailStatus;
 use crate::suppression::SuppressionStore;
-use crate::transition::WrittenEvents;
 use crate::webhooks::{
     ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SecretRotation,
     Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
@@ -19,55 +18,11 @@ use crate::webhooks::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-/// Why storage failed. What a caller may do next is in the variant:
-/// `Unavailable` and `Full` are worth retrying later (the API answers 503
-/// and 507); `Rejected` concerns the rows written, not the store, so the
-/// other members of a batch go through without them.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("the store is unavailable: {0}")]
-    Unavailable(String),
-    /// Out of disk space (SQLite `SQLITE_FULL`, PostgreSQL `53100`).
-    #[error("the store is out of space: {0}")]
-    Full(String),
-    /// The store refused the data written (a constraint, a value it cannot
-    /// hold, a trigger); the same rows would be refused again.
-    #[error("the store refused the data: {0}")]
-    Rejected(String),
-    #[error("a stored row could not be read: {0}")]
-    Corrupt(String),
-    /// A write made on a condition that no longer holds: an idempotency key
-    /// taken over by a newer request. Nothing of it was stored.
-    #[error("the write no longer applies: {0}")]
-    Superseded(String),
-    #[error("the store failed: {0}")]
-    Failed(String),
-}
-
-impl StoreError {
-    /// Whether the failure lies in the rows written rather than in the store.
-    pub fn is_rejection(&self) -> bool {
-        matches!(self, StoreError::Rejected(_) | StoreError::Superseded(_))
-    }
-
-    /// Whether the store itself cannot write now (readiness turns false).
-    pub fn is_store_fault(&self) -> bool {
-        !self.is_rejection()
-    }
-
-    /// What may be said of the failure to a client or a probe: the kind,
-    /// never the store's own message (which can name hosts, paths, rows).
-    pub fn summary(&self) -> &'static str {
-        match self {
-            StoreError::Unavailable(_) => "the store cannot be reached or cannot take writes",
-            StoreError::Full(_) => "the store is out of space",
-            StoreError::Rejected(_) => "the store refused the data",
-            StoreError::Corrupt(_) => "a stored row could not be read",
-            StoreError::Failed(_) => "the store failed",
-            StoreError::Superseded(_) => "the write no longer applies",
-        }
-    }
-}
+pub use crate::attempt::{
+    AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, Claim, ClaimedEmail, HeldClaim,
+    SuppressedRecipient,
+};
+pub use crate::error::StoreError;
 
 /// An email to insert, with the values the API computed for it.
 #[derive(Clone, Debug)]
@@ -186,49 +141,6 @@ pub struct ListQuery {
     pub limit: u32,
 }
 
-/// One recorded attempt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptRecord {
-    pub attempt: u32,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub outcome: AttemptKind,
-    pub smtp_code: Option<u16>,
-    pub detail: String,
-}
-
-/// How an attempt ended, as stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttemptKind {
-    Sent,
-    TransientFailure,
-    PermanentFailure,
-    /// The worker disappeared while holding the lease.
-    LeaseExpired,
-}
-
-impl AttemptKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptKind::Sent => "sent",
-            AttemptKind::TransientFailure => "transient_failure",
-            AttemptKind::PermanentFailure => "permanent_failure",
-            AttemptKind::LeaseExpired => "lease_expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Sent,
-            Self::TransientFailure,
-            Self::PermanentFailure,
-            Self::LeaseExpired,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
-
 /// An email's place in the dispatch queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DueEmail {
@@ -237,77 +149,12 @@ pub struct DueEmail {
     pub priority: Priority,
 }
 
-/// The terms of a claim: who holds it and until when.
-#[derive(Clone, Debug)]
-pub struct Claim {
-    pub holder: String,
-    pub now: DateTime<Utc>,
-    pub lease_expires_at: DateTime<Utc>,
-}
-
-/// A claim as its worker knows it: the email and the attempt it was claimed for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HeldClaim {
-    pub id: EmailId,
-    pub attempt: u32,
-}
-
-/// An email handed to a worker, with everything needed to send it.
-#[derive(Clone, Debug)]
-pub struct ClaimedEmail {
-    pub id: EmailId,
-    pub message_id: String,
-    pub created_at: DateTime<Utc>,
-    pub email: NewEmail,
-    /// The number of this attempt (1 for the first); it also fences the
-    /// outcome so a worker whose lease was taken over cannot overwrite it.
-    pub attempt: u32,
-    pub first_attempt_at: DateTime<Utc>,
-    /// Recipients taken out of `email` because they are suppressed (filled
-    /// in by the delivery layer after the claim; stores leave it empty).
-    pub suppressed: Vec<SuppressedRecipient>,
-    /// Whether this claim wrote `email.sent` for a scheduled email whose
-    /// time came (see [`crate::transition::comes_due`]).
-    pub came_due: bool,
-}
-
 /// Emails moved out of `sending` by the rescuer or at a stop.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
     /// Those back in the queue (the others were given up).
     pub requeued: Vec<DueEmail>,
     pub events: WrittenEvents,
-}
-
-/// What an attempt ended in, ready to record.
-#[derive(Clone, Debug)]
-pub struct AttemptOutcome {
-    pub email_id: EmailId,
-    pub attempt: u32,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub result: AttemptResult,
-    /// Recipients refused for good at `RCPT TO` (the message went to the
-    /// others, or to none).
-    pub rejected: Vec<crate::delivery::RejectedRecipient>,
-    /// Recipients left out because they are on the suppression list.
-    pub suppressed: Vec<SuppressedRecipient>,
-}
-
-/// A recipient not sent to because of the suppression list.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SuppressedRecipient {
-    pub address: String,
-    pub origin: crate::suppression::SuppressionOrigin,
-}
-
-#[derive(Clone, Debug)]
-pub enum AttemptResult {
-    Sent(SmtpReply),
-    RetryAt(DeliveryError, DateTime<Utc>),
-    Failed(DeliveryError),
-    /// Every recipient is suppressed: nothing was sent, and nothing will be.
-    Suppressed,
 }
 
 /// The effect of a request to change an email.

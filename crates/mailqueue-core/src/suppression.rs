@@ -5,8 +5,8 @@
 //! again). The list keeps every address in lower case.
 
 use crate::address::EmailAddress;
+use crate::error::StoreError;
 use crate::ids::{EmailId, SuppressionId};
-use crate::store::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt;

@@ -1,12 +1,12 @@
 //! An attempt's outcome: the status it leaves, the attempt row, the events
 //! and the addresses its bounces put on the suppression list.
 
+use crate::attempt::{AttemptKind, AttemptOutcome, AttemptResult};
 use crate::delivery::{FailureClass, RejectedRecipient, SmtpReply};
 use crate::events::{
     bounce_sub_type, suppresses, Bounce, EventData, EventType, Failed, NewEvent, Suppressed,
 };
 use crate::status::EmailStatus;
-use crate::store::{AttemptKind, AttemptOutcome, AttemptResult};
 use crate::suppression::SuppressionOrigin;
 use chrono::{DateTime, Utc};
 
