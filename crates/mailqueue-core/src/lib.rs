@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod queue;
+pub mod random;
 pub mod rate;
 pub mod request;
 pub mod retention;

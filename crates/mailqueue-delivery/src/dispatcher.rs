@@ -16,14 +16,11 @@
 //! outcome is written: however slowly the store takes outcomes, at most
 //! `UNRECORDED_PER_SLOT × concurrency` emails are sent and unrecorded.
 
-use crate::admission::admit;
-use crate::lease_book::{defer, DeferReason, LeaseBook, StartCheck};
-use crate::send::{send_one, Completed, Sent};
-use crate::suppressions;
+use crate::lease_book::LeaseBook;
+use crate::round::{attempt, claim_due, Claimed};
+use crate::send::Completed;
 use crate::Delivery;
-use mailqueue_core::events::EventType;
-use mailqueue_core::store::{Claim, ClaimedEmail, DueEmail, HeldClaim};
-use mailqueue_core::EmailId;
+use mailqueue_core::store::ClaimedEmail;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -83,22 +80,12 @@ pub async fn run(
         let book = book.clone();
         let outcomes = outcomes.clone();
         sends.spawn(async move {
-            if admit(&d, &book, &email).await && may_start(&d, &book, &email).await {
-                let id = email.id;
-                match send_one(&d, email).await {
-                    Sent::Attempted(mut completed) => {
-                        book.forget(id);
-                        drop(slot);
-                        // The record permit goes with the outcome and comes
-                        // back once the outcome is written.
-                        completed.slot = Some(record);
-                        let _ = outcomes.send(completed).await;
-                    }
-                    Sent::NotSent(claim) => {
-                        let due = d.clock.now() + chrono::Duration::seconds(1);
-                        defer(&d, &book, &[claim], due, DeferReason::ConnectionLimit).await;
-                    }
-                }
+            if let Some(mut completed) = attempt(&d, &book, email).await {
+                drop(slot);
+                // The record permit goes with the outcome and comes back
+                // once the outcome is written.
+                completed.slot = Some(record);
+                let _ = outcomes.send(completed).await;
             }
         });
     }
@@ -117,28 +104,12 @@ async fn slot_and_record(
     Some((slot, record))
 }
 
-/// Whether the lease still has room for a whole send; if not, the email
-/// goes back unattempted.
-async fn may_start(d: &Delivery, book: &LeaseBook, email: &ClaimedEmail) -> bool {
-    match book.try_start(email.id, d.clock.now(), d.settings.send_timeout) {
-        StartCheck::Go => true,
-        StartCheck::NoRoom(claim) => {
-            tracing::info!(email = %email.id, "the lease has no room left for a send; releasing it unsent");
-            defer(d, book, &[claim], d.clock.now(), DeferReason::Lease).await;
-            false
-        }
-        StartCheck::NotHeld => false,
-    }
-}
-
 async fn claim_loop(
     d: Arc<Delivery>,
     book: Arc<LeaseBook>,
     mut stop: watch::Receiver<bool>,
     ready: mpsc::Sender<ClaimedEmail>,
 ) {
-    let lease =
-        chrono::Duration::from_std(d.settings.lease).unwrap_or(chrono::Duration::minutes(5));
     let mut queue_backoff = QUEUE_BACKOFF_MIN;
     loop {
         if *stop.borrow() {
@@ -156,92 +127,42 @@ async fn claim_loop(
             continue;
         }
         let now = d.clock.now();
-        let due = match d.queue.take_due(now, room.min(CLAIM_BATCH)).await {
-            Ok(due) => {
+        let claimed = match claim_due(&d, &book, now, room.min(CLAIM_BATCH)).await {
+            Claimed::Ready(claimed) => claimed,
+            Claimed::Idle => {
                 queue_backoff = QUEUE_BACKOFF_MIN;
-                due
+                let wait = match d.queue.next_due_at().await {
+                    Ok(Some(at)) => (at - now)
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(d.settings.idle_poll),
+                    _ => d.settings.idle_poll,
+                };
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = d.queue.wait_for_work(wait) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+                continue;
             }
-            Err(e) => {
+            Claimed::QueueUnavailable(e) => {
                 tracing::warn!(error = %e, "cannot read the dispatch queue; retrying in {queue_backoff:?}");
                 pause(&mut stop, queue_backoff).await;
                 queue_backoff = (queue_backoff * 2).min(QUEUE_BACKOFF_MAX);
                 continue;
             }
-        };
-        if due.is_empty() {
-            let wait = match d.queue.next_due_at().await {
-                Ok(Some(at)) => (at - now)
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(d.settings.idle_poll),
-                _ => d.settings.idle_poll,
-            };
-            if !wait.is_zero() {
-                tokio::select! {
-                    _ = d.queue.wait_for_work(wait) => {}
-                    _ = stop.changed() => return,
-                }
+            Claimed::StoreFailed(_) => {
+                pause(&mut stop, Duration::from_secs(1)).await;
+                continue;
             }
-            continue;
-        }
-        let claim = Claim {
-            holder: d.settings.holder.clone(),
-            now,
-            lease_expires_at: now + lease,
         };
-        let ids: Vec<EmailId> = due.iter().map(|e| e.id).collect();
-        let claimed = d.store.claim_emails(&ids, &claim).await;
-        if let Err(e) = &claimed {
-            tracing::warn!(error = %e, count = ids.len(), "claiming failed; the emails go back to the queue");
-            requeue_unclaimed(&d, &due, now).await;
-        }
-        // Claimed or not, the store has decided: the entries are done with.
-        if let Err(e) = d.queue.ack(&ids).await {
-            tracing::warn!(error = %e, "acknowledging taken entries failed; they come back after the visibility timeout");
-        }
-        match claimed {
-            Ok(mut claimed) => {
-                let came_due = claimed
-                    .iter()
-                    .filter(|c| c.came_due)
-                    .map(|_| EventType::Sent);
-                d.metrics.count_events(&came_due.collect());
-                book.hold(&claimed, claim.lease_expires_at);
-                if let Err(e) = suppressions::apply(&d, &mut claimed).await {
-                    tracing::warn!(error = %e, "the suppression list cannot be read; the claimed emails wait a second");
-                    let held: Vec<HeldClaim> = claimed
-                        .iter()
-                        .map(|c| HeldClaim {
-                            id: c.id,
-                            attempt: c.attempt,
-                        })
-                        .collect();
-                    let due = now + chrono::Duration::seconds(1);
-                    defer(&d, &book, &held, due, DeferReason::SuppressionLookup).await;
-                    continue;
-                }
-                for email in claimed {
-                    if ready.send(email).await.is_err() {
-                        return;
-                    }
-                }
+        queue_backoff = QUEUE_BACKOFF_MIN;
+        for email in claimed {
+            if ready.send(email).await.is_err() {
+                return;
             }
-            Err(_) => pause(&mut stop, Duration::from_secs(1)).await,
         }
-    }
-}
-
-/// Puts entries whose claim failed back, due in a second, with their priority.
-async fn requeue_unclaimed(d: &Delivery, due: &[DueEmail], now: chrono::DateTime<chrono::Utc>) {
-    let back: Vec<DueEmail> = due
-        .iter()
-        .map(|e| DueEmail {
-            due_at: now + chrono::Duration::seconds(1),
-            ..*e
-        })
-        .collect();
-    if let Err(e) = d.queue.enqueue(&back).await {
-        tracing::warn!(error = %e, "re-enqueueing failed; the reconciler will restore the emails");
     }
 }
 

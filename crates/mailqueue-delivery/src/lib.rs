@@ -19,10 +19,17 @@ mod lease_book;
 mod maintenance;
 mod recorder;
 mod retention;
+mod round;
 mod send;
+mod sources;
+mod step;
 mod suppressions;
 
+pub use sources::{OsJitter, TokioClock};
+pub use step::{Step, StepError};
+
 use mailqueue_core::queue::DispatchQueue;
+use mailqueue_core::random::Jitter;
 use mailqueue_core::rate::{RateLimiter, RateLimits};
 use mailqueue_core::retention::RetentionPolicy;
 use mailqueue_core::store::Store;
@@ -75,6 +82,8 @@ pub struct Delivery {
     /// Keeps the rate limits; needed only when `settings.rate_limits` has any.
     pub limiter: Option<Arc<dyn RateLimiter>>,
     pub clock: Arc<dyn Clock>,
+    /// Spreads the retries ([`OsJitter`] in production).
+    pub jitter: Arc<dyn Jitter>,
     pub policy: RetryPolicy,
     pub metrics: Arc<Metrics>,
     pub settings: DeliverySettings,
@@ -201,11 +210,4 @@ impl DeliveryHandle {
             }
         }
     }
-}
-
-/// A uniform sample in `[0, 1)` for retry jitter.
-fn jitter_sample() -> f64 {
-    getrandom::u64()
-        .map(|r| (r >> 11) as f64 / (1u64 << 53) as f64)
-        .unwrap_or(0.5)
 }

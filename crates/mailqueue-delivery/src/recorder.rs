@@ -14,7 +14,7 @@
 use crate::send::Completed;
 use crate::Delivery;
 use mailqueue_core::batch::apply_isolating;
-use mailqueue_core::store::{AttemptOutcome, AttemptResult, DueEmail};
+use mailqueue_core::store::{AttemptOutcome, AttemptResult, DueEmail, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -44,32 +44,7 @@ async fn record(
 ) {
     let mut backoff = Duration::from_millis(100);
     let mut deadline: Option<Instant> = None;
-    loop {
-        let outcomes: Vec<AttemptOutcome> = pending.iter().map(|c| c.outcome.clone()).collect();
-        let isolated = apply_isolating(&outcomes, |part| d.store.record_outcomes(part)).await;
-        for written in &isolated.applied {
-            d.metrics.count_events(written);
-        }
-        let results = isolated.results;
-        let mut recorded = Vec::with_capacity(pending.len());
-        let mut retry = Vec::new();
-        let mut last_error = None;
-        for (c, result) in pending.into_iter().zip(results) {
-            match result {
-                Ok(()) => recorded.push(c),
-                Err(e) if e.is_rejection() => {
-                    d.metrics.outcomes_refused.inc();
-                    tracing::error!(email = %c.outcome.email_id, attempt = c.outcome.attempt, error = %e,
-                        "the store refused this attempt's outcome; it is not recorded");
-                }
-                Err(e) => {
-                    last_error = Some(e);
-                    retry.push(c);
-                }
-            }
-        }
-        account(d, &recorded).await;
-        let Some(e) = last_error else { return };
+    while let Err(Unwritten { retry, error: e }) = write(d, pending).await {
         if *stop.borrow() {
             let deadline = *deadline.get_or_insert_with(|| Instant::now() + grace);
             if Instant::now() >= deadline {
@@ -82,6 +57,45 @@ async fn record(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
         pending = retry;
+    }
+}
+
+/// Outcomes the store could not take now, and why.
+pub struct Unwritten {
+    pub retry: Vec<Completed>,
+    pub error: StoreError,
+}
+
+/// Writes a batch of outcomes once: counts what the store wrote, logs and
+/// counts those it refused, requeues the retries of those recorded, and
+/// returns those to write again.
+pub async fn write(d: &Delivery, pending: Vec<Completed>) -> Result<(), Unwritten> {
+    let outcomes: Vec<AttemptOutcome> = pending.iter().map(|c| c.outcome.clone()).collect();
+    let isolated = apply_isolating(&outcomes, |part| d.store.record_outcomes(part)).await;
+    for written in &isolated.applied {
+        d.metrics.count_events(written);
+    }
+    let mut recorded = Vec::with_capacity(pending.len());
+    let mut retry = Vec::new();
+    let mut last_error = None;
+    for (c, result) in pending.into_iter().zip(isolated.results) {
+        match result {
+            Ok(()) => recorded.push(c),
+            Err(e) if e.is_rejection() => {
+                d.metrics.outcomes_refused.inc();
+                tracing::error!(email = %c.outcome.email_id, attempt = c.outcome.attempt, error = %e,
+                    "the store refused this attempt's outcome; it is not recorded");
+            }
+            Err(e) => {
+                last_error = Some(e);
+                retry.push(c);
+            }
+        }
+    }
+    account(d, &recorded).await;
+    match last_error {
+        None => Ok(()),
+        Some(error) => Err(Unwritten { retry, error }),
     }
 }
 

@@ -1,6 +1,6 @@
 //! One delivery attempt: send, then decide what the outcome means.
 
-use crate::{jitter_sample, Delivery};
+use crate::Delivery;
 use chrono::{DateTime, Utc};
 use mailqueue_core::delivery::{DeliveryError, Failure, FailureClass, RejectedRecipient};
 use mailqueue_core::retry::RetryDecision;
@@ -79,7 +79,7 @@ pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Sent {
                 claimed.attempt,
                 claimed.first_attempt_at,
                 finished_at,
-                jitter_sample(),
+                d.jitter.sample(),
             ) {
                 RetryDecision::RetryAt(at) => AttemptResult::RetryAt(e, at),
                 RetryDecision::GiveUp => {

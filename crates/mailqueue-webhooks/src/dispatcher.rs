@@ -116,10 +116,7 @@ pub async fn run(w: Arc<Webhooks>, client: reqwest::Client, mut stop: watch::Rec
                     let (Ok(_own), Ok(_slot)) = (own.acquire().await, all.acquire().await) else {
                         return;
                     };
-                    let report = send(&client, &c, w.clock.now(), &w.settings).await;
-                    w.metrics
-                        .webhook_request_seconds
-                        .observe(f64::from(report.duration_ms) / 1000.0);
+                    let report = send_timed(&w, &client, &c).await;
                     let _ = reports.send(report).await;
                     drop(claim);
                     ended.notify_one();
@@ -164,23 +161,47 @@ fn took_whole_share(
         .collect()
 }
 
+/// Sends one claimed delivery, timing its request.
+pub async fn send_timed(
+    w: &Webhooks,
+    client: &reqwest::Client,
+    c: &ClaimedDelivery,
+) -> DeliveryReport {
+    let report = send(client, c, w.clock.now(), &w.settings).await;
+    w.metrics
+        .webhook_request_seconds
+        .observe(f64::from(report.duration_ms) / 1000.0);
+    report
+}
+
+/// The terms of a claim of up to `limit` deliveries, at most `per_webhook`
+/// of one webhook with what this process already `held`.
+pub fn claim_terms(
+    w: &Webhooks,
+    limit: u32,
+    per_webhook: u32,
+    held: Vec<(WebhookId, u32)>,
+) -> DeliveryClaim {
+    let now = w.clock.now();
+    let lease =
+        chrono::Duration::from_std(w.settings.lease()).unwrap_or(chrono::Duration::minutes(1));
+    DeliveryClaim {
+        holder: w.settings.holder.clone(),
+        now,
+        lease_expires_at: now + lease,
+        limit,
+        per_webhook,
+        held,
+    }
+}
+
 async fn claim(
     w: &Webhooks,
     free: usize,
     per_webhook: u32,
     held: Vec<(WebhookId, u32)>,
 ) -> Vec<ClaimedDelivery> {
-    let now = w.clock.now();
-    let lease =
-        chrono::Duration::from_std(w.settings.lease()).unwrap_or(chrono::Duration::minutes(1));
-    let terms = DeliveryClaim {
-        holder: w.settings.holder.clone(),
-        now,
-        lease_expires_at: now + lease,
-        limit: free as u32,
-        per_webhook,
-        held,
-    };
+    let terms = claim_terms(w, free as u32, per_webhook, held);
     match w.store.claim_webhook_deliveries(&terms).await {
         Ok(claimed) => claimed,
         Err(e) => {
@@ -223,20 +244,26 @@ async fn record(w: Arc<Webhooks>, mut rx: mpsc::Receiver<DeliveryReport>, record
             }
         }
         recorded.notify_one();
-        for r in batch.drain(..) {
-            let outcome = match r.outcome {
-                DeliveryOutcome::Delivered => "delivered",
-                DeliveryOutcome::RetryAt(_) => "retry",
-                DeliveryOutcome::Failed => "failed",
-            };
-            if let Some(e) = &r.error {
-                tracing::info!(webhook = %r.webhook_id, event = %r.event_id, attempt = r.attempt, error = %e, outcome, "webhook delivery attempt failed");
-            }
-            w.metrics
-                .webhook_deliveries
-                .get_or_create(&[("outcome", outcome)])
-                .inc();
+        account(&w, &batch);
+        batch.clear();
+    }
+}
+
+/// Logs and counts reports once they are written.
+pub fn account(w: &Webhooks, reports: &[DeliveryReport]) {
+    for r in reports {
+        let outcome = match r.outcome {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::RetryAt(_) => "retry",
+            DeliveryOutcome::Failed => "failed",
+        };
+        if let Some(e) = &r.error {
+            tracing::info!(webhook = %r.webhook_id, event = %r.event_id, attempt = r.attempt, error = %e, outcome, "webhook delivery attempt failed");
         }
+        w.metrics
+            .webhook_deliveries
+            .get_or_create(&[("outcome", outcome)])
+            .inc();
     }
 }
 

@@ -15,6 +15,9 @@
 mod dispatcher;
 mod resolver;
 mod send;
+mod step;
+
+pub use step::StepError;
 
 use mailqueue_core::store::WebhookStore;
 use mailqueue_core::webhooks::{DisablePolicy, RetrySchedule};

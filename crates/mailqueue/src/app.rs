@@ -17,7 +17,7 @@ use mailqueue_api::{ApiContext, ApiSettings, AuthCache, KeySlots, OpsContext, We
 use mailqueue_core::store::Store;
 use mailqueue_core::webhooks::DisablePolicy;
 use mailqueue_core::{Clock, RetryPolicy};
-use mailqueue_delivery::{Delivery, DeliverySettings};
+use mailqueue_delivery::{Delivery, DeliverySettings, OsJitter};
 use mailqueue_metrics::Metrics;
 use mailqueue_service::{EmailService, ServiceSettings};
 use mailqueue_store::GroupCommitter;
@@ -150,6 +150,7 @@ impl Application {
                     transport: transport.clone(),
                     limiter: dispatch.limiter,
                     clock: clock.clone(),
+                    jitter: Arc::new(OsJitter),
                     policy: retry_policy(&config)?,
                     metrics: metrics.clone(),
                     settings: DeliverySettings {

@@ -6,7 +6,9 @@
 
 use crate::fleet::Fleet;
 use crate::helpers::*;
+use mailqueue_core::store::WebhookStore;
 use mailqueue_core::webhooks::SigningSecret;
+use mailqueue_store::{PgSettings, PgStore};
 use mailqueue_testkit::{
     wait_until, ReceivedHook, ReceiverAnswers, SinkOptions, SmtpSink, StoreKind, WebhookReceiver,
 };
@@ -239,10 +241,10 @@ async fn an_endpoint_failing_too_long_is_disabled_with_its_reason() {
             .contains("every delivery failed"),
         "{disabled}"
     );
+    // That a disabled webhook is sent nothing more, however late it gets,
+    // is shown round by round in the webhook crate's own tests.
     let tries = failing.received().len();
     assert!(tries >= 2, "{tries}");
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(failing.received().len(), tries, "nothing more is sent");
 
     // Enabled again, its pending delivery goes out.
     let (status, _) = app
@@ -381,7 +383,19 @@ async fn two_workers_share_the_deliveries_without_sending_one_twice() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let hooks = receiver.wait_for(80, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the outbox has nothing pending, nothing more can be sent.
+    let store = PgStore::connect(&PgSettings {
+        url: fleet.db.url.clone(),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    wait_until("the outbox to be empty", WAIT, || async {
+        let stats = store.webhook_outbox_stats().await.ok()?;
+        (stats.pending == 0).then_some(())
+    })
+    .await;
     let hooks_after = receiver.received();
     assert_eq!(hooks_after.len(), 80, "no event was sent twice");
     let ids: HashSet<&str> = hooks.iter().map(|h| h.header("svix-id")).collect();
