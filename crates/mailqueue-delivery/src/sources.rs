@@ -41,3 +41,27 @@ impl Clock for TokioClock {
         self.start + chrono::Duration::from_std(elapsed).unwrap_or(chrono::Duration::MAX)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tokio_clock_moves_only_with_tokio_time() {
+        let start = DateTime::from_timestamp(1_000_000, 0).unwrap();
+        let clock = TokioClock::starting_at(start);
+        assert_eq!(clock.now(), start);
+        tokio::time::advance(std::time::Duration::from_secs(90)).await;
+        assert_eq!(clock.now(), start + chrono::Duration::seconds(90));
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        assert_eq!(clock.now(), start + chrono::Duration::seconds(120));
+    }
+
+    #[test]
+    fn os_jitter_samples_lie_in_the_unit_interval() {
+        for _ in 0..1000 {
+            let s = OsJitter.sample();
+            assert!((0.0..1.0).contains(&s), "{s}");
+        }
+    }
+}
