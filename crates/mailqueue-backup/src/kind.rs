@@ -75,13 +75,13 @@ impl BackupKind {
     }
 
     /// The store a kind belongs to, for retention settings and reports.
-    pub fn store(self) -> Store {
+    pub fn store(self) -> BackedUpStore {
         match self {
             BackupKind::Postgres | BackupKind::PostgresPhysical | BackupKind::WalSegment => {
-                Store::Postgres
+                BackedUpStore::Postgres
             }
-            BackupKind::RedisRdb | BackupKind::RedisAof => Store::Redis,
-            BackupKind::Sqlite => Store::Sqlite,
+            BackupKind::RedisRdb | BackupKind::RedisAof => BackedUpStore::Redis,
+            BackupKind::Sqlite => BackedUpStore::Sqlite,
         }
     }
 }
@@ -89,7 +89,7 @@ impl BackupKind {
 /// The three stores mailqueue backs up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Store {
+pub enum BackedUpStore {
     Postgres,
     Redis,
     Sqlite,

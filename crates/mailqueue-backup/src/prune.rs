@@ -7,13 +7,13 @@ use crate::destination::Destination;
 use crate::error::BackupError;
 use crate::kind::BackupKind;
 use crate::naming;
-use crate::retention::{evaluate, Decision, RetentionPolicy};
+use crate::retention::{evaluate, BackupRetention, Decision};
 use chrono::{DateTime, Utc};
 
 pub async fn prune(
     dest: &Destination,
     kind: BackupKind,
-    policy: &RetentionPolicy,
+    policy: &BackupRetention,
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<Vec<Decision>, BackupError> {

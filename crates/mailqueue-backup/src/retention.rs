@@ -7,7 +7,6 @@
 //! is kept. Days without backups do not use up the count, so a gap in the
 //! schedule does not shorten the history.
 
-use crate::kind::BackupKind;
 use crate::manifest::Manifest;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,35 +47,11 @@ impl PartialEq<&str> for KeepReason {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetentionPolicy {
+pub struct BackupRetention {
     pub within_days: u32,
     pub daily: u32,
     pub weekly: u32,
     pub monthly: u32,
-}
-
-impl RetentionPolicy {
-    /// The guide's policy: PostgreSQL 7 daily, 4 weekly, 12 monthly;
-    /// Redis RDB 3 daily, 2 weekly, 3 monthly; 30 days kept whole.
-    pub fn default_for(kind: BackupKind) -> Self {
-        match kind {
-            BackupKind::RedisRdb | BackupKind::RedisAof => Self {
-                within_days: 30,
-                daily: 3,
-                weekly: 2,
-                monthly: 3,
-            },
-            BackupKind::Postgres
-            | BackupKind::PostgresPhysical
-            | BackupKind::WalSegment
-            | BackupKind::Sqlite => Self {
-                within_days: 30,
-                daily: 7,
-                weekly: 4,
-                monthly: 12,
-            },
-        }
-    }
 }
 
 /// The decision for one backup, with every reason it is kept.
@@ -98,7 +73,7 @@ impl Decision {
 /// Decides for each backup (oldest first in the result).
 pub fn evaluate(
     backups: &[Manifest],
-    policy: &RetentionPolicy,
+    policy: &BackupRetention,
     now: DateTime<Utc>,
 ) -> Vec<Decision> {
     let mut order: Vec<&Manifest> = backups.iter().collect();

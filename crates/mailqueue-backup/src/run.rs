@@ -14,7 +14,7 @@ use crate::manifest::Manifest;
 use crate::metrics::{MetricsSink, RunOutcome};
 use crate::notify::notify_slack;
 use crate::prune::prune;
-use crate::retention::{Decision, RetentionPolicy};
+use crate::retention::{BackupRetention, Decision};
 use crate::sqlite::{backup_sqlite, SqliteBackupOptions};
 use crate::wal::retention::{prune_wal, WalPrune};
 use std::time::Instant;
@@ -54,7 +54,7 @@ impl BackupJob {
 
 /// What happens around a backup.
 pub struct RunSettings {
-    pub policy: RetentionPolicy,
+    pub policy: BackupRetention,
     /// After a base backup: keep this many days of WAL (see
     /// [`crate::wal::retention`]).
     pub wal_retention_days: u32,

@@ -133,10 +133,6 @@ impl DeliveryError {
             DeliveryError::Transient(f) | DeliveryError::Permanent(f) => f,
         }
     }
-
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, DeliveryError::Transient(_))
-    }
 }
 
 impl fmt::Display for DeliveryError {

@@ -207,20 +207,53 @@ impl NewEvent {
     }
 }
 
-/// Resend's bounce sub-type for a refusal, read from its enhanced status
-/// code (RFC 3463) where there is one.
-pub fn bounce_sub_type(reply: &SmtpReply) -> &'static str {
-    let enhanced = reply
-        .message
-        .split_whitespace()
-        .find(|w| is_enhanced_status(w))
-        .unwrap_or("");
-    match enhanced {
-        e if e.starts_with("5.1.") || e.starts_with("4.1.") => "NoEmail",
-        "5.2.2" | "4.2.2" => "MailboxFull",
-        "5.3.4" | "5.2.3" => "MessageTooLarge",
-        e if e.starts_with("5.7.") => "ContentRejected",
-        _ => "General",
+/// What a refusal says of the address, read from its enhanced status code
+/// (RFC 3463) where there is one; named as Resend names bounce sub-types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BounceClass {
+    /// No such mailbox or domain (`x.1.x`).
+    NoEmail,
+    MailboxFull,
+    MessageTooLarge,
+    /// A policy refusal of the message (`5.7.x`).
+    ContentRejected,
+    /// Nothing more specific.
+    General,
+}
+
+impl BounceClass {
+    pub fn of(reply: &SmtpReply) -> Self {
+        let enhanced = reply
+            .message
+            .split_whitespace()
+            .find(|w| is_enhanced_status(w))
+            .unwrap_or("");
+        match enhanced {
+            e if e.starts_with("5.1.") || e.starts_with("4.1.") => BounceClass::NoEmail,
+            "5.2.2" | "4.2.2" => BounceClass::MailboxFull,
+            "5.3.4" | "5.2.3" => BounceClass::MessageTooLarge,
+            e if e.starts_with("5.7.") => BounceClass::ContentRejected,
+            _ => BounceClass::General,
+        }
+    }
+
+    /// Resend's `subType`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BounceClass::NoEmail => "NoEmail",
+            BounceClass::MailboxFull => "MailboxFull",
+            BounceClass::MessageTooLarge => "MessageTooLarge",
+            BounceClass::ContentRejected => "ContentRejected",
+            BounceClass::General => "General",
+        }
+    }
+
+    /// Whether a permanent refusal of this class at `RCPT TO` puts the
+    /// address on the suppression list: a refusal of the address itself
+    /// (no such mailbox, or a plain 5xx), not a full mailbox or a policy
+    /// refusal.
+    pub fn suppresses(self) -> bool {
+        matches!(self, BounceClass::NoEmail | BounceClass::General)
     }
 }
 
@@ -235,10 +268,9 @@ fn is_enhanced_status(word: &str) -> bool {
 }
 
 /// Whether a recipient refused at `RCPT TO` with this reply goes on the
-/// suppression list: a permanent refusal of the address itself (no such
-/// mailbox, or a plain 5xx), not a full mailbox or a policy refusal.
+/// suppression list: a permanent refusal whose class suppresses.
 pub fn suppresses(reply: &SmtpReply) -> bool {
-    reply.code >= 500 && matches!(bounce_sub_type(reply), "NoEmail" | "General")
+    reply.code >= 500 && BounceClass::of(reply).suppresses()
 }
 
 #[cfg(test)]
@@ -260,13 +292,14 @@ mod tests {
             code: 550,
             message: message.into(),
         };
-        assert_eq!(bounce_sub_type(&reply("5.1.1 no such user")), "NoEmail");
+        let class = |m: &str| BounceClass::of(&reply(m));
+        assert_eq!(class("5.1.1 no such user"), BounceClass::NoEmail);
         assert_eq!(
-            bounce_sub_type(&reply("550 5.2.2 full (in reply to RCPT TO)")),
-            "MailboxFull"
+            class("550 5.2.2 full (in reply to RCPT TO)"),
+            BounceClass::MailboxFull
         );
-        assert_eq!(bounce_sub_type(&reply("5.7.1 spam")), "ContentRejected");
-        assert_eq!(bounce_sub_type(&reply("version 1.2.3 said no")), "General");
+        assert_eq!(class("5.7.1 spam").as_str(), "ContentRejected");
+        assert_eq!(class("version 1.2.3 said no"), BounceClass::General);
         assert!(suppresses(&reply("5.1.1 no such user")));
         assert!(!suppresses(&reply("5.2.2 mailbox full")));
     }

@@ -2,7 +2,7 @@
 //! outcome's transition is the core's ([`OutcomeTransition`]); the stores
 //! apply those whose attempt still holds its email.
 
-use crate::shared::events::EventRow;
+use crate::shared::event_rows::EventRow;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::AttemptOutcome;
 use mailqueue_core::suppression::suppression_key;

@@ -18,13 +18,13 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// How often and how patiently a request is tried again.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct RetryPolicy {
+pub(crate) struct RequestRetries {
     pub attempts: u32,
     pub first_backoff: Duration,
     pub max_backoff: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for RequestRetries {
     fn default() -> Self {
         Self {
             attempts: 6,
@@ -34,7 +34,7 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
+impl RequestRetries {
     /// The pause after failed attempt `attempt` (1-based): doubling, capped.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
@@ -56,7 +56,7 @@ pub(crate) struct GcsClient {
     base: String,
     bucket: String,
     credentials: GcpCredentialProvider,
-    pub retry: RetryPolicy,
+    pub retry: RequestRetries,
 }
 
 /// Requests that carry no large body must finish within this.
@@ -90,7 +90,7 @@ impl GcsClient {
             base: base.trim_end_matches('/').to_string(),
             bucket: bucket.to_string(),
             credentials,
-            retry: RetryPolicy::default(),
+            retry: RequestRetries::default(),
         })
     }
 
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let policy = RetryPolicy::default();
+        let policy = RequestRetries::default();
         assert_eq!(policy.backoff(1), Duration::from_millis(200));
         assert_eq!(policy.backoff(2), Duration::from_millis(400));
         assert_eq!(policy.backoff(4), Duration::from_millis(1600));

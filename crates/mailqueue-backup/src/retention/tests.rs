@@ -23,7 +23,7 @@ fn only_old_backups_still_keep_the_newest() {
     let backups: Vec<_> = (0..5)
         .map(|i| manifest(i, at(2020, 1, 1 + i as u32, 3)))
         .collect();
-    let policy = RetentionPolicy {
+    let policy = BackupRetention {
         within_days: 30,
         daily: 0,
         weekly: 0,
@@ -44,7 +44,7 @@ fn daily_weekly_and_monthly_pick_the_newest_of_each_period() {
         backups.push(manifest(backups.len(), t + Duration::hours(12)));
         t += Duration::days(1);
     }
-    let policy = RetentionPolicy {
+    let policy = BackupRetention {
         within_days: 0,
         daily: 3,
         weekly: 2,
@@ -87,7 +87,7 @@ fn gaps_do_not_use_up_the_count() {
         manifest(1, at(2025, 3, 1, 3)),
         manifest(2, at(2025, 6, 1, 3)),
     ];
-    let policy = RetentionPolicy {
+    let policy = BackupRetention {
         within_days: 0,
         daily: 3,
         weekly: 0,
@@ -111,9 +111,9 @@ fn catalog() -> impl Strategy<Value = Vec<Manifest>> {
     })
 }
 
-fn policy() -> impl Strategy<Value = RetentionPolicy> {
+fn policy() -> impl Strategy<Value = BackupRetention> {
     (0u32..60, 0u32..10, 0u32..6, 0u32..14).prop_map(|(within_days, daily, weekly, monthly)| {
-        RetentionPolicy {
+        BackupRetention {
             within_days,
             daily,
             weekly,
@@ -158,7 +158,7 @@ proptest! {
 
     #[test]
     fn each_of_the_last_n_days_keeps_its_newest(backups in catalog(), daily in 1u32..10) {
-        let policy = RetentionPolicy { within_days: 0, daily, weekly: 0, monthly: 0 };
+        let policy = BackupRetention { within_days: 0, daily, weekly: 0, monthly: 0 };
         let d = evaluate(&backups, &policy, at(2026, 6, 1, 0));
         let mut days: Vec<chrono::NaiveDate> = backups.iter().map(|m| m.finished_at.date_naive()).collect();
         days.sort();
@@ -184,9 +184,12 @@ fn a_fifteen_minute_schedule_keeps_what_the_docs_say() {
         .map(|i| manifest(i, now - Duration::minutes(15 * i as i64)))
         .collect();
     let count = |within_days| {
-        let policy = RetentionPolicy {
+        // The Redis schedule of the guide: 3 daily, 2 weekly, 3 monthly.
+        let policy = BackupRetention {
             within_days,
-            ..RetentionPolicy::default_for(BackupKind::RedisRdb)
+            daily: 3,
+            weekly: 2,
+            monthly: 3,
         };
         kept(&evaluate(&backups, &policy, now)).len()
     };

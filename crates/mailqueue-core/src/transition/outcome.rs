@@ -4,7 +4,7 @@
 use crate::attempt::{AttemptKind, AttemptOutcome, AttemptResult};
 use crate::delivery::{FailureClass, RejectedRecipient, SmtpReply};
 use crate::events::{
-    bounce_sub_type, suppresses, Bounce, EventData, EventType, Failed, NewEvent, Suppressed,
+    suppresses, Bounce, BounceClass, EventData, EventType, Failed, NewEvent, Suppressed,
 };
 use crate::status::EmailStatus;
 use crate::suppression::SuppressionOrigin;
@@ -155,7 +155,7 @@ fn outcome_events(outcome: &AttemptOutcome) -> Vec<NewEvent> {
                     EventData {
                         bounce: Some(bounce(
                             "Permanent",
-                            bounce_sub_type(&reply),
+                            BounceClass::of(&reply).as_str(),
                             &f.detail,
                             &[diagnostic],
                         )),
@@ -185,7 +185,7 @@ fn outcome_events(outcome: &AttemptOutcome) -> Vec<NewEvent> {
                 to: vec![r.address.clone()],
                 bounce: Some(bounce(
                     "Permanent",
-                    bounce_sub_type(&r.reply),
+                    BounceClass::of(&r.reply).as_str(),
                     &r.reply.message,
                     &[r.reply.to_string()],
                 )),

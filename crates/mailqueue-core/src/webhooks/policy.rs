@@ -33,11 +33,6 @@ impl RetrySchedule {
         let index = usize::try_from(attempts.checked_sub(1)?).ok()?;
         self.0.get(index).copied()
     }
-
-    /// Every attempt the schedule allows, the first included.
-    pub fn max_attempts(&self) -> u32 {
-        self.0.len() as u32 + 1
-    }
 }
 
 /// `5s,5m,30m,2h,5h,10h,10h`: durations in `ms`, `s`, `m`, `h` or `d`.
@@ -134,7 +129,8 @@ mod tests {
     fn the_default_schedule_is_svix_s() {
         let s = RetrySchedule::default();
         assert_eq!(s, "5s,5m,30m,2h,5h,10h,10h".parse().unwrap());
-        assert_eq!(s.max_attempts(), 8);
+        assert_eq!(s.delay_after(8), None, "eight attempts in all");
+        assert!(s.delay_after(7).is_some());
         assert_eq!(s.delay_after(0), None);
         assert_eq!(s.delay_after(1), Some(Duration::seconds(5)));
         assert_eq!(s.delay_after(2), Some(Duration::minutes(5)));

@@ -85,13 +85,23 @@ pub struct SecretRotation {
     pub previous_secrets: Vec<PreviousSecret>,
 }
 
+/// The secrets that sign at `now`: `current`, then every previous one
+/// whose grace period has not ended.
+pub fn signing_secrets(
+    current: &SigningSecret,
+    previous: &[PreviousSecret],
+    now: DateTime<Utc>,
+) -> Vec<SigningSecret> {
+    std::iter::once(current.clone())
+        .chain(live_previous_secrets(previous, now).map(|p| p.secret.clone()))
+        .collect()
+}
+
 impl Webhook {
     /// The secrets that sign at `now`: the current one, then every
     /// previous one whose grace period has not ended.
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<SigningSecret> {
-        std::iter::once(self.signing_secret.clone())
-            .chain(live_previous_secrets(&self.previous_secrets, now).map(|p| p.secret.clone()))
-            .collect()
+        signing_secrets(&self.signing_secret, &self.previous_secrets, now)
     }
 
     /// Makes `new` the signing secret at `now`: the current one keeps

@@ -207,15 +207,15 @@ mod tests {
             Step::EndOfData,
         ] {
             let e = refused(step, 550);
-            assert!(!e.is_retryable());
+            assert!(!matches!(e, DeliveryError::Transient(_)));
             assert_eq!(e.failure().class, FailureClass::Reply5xx);
             assert_eq!(e.failure().smtp_code, Some(550));
         }
         for step in [Step::Greeting, Step::Ehlo, Step::StartTls, Step::Rset] {
-            assert!(refused(step, 554).is_retryable());
+            assert!(matches!(refused(step, 554), DeliveryError::Transient(_)));
         }
         let e = refused(Step::EndOfData, 451);
-        assert!(e.is_retryable());
+        assert!(matches!(e, DeliveryError::Transient(_)));
         assert_eq!(e.failure().class, FailureClass::Reply4xx);
         assert!(e.to_string().starts_with("451 text"), "{e}");
     }
@@ -226,7 +226,7 @@ mod tests {
             let e = ClientError::auth_refused(reply(code));
             assert!(e.is_auth());
             let d = e.to_delivery_error();
-            assert!(d.is_retryable(), "{code}");
+            assert!(matches!(d, DeliveryError::Transient(_)), "{code}");
             assert_eq!(d.failure().class, FailureClass::Auth);
             assert_eq!(d.failure().smtp_code, Some(code));
         }
@@ -250,7 +250,7 @@ mod tests {
             after: Duration::from_secs(1),
         }
         .to_delivery_error();
-        assert!(timeout.is_retryable());
+        assert!(matches!(timeout, DeliveryError::Transient(_)));
         assert_eq!(timeout.failure().class, FailureClass::Timeout);
     }
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use mailqueue_core::delivery::FailureClass;
+use mailqueue_core::DeliveryError;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
@@ -224,7 +225,10 @@ async fn every_recipient_refused_in_turn_skips_data_and_fails_for_good() {
         )
         .await
         .unwrap_err();
-    assert!(!e.to_delivery_error().is_retryable(), "{e}");
+    assert!(
+        !matches!(e.to_delivery_error(), DeliveryError::Transient(_)),
+        "{e}"
+    );
     assert!(!s.is_broken(), "the conversation is still in step");
     s.rset().await.unwrap();
     peer.await.unwrap();
@@ -250,7 +254,7 @@ async fn a_354_after_a_recipient_refused_for_now_breaks_the_session() {
         .await
         .unwrap_err();
     assert!(matches!(e, ClientError::Refused { .. }), "{e}");
-    assert!(e.to_delivery_error().is_retryable());
+    assert!(matches!(e.to_delivery_error(), DeliveryError::Transient(_)));
     assert!(
         s.is_broken(),
         "only closing aborts the data the relay waits for"
@@ -302,7 +306,7 @@ async fn a_reply_that_does_not_fit_breaks_the_session_and_is_retried() {
     assert!(matches!(e, ClientError::Protocol { .. }), "{e}");
     assert!(s.is_broken());
     let d = e.to_delivery_error();
-    assert!(d.is_retryable());
+    assert!(matches!(d, DeliveryError::Transient(_)));
     assert_eq!(d.failure().class, FailureClass::Connection);
 }
 

@@ -4,6 +4,7 @@
 use crate::{email, relay, send, WAIT};
 use mailqueue_core::delivery::FailureClass;
 use mailqueue_core::transport::{Transport, TransportHealth};
+use mailqueue_core::DeliveryError;
 use mailqueue_testkit::{RelayOptions, SinkOptions, SmtpSink, TestRelay};
 use std::time::Duration;
 
@@ -35,7 +36,7 @@ async fn refused_credentials_are_retried_and_fail_the_health_until_auth_succeeds
         let e = send(&client, &email(&["a@example.com"], "x"))
             .await
             .unwrap_err();
-        assert!(e.is_retryable(), "{e}");
+        assert!(matches!(e, DeliveryError::Transient(_)), "{e}");
         assert_eq!(e.failure().class, FailureClass::Auth);
         assert_eq!(e.failure().smtp_code, Some(535));
     }
@@ -88,7 +89,7 @@ async fn a_relay_that_requires_auth_we_do_not_have_is_an_auth_failure() {
     let e = send(&client, &email(&["a@example.com"], "x"))
         .await
         .unwrap_err();
-    assert!(e.is_retryable());
+    assert!(matches!(e, DeliveryError::Transient(_)));
     assert_eq!(e.failure().class, FailureClass::Auth);
     assert_eq!(e.failure().smtp_code, Some(530));
     assert!(reason(client.health()).contains("requires authentication"));
@@ -107,7 +108,7 @@ async fn aiosmtpd_refuses_a_wrong_password_with_535() {
     let e = send(&wrong, &email(&["a@example.com"], "x"))
         .await
         .unwrap_err();
-    assert!(e.is_retryable(), "{e}");
+    assert!(matches!(e, DeliveryError::Transient(_)), "{e}");
     assert_eq!(e.failure().class, FailureClass::Auth, "{e}");
     assert_eq!(e.failure().smtp_code, Some(535));
     assert!(reason(wrong.health()).contains("535"));

@@ -5,6 +5,7 @@
 use crate::{email, relay, send, WAIT};
 use mailqueue_core::delivery::FailureClass;
 use mailqueue_core::transport::{Transport, TransportHealth};
+use mailqueue_core::DeliveryError;
 use mailqueue_smtp::{SmtpConfigError, SmtpRelay, SmtpSettings};
 use mailqueue_testkit::{RelayOptions, TestRelay};
 use std::time::Duration;
@@ -32,7 +33,7 @@ async fn credentials_never_go_out_in_clear_when_starttls_is_missing() {
         let e = send(&client, &email(&["a@example.com"], "secret text"))
             .await
             .unwrap_err();
-        assert!(e.is_retryable(), "{e}");
+        assert!(matches!(e, DeliveryError::Transient(_)), "{e}");
         assert_eq!(e.failure().class, FailureClass::Tls, "{e}");
         assert!(e.to_string().contains("STARTTLS"), "{e}");
     }

@@ -4,6 +4,7 @@
 use crate::{attach, email, relay, send, WAIT};
 use mail_parser::MimeHeaders;
 use mailqueue_core::delivery::FailureClass;
+use mailqueue_core::DeliveryError;
 use mailqueue_testkit::{RelayOptions, TestRelay, SMUGGLING_PAYLOAD as SMUGGLING};
 use std::time::Duration;
 
@@ -201,7 +202,7 @@ async fn every_recipient_refused_fails_the_email(pipelining: bool) -> TestRelay 
     )
     .await
     .unwrap_err();
-    assert!(!e.is_retryable(), "{e}");
+    assert!(!matches!(e, DeliveryError::Transient(_)), "{e}");
     assert_eq!(e.failure().class, FailureClass::Reply5xx);
     assert_eq!(e.failure().smtp_code, Some(550));
     let rejected: Vec<_> = e

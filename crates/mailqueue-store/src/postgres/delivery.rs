@@ -1,7 +1,7 @@
 //! The delivery side in PostgreSQL: claims, outcomes and interrupted
 //! attempts, each with its events in the same transaction (or statement).
 
-use super::events::write_events;
+use super::event_writes::write_events;
 use super::{bound, PgStore};
 use crate::content::{decode_content, with_attachment_bytes};
 use crate::errors::store_error;

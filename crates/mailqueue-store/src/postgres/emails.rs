@@ -1,10 +1,10 @@
 //! Emails, claims and attempts in PostgreSQL.
 
-use super::events::write_events;
+use super::event_writes::write_events;
 use super::{bound, PgStore};
 use crate::content::encode_content;
 use crate::errors::store_error;
-use crate::shared::events;
+use crate::shared::event_rows;
 use crate::shared::interrupted;
 use crate::shared::{rows, statements, with_statuses, Dialect};
 use async_trait::async_trait;
@@ -139,7 +139,7 @@ impl PgStore {
             .await
             .map_err(|e| store_error("storing attachments", e))?;
         }
-        write_events(&mut tx, &events::accepted(&emails)).await?;
+        write_events(&mut tx, &event_rows::accepted(&emails)).await?;
         tx.commit()
             .await
             .map_err(|e| store_error("committing emails", e))
@@ -165,10 +165,10 @@ impl PgStore {
                 return Ok(None);
             };
             let due = rows::due(&row)?;
-            let written = events::changed(id, now, kind, rows::status(&row)?);
+            let written = event_rows::changed(id, now, kind, rows::status(&row)?);
             write_events(&mut tx, &written).await?;
             tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(Some((due, events::written(&written))))
+            Ok(Some((due, event_rows::written(&written))))
         }
         .await;
         self.health.record(&changed);

@@ -5,7 +5,7 @@
 
 mod delivery;
 mod emails;
-mod events;
+mod event_writes;
 mod keys;
 mod leases;
 #[cfg(test)]

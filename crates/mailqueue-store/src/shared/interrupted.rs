@@ -3,7 +3,7 @@
 //! by both stores with the same statements: each store only selects the
 //! emails, in its own way of locking them.
 
-use super::events::EventRow;
+use super::event_rows::EventRow;
 use super::rows::{self, RowReader};
 use super::{with_statuses, Dialect, Param, Statement};
 use chrono::{DateTime, Utc};

@@ -8,7 +8,7 @@
 //! against multi-row `VALUES`). Status names in SQL come from the core's
 //! [`EmailStatus`](mailqueue_core::EmailStatus), never from literals.
 
-pub mod events;
+pub mod event_rows;
 pub mod interrupted;
 pub mod retention;
 pub mod rows;

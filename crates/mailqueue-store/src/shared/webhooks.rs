@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use mailqueue_core::events::EmailEvent;
 use mailqueue_core::store::StoreError;
 use mailqueue_core::webhooks::{
-    health_changes, live_previous_secrets, ClaimedDelivery, DeliveryClaim, DeliveryOutcome,
+    health_changes, signing_secrets, ClaimedDelivery, DeliveryClaim, DeliveryOutcome,
     DeliveryReport, DeliveryStatus, DisablePolicy, Endpoint, EventEmail, HealthChange, OutboxStats,
     PreviousSecret, SecretRotation, SigningSecret, StreakChange, Webhook, WebhookAttempt,
     WebhookChange, WebhookDelivery, WebhookPage, WebhookStatus,
@@ -503,10 +503,10 @@ pub fn claimed_row(
         rows::priority(row)?.rank(),
         row.opt_time("scheduled_at")?,
     )?;
-    let mut secrets = vec![SigningSecret::parse(&row.text("signing_secret")?)
-        .map_err(corrupt("a stored signing secret"))?];
+    let current = SigningSecret::parse(&row.text("signing_secret")?)
+        .map_err(corrupt("a stored signing secret"))?;
     let previous = decode_previous_secrets(row.opt_text("previous_secrets")?)?;
-    secrets.extend(live_previous_secrets(&previous, now).map(|p| p.secret.clone()));
+    let secrets = signing_secrets(&current, &previous, now);
     Ok(ClaimedDelivery {
         webhook_id: WebhookId(row.uuid("webhook_id")?),
         event_id: event.id,

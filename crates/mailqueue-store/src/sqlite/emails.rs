@@ -1,11 +1,11 @@
 //! Emails, claims and attempts in SQLite.
 
-use super::events::{came_due, suppress_bounced, write_events};
+use super::event_writes::{came_due, suppress_bounced, write_events};
 use super::{bound, to_ms, SqliteStore};
 use crate::content::{decode_content, encode_content, with_attachment_bytes};
 use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
-use crate::shared::events::{self, EventRow};
+use crate::shared::event_rows::{self, EventRow};
 use crate::shared::interrupted::{self, Moves};
 use crate::shared::rows::{self, RowReader};
 use crate::shared::{outcome_applies, statements, with_statuses, Dialect, Statement};
@@ -50,10 +50,10 @@ impl SqliteStore {
                     return Ok(None);
                 };
                 let due = rows::due(&row)?;
-                let written = events::changed(id, now, kind, rows::status(&row)?);
+                let written = event_rows::changed(id, now, kind, rows::status(&row)?);
                 write_events(&mut tx, &written).await?;
                 tx.commit().await.map_err(|e| store_error(ctx, e))?;
-                Ok(Some((due, events::written(&written))))
+                Ok(Some((due, event_rows::written(&written))))
             }
             .await;
             w.settle(changed)?
@@ -176,7 +176,7 @@ impl EmailInserts for SqliteStore {
                 .map_err(|err| store_error("storing attachments", err))?;
             }
         }
-        write_events(&mut tx, &events::accepted(&emails)).await?;
+        write_events(&mut tx, &event_rows::accepted(&emails)).await?;
         tx.commit()
             .await
             .map_err(|e| store_error("committing emails", e))
@@ -410,7 +410,7 @@ impl DeliveryStore for SqliteStore {
             write_events(&mut tx, &written).await?;
             suppress_bounced(&mut tx, &rows.suppressions, &applied).await?;
             tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(events::written(&written))
+            Ok(event_rows::written(&written))
         }
         .await;
         w.settle(result)

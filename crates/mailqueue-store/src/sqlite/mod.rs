@@ -8,7 +8,7 @@
 //! alone holds everything once the process has stopped.
 
 mod emails;
-mod events;
+mod event_writes;
 mod keys;
 mod leases;
 #[cfg(test)]

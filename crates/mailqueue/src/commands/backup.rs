@@ -8,9 +8,9 @@ use clap::{Args, Subcommand};
 use mailqueue_backup::backup_physical::PhysicalBackupOptions;
 use mailqueue_backup::backup_postgres::PostgresBackupOptions;
 use mailqueue_backup::backup_redis::RedisBackupOptions;
-use mailqueue_backup::kind::Store;
+use mailqueue_backup::kind::BackedUpStore;
 use mailqueue_backup::metrics::MetricsSink;
-use mailqueue_backup::retention::{Decision, RetentionPolicy};
+use mailqueue_backup::retention::{BackupRetention, Decision};
 use mailqueue_backup::run::{run_backup, BackupJob, RunReport, RunSettings};
 use mailqueue_backup::sqlite::SqliteBackupOptions;
 use mailqueue_backup::{BackupError, BackupKind, Compression, Destination};
@@ -196,8 +196,8 @@ fn job(
     }
     let compression = match (&args.compression, kind.store()) {
         (Some(c), _) => c.parse::<Compression>().map_err(BackupError::Config)?,
-        (None, Store::Redis) => Compression::Gzip,
-        (None, Store::Postgres | Store::Sqlite) => Compression::Zstd,
+        (None, BackedUpStore::Redis) => Compression::Gzip,
+        (None, BackedUpStore::Postgres | BackedUpStore::Sqlite) => Compression::Zstd,
     };
     let recipients = if args.encrypt {
         config.gpg_recipients.clone()
@@ -296,12 +296,12 @@ pub fn metrics_sink(config: &Config) -> MetricsSink {
 }
 
 /// The retention policy of `kind` with the configured GFS counts.
-pub fn policy_for(config: &Config, kind: BackupKind, within_days: u32) -> RetentionPolicy {
+pub fn policy_for(config: &Config, kind: BackupKind, within_days: u32) -> BackupRetention {
     let [daily, weekly, monthly] = match kind.store() {
-        Store::Redis => config.backup_redis_keep,
-        Store::Postgres | Store::Sqlite => config.backup_postgres_keep,
+        BackedUpStore::Redis => config.backup_redis_keep,
+        BackedUpStore::Postgres | BackedUpStore::Sqlite => config.backup_postgres_keep,
     };
-    RetentionPolicy {
+    BackupRetention {
         within_days,
         daily,
         weekly,

@@ -1,6 +1,6 @@
 //! Events as rows. What each change writes is the core's decision
 //! (`mailqueue_core::transition`); the stores write the rows with
-//! `write_events` (`postgres/events.rs`, `sqlite/events.rs`) in the
+//! `write_events` (`postgres/event_writes.rs`, `sqlite/event_writes.rs`) in the
 //! transaction of the change, which also queues a webhook delivery for
 //! every enabled webhook subscribed to the event's type.
 

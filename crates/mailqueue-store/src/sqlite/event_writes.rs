@@ -4,7 +4,7 @@
 use super::to_ms;
 use crate::errors::store_error;
 use crate::outcome::BounceSuppression;
-use crate::shared::events::EventRow;
+use crate::shared::event_rows::EventRow;
 use chrono::{DateTime, Utc};
 use mailqueue_core::events::EventType;
 use mailqueue_core::store::{ClaimedEmail, StoreError};

@@ -2,7 +2,7 @@
 //! history, in PostgreSQL.
 
 use crate::errors::store_error;
-use crate::shared::events::EventRow;
+use crate::shared::event_rows::EventRow;
 use crate::shared::with_statuses;
 use mailqueue_core::store::StoreError;
 use sqlx::PgConnection;
