@@ -53,16 +53,16 @@ impl PgStore {
                  RETURNING id, message_id, priority, scheduled_at, created_at, attempts, first_attempt_at), \
              came_due AS ( \
                  INSERT INTO email_events (id, email_id, type, created_at, data) \
-                 SELECT ($5::uuid[])[array_position($1::uuid[], claimed.id)], claimed.id, 'email.sent', $4, '{}' \
+                 SELECT ($5::uuid[])[array_position($1::uuid[], claimed.id)], claimed.id, {event_sent}, $4, '{}' \
                  FROM claimed \
                  WHERE claimed.attempts = 1 AND claimed.scheduled_at > claimed.created_at \
                    AND NOT EXISTS (SELECT 1 FROM email_events AS ev \
-                                   WHERE ev.email_id = claimed.id AND ev.type = 'email.sent') \
+                                   WHERE ev.email_id = claimed.id AND ev.type = {event_sent}) \
                  RETURNING id, email_id, type, created_at), \
              fan_out AS ( \
                  INSERT INTO webhook_deliveries (webhook_id, event_id, status, next_attempt_at, created_at) \
-                 SELECT w.id, came_due.id, 'pending', came_due.created_at, came_due.created_at \
-                 FROM came_due JOIN webhooks AS w ON w.status = 'enabled' AND came_due.type = ANY (w.events)) \
+                 SELECT w.id, came_due.id, {delivery_pending}, came_due.created_at, came_due.created_at \
+                 FROM came_due JOIN webhooks AS w ON w.status = {webhook_enabled} AND came_due.type = ANY (w.events)) \
              SELECT claimed.*, c.content::text AS content, came_due.id IS NOT NULL AS came_due \
              FROM claimed JOIN email_contents AS c ON c.email_id = claimed.id \
                  LEFT JOIN came_due ON came_due.email_id = claimed.id",
@@ -188,11 +188,11 @@ impl PgStore {
                  RETURNING id, type, created_at), \
              fan_out AS ( \
                  INSERT INTO webhook_deliveries (webhook_id, event_id, status, next_attempt_at, created_at) \
-                 SELECT w.id, ev.id, 'pending', ev.created_at, ev.created_at \
-                 FROM ev JOIN webhooks AS w ON w.status = 'enabled' AND ev.type = ANY (w.events)), \
+                 SELECT w.id, ev.id, {delivery_pending}, ev.created_at, ev.created_at \
+                 FROM ev JOIN webhooks AS w ON w.status = {webhook_enabled} AND ev.type = ANY (w.events)), \
              suppressed AS ( \
                  INSERT INTO suppressions (id, email, origin, reason, email_id, created_at) \
-                 SELECT u.id, u.email, 'bounce', u.reason, u.email_id, u.created_at \
+                 SELECT u.id, u.email, {origin_bounce}, u.reason, u.email_id, u.created_at \
                  FROM UNNEST($18::uuid[], $19::text[], $20::text[], $21::uuid[], $22::timestamptz[]) \
                       AS u(id, email, reason, email_id, created_at) \
                  WHERE u.email_id IN (SELECT id FROM applied) \

@@ -22,8 +22,8 @@ pub async fn write_events(conn: &mut PgConnection, events: &[EventRow]) -> Resul
                   AS u(id, email_id, type, created_at, data) \
              RETURNING id, type, created_at) \
          INSERT INTO webhook_deliveries (webhook_id, event_id, status, next_attempt_at, created_at) \
-         SELECT w.id, ev.id, 'pending', ev.created_at, ev.created_at \
-         FROM ev JOIN webhooks AS w ON w.status = 'enabled' AND ev.type = ANY (w.events)",
+         SELECT w.id, ev.id, {delivery_pending}, ev.created_at, ev.created_at \
+         FROM ev JOIN webhooks AS w ON w.status = {webhook_enabled} AND ev.type = ANY (w.events)",
     ))
     .bind(events.iter().map(|e| e.id.0).collect::<Vec<Uuid>>())
     .bind(events.iter().map(|e| e.email_id.0).collect::<Vec<Uuid>>())

@@ -17,6 +17,9 @@ pub mod suppressions;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
+use mailqueue_core::events::EventType;
+use mailqueue_core::suppression::SuppressionOrigin;
+use mailqueue_core::webhooks::{DeliveryStatus, WebhookStatus};
 use mailqueue_core::{EmailId, EmailStatus};
 use std::sync::LazyLock;
 
@@ -38,14 +41,24 @@ pub fn sql_status(status: EmailStatus) -> String {
 }
 
 /// Fills `{queued}`, `{sending}`, … (every status by name) and `{pending}`
-/// with the SQL literals of the core's statuses: a store's own statements
-/// name statuses through this, never as literals.
+/// with the SQL literals of the core's statuses, and the other names the
+/// statements compare with: `{webhook_enabled}`, `{delivery_pending}`,
+/// `{origin_bounce}` and `{event_sent}`. A store's own statements name
+/// these through this, never as literals.
 pub fn with_statuses(template: &str) -> String {
-    EmailStatus::ALL
-        .iter()
-        .fold(template.replace("{pending}", &PENDING), |sql, status| {
-            sql.replace(&format!("{{{}}}", status.as_str()), &sql_status(*status))
-        })
+    let names = [
+        ("{webhook_enabled}", WebhookStatus::Enabled.as_str()),
+        ("{delivery_pending}", DeliveryStatus::Pending.as_str()),
+        ("{origin_bounce}", SuppressionOrigin::Bounce.as_str()),
+        ("{event_sent}", EventType::Sent.as_str()),
+    ];
+    let named = names.iter().fold(
+        template.replace("{pending}", &PENDING),
+        |sql, (name, value)| sql.replace(name, &format!("'{value}'")),
+    );
+    EmailStatus::ALL.iter().fold(named, |sql, status| {
+        sql.replace(&format!("{{{}}}", status.as_str()), &sql_status(*status))
+    })
 }
 
 /// The fence of an outcome, as an SQL condition on the email row `e` and
@@ -172,6 +185,10 @@ mod tests {
         assert_eq!(
             with_statuses("status IN ({pending}) OR status = {sending}"),
             "status IN ('queued', 'scheduled') OR status = 'sending'"
+        );
+        assert_eq!(
+            with_statuses("w.status = {webhook_enabled} AND ev.type = {event_sent}"),
+            "w.status = 'enabled' AND ev.type = 'email.sent'"
         );
     }
 }
