@@ -157,6 +157,14 @@ pub struct Recovered {
     pub events: WrittenEvents,
 }
 
+impl Recovered {
+    /// How many emails were moved: each writes one event, back in the
+    /// queue or given up.
+    pub fn moved(&self) -> u64 {
+        self.events.total()
+    }
+}
+
 /// The effect of a request to change an email.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeOutcome {

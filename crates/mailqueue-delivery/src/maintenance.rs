@@ -163,9 +163,8 @@ async fn rescue_expired(d: &Delivery) {
         .rescue_expired_leases(now, d.policy.give_up_before(now))
         .await
     {
-        Ok(rescued) if rescued.events.total() > 0 => {
-            // One event per email moved: back to the queue, or given up.
-            let moved = rescued.events.total();
+        Ok(rescued) if rescued.moved() > 0 => {
+            let moved = rescued.moved();
             tracing::warn!(
                 count = moved,
                 requeued = rescued.requeued.len(),

@@ -25,8 +25,9 @@ pub struct Step {
 pub enum StepError {
     #[error(transparent)]
     Queue(#[from] QueueError),
-    /// Claiming, reading the suppression list or recording failed; what
-    /// was claimed goes back as the running workers would send it back.
+    /// Claiming or reading the suppression list failed (the emails go
+    /// back, due in a second), or recording outcomes did (their leases
+    /// expire and the rescuer returns them, as after a worker's crash).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -3,11 +3,11 @@
 //! apply those whose attempt still holds its email.
 
 use crate::shared::event_rows::EventRow;
+use crate::shared::suppression_key_of;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::AttemptOutcome;
-use mailqueue_core::suppression::suppression_key;
 use mailqueue_core::transition::OutcomeTransition;
-use mailqueue_core::{EmailAddress, EmailId, SuppressionId};
+use mailqueue_core::{EmailId, SuppressionId};
 
 /// One vector per column; index `i` of each describes `outcomes[i]`.
 #[derive(Default)]
@@ -63,16 +63,12 @@ impl From<&[AttemptOutcome]> for OutcomeRows {
                     .map(|e| EventRow::new(o.email_id, o.finished_at, e)),
             );
             rows.suppressions
-                .extend(t.suppressions.into_iter().map(|s| {
-                    BounceSuppression {
-                        id: SuppressionId::generate(o.finished_at),
-                        email: EmailAddress::parse(&s.address)
-                            .map(|a| suppression_key(&a))
-                            .unwrap_or(s.address),
-                        reason: s.reply,
-                        email_id: o.email_id,
-                        created_at: o.finished_at,
-                    }
+                .extend(t.suppressions.into_iter().map(|s| BounceSuppression {
+                    id: SuppressionId::generate(o.finished_at),
+                    email: suppression_key_of(&s.address),
+                    reason: s.reply,
+                    email_id: o.email_id,
+                    created_at: o.finished_at,
                 }));
         }
         rows

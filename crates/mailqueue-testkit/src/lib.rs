@@ -37,7 +37,7 @@ pub use redis::{system_user, RedisServer};
 pub use s3::S3Server;
 pub use smtp_relay::{RelayOptions, RelayedCommand, RelayedMessage, TestRelay, SMUGGLING_PAYLOAD};
 pub use smtp_sink::{ReceivedMessage, SinkOptions, SinkTls, SmtpSink};
-pub use stores::{test_store, StoreKind, TestStore};
+pub use stores::{stored_events, test_store, StoreKind, TestStore};
 pub use tmpfs::SmallDisk;
 pub use wait::wait_until;
 pub use webhook_receiver::{ReceivedHook, ReceiverAnswers, WebhookReceiver};

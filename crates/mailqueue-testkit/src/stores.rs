@@ -1,7 +1,9 @@
 //! A ready store of either kind, for the conformance suite.
 
 use crate::{TempDir, TestDatabase};
+use mailqueue_core::events::WrittenEvents;
 use mailqueue_core::store::Store;
+use mailqueue_core::EmailId;
 use mailqueue_store::{PgSettings, PgStore, SqliteSettings, SqliteStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,4 +54,14 @@ pub async fn test_store(kind: StoreKind) -> TestStore {
             }
         }
     }
+}
+
+/// Every event `store` holds for `ids`, counted by type.
+pub async fn stored_events(store: &dyn Store, ids: &[EmailId]) -> WrittenEvents {
+    let mut all = WrittenEvents::default();
+    for id in ids {
+        let events = store.list_email_events(*id).await.expect("read events");
+        all += events.iter().map(|e| e.event_type).collect();
+    }
+    all
 }

@@ -13,7 +13,7 @@ use chrono::Utc;
 use mailqueue_core::delivery::{Delivered, DeliveryError};
 use mailqueue_core::email::{Attachment, NewEmail};
 use mailqueue_core::transport::{OutgoingEmail, Transport};
-use mailqueue_core::{EmailId, Mailbox};
+use mailqueue_core::EmailId;
 use mailqueue_smtp::{SmtpRelay, SmtpSettings};
 use std::time::Duration;
 
@@ -31,20 +31,8 @@ pub fn relay(url: &str, timeout: Duration) -> SmtpRelay {
 
 pub fn email(to: &[&str], text: &str) -> NewEmail {
     NewEmail {
-        from: Mailbox::parse("Acme <noreply@acme.test>").unwrap(),
-        to: to.iter().map(|a| Mailbox::parse(a).unwrap()).collect(),
-        cc: vec![],
-        bcc: vec![],
-        reply_to: vec![],
-        subject: "Hello".into(),
         text: Some(text.into()),
-        html: None,
-        headers: vec![],
-        attachments: vec![],
-        tags: vec![],
-        metadata: Default::default(),
-        priority: Default::default(),
-        scheduled_at: None,
+        ..mailqueue_testkit::plain_email("Acme <noreply@acme.test>", to)
     }
 }
 

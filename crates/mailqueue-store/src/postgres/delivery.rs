@@ -8,7 +8,7 @@ use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
 use crate::shared::interrupted::Moves;
 use crate::shared::rows::{self, RowReader};
-use crate::shared::{outcome_applies, with_statuses, Statement};
+use crate::shared::{outcome_applies, with_names, Statement};
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{AttemptOutcome, Claim, ClaimedEmail, Recovered, StoreError};
 use mailqueue_core::transition::{Interruption, WrittenEvents};
@@ -44,7 +44,7 @@ impl PgStore {
         let ctx = "claiming emails";
         let uuids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
         let event_ids: Vec<Uuid> = ids.iter().map(|_| EventId::generate(claim.now).0).collect();
-        let sql = with_statuses(
+        let sql = with_names(
             "WITH claimed AS ( \
                  UPDATE emails SET status = {sending}, attempts = attempts + 1, lease_holder = $2, \
                      lease_expires_at = $3, first_attempt_at = COALESCE(first_attempt_at, $4), \
@@ -162,7 +162,7 @@ impl PgStore {
         let ids: Vec<Uuid> = rows.ids.iter().map(|i| i.0).collect();
         let evs = &rows.events;
         let bounced = &rows.suppressions;
-        let sql = with_statuses(
+        let sql = with_names(
             "WITH applied AS ( \
                  UPDATE emails AS e SET status = u.status, next_attempt_at = u.next_at, \
                      sent_at = COALESCE(u.sent_at, e.sent_at), last_error = u.error, \

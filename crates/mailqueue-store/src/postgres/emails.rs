@@ -6,7 +6,7 @@ use crate::content::encode_content;
 use crate::errors::store_error;
 use crate::shared::event_rows;
 use crate::shared::interrupted;
-use crate::shared::{rows, statements, with_statuses, Dialect};
+use crate::shared::{rows, statements, with_names, Dialect};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
@@ -325,7 +325,7 @@ impl DeliveryStore for PgStore {
         if claims.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(&with_statuses(
+        let rows = sqlx::query(&with_names(
             "UPDATE emails AS e SET status = {queued}, attempts = e.attempts - 1, \
                  first_attempt_at = CASE WHEN e.attempts = 1 THEN NULL ELSE e.first_attempt_at END, \
                  last_attempt_at = (SELECT max(a.started_at) FROM email_attempts AS a WHERE a.email_id = e.id), \

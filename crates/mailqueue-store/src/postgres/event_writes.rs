@@ -3,7 +3,7 @@
 
 use crate::errors::store_error;
 use crate::shared::event_rows::EventRow;
-use crate::shared::with_statuses;
+use crate::shared::with_names;
 use mailqueue_core::store::StoreError;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ pub async fn write_events(conn: &mut PgConnection, events: &[EventRow]) -> Resul
     if events.is_empty() {
         return Ok(());
     }
-    sqlx::query(&with_statuses(
+    sqlx::query(&with_names(
         "WITH ev AS ( \
              INSERT INTO email_events (id, email_id, type, created_at, data) \
              SELECT u.id, u.email_id, u.type, u.created_at, u.data::jsonb \

@@ -5,7 +5,7 @@
 
 use super::event_rows::EventRow;
 use super::rows::{self, RowReader};
-use super::{with_statuses, Dialect, Param, Statement};
+use super::{with_names, Dialect, Param, Statement};
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{AttemptKind, DueEmail, Recovered, StoreError};
 use mailqueue_core::transition::{Interrupted, Interruption, WrittenEvents};
@@ -16,7 +16,7 @@ const COLUMNS: &str = "id, lease_holder, attempts, first_attempt_at, last_attemp
 /// Emails whose lease expired before `now`, a thousand at a time
 /// (PostgreSQL skips those another rescuer holds).
 pub fn expired_leases(d: Dialect, now: DateTime<Utc>) -> Statement {
-    Statement::new(with_statuses(&format!(
+    Statement::new(with_names(&format!(
         "SELECT {COLUMNS} FROM emails WHERE status = {{sending}} AND lease_expires_at < $1 LIMIT 1000 {}",
         locked(d, "SKIP LOCKED"),
     )))
@@ -25,7 +25,7 @@ pub fn expired_leases(d: Dialect, now: DateTime<Utc>) -> Statement {
 
 /// Every email `holder` leases.
 pub fn leases_of(d: Dialect, holder: &str) -> Statement {
-    Statement::new(with_statuses(&format!(
+    Statement::new(with_names(&format!(
         "SELECT {COLUMNS} FROM emails WHERE status = {{sending}} AND lease_holder = $1 {}",
         locked(d, ""),
     )))
@@ -85,7 +85,7 @@ impl Moves {
             .iter()
             .flat_map(|m| {
                 [
-                    Statement::new(with_statuses(
+                    Statement::new(with_names(
                         "UPDATE emails SET status = $2, next_attempt_at = $3, last_error = $4, \
                              lease_holder = NULL, lease_expires_at = NULL, updated_at = $5 \
                          WHERE id = $1 AND status = {sending}",

@@ -45,7 +45,7 @@ pub fn sql_status(status: EmailStatus) -> String {
 /// statements compare with: `{webhook_enabled}`, `{delivery_pending}`,
 /// `{origin_bounce}` and `{event_sent}`. A store's own statements name
 /// these through this, never as literals.
-pub fn with_statuses(template: &str) -> String {
+pub fn with_names(template: &str) -> String {
     let names = [
         ("{webhook_enabled}", WebhookStatus::Enabled.as_str()),
         ("{delivery_pending}", DeliveryStatus::Pending.as_str()),
@@ -67,7 +67,7 @@ pub fn with_statuses(template: &str) -> String {
 /// applies to an email that does not show one yet (its lease was lost, but
 /// the message went out).
 pub fn outcome_applies(e: &str, u: &str) -> String {
-    with_statuses(&format!(
+    with_names(&format!(
         "(({e}.status = {{sending}} AND {e}.attempts = {u}.attempt) \
          OR ({u}.status = {{sent}} AND {e}.status <> {{sent}}))"
     ))
@@ -163,16 +163,19 @@ impl Statement {
     }
 }
 
+/// The suppression key of an address as a worker has it (an address that
+/// does not parse is kept as it is).
+pub fn suppression_key_of(address: &str) -> String {
+    mailqueue_core::EmailAddress::parse(address)
+        .map(|a| mailqueue_core::suppression::suppression_key(&a))
+        .unwrap_or_else(|_| address.to_string())
+}
+
 /// The suppression keys of `addresses`, each with the address it came from.
 pub fn suppression_keys(addresses: &[String]) -> Vec<(String, String)> {
     addresses
         .iter()
-        .map(|a| {
-            let key = mailqueue_core::EmailAddress::parse(a)
-                .map(|p| mailqueue_core::suppression::suppression_key(&p))
-                .unwrap_or_else(|_| a.clone());
-            (key, a.clone())
-        })
+        .map(|a| (suppression_key_of(a), a.clone()))
         .collect()
 }
 
@@ -183,11 +186,11 @@ mod tests {
     #[test]
     fn templates_name_statuses_by_the_core() {
         assert_eq!(
-            with_statuses("status IN ({pending}) OR status = {sending}"),
+            with_names("status IN ({pending}) OR status = {sending}"),
             "status IN ('queued', 'scheduled') OR status = 'sending'"
         );
         assert_eq!(
-            with_statuses("w.status = {webhook_enabled} AND ev.type = {event_sent}"),
+            with_names("w.status = {webhook_enabled} AND ev.type = {event_sent}"),
             "w.status = 'enabled' AND ev.type = 'email.sent'"
         );
     }

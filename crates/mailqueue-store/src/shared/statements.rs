@@ -1,6 +1,6 @@
 //! The statements both stores run alike, written once over the dialect.
 
-use super::{sql_list, sql_status, with_statuses, Dialect, Param, Statement, PENDING};
+use super::{sql_list, sql_status, with_names, Dialect, Param, Statement, PENDING};
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::ListQuery;
 use mailqueue_core::{EmailId, EmailStatus};
@@ -22,7 +22,7 @@ pub fn write_probe(d: Dialect, now: DateTime<Utc>) -> [Statement; 3] {
         Dialect::Sqlite => ("0", "zeroblob($2)"),
     };
     [
-        Statement::new(with_statuses(&format!(
+        Statement::new(with_names(&format!(
             "INSERT INTO emails (id, status, message_id, created_at, updated_at) \
              VALUES ('{ID}', {{cancelled}}, '<probe>', {created}, {created})"
         ))),

@@ -8,7 +8,7 @@ use crate::outcome::OutcomeRows;
 use crate::shared::event_rows::{self, EventRow};
 use crate::shared::interrupted::{self, Moves};
 use crate::shared::rows::{self, RowReader};
-use crate::shared::{outcome_applies, statements, with_statuses, Dialect, Statement};
+use crate::shared::{outcome_applies, statements, with_names, Dialect, Statement};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
@@ -445,7 +445,7 @@ impl DeliveryStore for SqliteStore {
             b.push_bind(c.id.to_string())
                 .push_bind(i64::from(c.attempt));
         });
-        qb.push(with_statuses(
+        qb.push(with_names(
             ") UPDATE emails SET status = {queued}, attempts = emails.attempts - 1, \
                  first_attempt_at = CASE WHEN emails.attempts = 1 THEN NULL ELSE emails.first_attempt_at END, \
                  last_attempt_at = (SELECT max(a.started_at) FROM email_attempts AS a WHERE a.email_id = emails.id), \
@@ -454,7 +454,7 @@ impl DeliveryStore for SqliteStore {
         .push_bind(to_ms(due_at))
         .push(", updated_at = ")
         .push_bind(to_ms(now))
-        .push(with_statuses(" FROM c WHERE emails.id = c.id AND emails.attempts = c.attempt AND emails.status = {sending} AND emails.lease_holder = "))
+        .push(with_names(" FROM c WHERE emails.id = c.id AND emails.attempts = c.attempt AND emails.status = {sending} AND emails.lease_holder = "))
         .push_bind(holder)
         .push(" RETURNING emails.id AS id, emails.next_attempt_at AS next_attempt_at, emails.priority AS priority");
         let mut w = self.writer.acquire().await?;
@@ -555,7 +555,7 @@ pub(super) fn claim_query(
     let now = to_ms(claim.now);
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
         "{prefix}{}",
-        with_statuses(
+        with_names(
             "UPDATE emails SET status = {sending}, attempts = attempts + 1, lease_holder = "
         )
     ));
@@ -568,7 +568,7 @@ pub(super) fn claim_query(
         .push_bind(now)
         .push(", next_attempt_at = NULL, updated_at = ")
         .push_bind(now)
-        .push(with_statuses(
+        .push(with_names(
             " WHERE status IN ({pending}) AND next_attempt_at <= ",
         ))
         .push_bind(now)
@@ -601,7 +601,7 @@ pub(super) fn outcome_update(
             .push_bind(to_ms(rows.finished[i]));
     });
     update.push(
-        with_statuses(
+        with_names(
             ") UPDATE emails SET status = u.status, next_attempt_at = u.next_at, \
              sent_at = COALESCE(u.sent_at, emails.sent_at), last_error = u.error, \
              last_smtp_reply = COALESCE(u.reply, emails.last_smtp_reply), lease_holder = NULL, \

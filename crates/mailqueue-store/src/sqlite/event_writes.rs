@@ -5,7 +5,7 @@ use super::to_ms;
 use crate::errors::store_error;
 use crate::outcome::BounceSuppression;
 use crate::shared::event_rows::EventRow;
-use crate::shared::with_statuses;
+use crate::shared::with_names;
 use chrono::{DateTime, Utc};
 use mailqueue_core::events::EventType;
 use mailqueue_core::store::{ClaimedEmail, StoreError};
@@ -38,7 +38,7 @@ pub async fn write_events(
             .execute(&mut *conn)
             .await
             .map_err(|e| store_error("recording events", e))?;
-        let mut fan_out: QueryBuilder<Sqlite> = QueryBuilder::new(with_statuses(
+        let mut fan_out: QueryBuilder<Sqlite> = QueryBuilder::new(with_names(
             "INSERT INTO webhook_deliveries (webhook_id, event_id, status, next_attempt_at, created_at) \
              SELECT w.id, ev.id, {delivery_pending}, ev.created_at, ev.created_at \
              FROM email_events AS ev JOIN webhooks AS w ON w.status = {webhook_enabled} \
@@ -113,7 +113,7 @@ pub async fn suppress_bounced(
         .iter()
         .filter(|b| applied.contains(&b.email_id))
     {
-        sqlx::query(&with_statuses(
+        sqlx::query(&with_names(
             "INSERT INTO suppressions (id, email, origin, reason, email_id, created_at) \
              VALUES ($1, $2, {origin_bounce}, $3, $4, $5) ON CONFLICT (email) DO NOTHING",
         ))

@@ -9,20 +9,9 @@ pub fn t0() -> DateTime<Utc> {
 
 pub fn email(subject: &str) -> NewEmail {
     NewEmail {
-        from: Mailbox::parse("Acme <noreply@acme.test>").unwrap(),
-        to: vec![Mailbox::parse("a@example.com").unwrap()],
-        cc: vec![],
-        bcc: vec![],
-        reply_to: vec![],
         subject: subject.into(),
         text: Some("text body".into()),
-        html: None,
-        headers: vec![],
-        attachments: vec![],
-        tags: vec![],
-        metadata: Default::default(),
-        priority: Priority::Normal,
-        scheduled_at: None,
+        ..mailqueue_testkit::plain_email("Acme <noreply@acme.test>", &["a@example.com"])
     }
 }
 

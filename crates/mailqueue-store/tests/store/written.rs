@@ -11,22 +11,7 @@ use mailqueue_core::events::EventType;
 use mailqueue_core::store::{AttemptResult, ChangeOutcome, HeldClaim, Store};
 use mailqueue_core::transition::WrittenEvents;
 use mailqueue_core::EmailId;
-use mailqueue_testkit::{test_store, StoreKind};
-
-/// Every event stored for `ids`, by type.
-async fn stored(store: &dyn Store, ids: &[EmailId]) -> WrittenEvents {
-    let mut all = WrittenEvents::default();
-    for id in ids {
-        all += store
-            .list_email_events(*id)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.event_type)
-            .collect();
-    }
-    all
-}
+use mailqueue_testkit::{stored_events, test_store, StoreKind};
 
 /// Checks that `reported` is what the store gained since `before`.
 async fn gained(
@@ -36,7 +21,7 @@ async fn gained(
     reported: WrittenEvents,
     what: &str,
 ) {
-    let now = stored(store, ids).await;
+    let now = stored_events(store, ids).await;
     let mut expected = *before;
     expected += reported;
     assert_eq!(now, expected, "{what}: reported {reported:?}");
@@ -68,7 +53,7 @@ pub async fn every_change_reports_the_events_it_wrote(kind: StoreKind) {
     let c = insert(store, email("rescued"), t0()).await;
     let d = insert(store, email("given up"), t0() - Duration::hours(72)).await;
     let ids = [a, b, c, d];
-    let mut seen = stored(store, &ids).await;
+    let mut seen = stored_events(store, &ids).await;
     assert_eq!(seen.count(EventType::Scheduled), 1);
     assert_eq!(seen.count(EventType::Sent), 3);
 

@@ -11,7 +11,7 @@ use mailqueue_core::events::EventType;
 use mailqueue_core::store::{Claim, ListQuery};
 use mailqueue_core::transition::WrittenEvents;
 use mailqueue_core::EmailId;
-use mailqueue_testkit::{wait_until, RelayOptions, StoreKind, TestRelay};
+use mailqueue_testkit::{stored_events, wait_until, RelayOptions, StoreKind, TestRelay};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -23,18 +23,9 @@ async fn stored(app: &TestApp) -> WrittenEvents {
         limit: 100,
         ..Default::default()
     };
-    let mut all = WrittenEvents::default();
-    for email in app.store.list_emails(&query).await.unwrap() {
-        all += app
-            .store
-            .list_email_events(email.id)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.event_type)
-            .collect();
-    }
-    all
+    let emails = app.store.list_emails(&query).await.unwrap();
+    let ids: Vec<EmailId> = emails.iter().map(|e| e.id).collect();
+    stored_events(app.store.as_ref(), &ids).await
 }
 
 /// `mailqueue_events_total`, by type.
