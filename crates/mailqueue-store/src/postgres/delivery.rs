@@ -1,17 +1,14 @@
 //! The delivery side in PostgreSQL: claims, outcomes and interrupted
 //! attempts, each with its events in the same transaction (or statement).
 
-use super::event_writes::write_events;
-use super::{bound, PgStore};
+use super::PgStore;
 use crate::content::{decode_content, with_attachment_bytes};
 use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
-use crate::shared::interrupted::Moves;
 use crate::shared::rows::{self, RowReader};
-use crate::shared::{outcome_applies, with_names, Statement};
-use chrono::{DateTime, Utc};
-use mailqueue_core::store::{AttemptOutcome, Claim, ClaimedEmail, Recovered, StoreError};
-use mailqueue_core::transition::{Interruption, WrittenEvents};
+use crate::shared::{outcome_applies, with_names};
+use mailqueue_core::store::{AttemptOutcome, Claim, ClaimedEmail, StoreError};
+use mailqueue_core::transition::WrittenEvents;
 use mailqueue_core::{EmailId, EventId};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -21,7 +18,7 @@ use uuid::Uuid;
 impl PgStore {
     /// One statement: the claim, the content, and `email.sent` for a
     /// scheduled email whose time came (`transition::comes_due`, in SQL).
-    pub(super) async fn claim(
+    pub(crate) async fn claim(
         &self,
         ids: &[EmailId],
         claim: &Claim,
@@ -138,18 +135,20 @@ impl PgStore {
     /// deliveries) and the addresses their bounces suppress, in one
     /// statement: the events and suppressions of an outcome that does not
     /// apply (a stale attempt) are filtered out by the statement itself.
-    pub(super) async fn record(
+    pub(crate) async fn record(
         &self,
         outcomes: &[AttemptOutcome],
     ) -> Result<WrittenEvents, StoreError> {
-        if outcomes.is_empty() {
-            return Ok(WrittenEvents::default());
+        let written = async {
+            self.record_rows(outcomes, "")
+                .await?
+                .iter()
+                .map(|row| row.text("type")?.parse().map_err(StoreError::Corrupt))
+                .collect()
         }
-        self.record_rows(outcomes, "")
-            .await?
-            .iter()
-            .map(|row| row.text("type")?.parse().map_err(StoreError::Corrupt))
-            .collect()
+        .await;
+        self.health.record(&written);
+        written
     }
 
     /// Runs the outcome statement (`prefix` as for [`Self::claim_rows`]).
@@ -240,36 +239,5 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| store_error("recording attempt outcomes", e))
-    }
-
-    /// Moves the emails `select` finds (locking them) as `why` decides,
-    /// with a `lease_expired` attempt and an event each, in one transaction.
-    pub(super) async fn move_interrupted(
-        &self,
-        select: Statement,
-        now: DateTime<Utc>,
-        why: impl Fn(Option<String>) -> Interruption,
-        ctx: &str,
-    ) -> Result<Recovered, StoreError> {
-        let moved = async {
-            let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
-            let selected = bound(&select)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?;
-            let moves = Moves::decide(&selected, now, why)?;
-            for st in moves.statements() {
-                bound(&st)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| store_error(ctx, e))?;
-            }
-            write_events(&mut tx, &moves.events()).await?;
-            tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(moves.recovered())
-        }
-        .await;
-        self.health.record(&moved);
-        moved
     }
 }

@@ -1,21 +1,16 @@
 //! Emails, claims and attempts in PostgreSQL.
 
 use super::event_writes::write_events;
-use super::{bound, PgStore};
+use super::PgStore;
 use crate::content::encode_content;
 use crate::errors::store_error;
 use crate::shared::event_rows;
-use crate::shared::interrupted;
 use crate::shared::{rows, statements, with_names, Dialect};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
-    AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DeliveryStore, DueEmail,
-    EmailChanges, EmailInserts, EmailReads, EmailRecord, EmailToInsert, HeldClaim, InsertGroup,
-    LeaseRecovery, ListQuery, QueueStats, Recovered, StoreError, StoreHealth,
+    DueEmail, EmailInserts, EmailToInsert, HeldClaim, InsertGroup, StoreError, StoreHealth,
 };
-use mailqueue_core::transition::{ChangeKind, Interruption, WrittenEvents};
-use mailqueue_core::EmailId;
 use uuid::Uuid;
 
 /// How long a readiness check waits for PostgreSQL.
@@ -27,18 +22,6 @@ impl PgStore {
         let error = store_error(context, e);
         self.health.record::<()>(&Err(error.clone()));
         error
-    }
-
-    /// Explains why a conditional change touched no row.
-    async fn change_refused(&self, id: EmailId) -> Result<ChangeOutcome, StoreError> {
-        let row = bound(&statements::status_of(id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| store_error("reading an email's status", e))?;
-        Ok(match row {
-            None => ChangeOutcome::NotFound,
-            Some(row) => ChangeOutcome::TooLate(rows::status(&row)?),
-        })
     }
 
     /// Inserts every group in one transaction.
@@ -144,39 +127,6 @@ impl PgStore {
             .await
             .map_err(|e| store_error("committing emails", e))
     }
-
-    /// Runs a single-row change (`statements::reschedule`, …) and writes
-    /// its event in the same transaction.
-    async fn change_email(
-        &self,
-        id: EmailId,
-        change: crate::shared::Statement,
-        kind: ChangeKind,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let ctx = "changing an email";
-        let changed = async {
-            let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
-            let Some(row) = bound(&change)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?
-            else {
-                return Ok(None);
-            };
-            let due = rows::due(&row)?;
-            let written = event_rows::changed(id, now, kind, rows::status(&row)?);
-            write_events(&mut tx, &written).await?;
-            tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(Some((due, event_rows::written(&written))))
-        }
-        .await;
-        self.health.record(&changed);
-        match changed? {
-            Some((due, written)) => Ok(ChangeOutcome::Changed(due, written)),
-            None => self.change_refused(id).await,
-        }
-    }
 }
 
 #[async_trait]
@@ -188,143 +138,15 @@ impl EmailInserts for PgStore {
     }
 }
 
-#[async_trait]
-impl EmailChanges for PgStore {
-    async fn reschedule_email(
-        &self,
-        id: EmailId,
-        at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::reschedule(Dialect::Postgres, id, at, now);
-        self.change_email(id, change, ChangeKind::Reschedule, now)
-            .await
-    }
-
-    async fn cancel_email(
-        &self,
-        id: EmailId,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::cancel(Dialect::Postgres, id, now);
-        self.change_email(id, change, ChangeKind::Cancel, now).await
-    }
-
-    async fn retry_failed_email(
-        &self,
-        id: EmailId,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::retry_failed(id, now);
-        self.change_email(id, change, ChangeKind::Retry, now).await
-    }
-}
-
-#[async_trait]
-impl EmailReads for PgStore {
-    async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
-        let row = bound(&statements::get_email(Dialect::Postgres, id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| store_error("reading an email", e))?;
-        row.as_ref().map(rows::record).transpose()
-    }
-
-    async fn list_emails(&self, query: &ListQuery) -> Result<Vec<EmailRecord>, StoreError> {
-        let found = bound(&statements::list_emails(Dialect::Postgres, query))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing emails", e))?;
-        let mut records = found
-            .iter()
-            .map(rows::record)
-            .collect::<Result<Vec<_>, _>>()?;
-        if query.before.is_some() {
-            records.reverse();
-        }
-        Ok(records)
-    }
-
-    async fn list_attempts(&self, id: EmailId) -> Result<Vec<AttemptRecord>, StoreError> {
-        bound(&statements::list_attempts(id))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing attempts", e))?
-            .iter()
-            .map(rows::attempt)
-            .collect()
-    }
-
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
-        let counted = bound(&statements::count_unfinished())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("counting emails", e))?;
-        let oldest = bound(&statements::oldest_due(now))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| store_error("finding the oldest due email", e))?;
-        rows::queue_stats(&counted, &oldest)
-    }
-
-    async fn list_email_events(
-        &self,
-        id: EmailId,
-    ) -> Result<Vec<mailqueue_core::events::EmailEvent>, StoreError> {
-        bound(&statements::list_events(Dialect::Postgres, id))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing events", e))?
-            .iter()
-            .map(rows::event)
-            .collect()
-    }
-}
-
-#[async_trait]
-impl DeliveryStore for PgStore {
-    async fn claim_emails(
-        &self,
-        ids: &[EmailId],
-        claim: &Claim,
-    ) -> Result<Vec<ClaimedEmail>, StoreError> {
-        self.claim(ids, claim).await
-    }
-
-    async fn record_outcomes(
-        &self,
-        outcomes: &[AttemptOutcome],
-    ) -> Result<WrittenEvents, StoreError> {
-        let result = self.record(outcomes).await;
-        self.health.record(&result);
-        result
-    }
-
-    async fn renew_leases(
-        &self,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Vec<EmailId>, StoreError> {
-        bound(&statements::renew_leases(holder, now, until))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.failed_write("renewing leases", e))?
-            .iter()
-            .map(|row| rows::RowReader::id(row, "id"))
-            .collect()
-    }
-
-    async fn defer_claims(
+impl PgStore {
+    /// Returns held claims to the queue (see `shared::email_store`).
+    pub(crate) async fn defer(
         &self,
         holder: &str,
         claims: &[HeldClaim],
         due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<DueEmail>, StoreError> {
-        if claims.is_empty() {
-            return Ok(Vec::new());
-        }
         let rows = sqlx::query(&with_names(
             "UPDATE emails AS e SET status = {queued}, attempts = e.attempts - 1, \
                  first_attempt_at = CASE WHEN e.attempts = 1 THEN NULL ELSE e.first_attempt_at END, \
@@ -343,64 +165,6 @@ impl DeliveryStore for PgStore {
         .await
         .map_err(|e| self.failed_write("deferring claims", e))?;
         rows.iter().map(rows::due).collect()
-    }
-
-    async fn suppressed_among(
-        &self,
-        addresses: &[String],
-    ) -> Result<Vec<mailqueue_core::store::SuppressedRecipient>, StoreError> {
-        if addresses.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys = crate::shared::suppression_keys(addresses);
-        let wanted: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        let found = bound(&statements::suppressed_among(&wanted))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("looking up suppressions", e))?;
-        rows::suppressed(&found, &keys)
-    }
-}
-
-#[async_trait]
-impl LeaseRecovery for PgStore {
-    async fn rescue_expired_leases(
-        &self,
-        now: DateTime<Utc>,
-        give_up_before: DateTime<Utc>,
-    ) -> Result<Recovered, StoreError> {
-        let expired = interrupted::expired_leases(Dialect::Postgres, now);
-        let why = |holder| Interruption::LeaseExpired {
-            holder,
-            give_up_before,
-        };
-        self.move_interrupted(expired, now, why, "rescuing expired leases")
-            .await
-    }
-
-    async fn release_leases(
-        &self,
-        holder: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Recovered, StoreError> {
-        let leased = interrupted::leases_of(Dialect::Postgres, holder);
-        let why = |_| Interruption::WorkerStopped;
-        self.move_interrupted(leased, now, why, "releasing leases")
-            .await
-    }
-
-    async fn pending_emails(
-        &self,
-        after: Option<EmailId>,
-        limit: u32,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        bound(&statements::pending_emails(after, limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing pending emails", e))?
-            .iter()
-            .map(rows::due)
-            .collect()
     }
 }
 
@@ -421,7 +185,7 @@ impl StoreHealth for PgStore {
             return Ok(());
         }
         let probe = statements::write_probe(Dialect::Postgres, chrono::Utc::now());
-        let probed = self.in_one_transaction("probing writes", &probe).await;
+        let probed = self.db().in_one_transaction("probing writes", &probe).await;
         self.health.record_room(&probed);
         probed.map(drop).map_err(crate::health::not_writable)
     }

@@ -6,12 +6,10 @@
 mod delivery;
 mod emails;
 mod event_writes;
-mod keys;
-mod leases;
+pub(crate) use event_writes::write_events;
 #[cfg(test)]
 mod plans;
 mod retention;
-mod suppressions;
 mod webhooks;
 
 use crate::errors::store_error;
@@ -121,39 +119,21 @@ impl PgStore {
         &self.pool
     }
 
+    pub(crate) fn health(&self) -> &WriteHealth {
+        &self.health
+    }
+
+    /// This store through the executor both stores share.
+    pub(crate) fn db(&self) -> crate::shared::executor::Db<'_> {
+        crate::shared::executor::Db::Pg(self)
+    }
+
     /// Applies pending migrations (an advisory lock keeps concurrent starts safe).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         migrator().run(&self.pool).await.map_err(|e| match e {
             MigrateError::Execute(inner) => store_error("applying PostgreSQL migrations", inner),
             other => StoreError::Failed(format!("applying PostgreSQL migrations: {other}")),
         })
-    }
-}
-
-impl PgStore {
-    /// Runs `steps` in one transaction, recorded in the store's health;
-    /// returns the rows the last one affected.
-    pub(crate) async fn in_one_transaction(
-        &self,
-        ctx: &str,
-        steps: &[crate::shared::Statement],
-    ) -> Result<u64, StoreError> {
-        let result = async {
-            let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;
-            let mut affected = 0;
-            for st in steps {
-                affected = bound(st)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| store_error(ctx, e))?
-                    .rows_affected();
-            }
-            tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(affected)
-        }
-        .await;
-        self.health.record(&result);
-        result
     }
 }
 
@@ -168,6 +148,9 @@ pub(crate) fn bound(
         Param::Time(t) => q.bind(*t),
         Param::OptTime(t) => q.bind(*t),
         Param::Text(s) => q.bind(s.as_str()),
+        Param::OptText(s) => q.bind(s.as_deref()),
+        Param::OptUuid(u) => q.bind(*u),
+        Param::Bytes(b) => q.bind(b.as_slice()),
         Param::Int(i) => q.bind(*i),
     })
 }

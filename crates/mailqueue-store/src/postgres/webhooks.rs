@@ -4,156 +4,18 @@
 use super::{bound, PgStore};
 use crate::errors::store_error;
 use crate::shared::webhooks as statements;
-use crate::shared::Dialect::Postgres;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mailqueue_core::store::{StoreError, WebhookStore};
+use mailqueue_core::store::StoreError;
 use mailqueue_core::webhooks::{
     ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport, DeliveryStatus, DisablePolicy,
-    OutboxStats, SecretRotation, Webhook, WebhookAttempt, WebhookChange, WebhookDelivery,
-    WebhookPage,
 };
-use mailqueue_core::{EventId, WebhookId};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{Executor, Postgres as Pg};
 
-#[async_trait]
-impl WebhookStore for PgStore {
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
-        let result = bound(&statements::insert_webhook(Postgres, webhook))
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| store_error("creating a webhook", e));
-        self.health.record(&result);
-        result
-    }
-
-    async fn get_webhook(&self, id: WebhookId) -> Result<Option<Webhook>, StoreError> {
-        bound(&statements::get_webhook(Postgres, id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| store_error("reading a webhook", e))?
-            .as_ref()
-            .map(statements::webhook)
-            .transpose()
-    }
-
-    async fn list_webhooks(
-        &self,
-        page: &WebhookPage<WebhookId>,
-    ) -> Result<Vec<Webhook>, StoreError> {
-        bound(&statements::list_webhooks(Postgres, page))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing webhooks", e))?
-            .iter()
-            .map(statements::webhook)
-            .collect()
-    }
-
-    async fn update_webhook(
-        &self,
-        id: WebhookId,
-        change: &WebhookChange,
-    ) -> Result<Option<Webhook>, StoreError> {
-        if let Some(st) = statements::update_webhook(Postgres, id, change) {
-            let result = bound(&st)
-                .execute(&self.pool)
-                .await
-                .map(|_| ())
-                .map_err(|e| store_error("changing a webhook", e));
-            self.health.record(&result);
-            result?;
-        }
-        self.get_webhook(id).await
-    }
-
-    async fn rotate_webhook_secret(
-        &self,
-        id: WebhookId,
-        rotation: &SecretRotation,
-    ) -> Result<bool, StoreError> {
-        let result = bound(&statements::rotate_secret(id, rotation))
-            .execute(&self.pool)
-            .await
-            .map(|r| r.rows_affected() == 1)
-            .map_err(|e| store_error("rotating a webhook's secret", e));
-        self.health.record(&result);
-        result
-    }
-
-    async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
-        let steps = [
-            statements::delete_webhook_deliveries(id),
-            statements::delete_webhook(id),
-        ];
-        Ok(self
-            .in_one_transaction("deleting a webhook", &steps)
-            .await?
-            > 0)
-    }
-
-    async fn list_webhook_deliveries(
-        &self,
-        id: WebhookId,
-        page: &WebhookPage<EventId>,
-    ) -> Result<Vec<WebhookDelivery>, StoreError> {
-        bound(&statements::list_deliveries(Postgres, id, page))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing webhook deliveries", e))?
-            .iter()
-            .map(statements::delivery)
-            .collect()
-    }
-
-    async fn get_webhook_delivery(
-        &self,
-        id: WebhookId,
-        event: EventId,
-    ) -> Result<Option<WebhookDelivery>, StoreError> {
-        bound(&statements::get_delivery(Postgres, id, event))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| store_error("reading a webhook delivery", e))?
-            .as_ref()
-            .map(statements::delivery)
-            .transpose()
-    }
-
-    async fn list_webhook_attempts(
-        &self,
-        id: WebhookId,
-        event: EventId,
-    ) -> Result<Vec<WebhookAttempt>, StoreError> {
-        bound(&statements::list_attempts(id, event))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing webhook attempts", e))?
-            .iter()
-            .map(statements::attempt)
-            .collect()
-    }
-
-    async fn replay_webhook_delivery(
-        &self,
-        id: WebhookId,
-        event: EventId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let steps = [
-            statements::keep_delivered_try(id, event),
-            statements::replay(id, event, now),
-        ];
-        Ok(self
-            .in_one_transaction("replaying a webhook delivery", &steps)
-            .await?
-            > 0)
-    }
-
-    async fn claim_webhook_deliveries(
+impl PgStore {
+    /// Claims due deliveries (see `shared::webhook_store`).
+    pub(crate) async fn claim_deliveries(
         &self,
         claim: &DeliveryClaim,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
@@ -180,7 +42,8 @@ impl WebhookStore for PgStore {
         result
     }
 
-    async fn record_webhook_deliveries(
+    /// Records what became of claimed deliveries.
+    pub(crate) async fn record_deliveries(
         &self,
         holder: &str,
         reports: &[DeliveryReport],
@@ -210,14 +73,6 @@ impl WebhookStore for PgStore {
         .await;
         self.health.record(&result);
         result
-    }
-
-    async fn webhook_outbox_stats(&self) -> Result<OutboxStats, StoreError> {
-        let row = bound(&statements::outbox_stats())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| store_error("counting webhook deliveries", e))?;
-        statements::outbox_row(&row)
     }
 }
 

@@ -8,12 +8,17 @@
 //! against multi-row `VALUES`). Status names in SQL come from the core's
 //! [`EmailStatus`](mailqueue_core::EmailStatus), never from literals.
 
+pub mod email_store;
 pub mod event_rows;
+pub mod executor;
 pub mod interrupted;
+pub mod keys;
+pub mod leases;
 pub mod retention;
 pub mod rows;
 pub mod statements;
 pub mod suppressions;
+pub mod webhook_store;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
@@ -133,6 +138,9 @@ pub enum Param {
     Time(DateTime<Utc>),
     OptTime(Option<DateTime<Utc>>),
     Text(String),
+    OptText(Option<String>),
+    OptUuid(Option<uuid::Uuid>),
+    Bytes(Vec<u8>),
     Int(i64),
 }
 

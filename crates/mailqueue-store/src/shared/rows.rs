@@ -30,6 +30,7 @@ pub trait RowReader {
     fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
     fn text(&self, col: &str) -> Result<String, StoreError>;
     fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError>;
 }
 
 fn read_error(col: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
@@ -78,6 +79,9 @@ impl RowReader for PgRow {
     fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
         self.try_get(col).map_err(read_error(col))
     }
+    fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError> {
+        self.try_get(col).map_err(read_error(col))
+    }
 }
 
 impl RowReader for SqliteRow {
@@ -109,6 +113,9 @@ impl RowReader for SqliteRow {
         self.try_get(col).map_err(read_error(col))
     }
     fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        self.try_get(col).map_err(read_error(col))
+    }
+    fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError> {
         self.try_get(col).map_err(read_error(col))
     }
 }

@@ -1,12 +1,85 @@
-//! The suppression list's statements, written once for both stores: at
-//! most 100 entries change per request, so a statement per entry inside
-//! one transaction is enough, and both dialects speak `ON CONFLICT`.
+//! The suppression list, written once for both stores: at most 100
+//! entries change per request, so a statement per entry inside one
+//! transaction is enough, and both dialects speak `ON CONFLICT`.
 
+use super::executor::on_both_stores;
 use super::rows::RowReader;
 use super::{Dialect, Param, Statement};
 use mailqueue_core::store::StoreError;
-use mailqueue_core::suppression::{Suppression, SuppressionQuery, SuppressionRef};
+use mailqueue_core::suppression::{
+    Suppression, SuppressionQuery, SuppressionRef, SuppressionStore,
+};
 use mailqueue_core::SuppressionId;
+
+on_both_stores! {
+    impl SuppressionStore {
+        async fn add_suppressions(
+            &self,
+            entries: &[Suppression],
+        ) -> Result<Vec<Suppression>, StoreError> {
+            let db = self.db();
+            let mut tx = db.begin("adding suppressions").await?;
+            let result = async {
+                let mut listed = Vec::with_capacity(entries.len());
+                for s in entries {
+                    tx.execute(&insert(db.dialect(), s)).await?;
+                    let found = tx.fetch_optional(&get(&SuppressionRef::Email(s.email.clone()))).await?;
+                    let found = found.ok_or_else(|| {
+                        StoreError::Corrupt(format!("the suppression of {} is gone", s.email))
+                    })?;
+                    listed.push(row(&found)?);
+                }
+                Ok(listed)
+            }
+            .await;
+            tx.finish(result).await
+        }
+
+        async fn list_suppressions(
+            &self,
+            query: &SuppressionQuery,
+        ) -> Result<Vec<Suppression>, StoreError> {
+            self.db()
+                .fetch_all("listing suppressions", &list(query))
+                .await?
+                .iter()
+                .map(row)
+                .collect()
+        }
+
+        async fn get_suppression(
+            &self,
+            entry: &SuppressionRef,
+        ) -> Result<Option<Suppression>, StoreError> {
+            self.db()
+                .fetch_optional("reading a suppression", &get(entry))
+                .await?
+                .as_ref()
+                .map(row)
+                .transpose()
+        }
+
+        async fn remove_suppressions(
+            &self,
+            entries: &[SuppressionRef],
+        ) -> Result<Vec<Option<Suppression>>, StoreError> {
+            let mut tx = self.db().begin("removing suppressions").await?;
+            let result = async {
+                let mut removed = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    let found = tx.fetch_optional(&get(entry)).await?.as_ref().map(row).transpose()?;
+                    if let Some(s) = &found {
+                        tx.execute(&delete(s.id)).await?;
+                    }
+                    removed.push(found);
+                }
+                Ok(removed)
+            }
+            .await;
+            tx.finish(result).await
+        }
+    }
+}
 
 const COLUMNS: &str = "id, email, origin, reason, email_id, created_at";
 

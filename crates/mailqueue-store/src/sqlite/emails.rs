@@ -1,22 +1,20 @@
 //! Emails, claims and attempts in SQLite.
 
 use super::event_writes::{came_due, suppress_bounced, write_events};
-use super::{bound, to_ms, SqliteStore};
+use super::{to_ms, SqliteStore};
 use crate::content::{decode_content, encode_content, with_attachment_bytes};
 use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
 use crate::shared::event_rows::{self, EventRow};
-use crate::shared::interrupted::{self, Moves};
 use crate::shared::rows::{self, RowReader};
-use crate::shared::{outcome_applies, statements, with_names, Dialect, Statement};
+use crate::shared::{outcome_applies, statements, with_names, Dialect};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
-    AttemptOutcome, AttemptRecord, ChangeOutcome, Claim, ClaimedEmail, DeliveryStore, DueEmail,
-    EmailChanges, EmailInserts, EmailReads, EmailRecord, HeldClaim, InsertGroup, LeaseRecovery,
-    ListQuery, QueueStats, Recovered, StoreError, StoreHealth,
+    AttemptOutcome, Claim, ClaimedEmail, DueEmail, EmailInserts, HeldClaim, InsertGroup,
+    StoreError, StoreHealth,
 };
-use mailqueue_core::transition::{ChangeKind, Interruption, WrittenEvents};
+use mailqueue_core::transition::WrittenEvents;
 use mailqueue_core::EmailId;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use std::collections::{HashMap, HashSet};
@@ -26,82 +24,6 @@ const INSERT_CHUNK: usize = 400;
 
 /// Outcomes per multi-row statement (8 parameters each, well under SQLite's limit).
 const OUTCOME_CHUNK: usize = 500;
-
-impl SqliteStore {
-    /// Runs a single-row change (`statements::reschedule`, …) and writes
-    /// its event in the same transaction.
-    async fn change_email(
-        &self,
-        id: EmailId,
-        change: Statement,
-        kind: ChangeKind,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let ctx = "changing an email";
-        let changed = {
-            let mut w = self.writer.acquire().await?;
-            let changed = async {
-                let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-                let Some(row) = bound(&change)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| store_error(ctx, e))?
-                else {
-                    return Ok(None);
-                };
-                let due = rows::due(&row)?;
-                let written = event_rows::changed(id, now, kind, rows::status(&row)?);
-                write_events(&mut tx, &written).await?;
-                tx.commit().await.map_err(|e| store_error(ctx, e))?;
-                Ok(Some((due, event_rows::written(&written))))
-            }
-            .await;
-            w.settle(changed)?
-        };
-        if let Some((due, written)) = changed {
-            return Ok(ChangeOutcome::Changed(due, written));
-        }
-        let row = bound(&statements::status_of(id))
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(|e| store_error("reading an email's status", e))?;
-        Ok(match row {
-            None => ChangeOutcome::NotFound,
-            Some(row) => ChangeOutcome::TooLate(rows::status(&row)?),
-        })
-    }
-
-    /// Moves the emails `select` finds as `why` decides, with a
-    /// `lease_expired` attempt and an event each, in the writer's transaction.
-    async fn move_interrupted(
-        &self,
-        select: Statement,
-        now: DateTime<Utc>,
-        why: impl Fn(Option<String>) -> Interruption,
-    ) -> Result<Recovered, StoreError> {
-        let ctx = "returning leased emails to the queue";
-        let mut w = self.writer.acquire().await?;
-        let result = async {
-            let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-            let selected = bound(&select)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| store_error(ctx, e))?;
-            let moves = Moves::decide(&selected, now, why)?;
-            for st in moves.statements() {
-                bound(&st)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| store_error(ctx, e))?;
-            }
-            write_events(&mut tx, &moves.events()).await?;
-            tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(moves.recovered())
-        }
-        .await;
-        w.settle(result)
-    }
-}
 
 #[async_trait]
 impl EmailInserts for SqliteStore {
@@ -186,102 +108,9 @@ impl EmailInserts for SqliteStore {
     }
 }
 
-#[async_trait]
-impl EmailChanges for SqliteStore {
-    async fn reschedule_email(
-        &self,
-        id: EmailId,
-        at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::reschedule(Dialect::Sqlite, id, at, now);
-        self.change_email(id, change, ChangeKind::Reschedule, now)
-            .await
-    }
-
-    async fn cancel_email(
-        &self,
-        id: EmailId,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::cancel(Dialect::Sqlite, id, now);
-        self.change_email(id, change, ChangeKind::Cancel, now).await
-    }
-
-    async fn retry_failed_email(
-        &self,
-        id: EmailId,
-        now: DateTime<Utc>,
-    ) -> Result<ChangeOutcome, StoreError> {
-        let change = statements::retry_failed(id, now);
-        self.change_email(id, change, ChangeKind::Retry, now).await
-    }
-}
-
-#[async_trait]
-impl EmailReads for SqliteStore {
-    async fn get_email(&self, id: EmailId) -> Result<Option<EmailRecord>, StoreError> {
-        let row = bound(&statements::get_email(Dialect::Sqlite, id))
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(|e| store_error("reading an email", e))?;
-        row.as_ref().map(rows::record).transpose()
-    }
-
-    async fn list_emails(&self, query: &ListQuery) -> Result<Vec<EmailRecord>, StoreError> {
-        let found = bound(&statements::list_emails(Dialect::Sqlite, query))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| store_error("listing emails", e))?;
-        let mut records = found
-            .iter()
-            .map(rows::record)
-            .collect::<Result<Vec<_>, _>>()?;
-        if query.before.is_some() {
-            records.reverse();
-        }
-        Ok(records)
-    }
-
-    async fn list_attempts(&self, id: EmailId) -> Result<Vec<AttemptRecord>, StoreError> {
-        bound(&statements::list_attempts(id))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| store_error("listing attempts", e))?
-            .iter()
-            .map(rows::attempt)
-            .collect()
-    }
-
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
-        let counted = bound(&statements::count_unfinished())
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| store_error("counting emails", e))?;
-        let oldest = bound(&statements::oldest_due(now))
-            .fetch_one(&self.readers)
-            .await
-            .map_err(|e| store_error("finding the oldest due email", e))?;
-        rows::queue_stats(&counted, &oldest)
-    }
-
-    async fn list_email_events(
-        &self,
-        id: EmailId,
-    ) -> Result<Vec<mailqueue_core::events::EmailEvent>, StoreError> {
-        bound(&statements::list_events(Dialect::Sqlite, id))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| store_error("listing events", e))?
-            .iter()
-            .map(rows::event)
-            .collect()
-    }
-}
-
-#[async_trait]
-impl DeliveryStore for SqliteStore {
-    async fn claim_emails(
+impl SqliteStore {
+    /// Claims due emails (see `shared::email_store`).
+    pub(crate) async fn claim(
         &self,
         ids: &[EmailId],
         claim: &Claim,
@@ -369,7 +198,8 @@ impl DeliveryStore for SqliteStore {
         w.settle(result)
     }
 
-    async fn record_outcomes(
+    /// Records outcomes, with their events and suppressions.
+    pub(crate) async fn record(
         &self,
         outcomes: &[AttemptOutcome],
     ) -> Result<WrittenEvents, StoreError> {
@@ -416,21 +246,8 @@ impl DeliveryStore for SqliteStore {
         w.settle(result)
     }
 
-    async fn renew_leases(
-        &self,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Vec<EmailId>, StoreError> {
-        let mut w = self.writer.acquire().await?;
-        let renewed = bound(&statements::renew_leases(holder, now, until))
-            .fetch_all(&mut *w)
-            .await
-            .map_err(|e| store_error("renewing leases", e));
-        w.settle(renewed)?.iter().map(|row| row.id("id")).collect()
-    }
-
-    async fn defer_claims(
+    /// Returns held claims to the queue.
+    pub(crate) async fn defer(
         &self,
         holder: &str,
         claims: &[HeldClaim],
@@ -466,62 +283,6 @@ impl DeliveryStore for SqliteStore {
         let rows = w.settle(rows)?;
         rows.iter().map(rows::due).collect()
     }
-
-    async fn suppressed_among(
-        &self,
-        addresses: &[String],
-    ) -> Result<Vec<mailqueue_core::store::SuppressedRecipient>, StoreError> {
-        if addresses.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys = crate::shared::suppression_keys(addresses);
-        let wanted: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        let found = bound(&statements::suppressed_among(&wanted))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| store_error("looking up suppressions", e))?;
-        rows::suppressed(&found, &keys)
-    }
-}
-
-#[async_trait]
-impl LeaseRecovery for SqliteStore {
-    async fn rescue_expired_leases(
-        &self,
-        now: DateTime<Utc>,
-        give_up_before: DateTime<Utc>,
-    ) -> Result<Recovered, StoreError> {
-        let expired = interrupted::expired_leases(Dialect::Sqlite, now);
-        let why = |holder| Interruption::LeaseExpired {
-            holder,
-            give_up_before,
-        };
-        self.move_interrupted(expired, now, why).await
-    }
-
-    async fn release_leases(
-        &self,
-        holder: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Recovered, StoreError> {
-        let leased = interrupted::leases_of(Dialect::Sqlite, holder);
-        self.move_interrupted(leased, now, |_| Interruption::WorkerStopped)
-            .await
-    }
-
-    async fn pending_emails(
-        &self,
-        after: Option<EmailId>,
-        limit: u32,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        bound(&statements::pending_emails(after, limit))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| store_error("listing pending emails", e))?
-            .iter()
-            .map(rows::due)
-            .collect()
-    }
 }
 
 #[async_trait]
@@ -535,7 +296,7 @@ impl StoreHealth for SqliteStore {
             return Ok(());
         }
         let probe = statements::write_probe(Dialect::Sqlite, chrono::Utc::now());
-        let probed = self.in_one_transaction("probing writes", &probe).await;
+        let probed = self.db().in_one_transaction("probing writes", &probe).await;
         self.writer.health.record_room(&probed);
         probed.map(drop).map_err(crate::health::not_writable)
     }

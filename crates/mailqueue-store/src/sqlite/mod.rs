@@ -9,12 +9,10 @@
 
 mod emails;
 mod event_writes;
-mod keys;
-mod leases;
+pub(crate) use event_writes::write_events;
 #[cfg(test)]
 mod plans;
 mod retention;
-mod suppressions;
 mod webhooks;
 mod writer;
 
@@ -31,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use writer::Writer;
+pub(crate) use writer::WriterGuard;
 
 #[derive(Clone, Debug)]
 pub struct SqliteSettings {
@@ -153,6 +152,19 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    pub(crate) fn readers(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// This store through the executor both stores share.
+    pub(crate) fn db(&self) -> crate::shared::executor::Db<'_> {
+        crate::shared::executor::Db::Sqlite(self)
+    }
+
     /// Moves the write-ahead log into the main file and empties it.
     pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
         let mut w = self.writer.acquire().await?;
@@ -170,34 +182,6 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Runs `steps` in one transaction on the writer; returns the rows the
-    /// last one affected.
-    pub(crate) async fn in_one_transaction(
-        &self,
-        ctx: &str,
-        steps: &[crate::shared::Statement],
-    ) -> Result<u64, StoreError> {
-        use sqlx::Connection;
-        let mut w = self.writer.acquire().await?;
-        let result = async {
-            let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
-            let mut affected = 0;
-            for st in steps {
-                affected = bound(st)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| store_error(ctx, e))?
-                    .rows_affected();
-            }
-            tx.commit().await.map_err(|e| store_error(ctx, e))?;
-            Ok(affected)
-        }
-        .await;
-        w.settle(result)
-    }
-}
-
 /// A shared statement with its parameters bound in SQLite's encoding.
 pub(crate) fn bound(
     st: &crate::shared::Statement,
@@ -209,6 +193,9 @@ pub(crate) fn bound(
         Param::Time(t) => q.bind(to_ms(*t)),
         Param::OptTime(t) => q.bind(t.map(to_ms)),
         Param::Text(s) => q.bind(s.as_str()),
+        Param::OptText(s) => q.bind(s.as_deref()),
+        Param::OptUuid(u) => q.bind(u.map(|u| u.to_string())),
+        Param::Bytes(b) => q.bind(b.as_slice()),
         Param::Int(i) => q.bind(*i),
     })
 }

@@ -64,6 +64,12 @@ impl WriterGuard<'_> {
         result
     }
 
+    /// Gives the connection up: a transaction left open on it is rolled
+    /// back when it closes, and the next write opens a fresh one.
+    pub fn abandon(mut self) {
+        self.connection.take();
+    }
+
     /// [`Self::settle`] for a write that needed room (see
     /// `WriteHealth::record_room`).
     pub fn settle_room<T>(self, result: Result<T, StoreError>) -> Result<T, StoreError> {
