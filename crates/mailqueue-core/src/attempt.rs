@@ -58,11 +58,42 @@ pub struct Claim {
     pub lease_expires_at: DateTime<Utc>,
 }
 
-/// A claim as its worker knows it: the email and the attempt it was claimed for.
+/// Why a claimed email goes back unsent: a deferral, which counts no
+/// attempt (River's snooze).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeferReason {
+    /// Its lease has no room left for a whole send.
+    Lease,
+    Shutdown,
+    /// The fleet's sending rate is used up until a later slot.
+    RateLimit,
+    /// A recipient domain's rate is used up until a later slot.
+    DomainRateLimit,
+    /// Every relay connection the fleet may open is in use.
+    ConnectionLimit,
+    /// The suppression list could not be read.
+    SuppressionLookup,
+}
+
+impl DeferReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeferReason::Lease => "lease",
+            DeferReason::Shutdown => "shutdown",
+            DeferReason::RateLimit => "rate_limit",
+            DeferReason::DomainRateLimit => "domain_rate_limit",
+            DeferReason::ConnectionLimit => "connection_limit",
+            DeferReason::SuppressionLookup => "suppression_lookup",
+        }
+    }
+}
+
+/// A claim as its worker knows it: the email and the claim's number,
+/// which fences whatever the worker writes about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeldClaim {
     pub id: EmailId,
-    pub attempt: u32,
+    pub claim: u32,
 }
 
 /// An email handed to a worker, with everything needed to send it.
@@ -72,9 +103,14 @@ pub struct ClaimedEmail {
     pub message_id: String,
     pub created_at: DateTime<Utc>,
     pub email: NewEmail,
-    /// The number of this attempt (1 for the first); it also fences the
-    /// outcome so a worker whose lease was taken over cannot overwrite it.
+    /// The number this attempt takes if it is made (1 for the first):
+    /// attempts are counted by their outcomes, never by a claim, so a
+    /// deferral has nothing to undo.
     pub attempt: u32,
+    /// The claim's number: it fences the outcome, so a worker whose lease
+    /// was taken over cannot overwrite what the next claim writes.
+    pub claim: u32,
+    /// When the first attempt started (this one's start, for a first).
     pub first_attempt_at: DateTime<Utc>,
     /// Recipients taken out of `email` because they are suppressed (filled
     /// in by the delivery layer after the claim; stores leave it empty).
@@ -84,11 +120,23 @@ pub struct ClaimedEmail {
     pub came_due: bool,
 }
 
+impl ClaimedEmail {
+    /// The claim as its worker holds it.
+    pub fn held(&self) -> HeldClaim {
+        HeldClaim {
+            id: self.id,
+            claim: self.claim,
+        }
+    }
+}
+
 /// What an attempt ended in, ready to record.
 #[derive(Clone, Debug)]
 pub struct AttemptOutcome {
     pub email_id: EmailId,
     pub attempt: u32,
+    /// The claim it was made under (see [`ClaimedEmail::claim`]).
+    pub claim: u32,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub result: AttemptResult,

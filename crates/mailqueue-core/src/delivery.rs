@@ -36,9 +36,6 @@ pub enum FailureClass {
     Auth,
     /// The message could not be built or written (bad content, disk error).
     Message,
-    /// The message never left: every relay connection the fleet may open
-    /// is in use. Not an attempt; the email goes back to wait.
-    ConnectionLimit,
 }
 
 impl FailureClass {
@@ -50,7 +47,6 @@ impl FailureClass {
             FailureClass::Connection => "connection",
             FailureClass::Tls => "tls",
             FailureClass::Auth => "auth",
-            FailureClass::ConnectionLimit => "connection_limit",
             FailureClass::Message => "message",
         }
     }

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use crate::attempt::{
-    AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, Claim, ClaimedEmail, HeldClaim,
-    SuppressedRecipient,
+    AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, Claim, ClaimedEmail, DeferReason,
+    HeldClaim, SuppressedRecipient,
 };
 pub use crate::error::StoreError;
 
@@ -255,11 +255,11 @@ pub trait DeliveryStore: Send + Sync + 'static {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<EmailId>, StoreError>;
-    /// Returns claimed emails whose send never started to the queue, due at
-    /// `due_at`, as if they had not been claimed: the attempt is not
-    /// counted and no history is written (a deferral: a rate limit, a
-    /// lease without room, a shutdown). Only claims still held by `holder`
-    /// at the given attempt are released.
+    /// Defers claimed emails whose send never started (a rate limit, a
+    /// lease without room, no relay connection, a shutdown): each goes back
+    /// to the queue, due at `due_at`. A claim counts no attempt, so nothing
+    /// is undone and no history is written. Only claims `holder` still
+    /// holds under the given claim number move; returns those.
     async fn defer_claims(
         &self,
         holder: &str,

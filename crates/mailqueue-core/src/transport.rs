@@ -30,13 +30,26 @@ pub enum TransportHealth {
     },
 }
 
+/// Why a message did not reach the relay.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// An attempt was made and failed; the error says whether to retry.
+    #[error(transparent)]
+    Failed(#[from] DeliveryError),
+    /// No attempt was made: every relay connection the fleet may open is
+    /// in use. The email goes back to wait (a deferral), its attempts
+    /// uncounted.
+    #[error("every relay connection the fleet may open is in use")]
+    NoConnectionSlot,
+}
+
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
     /// Sends one message to every envelope recipient of `message.email`.
     /// It is delivered when the relay takes it for at least one recipient
     /// (the others it refused for good are listed); the error says whether
-    /// to try again.
-    async fn send(&self, message: &OutgoingEmail<'_>) -> Result<Delivered, DeliveryError>;
+    /// an attempt was made, and whether to try again.
+    async fn send(&self, message: &OutgoingEmail<'_>) -> Result<Delivered, SendError>;
     /// A short description for logs (no secrets).
     fn describe(&self) -> String;
     /// The transport's health as of its last attempt; cheap, no I/O. The

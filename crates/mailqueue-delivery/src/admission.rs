@@ -7,10 +7,11 @@
 //! a slot or two of the process at a time and other domains keep flowing;
 //! under the fleet's limit alone every email waits alike, so it is longer.
 
-use crate::lease_book::{defer, DeferReason, LeaseBook};
+use crate::lease_book::{defer, LeaseBook};
+use mailqueue_core::store::DeferReason;
 use crate::Delivery;
 use mailqueue_core::rate::BucketKind;
-use mailqueue_core::store::{ClaimedEmail, HeldClaim};
+use mailqueue_core::store::ClaimedEmail;
 use std::time::Duration;
 
 /// The longest wait for a slot while holding a send slot.
@@ -27,10 +28,7 @@ pub async fn admit(d: &Delivery, book: &LeaseBook, email: &ClaimedEmail) -> bool
     if buckets.is_empty() {
         return true;
     }
-    let claim = HeldClaim {
-        id: email.id,
-        attempt: email.attempt,
-    };
+    let claim = email.held();
     let horizon = if buckets.iter().any(|b| b.kind == BucketKind::Domain) {
         DOMAIN_HORIZON
     } else {

@@ -11,7 +11,7 @@
 
 use crate::Delivery;
 use chrono::{DateTime, Utc};
-use mailqueue_core::store::{ClaimedEmail, HeldClaim};
+use mailqueue_core::store::{ClaimedEmail, DeferReason, HeldClaim};
 use mailqueue_core::EmailId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 #[derive(Clone, Copy, Debug)]
 struct Held {
-    attempt: u32,
+    claim: u32,
     expires_at: DateTime<Utc>,
     started: bool,
 }
@@ -53,7 +53,7 @@ impl LeaseBook {
             held.insert(
                 c.id,
                 Held {
-                    attempt: c.attempt,
+                    claim: c.claim,
                     expires_at,
                     started: false,
                 },
@@ -72,10 +72,7 @@ impl LeaseBook {
             h.started = true;
             StartCheck::Go
         } else {
-            StartCheck::NoRoom(HeldClaim {
-                id,
-                attempt: h.attempt,
-            })
+            StartCheck::NoRoom(HeldClaim { id, claim: h.claim })
         }
     }
 
@@ -102,7 +99,7 @@ impl LeaseBook {
             .filter(|(_, h)| !h.started)
             .map(|(id, h)| HeldClaim {
                 id: *id,
-                attempt: h.attempt,
+                claim: h.claim,
             })
             .collect()
     }
@@ -141,35 +138,6 @@ pub async fn keep_leases(d: Arc<Delivery>, book: Arc<LeaseBook>, mut stop: watch
             Ok(ids) => book.renewed(&ids, until),
             Err(e) => tracing::warn!(error = %e,
                 "renewing leases failed; emails whose lease runs short are released unsent"),
-        }
-    }
-}
-
-/// Why a claimed email goes back unsent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeferReason {
-    /// Its lease has no room left for a whole send.
-    Lease,
-    Shutdown,
-    /// The fleet's sending rate is used up until a later slot.
-    RateLimit,
-    /// A recipient domain's rate is used up until a later slot.
-    DomainRateLimit,
-    /// Every relay connection the fleet may open is in use.
-    ConnectionLimit,
-    /// The suppression list could not be read.
-    SuppressionLookup,
-}
-
-impl DeferReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeferReason::Lease => "lease",
-            DeferReason::Shutdown => "shutdown",
-            DeferReason::RateLimit => "rate_limit",
-            DeferReason::DomainRateLimit => "domain_rate_limit",
-            DeferReason::ConnectionLimit => "connection_limit",
-            DeferReason::SuppressionLookup => "suppression_lookup",
         }
     }
 }
@@ -222,6 +190,7 @@ pub(crate) mod tests {
             created_at: t,
             email: mailqueue_testkit::plain_email("a@x.io", &[]),
             attempt,
+            claim: attempt,
             first_attempt_at: t,
             suppressed: Vec::new(),
             came_due: false,
@@ -237,7 +206,7 @@ pub(crate) mod tests {
         let room = Duration::from_secs(5);
         assert_eq!(
             book.try_start(id, t0 + chrono::Duration::seconds(6), room),
-            StartCheck::NoRoom(HeldClaim { id, attempt: 3 })
+            StartCheck::NoRoom(HeldClaim { id, claim: 3 })
         );
         book.renewed(&[id], t0 + chrono::Duration::seconds(16));
         assert_eq!(

@@ -171,7 +171,7 @@ impl DeliveryHandle {
             &self.book,
             &unstarted,
             now,
-            lease_book::DeferReason::Shutdown,
+            mailqueue_core::store::DeferReason::Shutdown,
         )
         .await;
         while sends.try_join_next().is_some() {}

@@ -3,7 +3,8 @@
 //! emails, attempt one of them.
 
 use crate::admission::admit;
-use crate::lease_book::{defer, DeferReason, LeaseBook, StartCheck};
+use crate::lease_book::{defer, LeaseBook, StartCheck};
+use mailqueue_core::store::DeferReason;
 use crate::send::{send_one, Completed, Sent};
 use crate::suppressions;
 use crate::Delivery;
@@ -62,13 +63,7 @@ pub async fn claim_due(d: &Delivery, book: &LeaseBook, now: DateTime<Utc>, max: 
     book.hold(&claimed, claim.lease_expires_at);
     if let Err(e) = suppressions::apply(d, &mut claimed).await {
         tracing::warn!(error = %e, "the suppression list cannot be read; the claimed emails wait a second");
-        let held: Vec<HeldClaim> = claimed
-            .iter()
-            .map(|c| HeldClaim {
-                id: c.id,
-                attempt: c.attempt,
-            })
-            .collect();
+        let held: Vec<HeldClaim> = claimed.iter().map(ClaimedEmail::held).collect();
         let due = now + chrono::Duration::seconds(1);
         defer(d, book, &held, due, DeferReason::SuppressionLookup).await;
         return Claimed::StoreFailed(e);

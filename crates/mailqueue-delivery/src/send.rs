@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use mailqueue_core::delivery::{DeliveryError, Failure, FailureClass, RejectedRecipient};
 use mailqueue_core::retry::RetryDecision;
 use mailqueue_core::store::{AttemptOutcome, AttemptResult, ClaimedEmail, HeldClaim};
+use mailqueue_core::transport::SendError;
 use mailqueue_core::transport::OutgoingEmail;
 use std::time::Instant;
 
@@ -48,7 +49,9 @@ pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Sent {
     };
     let timer = Instant::now();
     let sent = match tokio::time::timeout(d.settings.send_timeout, d.transport.send(&out)).await {
-        Ok(result) => result,
+        Ok(Ok(delivered)) => Ok(delivered),
+        Ok(Err(SendError::Failed(e))) => Err(e),
+        Ok(Err(SendError::NoConnectionSlot)) => return Sent::NotSent(claimed.held()),
         Err(_) => Err(DeliveryError::transient(
             FailureClass::Timeout,
             None,
@@ -58,14 +61,6 @@ pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Sent {
     d.metrics
         .send_duration_seconds
         .observe(timer.elapsed().as_secs_f64());
-    if let Err(DeliveryError::Transient(f)) = &sent {
-        if f.class == FailureClass::ConnectionLimit {
-            return Sent::NotSent(HeldClaim {
-                id: claimed.id,
-                attempt: claimed.attempt,
-            });
-        }
-    }
     let finished_at = d.clock.now();
     let mut rejected = Vec::new();
     let result = match sent {
@@ -125,6 +120,7 @@ fn completed(
         outcome: AttemptOutcome {
             email_id: claimed.id,
             attempt: claimed.attempt,
+            claim: claimed.claim,
             started_at,
             finished_at,
             result,

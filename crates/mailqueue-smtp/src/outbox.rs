@@ -5,7 +5,7 @@
 use crate::mime::build_message;
 use async_trait::async_trait;
 use mailqueue_core::delivery::{Delivered, DeliveryError, FailureClass, SmtpReply};
-use mailqueue_core::transport::{OutgoingEmail, Transport};
+use mailqueue_core::transport::{OutgoingEmail, SendError, Transport};
 use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
 
@@ -30,7 +30,7 @@ fn disk_error(path: &std::path::Path, e: std::io::Error) -> DeliveryError {
 
 #[async_trait]
 impl Transport for OutboxTransport {
-    async fn send(&self, out: &OutgoingEmail<'_>) -> Result<Delivered, DeliveryError> {
+    async fn send(&self, out: &OutgoingEmail<'_>) -> Result<Delivered, SendError> {
         let bytes = build_message(out)?.bytes;
         let path = self.dir.join(format!("{}.eml", out.id));
         let tmp = self.dir.join(format!(".{}.eml.tmp", out.id));

@@ -24,7 +24,7 @@
 //! With a fleet-wide cap (`with_fleet_slots`), each open connection also
 //! holds one of the fleet's slots; when none is free, a send waits a little
 //! for one (or for a connection of its own pool to come back), then gives
-//! up with `FailureClass::ConnectionLimit`: not an attempt, the email goes
+//! up with `SendError::NoConnectionSlot`: not an attempt, the email goes
 //! back to wait.
 //!
 //! The relay's health follows its set-up: refused credentials or a missing
@@ -40,7 +40,9 @@ use crate::fleet_slots::{FleetSlots, SlotGuard};
 use crate::mime::build_message;
 use async_trait::async_trait;
 use mailqueue_core::delivery::{Delivered, DeliveryError, FailureClass, SmtpReply};
-use mailqueue_core::transport::{ConnectionSlots, OutgoingEmail, Transport, TransportHealth};
+use mailqueue_core::transport::{
+    ConnectionSlots, OutgoingEmail, SendError, Transport, TransportHealth,
+};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
@@ -201,7 +203,7 @@ impl SmtpRelay {
 
     /// A connection ready for a transaction: an idle one, or a new one
     /// (with a fleet slot, waiting up to `SLOT_WAIT` for one).
-    async fn checkout(&self) -> Result<Connection, DeliveryError> {
+    async fn checkout(&self) -> Result<Connection, SendError> {
         let deadline = tokio::time::Instant::now() + SLOT_WAIT;
         loop {
             if let Some(conn) = self.reusable().await {
@@ -219,13 +221,7 @@ impl SmtpRelay {
                         .await;
                         continue;
                     }
-                    None => {
-                        return Err(DeliveryError::transient(
-                            FailureClass::ConnectionLimit,
-                            None,
-                            "every relay connection the fleet may open is in use",
-                        ))
-                    }
+                    None => return Err(SendError::NoConnectionSlot),
                 },
             };
             let session = open(&self.endpoint).await.map_err(|e| self.failed(&e))?;
@@ -341,7 +337,7 @@ fn percent_decode(s: &str) -> String {
 
 #[async_trait]
 impl Transport for SmtpRelay {
-    async fn send(&self, out: &OutgoingEmail<'_>) -> Result<Delivered, DeliveryError> {
+    async fn send(&self, out: &OutgoingEmail<'_>) -> Result<Delivered, SendError> {
         let message = build_message(out)?;
         let _slot = self.slots.acquire().await.map_err(|_| {
             DeliveryError::transient(FailureClass::Connection, None, "the relay pool is closed")
@@ -367,7 +363,7 @@ impl Transport for SmtpRelay {
             }
             Err(e) => {
                 self.recycle(conn).await;
-                Err(self.failed(&e))
+                Err(self.failed(&e).into())
             }
         }
     }

@@ -14,6 +14,8 @@ use mailqueue_core::{EmailId, SuppressionId};
 pub struct OutcomeRows {
     pub ids: Vec<EmailId>,
     pub attempts: Vec<i32>,
+    /// The claim each outcome was made under: its fence.
+    pub claims: Vec<i32>,
     pub statuses: Vec<&'static str>,
     pub next_at: Vec<Option<DateTime<Utc>>>,
     pub sent_at: Vec<Option<DateTime<Utc>>>,
@@ -47,6 +49,7 @@ impl From<&[AttemptOutcome]> for OutcomeRows {
             let t = OutcomeTransition::of(o);
             rows.ids.push(o.email_id);
             rows.attempts.push(o.attempt as i32);
+            rows.claims.push(o.claim as i32);
             rows.statuses.push(t.status.as_str());
             rows.next_at.push(t.next_attempt_at);
             rows.sent_at.push(t.sent_at);

@@ -12,7 +12,7 @@ mod wire;
 use chrono::Utc;
 use mailqueue_core::delivery::{Delivered, DeliveryError};
 use mailqueue_core::email::{Attachment, NewEmail};
-use mailqueue_core::transport::{OutgoingEmail, Transport};
+use mailqueue_core::transport::{OutgoingEmail, SendError, Transport};
 use mailqueue_core::EmailId;
 use mailqueue_smtp::{SmtpRelay, SmtpSettings};
 use std::time::Duration;
@@ -45,6 +45,8 @@ pub fn attach(email: &mut NewEmail, filename: &str, content_type: &str, content:
     });
 }
 
+/// Sends through `relay`; these relays have no fleet cap, so every error
+/// is an attempt's.
 pub async fn send(relay: &SmtpRelay, email: &NewEmail) -> Result<Delivered, DeliveryError> {
     let now = Utc::now();
     relay
@@ -55,4 +57,8 @@ pub async fn send(relay: &SmtpRelay, email: &NewEmail) -> Result<Delivered, Deli
             email,
         })
         .await
+        .map_err(|e| match e {
+            SendError::Failed(e) => e,
+            SendError::NoConnectionSlot => panic!("a relay without a fleet cap ran out of slots"),
+        })
 }

@@ -43,16 +43,16 @@ impl PgStore {
         let event_ids: Vec<Uuid> = ids.iter().map(|_| EventId::generate(claim.now).0).collect();
         let sql = with_names(
             "WITH claimed AS ( \
-                 UPDATE emails SET status = {sending}, attempts = attempts + 1, lease_holder = $2, \
-                     lease_expires_at = $3, first_attempt_at = COALESCE(first_attempt_at, $4), \
-                     last_attempt_at = $4, next_attempt_at = NULL, updated_at = $4 \
+                 UPDATE emails SET status = {sending}, claims = claims + 1, lease_holder = $2, \
+                     lease_expires_at = $3, next_attempt_at = NULL, updated_at = $4 \
                  WHERE id = ANY($1) AND status IN ({pending}) AND next_attempt_at <= $4 \
-                 RETURNING id, message_id, priority, scheduled_at, created_at, attempts, first_attempt_at), \
+                 RETURNING id, message_id, priority, scheduled_at, created_at, attempts + 1 AS attempt, \
+                     claims, COALESCE(first_attempt_at, $4) AS first_attempt_at), \
              came_due AS ( \
                  INSERT INTO email_events (id, email_id, type, created_at, data) \
                  SELECT ($5::uuid[])[array_position($1::uuid[], claimed.id)], claimed.id, {event_sent}, $4, '{}' \
                  FROM claimed \
-                 WHERE claimed.attempts = 1 AND claimed.scheduled_at > claimed.created_at \
+                 WHERE claimed.attempt = 1 AND claimed.scheduled_at > claimed.created_at \
                    AND NOT EXISTS (SELECT 1 FROM email_events AS ev \
                                    WHERE ev.email_id = claimed.id AND ev.type = {event_sent}) \
                  RETURNING id, email_id, type, created_at), \
@@ -91,7 +91,8 @@ impl PgStore {
                 message_id: row.text("message_id")?,
                 created_at: row.time("created_at")?,
                 email,
-                attempt: row.int("attempts")? as u32,
+                attempt: row.int("attempt")? as u32,
+                claim: row.int("claims")? as u32,
                 first_attempt_at: row.time("first_attempt_at")?,
                 suppressed: Vec::new(),
                 came_due: row
@@ -164,12 +165,14 @@ impl PgStore {
         let sql = with_names(
             "WITH applied AS ( \
                  UPDATE emails AS e SET status = u.status, next_attempt_at = u.next_at, \
+                     attempts = GREATEST(e.attempts, u.attempt), \
+                     first_attempt_at = COALESCE(e.first_attempt_at, u.started), last_attempt_at = u.started, \
                      sent_at = COALESCE(u.sent_at, e.sent_at), last_error = u.error, \
                      last_smtp_reply = COALESCE(u.reply, e.last_smtp_reply), lease_holder = NULL, \
                      lease_expires_at = NULL, updated_at = u.finished \
                  FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
-                             $6::text[], $7::text[], $8::timestamptz[]) \
-                      AS u(id, attempt, status, next_at, sent_at, error, reply, finished) \
+                             $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $23::int4[]) \
+                      AS u(id, attempt, status, next_at, sent_at, error, reply, finished, started, claim) \
                  WHERE e.id = u.id AND {applies} \
                  RETURNING e.id), \
              history AS ( \
@@ -236,6 +239,7 @@ impl PgStore {
             )
             .bind(bounced.iter().map(|b| b.email_id.0).collect::<Vec<Uuid>>())
             .bind(bounced.iter().map(|b| b.created_at).collect::<Vec<_>>())
+            .bind(&rows.claims)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| store_error("recording attempt outcomes", e))

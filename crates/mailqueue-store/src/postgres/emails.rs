@@ -5,13 +5,11 @@ use super::PgStore;
 use crate::content::encode_content;
 use crate::errors::store_error;
 use crate::shared::event_rows;
-use crate::shared::{rows, statements, with_names, Dialect};
+use crate::shared::{statements, Dialect};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
-    DueEmail, EmailInserts, EmailToInsert, HeldClaim, InsertGroup, StoreError, StoreHealth,
+    EmailInserts, EmailToInsert, InsertGroup, StoreError, StoreHealth,
 };
-use uuid::Uuid;
 
 /// How long a readiness check waits for PostgreSQL.
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -135,36 +133,6 @@ impl EmailInserts for PgStore {
         let result = self.insert_all(groups).await;
         self.health.record_room(&result);
         result
-    }
-}
-
-impl PgStore {
-    /// Returns held claims to the queue (see `shared::email_store`).
-    pub(crate) async fn defer(
-        &self,
-        holder: &str,
-        claims: &[HeldClaim],
-        due_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        let rows = sqlx::query(&with_names(
-            "UPDATE emails AS e SET status = {queued}, attempts = e.attempts - 1, \
-                 first_attempt_at = CASE WHEN e.attempts = 1 THEN NULL ELSE e.first_attempt_at END, \
-                 last_attempt_at = (SELECT max(a.started_at) FROM email_attempts AS a WHERE a.email_id = e.id), \
-                 lease_holder = NULL, lease_expires_at = NULL, next_attempt_at = $5, updated_at = $4 \
-             FROM UNNEST($2::uuid[], $3::int4[]) AS c(id, attempt) \
-             WHERE e.id = c.id AND e.attempts = c.attempt AND e.status = {sending} AND e.lease_holder = $1 \
-             RETURNING e.id, e.next_attempt_at, e.priority",
-        ))
-        .bind(holder)
-        .bind(claims.iter().map(|c| c.id.0).collect::<Vec<Uuid>>())
-        .bind(claims.iter().map(|c| c.attempt as i32).collect::<Vec<i32>>())
-        .bind(now)
-        .bind(due_at)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.failed_write("deferring claims", e))?;
-        rows.iter().map(rows::due).collect()
     }
 }
 

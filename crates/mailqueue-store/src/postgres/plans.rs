@@ -121,6 +121,7 @@ fn outcomes(ids: &[EmailId], now: DateTime<Utc>) -> Vec<AttemptOutcome> {
         .map(|(i, id)| AttemptOutcome {
             email_id: *id,
             attempt: 1,
+            claim: 1,
             started_at: now,
             finished_at: now,
             result: match i % 3 {

@@ -1,8 +1,7 @@
 //! Emails as both stores keep them, written once: the reads, the changes
 //! an API call asks for, lease renewal and recovery, and the suppression
-//! lookup. What differs by dialect (the batch insert, the claim, the
-//! outcomes and the deferral) is each store's own `claim`, `record` and
-//! `defer`.
+//! lookup, and the deferral. What differs by dialect (the batch insert,
+//! the claim and the outcomes) is each store's own `claim` and `record`.
 
 use super::event_rows;
 use super::executor::{on_both_stores, Db};
@@ -18,6 +17,9 @@ use mailqueue_core::store::{
 };
 use mailqueue_core::transition::{ChangeKind, Interruption, WrittenEvents};
 use mailqueue_core::EmailId;
+
+/// Claims per deferral statement (two parameters each).
+const DEFER_CHUNK: usize = 1_000;
 
 on_both_stores! {
     impl EmailChanges {
@@ -153,10 +155,14 @@ on_both_stores! {
             due_at: DateTime<Utc>,
             now: DateTime<Utc>,
         ) -> Result<Vec<DueEmail>, StoreError> {
-            if claims.is_empty() {
-                return Ok(Vec::new());
+            let mut deferred = Vec::with_capacity(claims.len());
+            for part in claims.chunks(DEFER_CHUNK) {
+                let st = statements::defer_claims(holder, part, due_at, now);
+                for row in self.db().write_rows("deferring claims", &st).await? {
+                    deferred.push(rows::due(&row)?);
+                }
             }
-            self.defer(holder, claims, due_at, now).await
+            Ok(deferred)
         }
 
         async fn suppressed_among(

@@ -11,7 +11,10 @@ use mailqueue_core::store::{AttemptKind, DueEmail, Recovered, StoreError};
 use mailqueue_core::transition::{Interrupted, Interruption, WrittenEvents};
 use mailqueue_core::{EmailId, EmailStatus};
 
-const COLUMNS: &str = "id, lease_holder, attempts, first_attempt_at, last_attempt_at, priority";
+/// The claim's start is its `updated_at` (a renewal changes only the
+/// lease); a first attempt started then.
+const COLUMNS: &str = "id, lease_holder, attempts, priority, updated_at AS claimed_at, \
+     COALESCE(first_attempt_at, updated_at) AS first_attempt_at";
 
 /// Emails whose lease expired before `now`, a thousand at a time
 /// (PostgreSQL skips those another rescuer holds).
@@ -43,8 +46,9 @@ fn locked(d: Dialect, how: &str) -> String {
 /// One email to move, and where.
 struct Move {
     id: EmailId,
+    /// The number of the attempt cut short: it counts.
     attempt: i64,
-    started_at: Option<DateTime<Utc>>,
+    started_at: DateTime<Utc>,
     priority: mailqueue_core::Priority,
     to: Interrupted,
 }
@@ -68,8 +72,8 @@ impl Moves {
                 let why = why(row.opt_text("lease_holder")?);
                 Ok(Move {
                     id: row.id("id")?,
-                    attempt: row.int("attempts")?,
-                    started_at: row.opt_time("last_attempt_at")?,
+                    attempt: row.int("attempts")? + 1,
+                    started_at: row.time("claimed_at")?,
                     priority: rows::priority(row)?,
                     to: why.of(row.opt_time("first_attempt_at")?, now),
                 })
@@ -87,14 +91,18 @@ impl Moves {
                 [
                     Statement::new(with_names(
                         "UPDATE emails SET status = $2, next_attempt_at = $3, last_error = $4, \
-                             lease_holder = NULL, lease_expires_at = NULL, updated_at = $5 \
+                             lease_holder = NULL, lease_expires_at = NULL, updated_at = $5, \
+                             attempts = $6, first_attempt_at = COALESCE(first_attempt_at, $7), \
+                             last_attempt_at = $7 \
                          WHERE id = $1 AND status = {sending}",
                     ))
                     .with(Param::Id(m.id))
                     .with(Param::Text(m.to.status.as_str().into()))
                     .with(Param::OptTime(m.to.next_attempt_at))
                     .with(Param::Text(m.to.detail.clone()))
-                    .with(Param::Time(self.now)),
+                    .with(Param::Time(self.now))
+                    .with(Param::Int(m.attempt))
+                    .with(Param::Time(m.started_at)),
                     Statement::new(format!(
                         "INSERT INTO email_attempts (email_id, attempt, started_at, finished_at, outcome, detail) \
                          VALUES ($1, $2, $3, $4, '{}', $5)",
@@ -102,7 +110,7 @@ impl Moves {
                     ))
                     .with(Param::Id(m.id))
                     .with(Param::Int(m.attempt))
-                    .with(Param::Time(m.started_at.unwrap_or(self.now)))
+                    .with(Param::Time(m.started_at))
                     .with(Param::Time(self.now))
                     .with(Param::Text(m.to.detail.clone())),
                 ]

@@ -67,13 +67,13 @@ pub fn with_names(template: &str) -> String {
 }
 
 /// The fence of an outcome, as an SQL condition on the email row `e` and
-/// the outcome row `u` (whose `attempt` and new `status` it reads): the
-/// outcome applies while its attempt still holds the email, and a delivery
+/// the outcome row `u` (whose `claim` and new `status` it reads): the
+/// outcome applies while its claim still holds the email, and a delivery
 /// applies to an email that does not show one yet (its lease was lost, but
 /// the message went out).
 pub fn outcome_applies(e: &str, u: &str) -> String {
     with_names(&format!(
-        "(({e}.status = {{sending}} AND {e}.attempts = {u}.attempt) \
+        "(({e}.status = {{sending}} AND {e}.claims = {u}.claim) \
          OR ({u}.status = {{sent}} AND {e}.status <> {{sent}}))"
     ))
 }

@@ -2,7 +2,7 @@
 
 use super::{sql_list, sql_status, with_names, Dialect, Param, Statement, PENDING};
 use chrono::{DateTime, Utc};
-use mailqueue_core::store::ListQuery;
+use mailqueue_core::store::{HeldClaim, ListQuery};
 use mailqueue_core::{EmailId, EmailStatus};
 
 /// Records a request's answer on its idempotency key, only while the key
@@ -161,6 +161,38 @@ pub fn retry_failed(id: EmailId, now: DateTime<Utc>) -> Statement {
     ))
     .with(Param::Id(id))
     .with(Param::Time(now))
+}
+
+/// Defers claims `holder` still holds under their numbers: each email goes
+/// back to the queue, due at `due_at`, with nothing else changed (a claim
+/// counts no attempt). Returns the emails moved.
+pub fn defer_claims(
+    holder: &str,
+    claims: &[HeldClaim],
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Statement {
+    let mut st = Statement::new("");
+    let holder = st.param(Param::Text(holder.into()));
+    let due = st.param(Param::Time(due_at));
+    let now = st.param(Param::Time(now));
+    let held: Vec<String> = claims
+        .iter()
+        .map(|c| {
+            let id = st.param(Param::Id(c.id));
+            let claim = st.param(Param::Int(i64::from(c.claim)));
+            format!("({id}, {claim})")
+        })
+        .collect();
+    st.sql = with_names(&format!(
+        "UPDATE emails SET status = {{queued}}, lease_holder = NULL, lease_expires_at = NULL, \
+             next_attempt_at = {due}, updated_at = {now} \
+         WHERE status = {{sending}} AND lease_holder = {holder} \
+           AND (id, claims) IN (VALUES {}) \
+         RETURNING id, next_attempt_at, priority",
+        held.join(", ")
+    ));
+    st
 }
 
 /// Leases of `holder` not yet expired at `now`, extended to `until`.

@@ -6,12 +6,11 @@ use crate::content::{decode_content, encode_content, with_attachment_bytes};
 use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
 use crate::shared::event_rows::{self, EventRow};
-use crate::shared::rows::{self, RowReader};
+use crate::shared::rows::RowReader;
 use crate::shared::{outcome_applies, statements, with_names, Dialect};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use mailqueue_core::store::{
-    AttemptOutcome, Claim, ClaimedEmail, DueEmail, EmailInserts, HeldClaim, InsertGroup,
+    AttemptOutcome, Claim, ClaimedEmail, EmailInserts, InsertGroup,
     StoreError, StoreHealth,
 };
 use mailqueue_core::transition::WrittenEvents;
@@ -22,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 /// Emails per multi-row insert (9 parameters each).
 const INSERT_CHUNK: usize = 400;
 
-/// Outcomes per multi-row statement (8 parameters each, well under SQLite's limit).
+/// Outcomes per multi-row statement (10 parameters each, well under SQLite's limit).
 const OUTCOME_CHUNK: usize = 500;
 
 #[async_trait]
@@ -183,7 +182,8 @@ impl SqliteStore {
                     message_id: row.try_get("message_id").map_err(c)?,
                     created_at: row.time("created_at")?,
                     email,
-                    attempt: row.try_get::<i64, _>("attempts").map_err(c)? as u32,
+                    attempt: row.int("attempt")? as u32,
+                    claim: row.int("claims")? as u32,
                     first_attempt_at: row.time("first_attempt_at")?,
                     suppressed: Vec::new(),
                     came_due: false,
@@ -245,44 +245,6 @@ impl SqliteStore {
         .await;
         w.settle(result)
     }
-
-    /// Returns held claims to the queue.
-    pub(crate) async fn defer(
-        &self,
-        holder: &str,
-        claims: &[HeldClaim],
-        due_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<DueEmail>, StoreError> {
-        if claims.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("WITH c(id, attempt) AS (");
-        qb.push_values(claims, |mut b, c| {
-            b.push_bind(c.id.to_string())
-                .push_bind(i64::from(c.attempt));
-        });
-        qb.push(with_names(
-            ") UPDATE emails SET status = {queued}, attempts = emails.attempts - 1, \
-                 first_attempt_at = CASE WHEN emails.attempts = 1 THEN NULL ELSE emails.first_attempt_at END, \
-                 last_attempt_at = (SELECT max(a.started_at) FROM email_attempts AS a WHERE a.email_id = emails.id), \
-                 lease_holder = NULL, lease_expires_at = NULL, next_attempt_at = ",
-        ))
-        .push_bind(to_ms(due_at))
-        .push(", updated_at = ")
-        .push_bind(to_ms(now))
-        .push(with_names(" FROM c WHERE emails.id = c.id AND emails.attempts = c.attempt AND emails.status = {sending} AND emails.lease_holder = "))
-        .push_bind(holder)
-        .push(" RETURNING emails.id AS id, emails.next_attempt_at AS next_attempt_at, emails.priority AS priority");
-        let mut w = self.writer.acquire().await?;
-        let rows = qb
-            .build()
-            .fetch_all(&mut *w)
-            .await
-            .map_err(|e| store_error("deferring claims", e));
-        let rows = w.settle(rows)?;
-        rows.iter().map(rows::due).collect()
-    }
 }
 
 #[async_trait]
@@ -317,16 +279,12 @@ pub(super) fn claim_query(
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
         "{prefix}{}",
         with_names(
-            "UPDATE emails SET status = {sending}, attempts = attempts + 1, lease_holder = "
+            "UPDATE emails SET status = {sending}, claims = claims + 1, lease_holder = "
         )
     ));
     qb.push_bind(claim.holder.clone())
         .push(", lease_expires_at = ")
         .push_bind(to_ms(claim.lease_expires_at))
-        .push(", first_attempt_at = COALESCE(first_attempt_at, ")
-        .push_bind(now)
-        .push("), last_attempt_at = ")
-        .push_bind(now)
         .push(", next_attempt_at = NULL, updated_at = ")
         .push_bind(now)
         .push(with_names(
@@ -338,7 +296,10 @@ pub(super) fn claim_query(
     for id in ids {
         list.push_bind(id.to_string());
     }
-    qb.push(") RETURNING id, message_id, priority, scheduled_at, created_at, attempts, first_attempt_at");
+    qb.push(
+        ") RETURNING id, message_id, priority, scheduled_at, created_at, attempts + 1 AS attempt, \
+         claims, COALESCE(first_attempt_at, updated_at) AS first_attempt_at",
+    );
     qb
 }
 
@@ -349,11 +310,13 @@ pub(super) fn outcome_update(
     rows: &OutcomeRows,
 ) -> QueryBuilder<'static, Sqlite> {
     let mut update: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-        "{prefix}WITH u(id, attempt, status, next_at, sent_at, error, reply, finished) AS (",
+        "{prefix}WITH u(id, attempt, claim, started, status, next_at, sent_at, error, reply, finished) AS (",
     ));
     update.push_values(chunk, |mut b, &i| {
         b.push_bind(rows.ids[i].to_string())
             .push_bind(rows.attempts[i])
+            .push_bind(rows.claims[i])
+            .push_bind(to_ms(rows.started[i]))
             .push_bind(rows.statuses[i])
             .push_bind(rows.next_at[i].map(to_ms))
             .push_bind(rows.sent_at[i].map(to_ms))
@@ -364,6 +327,8 @@ pub(super) fn outcome_update(
     update.push(
         with_names(
             ") UPDATE emails SET status = u.status, next_attempt_at = u.next_at, \
+             attempts = max(emails.attempts, u.attempt), \
+             first_attempt_at = COALESCE(emails.first_attempt_at, u.started), last_attempt_at = u.started, \
              sent_at = COALESCE(u.sent_at, emails.sent_at), last_error = u.error, \
              last_smtp_reply = COALESCE(u.reply, emails.last_smtp_reply), lease_holder = NULL, \
              lease_expires_at = NULL, updated_at = u.finished \

@@ -95,6 +95,11 @@ fn migrator() -> Migrator {
             "fenced idempotency keys, every secret in its grace, case-free suppressions, a write probe",
             include_str!("../../migrations/sqlite/0011_second_fault_round.sql"),
         ),
+        (
+            12,
+            "claims counted apart from attempts",
+            include_str!("../../migrations/sqlite/0012_claims_apart_from_attempts.sql"),
+        ),
     ])
 }
 

@@ -129,6 +129,7 @@ async fn hot_statements_search_indexes_on_a_store_with_history_and_no_statistics
         .map(|id| AttemptOutcome {
             email_id: *id,
             attempt: 1,
+            claim: 1,
             started_at: now,
             finished_at: now,
             result: AttemptResult::Sent(SmtpReply {

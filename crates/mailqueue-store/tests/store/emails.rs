@@ -119,6 +119,7 @@ pub fn outcome(id: EmailId, attempt: u32, result: AttemptResult) -> AttemptOutco
     AttemptOutcome {
         email_id: id,
         attempt,
+        claim: attempt,
         started_at: t0(),
         finished_at: t0() + Duration::seconds(1),
         result,

@@ -133,7 +133,7 @@ pub async fn interrupted_and_deferred_attempts(kind: StoreKind) {
             "me",
             &[HeldClaim {
                 id: deferred,
-                attempt: 1,
+                claim: 1,
             }],
             t0() + Duration::seconds(5),
             t0(),

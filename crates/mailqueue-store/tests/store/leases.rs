@@ -10,6 +10,13 @@ use mailqueue_core::store::{AttemptKind, AttemptResult, HeldClaim, InsertGroup, 
 use mailqueue_core::{EmailId, EmailStatus, Priority};
 use mailqueue_testkit::{test_store, StoreKind};
 
+fn retry_at(at: chrono::DateTime<chrono::Utc>) -> AttemptResult {
+    AttemptResult::RetryAt(
+        DeliveryError::transient(FailureClass::Reply4xx, Some(451), "451 later"),
+        at,
+    )
+}
+
 fn sent() -> AttemptResult {
     AttemptResult::Sent(SmtpReply {
         code: 250,
@@ -68,9 +75,9 @@ pub async fn deferred_claims_go_back_without_an_attempt(kind: StoreKind) {
         .await
         .unwrap();
     assert_eq!(claimed[0].attempt, 1);
-    let claim_1 = HeldClaim { id, attempt: 1 };
+    let claim_1 = HeldClaim { id, claim: 1 };
     let now = t0() + Duration::seconds(30);
-    let wrong_attempt = HeldClaim { id, attempt: 2 };
+    let wrong_attempt = HeldClaim { id, claim: 2 };
     assert!(s
         .store
         .defer_claims("w", &[wrong_attempt], now, now)
@@ -117,7 +124,30 @@ pub async fn deferred_claims_go_back_without_an_attempt(kind: StoreKind) {
         .await
         .unwrap();
     assert_eq!(again[0].attempt, 1, "the next claim is the first attempt");
+    assert_eq!(again[0].claim, 2, "under a claim of its own");
     assert_eq!(again[0].first_attempt_at, later);
+    let mut stale = outcome(id, 1, retry_at(later));
+    stale.claim = 1;
+    let written = s.store.record_outcomes(&[stale]).await.unwrap();
+    assert_eq!(written.total(), 0, "a fenced-out outcome writes no event");
+    assert_eq!(
+        s.store.get_email(id).await.unwrap().unwrap().status,
+        EmailStatus::Sending,
+        "the deferred claim's outcome is fenced out"
+    );
+    let mut retried = outcome(id, 1, retry_at(later + Duration::minutes(1)));
+    retried.claim = 2;
+    retried.started_at = later;
+    s.store.record_outcomes(&[retried]).await.unwrap();
+    let r = s.store.get_email(id).await.unwrap().unwrap();
+    assert_eq!((r.status, r.attempts), (EmailStatus::Queued, 1));
+    assert_eq!(r.last_attempt_at, Some(later), "the attempt counts when it ends");
+    let attempts = s.store.list_attempts(id).await.unwrap();
+    assert_eq!(
+        attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        [1, 1],
+        "a stale outcome is kept as history only"
+    );
 }
 
 pub async fn a_sent_outcome_is_kept_after_its_lease_was_lost(kind: StoreKind) {
@@ -190,10 +220,7 @@ pub async fn a_sent_email_carries_no_error(kind: StoreKind) {
         .record_outcomes(&[outcome(
             id,
             1,
-            AttemptResult::RetryAt(
-                DeliveryError::transient(FailureClass::Reply4xx, Some(451), "451 later"),
-                retry,
-            ),
+            retry_at(retry),
         )])
         .await
         .unwrap();

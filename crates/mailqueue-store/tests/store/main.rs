@@ -63,4 +63,5 @@ conformance!(
     retention::a_purge_during_delivery_loses_nothing,
     retention::stale_statistics_are_refreshed,
     upgrade::rows_of_the_previous_schema_read_as_the_current_store_has_them,
+    upgrade::attempts_claimed_before_0012_keep_their_numbers,
 );

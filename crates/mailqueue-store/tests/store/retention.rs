@@ -38,6 +38,7 @@ async fn finished(
         .record_outcomes(&[AttemptOutcome {
             email_id: id,
             attempt: 1,
+            claim: 1,
             started_at: at,
             finished_at: at + Duration::seconds(1),
             result,
@@ -92,6 +93,7 @@ pub async fn only_old_finished_emails_are_deleted_with_what_hangs_off_them(kind:
     st.record_outcomes(&[AttemptOutcome {
         email_id: old_sending,
         attempt: 1,
+        claim: 1,
         started_at: t0(),
         finished_at: t0() + Duration::seconds(1),
         result: sent(),
@@ -201,6 +203,7 @@ pub async fn a_purge_during_delivery_loses_nothing(kind: StoreKind) {
             .map(|id| AttemptOutcome {
                 email_id: *id,
                 attempt: 1,
+                claim: 1,
                 started_at: now,
                 finished_at: now + Duration::seconds(1),
                 result: sent(),

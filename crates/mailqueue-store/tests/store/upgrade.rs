@@ -180,3 +180,104 @@ pub async fn rows_of_the_previous_schema_read_as_the_current_store_has_them(kind
         "newest first, one entry per address"
     );
 }
+
+macro_rules! before_0012 {
+    ($dialect:literal) => {{
+        let mut older = before_0011!($dialect).to_vec();
+        older.push((
+            11,
+            include_str!(concat!(
+                "../../migrations/",
+                $dialect,
+                "/0011_second_fault_round.sql"
+            )),
+        ));
+        older
+    }};
+}
+
+/// An email in each dialect's column types, with its content.
+const EMAIL: &str = "INSERT INTO emails (id, status, message_id, created_at, updated_at, \
+     next_attempt_at, attempts, first_attempt_at, last_attempt_at, lease_holder, lease_expires_at) \
+     VALUES ($1, $2, '<m@acme.test>', $3, $3, $4, $5, $3, $3, $6, $7)";
+const CONTENT: &str = "INSERT INTO email_contents (email_id, content) VALUES ($1, $2)";
+const BODY: &str = r#"{"from": "a@acme.test", "to": ["b@example.com"], "subject": "s", "text": "t"}"#;
+
+/// Before 0012 a claim counted its attempt. An email being sent (its
+/// second attempt under way) and one waiting for its second attempt keep
+/// their history's numbers: the attempt cut short is number 2, and so is
+/// the next claim's.
+pub async fn attempts_claimed_before_0012_keep_their_numbers(kind: StoreKind) {
+    let sending = mailqueue_core::EmailId::generate(t0());
+    let waiting = mailqueue_core::EmailId::generate(t0() + Duration::seconds(1));
+    // (id, status, next attempt, attempts, lease holder, lease expiry)
+    let rows = [
+        (sending, "sending", None, 2, Some("old"), Some(t0())),
+        (waiting, "queued", Some(t0()), 1, None, None),
+    ];
+    let old = upgraded(
+        kind,
+        &before_0012!("sqlite"),
+        &before_0012!("postgres"),
+        async |conn| {
+            let ms = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_millis());
+            for (id, status, next, attempts, holder, expiry) in rows {
+                sqlx::query(EMAIL)
+                    .bind(id.to_string())
+                    .bind(status)
+                    .bind(t0().timestamp_millis())
+                    .bind(ms(next))
+                    .bind(attempts)
+                    .bind(holder)
+                    .bind(ms(expiry))
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                sqlx::query(CONTENT)
+                    .bind(id.to_string())
+                    .bind(BODY)
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+            }
+        },
+        async |conn| {
+            for (id, status, next, attempts, holder, expiry) in rows {
+                sqlx::query(EMAIL)
+                    .bind(id.0)
+                    .bind(status)
+                    .bind(t0())
+                    .bind(next)
+                    .bind(attempts)
+                    .bind(holder)
+                    .bind(expiry)
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                sqlx::query(&CONTENT.replace("$2", "$2::jsonb"))
+                    .bind(id.0)
+                    .bind(BODY)
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+            }
+        },
+    )
+    .await;
+    let store = &old.store;
+    let now = t0() + Duration::minutes(10);
+    let rescued = store
+        .rescue_expired_leases(now, t0() - Duration::days(2))
+        .await
+        .unwrap();
+    assert_eq!(rescued.moved(), 1);
+    let attempts = store.list_attempts(sending).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].attempt, 2, "the attempt cut short was the second");
+    assert_eq!(store.get_email(sending).await.unwrap().unwrap().attempts, 2);
+    let claimed = store
+        .claim_emails(&[waiting], &claim("new", now))
+        .await
+        .unwrap();
+    assert_eq!((claimed[0].attempt, claimed[0].claim), (2, 2));
+}

@@ -63,7 +63,7 @@ pub async fn every_change_reports_the_events_it_wrote(kind: StoreKind) {
     assert!(first[0].came_due);
     let reported: WrittenEvents = [EventType::Sent].into_iter().collect();
     gained(store, &ids, &mut seen, reported, "came due").await;
-    let back = HeldClaim { id: a, attempt: 1 };
+    let back = HeldClaim { id: a, claim: 1 };
     store.defer_claims("w", &[back], soon, soon).await.unwrap();
     let again = store.claim_emails(&[a], &claim("w", soon)).await.unwrap();
     assert!(!again[0].came_due, "a claim given back comes due once");
