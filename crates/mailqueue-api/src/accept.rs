@@ -2,9 +2,14 @@
 //! `POST /v1/emails/batch`: the use case is `EmailService::accept`; this
 //! module turns its outcome into a response.
 
+use crate::auth::Authenticated;
+use crate::body::RawBody;
 use crate::error::ApiError;
 use crate::idempotency::IdempotentRequest;
 use crate::ApiState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mailqueue_core::store::ApiKeyRecord;
@@ -17,11 +22,36 @@ pub fn json_response(status: u16, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// A request that sends (`POST /v1/emails` and its batch form): any key
+/// may make one.
+pub struct Submission {
+    pub state: ApiState,
+    pub key: ApiKeyRecord,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl FromRequest<ApiState> for Submission {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Authenticated(key) = Authenticated::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let RawBody(body) = RawBody::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(Self {
+            state: state.clone(),
+            key,
+            headers,
+            body,
+        })
+    }
+}
+
 /// Stores `emails` and answers 202 with what `respond` makes of them, or
 /// replays the earlier answer to the same idempotent request.
 pub async fn accept(
-    state: &ApiState,
-    key: &ApiKeyRecord,
+    Submission { state, key, .. }: &Submission,
     emails: Vec<NewEmail>,
     idempotent: Option<IdempotentRequest>,
     respond: impl FnOnce(&[AcceptedEmail]) -> serde_json::Value,

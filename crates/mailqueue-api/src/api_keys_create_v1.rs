@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission};
 use mailqueue_core::FieldError;
-use mailqueue_service::api_keys::create_api_key;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -63,8 +62,10 @@ pub async fn handle(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let request: CreateApiKeyRequest = parse_json(&body)?;
     let new = NewApiKey::try_from(request).map_err(ApiError::Validation)?;
-    let (record, token) =
-        create_api_key(state.store.as_ref(), &new.name, new.permission, state.now()).await?;
+    let (record, token) = state
+        .service
+        .create_api_key(&new.name, new.permission)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": record.id.to_string(), "token": token.expose()})),

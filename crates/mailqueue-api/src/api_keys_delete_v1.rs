@@ -24,8 +24,8 @@ pub async fn handle(
         ))
     })?;
     let revoked = state
-        .store
-        .revoke_api_key(&ApiKeySelector::Id(id), state.now())
+        .service
+        .revoke_api_key(&ApiKeySelector::Id(id))
         .await?;
     if revoked == 0 {
         // Resend's words for an unknown key; a revoked one is gone too.

@@ -33,7 +33,7 @@ pub async fn handle(
 ) -> Result<Json<Value>, ApiError> {
     let page = Page::<ApiKeyId>::parse(&params, &[], "an API key id")?;
     let mut active: Vec<ApiKeyRecord> = state
-        .store
+        .reads
         .list_api_keys()
         .await?
         .into_iter()

@@ -140,7 +140,7 @@ async fn find_key(state: &ApiState, token: &str) -> Result<ApiKeyRecord, ApiErro
     }
     let start = state.auth_cache.lookup_start();
     let key = state
-        .store
+        .reads
         .find_api_key(&hash)
         .await?
         .ok_or(ApiError::InvalidApiKey)?;

@@ -1,32 +1,21 @@
-//! What the history endpoints of an email share: the email must exist, and
-//! the answer is a list of everything, oldest first.
-
-use crate::body::email_id;
 use crate::error::ApiError;
-use crate::ApiState;
+use crate::named::Named;
 use axum::Json;
-use mailqueue_core::store::StoreError;
+use mailqueue_core::store::ApiReads;
 use mailqueue_core::EmailId;
 use serde_json::{json, Value};
-use std::future::Future;
 
-/// Reads an existing email's history with `read`, as a Resend list.
-pub async fn history<T, F, Fut>(
-    state: &ApiState,
-    raw_id: &str,
-    read: F,
-    to_json: fn(&T) -> Value,
-) -> Result<Json<Value>, ApiError>
-where
-    F: FnOnce(EmailId) -> Fut,
-    Fut: Future<Output = Result<Vec<T>, StoreError>>,
-{
-    let id = email_id(raw_id)?;
-    if state.store.get_email(id).await?.is_none() {
-        return Err(ApiError::no_email(id));
+/// What to read the email's history from, once the email is known to exist.
+pub async fn existing(email: &Named<EmailId>) -> Result<&dyn ApiReads, ApiError> {
+    let reads = email.state.reads.as_ref();
+    match reads.get_email(email.id).await? {
+        Some(_) => Ok(reads),
+        None => Err(ApiError::no_email(email.id)),
     }
-    let data: Vec<Value> = read(id).await?.iter().map(to_json).collect();
-    Ok(Json(
-        json!({"object": "list", "has_more": false, "data": data}),
-    ))
+}
+
+/// Everything, as a Resend list.
+pub fn list_json(items: impl Iterator<Item = Value>) -> Json<Value> {
+    let data: Vec<Value> = items.collect();
+    Json(json!({"object": "list", "has_more": false, "data": data}))
 }

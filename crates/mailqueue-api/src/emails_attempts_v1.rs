@@ -1,24 +1,12 @@
-//! `GET /v1/emails/{id}/attempts`: every delivery attempt, oldest first.
-
-use crate::auth::FullAccess;
-use crate::email_history::history;
+use crate::email_history::{existing, list_json};
 use crate::email_view::attempt_json;
 use crate::error::ApiError;
-use crate::ApiState;
-use axum::extract::{Path, State};
+use crate::named::Named;
 use axum::Json;
+use mailqueue_core::EmailId;
+use serde_json::Value;
 
-pub async fn handle(
-    State(state): State<ApiState>,
-    _: FullAccess,
-    Path(raw_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let store = state.store.clone();
-    history(
-        &state,
-        &raw_id,
-        |id| async move { store.list_attempts(id).await },
-        attempt_json,
-    )
-    .await
+pub async fn handle(email: Named<EmailId>) -> Result<Json<Value>, ApiError> {
+    let attempts = existing(&email).await?.list_attempts(email.id).await?;
+    Ok(list_json(attempts.iter().map(attempt_json)))
 }

@@ -4,12 +4,10 @@
 //! invalid item, naming its index; `permissive` accepts the valid items and
 //! lists the others under `errors`.
 
-use crate::accept::accept;
-use crate::auth::Authenticated;
-use crate::body::{from_value, parse_json, RawBody};
+use crate::accept::{accept, Submission};
+use crate::body::{from_value, parse_json};
 use crate::error::ApiError;
-use crate::{idempotency, ApiState};
-use axum::extract::State;
+use crate::idempotency;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mailqueue_core::request::EmailRequest;
@@ -39,24 +37,22 @@ fn validation_mode(headers: &HeaderMap) -> Result<Validation, ApiError> {
     }
 }
 
-pub async fn handle(
-    State(state): State<ApiState>,
-    Authenticated(key): Authenticated,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Result<Response, ApiError> {
-    let mode = validation_mode(&headers)?;
+pub async fn handle(sub: Submission) -> Result<Response, ApiError> {
+    let Submission {
+        state,
+        key,
+        headers,
+        body,
+    } = &sub;
+    let mode = validation_mode(headers)?;
     let mode_tag: &[u8] = if mode == Validation::Strict {
         b"strict"
     } else {
         b"permissive"
     };
-    let idempotent = idempotency::from_headers(
-        &headers,
-        key.id,
-        &[b"POST /v1/emails/batch", mode_tag, &body],
-    )?;
-    let items: Vec<serde_json::Value> = parse_json(&body)?;
+    let idempotent =
+        idempotency::from_headers(headers, key.id, &[b"POST /v1/emails/batch", mode_tag, body])?;
+    let items: Vec<serde_json::Value> = parse_json(body)?;
     let max = state.settings.max_batch;
     if items.is_empty() || items.len() > max {
         return Err(ApiError::InvalidParameter(
@@ -81,7 +77,7 @@ pub async fn handle(
             }
         }
     }
-    accept(&state, &key, emails, idempotent, |accepted| {
+    accept(&sub, emails, idempotent, |accepted| {
         let data: Vec<_> = accepted
             .iter()
             .map(|a| json!({"id": a.id.to_string()}))

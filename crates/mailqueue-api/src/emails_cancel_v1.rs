@@ -1,25 +1,11 @@
-//! `POST /v1/emails/{id}/cancel`: cancels an email not yet handed to a worker.
-
-use crate::auth::FullAccess;
-use crate::body::{email_id, expect_empty_object, RawBody};
 use crate::error::ApiError;
-use crate::ApiState;
-use axum::extract::{Path, State};
+use crate::named::Action;
 use axum::Json;
-use serde_json::json;
+use mailqueue_core::EmailId;
+use serde_json::{json, Value};
 
-pub async fn handle(
-    State(state): State<ApiState>,
-    _: FullAccess,
-    Path(raw_id): Path<String>,
-    RawBody(body): RawBody,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = email_id(&raw_id)?;
-    expect_empty_object(&body)?;
-    state
-        .service
-        .cancel(id)
-        .await
-        .map_err(|e| ApiError::service(e, "cancelled"))?;
-    Ok(Json(json!({"object": "email", "id": id.to_string()})))
+pub async fn handle(email: Action<EmailId>) -> Result<Json<Value>, ApiError> {
+    let cancelled = email.state.service.cancel(email.id).await;
+    cancelled.map_err(|e| ApiError::service(e, "cancelled"))?;
+    Ok(Json(json!({"object": "email", "id": email.id.to_string()})))
 }

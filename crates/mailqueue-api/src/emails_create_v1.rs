@@ -1,30 +1,22 @@
 //! `POST /v1/emails`: accept one email. 202 `{"id", "status"}` once committed.
 
-use crate::accept::accept;
-use crate::auth::Authenticated;
-use crate::body::{parse_json, RawBody};
+use crate::accept::{accept, Submission};
+use crate::body::parse_json;
 use crate::error::ApiError;
-use crate::{idempotency, ApiState};
-use axum::extract::State;
-use axum::http::HeaderMap;
+use crate::idempotency;
 use axum::response::Response;
 use mailqueue_core::request::EmailRequest;
 use serde_json::json;
 
-pub async fn handle(
-    State(state): State<ApiState>,
-    Authenticated(key): Authenticated,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Result<Response, ApiError> {
-    let idempotent = idempotency::from_headers(&headers, key.id, &[b"POST /v1/emails", &body])?;
-    let request: EmailRequest = parse_json(&body)?;
+pub async fn handle(sub: Submission) -> Result<Response, ApiError> {
+    let scope: [&[u8]; 2] = [b"POST /v1/emails", &sub.body];
+    let idempotent = idempotency::from_headers(&sub.headers, sub.key.id, &scope)?;
+    let request: EmailRequest = parse_json(&sub.body)?;
     let email = request
-        .into_new_email(state.now(), &state.settings.limits)
+        .into_new_email(sub.state.now(), &sub.state.settings.limits)
         .map_err(ApiError::Validation)?;
     accept(
-        &state,
-        &key,
+        &sub,
         vec![email],
         idempotent,
         |accepted| json!({"id": accepted[0].id.to_string(), "status": accepted[0].status}),

@@ -32,7 +32,7 @@ pub async fn handle(
         status,
         limit: page.read_limit(),
     };
-    let mut records = state.store.list_emails(&query).await?;
+    let mut records = state.reads.list_emails(&query).await?;
     let has_more = page.trim(&mut records);
     let data: Vec<_> = records.iter().map(|r| email_json(r, false)).collect();
     Ok(Json(

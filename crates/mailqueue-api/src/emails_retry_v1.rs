@@ -1,28 +1,14 @@
-//! `POST /v1/emails/{id}/retry`: queues a `failed` email again, with a
-//! fresh retry window.
-
-use crate::auth::FullAccess;
-use crate::body::{email_id, expect_empty_object, RawBody};
 use crate::error::ApiError;
-use crate::ApiState;
-use axum::extract::{Path, State};
+use crate::named::Action;
 use axum::Json;
-use serde_json::json;
+use mailqueue_core::EmailId;
+use serde_json::{json, Value};
 
-pub async fn handle(
-    State(state): State<ApiState>,
-    _: FullAccess,
-    Path(raw_id): Path<String>,
-    RawBody(body): RawBody,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = email_id(&raw_id)?;
-    expect_empty_object(&body)?;
-    state
-        .service
-        .retry(id)
-        .await
-        .map_err(|e| ApiError::service(e, "retried (only failed emails can be)"))?;
+pub async fn handle(email: Action<EmailId>) -> Result<Json<Value>, ApiError> {
+    let retried = email.state.service.retry(email.id).await;
+    retried.map_err(|e| ApiError::service(e, "retried (only failed emails can be)"))?;
+    let id = email.id.to_string();
     Ok(Json(
-        json!({"object": "email", "id": id.to_string(), "status": "queued"}),
+        json!({"object": "email", "id": id, "status": "queued"}),
     ))
 }

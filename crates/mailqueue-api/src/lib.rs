@@ -13,6 +13,7 @@ mod email_history;
 mod email_view;
 mod error;
 mod idempotency;
+mod named;
 mod ops;
 mod pagination;
 mod suppression_view;
@@ -56,7 +57,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use mailqueue_core::queue::DispatchQueue;
-use mailqueue_core::store::Store;
+use mailqueue_core::store::{ApiReads, Store};
 use mailqueue_core::transport::Transport;
 use mailqueue_core::{Clock, RequestLimits};
 use mailqueue_metrics::Metrics;
@@ -118,8 +119,8 @@ impl Default for ApiSettings {
 
 /// What every handler of the email API can reach.
 pub struct ApiContext {
-    /// For reads and API keys; writes of emails go through `service`.
-    pub store: Arc<dyn Store>,
+    /// What the handlers read; every change goes through `service`.
+    pub reads: Arc<dyn ApiReads>,
     pub service: Arc<EmailService>,
     pub settings: ApiSettings,
     pub auth_cache: AuthCache,
@@ -268,12 +269,11 @@ pub fn ops_app(ops: Arc<OpsContext>) -> impl HttpService {
 /// The operational endpoints for a connection taken beyond the cap on
 /// connections: every other route answers 503 and closes the connection.
 pub fn ops_only_app(ops: Arc<OpsContext>) -> impl HttpService {
-    let router = ops_routes(ops)
-        .fallback(ops::busy)
-        .method_not_allowed_fallback(ops::busy);
-    tower::ServiceBuilder::new()
-        .map_request(normalize_path)
-        .service(router)
+    normalized(
+        ops_routes(ops)
+            .fallback(ops::busy)
+            .method_not_allowed_fallback(ops::busy),
+    )
 }
 
 fn ops_routes(ops: Arc<OpsContext>) -> Router {
@@ -286,9 +286,15 @@ fn ops_routes(ops: Arc<OpsContext>) -> Router {
 
 /// JSON answers for unknown routes and methods, and path normalization.
 fn serve_with_fallbacks(router: Router) -> impl HttpService {
-    let router = router
-        .fallback(ops::not_found)
-        .method_not_allowed_fallback(ops::method_not_allowed);
+    normalized(
+        router
+            .fallback(ops::not_found)
+            .method_not_allowed_fallback(ops::method_not_allowed),
+    )
+}
+
+/// `router`, finding `//v1/emails` and `/v1/emails/` too.
+fn normalized(router: Router) -> impl HttpService {
     tower::ServiceBuilder::new()
         .map_request(normalize_path)
         .service(router)

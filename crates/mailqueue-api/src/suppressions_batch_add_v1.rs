@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mailqueue_core::FieldError;
-use mailqueue_service::suppressions::add_manual_suppressions;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -42,8 +41,7 @@ pub async fn handle(
             address("emails", a).map_err(|error| ApiError::BatchItem { index, error })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let listed =
-        add_manual_suppressions(state.store.as_ref(), &addresses, None, state.now()).await?;
+    let listed = state.service.add_suppressions(&addresses, None).await?;
     let data: Vec<Value> = listed
         .iter()
         .map(|s| json!({"object": "suppression", "id": s.id.to_string()}))

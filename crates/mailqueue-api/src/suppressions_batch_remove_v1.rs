@@ -73,7 +73,7 @@ pub async fn handle(
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let asked = refs(parse_json(&body)?)?;
-    let removed = state.store.remove_suppressions(&asked).await?;
+    let removed = state.service.remove_suppressions(&asked).await?;
     let data: Vec<Value> = removed
         .into_iter()
         .flatten()

@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mailqueue_core::FieldError;
-use mailqueue_service::suppressions::add_manual_suppressions;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -44,9 +43,10 @@ pub async fn handle(
             )));
         }
     }
-    let listed =
-        add_manual_suppressions(state.store.as_ref(), &[email], request.reason, state.now())
-            .await?;
+    let listed = state
+        .service
+        .add_suppressions(&[email], request.reason)
+        .await?;
     let id = listed.first().map(|s| s.id.to_string());
     Ok((
         StatusCode::CREATED,

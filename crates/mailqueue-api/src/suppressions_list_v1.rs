@@ -25,7 +25,7 @@ pub async fn handle(
         .transpose()
         .map_err(|m| ApiError::InvalidParameter(m, "origin"))?;
     let mut entries = state
-        .store
+        .reads
         .list_suppressions(&SuppressionQuery {
             origin,
             limit: page.read_limit(),

@@ -1,25 +1,20 @@
-//! `DELETE /v1/suppressions/{suppression}`: takes an entry (by id or by
-//! address) off the list; the address is mailed again from then on.
-
-use crate::auth::FullAccess;
 use crate::error::ApiError;
-use crate::suppression_view::{not_found, route_ref};
-use crate::ApiState;
-use axum::extract::{Path, State};
+use crate::named::Named;
+use crate::suppression_view::not_found;
 use axum::Json;
+use mailqueue_core::suppression::SuppressionRef;
 use serde_json::{json, Value};
 
-pub async fn handle(
-    State(state): State<ApiState>,
-    _: FullAccess,
-    Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let entry = route_ref(&raw)?;
-    let removed = state.store.remove_suppressions(&[entry]).await?;
-    match removed.into_iter().next().flatten() {
-        Some(s) => Ok(Json(
-            json!({"object": "suppression", "id": s.id.to_string(), "deleted": true}),
-        )),
-        None => Err(not_found(&raw)),
-    }
+pub async fn handle(entry: Named<SuppressionRef>) -> Result<Json<Value>, ApiError> {
+    let removed = entry
+        .state
+        .service
+        .remove_suppressions(std::slice::from_ref(&entry.id))
+        .await?;
+    let gone = removed.into_iter().next().flatten();
+    let gone = gone.ok_or_else(|| not_found(&entry.raw))?;
+    let id = gone.id.to_string();
+    Ok(Json(
+        json!({"object": "suppression", "id": id, "deleted": true}),
+    ))
 }

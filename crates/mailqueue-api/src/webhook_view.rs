@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use chrono::{DateTime, Utc};
 use mailqueue_core::webhooks::{
     is_forbidden_address, parse_event_types, DeliveryStatus, Endpoint, Webhook, WebhookAttempt,
-    WebhookDelivery,
+    WebhookDelivery, WebhookEventType,
 };
 use mailqueue_core::{EventId, FieldError, WebhookId};
 use serde_json::{json, Value};
@@ -37,7 +37,7 @@ pub fn webhook_list_item(w: &Webhook) -> Value {
         "endpoint": w.endpoint.as_str(),
         "created_at": timestamp(w.created_at),
         "status": w.status.as_str(),
-        "events": w.events,
+        "events": w.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
         "disabled_reason": w.disabled_reason,
     })
 }
@@ -109,7 +109,7 @@ pub fn event_id(raw: &str) -> Result<EventId, ApiError> {
     raw.parse().map_err(|_| no_event(raw))
 }
 
-pub fn event_types(raw: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn event_types(raw: &[String]) -> Result<Vec<WebhookEventType>, ApiError> {
     parse_event_types(raw).map_err(|m| ApiError::Validation(FieldError::invalid("events", m)))
 }
 

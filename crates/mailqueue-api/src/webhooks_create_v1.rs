@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mailqueue_core::FieldError;
-use mailqueue_service::webhooks::create_webhook;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -37,7 +36,7 @@ pub async fn handle(
     let raw_endpoint = request.endpoint.ok_or_else(|| missing("endpoint"))?;
     let events = event_types(&request.events.ok_or_else(|| missing("events"))?)?;
     let endpoint = endpoint(&raw_endpoint, state.settings.webhooks.allow_private).await?;
-    let webhook = create_webhook(state.store.as_ref(), endpoint, events, state.now()).await?;
+    let webhook = state.service.create_webhook(endpoint, events).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

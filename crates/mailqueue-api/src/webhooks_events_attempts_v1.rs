@@ -22,10 +22,10 @@ pub async fn handle(
 ) -> Result<Json<Value>, ApiError> {
     let (id, event) = (webhook_id(&raw_webhook)?, event_id(&raw_event)?);
     let page = Page::<usize>::parse(&params, &[], "an attempt id")?;
-    if state.store.get_webhook_delivery(id, event).await?.is_none() {
+    if state.reads.get_webhook_delivery(id, event).await?.is_none() {
         return Err(no_event(&raw_event));
     }
-    let attempts = state.store.list_webhook_attempts(id, event).await?;
+    let attempts = state.reads.list_webhook_attempts(id, event).await?;
     let mut data: Vec<Value> = attempts
         .iter()
         .enumerate()

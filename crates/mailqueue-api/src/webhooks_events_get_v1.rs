@@ -16,11 +16,11 @@ pub async fn handle(
     Path((raw_webhook, raw_event)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (id, event) = (webhook_id(&raw_webhook)?, event_id(&raw_event)?);
-    let Some(d) = state.store.get_webhook_delivery(id, event).await? else {
+    let Some(d) = state.reads.get_webhook_delivery(id, event).await? else {
         return Err(no_event(&raw_event));
     };
     let mut v = delivery_json(&d);
-    if let Some(email) = state.store.get_email(d.event.email_id).await? {
+    if let Some(email) = state.reads.get_email(d.event.email_id).await? {
         let about = EventEmail::new(&email.email, &email.message_id, email.created_at);
         v["payload"] = payload(&d.event, &about);
     }

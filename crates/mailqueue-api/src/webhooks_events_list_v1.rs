@@ -22,11 +22,11 @@ pub async fn handle(
 ) -> Result<Json<Value>, ApiError> {
     let id = webhook_id(&raw)?;
     let page = Page::<EventId>::parse(&params, &[], "an event id")?;
-    if state.store.get_webhook(id).await?.is_none() {
+    if state.reads.get_webhook(id).await?.is_none() {
         return Err(no_webhook(&raw));
     }
     let mut deliveries = state
-        .store
+        .reads
         .list_webhook_deliveries(
             id,
             &WebhookPage {

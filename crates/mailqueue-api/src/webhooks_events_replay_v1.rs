@@ -20,11 +20,7 @@ pub async fn handle(
 ) -> Result<Json<Value>, ApiError> {
     let (id, event) = (webhook_id(&raw_webhook)?, event_id(&raw_event)?);
     expect_empty_object(&body)?;
-    if state
-        .store
-        .replay_webhook_delivery(id, event, state.now())
-        .await?
-    {
+    if state.service.replay_webhook_delivery(id, event).await? {
         Ok(Json(json!({
             "object": "webhook_event",
             "id": event.to_string(),

@@ -1,21 +1,12 @@
-//! `GET /v1/webhooks/{webhook_id}`: the webhook with its signing secret.
-
-use crate::auth::FullAccess;
 use crate::error::ApiError;
-use crate::webhook_view::{no_webhook, webhook_id, webhook_json};
-use crate::ApiState;
-use axum::extract::{Path, State};
+use crate::named::Named;
+use crate::webhook_view::{no_webhook, webhook_json};
 use axum::Json;
+use mailqueue_core::WebhookId;
 use serde_json::Value;
 
-pub async fn handle(
-    State(state): State<ApiState>,
-    _: FullAccess,
-    Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id = webhook_id(&raw)?;
-    match state.store.get_webhook(id).await? {
-        Some(w) => Ok(Json(webhook_json(&w))),
-        None => Err(no_webhook(&raw)),
-    }
+pub async fn handle(webhook: Named<WebhookId>) -> Result<Json<Value>, ApiError> {
+    let found = webhook.state.reads.get_webhook(webhook.id).await?;
+    let found = found.ok_or_else(|| no_webhook(&webhook.raw))?;
+    Ok(Json(webhook_json(&found)))
 }

@@ -20,7 +20,7 @@ pub async fn handle(
 ) -> Result<Json<Value>, ApiError> {
     let page = Page::<WebhookId>::parse(&params, &[], "a webhook id")?;
     let mut webhooks = state
-        .store
+        .reads
         .list_webhooks(&WebhookPage {
             limit: page.read_limit(),
             after: page.after,

@@ -1,25 +1,16 @@
-//! `DELETE /v1/webhooks/{webhook_id}`: removes the webhook with its
-//! pending deliveries and their history.
-
-use crate::auth::FullAccess;
 use crate::error::ApiError;
-use crate::webhook_view::{no_webhook, webhook_id};
-use crate::ApiState;
-use axum::extract::{Path, State};
+use crate::named::Named;
+use crate::webhook_view::no_webhook;
 use axum::Json;
+use mailqueue_core::WebhookId;
 use serde_json::{json, Value};
 
-pub async fn handle(
-    State(state): State<ApiState>,
-    _: FullAccess,
-    Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id = webhook_id(&raw)?;
-    if state.store.delete_webhook(id).await? {
-        Ok(Json(
-            json!({"object": "webhook", "id": id.to_string(), "deleted": true}),
-        ))
-    } else {
-        Err(no_webhook(&raw))
+pub async fn handle(webhook: Named<WebhookId>) -> Result<Json<Value>, ApiError> {
+    if !webhook.state.service.delete_webhook(webhook.id).await? {
+        return Err(no_webhook(&webhook.raw));
     }
+    let id = webhook.id.to_string();
+    Ok(Json(
+        json!({"object": "webhook", "id": id, "deleted": true}),
+    ))
 }

@@ -7,31 +7,26 @@
 //! most `MAX_PREVIOUS_SECRETS` of them. Answers the webhook with its new
 //! secret and `previous_secret_expires_at`.
 
-use crate::auth::FullAccess;
-use crate::body::{expect_empty_object, RawBody};
 use crate::error::ApiError;
-use crate::webhook_view::{no_webhook, webhook_id, webhook_json};
-use crate::ApiState;
-use axum::extract::{Path, State};
+use crate::named::Action;
+use crate::webhook_view::{no_webhook, webhook_json};
 use axum::Json;
-use mailqueue_service::webhooks::rotate_webhook_secret;
+use mailqueue_core::WebhookId;
 use serde_json::{json, Value};
 
-pub async fn handle(
-    State(state): State<ApiState>,
-    _: FullAccess,
-    Path(raw): Path<String>,
-    RawBody(body): RawBody,
-) -> Result<Json<Value>, ApiError> {
-    let id = webhook_id(&raw)?;
-    expect_empty_object(&body)?;
-    let grace = chrono::Duration::from_std(state.settings.webhooks.secret_grace)
+pub async fn handle(webhook: Action<WebhookId>) -> Result<Json<Value>, ApiError> {
+    let grace = chrono::Duration::from_std(webhook.state.settings.webhooks.secret_grace)
         .unwrap_or(chrono::Duration::hours(24));
-    let now = state.now();
-    let rotated = rotate_webhook_secret(state.store.as_ref(), id, now, grace)
-        .await?
-        .ok_or_else(|| no_webhook(&raw))?;
+    let rotated = webhook
+        .state
+        .service
+        .rotate_webhook_secret(webhook.id, grace)
+        .await?;
+    let rotated = rotated.ok_or_else(|| no_webhook(&webhook.raw))?;
+    // The secret just rotated out signs the longest (they are kept newest
+    // first).
+    let expires = rotated.previous_secrets.first().map(|p| p.until);
     let mut v = webhook_json(&rotated);
-    v["previous_secret_expires_at"] = json!(crate::email_view::timestamp(now + grace));
+    v["previous_secret_expires_at"] = json!(expires.map(crate::email_view::timestamp));
     Ok(Json(v))
 }

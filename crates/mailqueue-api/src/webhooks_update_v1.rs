@@ -4,15 +4,13 @@
 //! reason; its pending deliveries go out again. Resend's Python SDK also
 //! sends the path's `webhook_id` in the body; it must match.
 
-use crate::auth::FullAccess;
 use crate::body::{parse_json, RawBody};
 use crate::error::ApiError;
-use crate::webhook_view::{endpoint, event_types, no_webhook, webhook_id};
-use crate::ApiState;
-use axum::extract::{Path, State};
+use crate::named::Named;
+use crate::webhook_view::{endpoint, event_types, no_webhook};
 use axum::Json;
 use mailqueue_core::webhooks::{WebhookChange, WebhookStatus};
-use mailqueue_core::FieldError;
+use mailqueue_core::{FieldError, WebhookId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -26,20 +24,21 @@ struct UpdateWebhookRequest {
 }
 
 pub async fn handle(
-    State(state): State<ApiState>,
-    _: FullAccess,
-    Path(raw): Path<String>,
+    webhook: Named<WebhookId>,
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let id = webhook_id(&raw)?;
     let request: UpdateWebhookRequest = parse_json(&body)?;
-    if request.webhook_id.as_deref().is_some_and(|w| w != raw) {
+    if request
+        .webhook_id
+        .as_deref()
+        .is_some_and(|w| w != webhook.raw)
+    {
         return Err(ApiError::Validation(FieldError::invalid(
             "webhook_id",
             "`webhook_id` differs from the webhook of the path.",
         )));
     }
-    let allow_private = state.settings.webhooks.allow_private;
+    let allow_private = webhook.state.settings.webhooks.allow_private;
     let change = WebhookChange {
         endpoint: match &request.endpoint {
             Some(raw) => Some(endpoint(raw, allow_private).await?),
@@ -53,8 +52,10 @@ pub async fn handle(
             .transpose()
             .map_err(|m| ApiError::Validation(FieldError::invalid("status", format!("{m}."))))?,
     };
-    match state.store.update_webhook(id, &change).await? {
-        Some(w) => Ok(Json(json!({"object": "webhook", "id": w.id.to_string()}))),
-        None => Err(no_webhook(&raw)),
-    }
+    let service = &webhook.state.service;
+    let updated = service.update_webhook(webhook.id, &change).await?;
+    let updated = updated.ok_or_else(|| no_webhook(&webhook.raw))?;
+    Ok(Json(
+        json!({"object": "webhook", "id": updated.id.to_string()}),
+    ))
 }

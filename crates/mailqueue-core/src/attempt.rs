@@ -1,6 +1,7 @@
 //! Attempts: a claim of an email by a worker, what the attempt ended in,
 //! and its record.
 
+use crate::address::EmailAddress;
 use crate::delivery::{DeliveryError, RejectedRecipient, SmtpReply};
 use crate::email::NewEmail;
 use crate::ids::EmailId;
@@ -150,7 +151,7 @@ pub struct AttemptOutcome {
 /// A recipient not sent to because of the suppression list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SuppressedRecipient {
-    pub address: String,
+    pub address: EmailAddress,
     pub origin: SuppressionOrigin,
 }
 

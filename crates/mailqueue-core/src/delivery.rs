@@ -1,6 +1,7 @@
 //! What a delivery attempt can end in. Retryability is decided by the
 //! variant, never by reading an error message.
 
+use crate::address::EmailAddress;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -56,7 +57,7 @@ impl FailureClass {
 /// message for others (or refused every recipient).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RejectedRecipient {
-    pub address: String,
+    pub address: EmailAddress,
     pub reply: SmtpReply,
 }
 

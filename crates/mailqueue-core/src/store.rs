@@ -5,12 +5,13 @@
 //! an attempt with the status it causes) happen in one transaction inside a
 //! single call, so no caller ever holds a transaction open.
 
+use crate::address::EmailAddress;
 use crate::api_key::{ApiKeyPermission, TokenHash};
 use crate::email::{AttachmentInfo, NewEmail, Priority};
 use crate::events::WrittenEvents;
 use crate::ids::{ApiKeyId, EmailId, EventId, IdempotencyFence, WebhookId};
 use crate::status::EmailStatus;
-use crate::suppression::SuppressionStore;
+use crate::suppression::{SuppressionReads, SuppressionStore};
 use crate::webhooks::{
     ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SecretRotation,
     Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
@@ -23,6 +24,17 @@ pub use crate::attempt::{
     HeldClaim, SuppressedRecipient,
 };
 pub use crate::error::StoreError;
+
+/// Declares a trait that only gathers others, implemented for every type
+/// that implements them all.
+macro_rules! gathering {
+    ($(#[$doc:meta])* $name:ident: $($part:path),+) => {
+        $(#[$doc])*
+        pub trait $name: $($part +)+ {}
+        impl<T: $($part +)+> $name for T {}
+    };
+}
+pub(crate) use gathering;
 
 /// An email to insert, with the values the API computed for it.
 #[derive(Clone, Debug)]
@@ -68,6 +80,12 @@ pub struct IdempotencyScope {
 
 /// The answer to remember for an idempotency key, recorded (with the
 /// emails of its group) only while the key still carries `fence`.
+///
+/// It keeps the answer as the front end gave it, status and body, opaque
+/// to the domain: a retried request must get the very answer the first
+/// one got, byte for byte, and only the front end knows what that was
+/// (the HTTP API its status and JSON; an SMTP front end would keep its
+/// reply code and text the same way).
 #[derive(Clone, Debug)]
 pub struct IdempotentResponse {
     pub scope: IdempotencyScope,
@@ -271,7 +289,7 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// indexed lookup for a whole batch of claimed emails.
     async fn suppressed_among(
         &self,
-        addresses: &[String],
+        addresses: &[EmailAddress],
     ) -> Result<Vec<SuppressedRecipient>, StoreError>;
 }
 
@@ -315,14 +333,9 @@ pub trait StoreHealth: Send + Sync + 'static {
     }
 }
 
-/// Every operation on emails, for the stores to implement whole.
-pub trait EmailStore:
-    EmailInserts + EmailChanges + EmailReads + DeliveryStore + LeaseRecovery + StoreHealth
-{
-}
-impl<T> EmailStore for T where
-    T: EmailInserts + EmailChanges + EmailReads + DeliveryStore + LeaseRecovery + StoreHealth
-{
+gathering! {
+    /// Every operation on emails, for the stores to implement whole.
+    EmailStore: EmailInserts, EmailChanges, EmailReads, DeliveryStore, LeaseRecovery, StoreHealth
 }
 
 #[async_trait]
@@ -380,18 +393,29 @@ impl ApiKeySelector {
     }
 }
 
+/// Looking API keys up (authentication and listing).
 #[async_trait]
-pub trait ApiKeyStore: Send + Sync + 'static {
-    async fn create_api_key(&self, key: &ApiKeyRecord, hash: &TokenHash) -> Result<(), StoreError>;
+pub trait ApiKeyReads: Send + Sync + 'static {
     /// The active key with this hash, if any.
     async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError>;
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+}
+
+/// Creating and revoking API keys (the service's use cases).
+#[async_trait]
+pub trait ApiKeyChanges: Send + Sync + 'static {
+    async fn create_api_key(&self, key: &ApiKeyRecord, hash: &TokenHash) -> Result<(), StoreError>;
     /// Revokes the active keys `key` selects; returns how many were revoked.
     async fn revoke_api_key(
         &self,
         key: &ApiKeySelector,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+}
+
+gathering! {
+    /// Every operation on API keys.
+    ApiKeyStore: ApiKeyReads, ApiKeyChanges
 }
 
 /// Leases that let one process of a fleet run a task for everyone (the
@@ -413,36 +437,14 @@ pub trait MaintenanceLeases: Send + Sync + 'static {
     async fn release_maintenance_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
-/// Webhooks and their outbox. Events queue their deliveries in the
-/// transaction that writes them (see `EmailStore::record_outcomes`); the
-/// senders claim them with a lease, each at most `per_webhook` of one
-/// webhook at once, and record each attempt fenced by holder and attempt
-/// number.
+/// Reading webhooks and their deliveries (the API's side).
 #[async_trait]
-pub trait WebhookStore: Send + Sync + 'static {
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
+pub trait WebhookReads: Send + Sync + 'static {
     async fn get_webhook(&self, id: WebhookId) -> Result<Option<Webhook>, StoreError>;
     async fn list_webhooks(
         &self,
         page: &WebhookPage<WebhookId>,
     ) -> Result<Vec<Webhook>, StoreError>;
-    /// Applies the change; enabling also forgets past failures and the
-    /// reason of a disabling. `None` when no such webhook exists.
-    async fn update_webhook(
-        &self,
-        id: WebhookId,
-        change: &WebhookChange,
-    ) -> Result<Option<Webhook>, StoreError>;
-    /// Applies a rotation decided by [`Webhook::rotation`] if the
-    /// webhook's signing secret is still the one it replaces; whether it
-    /// did (not when the webhook is gone or was rotated meanwhile).
-    async fn rotate_webhook_secret(
-        &self,
-        id: WebhookId,
-        rotation: &SecretRotation,
-    ) -> Result<bool, StoreError>;
-    /// Deletes the webhook with its deliveries; whether it existed.
-    async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError>;
     /// The webhook's deliveries, newest event first.
     async fn list_webhook_deliveries(
         &self,
@@ -460,6 +462,29 @@ pub trait WebhookStore: Send + Sync + 'static {
         id: WebhookId,
         event: EventId,
     ) -> Result<Vec<WebhookAttempt>, StoreError>;
+}
+
+/// Changing webhooks (the service's use cases).
+#[async_trait]
+pub trait WebhookChanges: Send + Sync + 'static {
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
+    /// Applies the change; enabling also forgets past failures and the
+    /// reason of a disabling. `None` when no such webhook exists.
+    async fn update_webhook(
+        &self,
+        id: WebhookId,
+        change: &WebhookChange,
+    ) -> Result<Option<Webhook>, StoreError>;
+    /// Applies a rotation decided by [`Webhook::rotation`] if the
+    /// webhook's signing secret is still the one it replaces; whether it
+    /// did (not when the webhook is gone or was rotated meanwhile).
+    async fn rotate_webhook_secret(
+        &self,
+        id: WebhookId,
+        rotation: &SecretRotation,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the webhook with its deliveries; whether it existed.
+    async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError>;
     /// Queues the delivery again, due at `now`, with the whole schedule
     /// ahead of it; whether it exists.
     async fn replay_webhook_delivery(
@@ -468,6 +493,15 @@ pub trait WebhookStore: Send + Sync + 'static {
         event: EventId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+}
+
+/// The webhook outbox, as the senders see it. Events queue their
+/// deliveries in the transaction that writes them (see
+/// `DeliveryStore::record_outcomes`); the senders claim them with a lease,
+/// each at most `per_webhook` of one webhook at once, and record each
+/// attempt fenced by holder and attempt number.
+#[async_trait]
+pub trait WebhookOutbox: Send + Sync + 'static {
     /// Claims due deliveries of enabled webhooks, oldest due first.
     async fn claim_webhook_deliveries(
         &self,
@@ -485,24 +519,18 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn webhook_outbox_stats(&self) -> Result<OutboxStats, StoreError>;
 }
 
-/// Everything the service needs from its database.
-pub trait Store:
-    EmailStore
-    + IdempotencyStore
-    + ApiKeyStore
-    + MaintenanceLeases
-    + SuppressionStore
-    + WebhookStore
-    + crate::retention::RetentionStore
-{
+gathering! {
+    /// Every operation on webhooks.
+    WebhookStore: WebhookReads, WebhookChanges, WebhookOutbox
 }
-impl<T> Store for T where
-    T: EmailStore
-        + IdempotencyStore
-        + ApiKeyStore
-        + MaintenanceLeases
-        + SuppressionStore
-        + WebhookStore
-        + crate::retention::RetentionStore
-{
+
+gathering! {
+    /// What the HTTP API reads; it changes nothing itself, the service does.
+    ApiReads: EmailReads, WebhookReads, SuppressionReads, ApiKeyReads
+}
+
+gathering! {
+    /// Everything the service needs from its database.
+    Store: EmailStore, ApiReads, IdempotencyStore, ApiKeyStore, MaintenanceLeases,
+        SuppressionStore, WebhookStore, crate::retention::RetentionStore
 }

@@ -94,16 +94,9 @@ pub struct SuppressionQuery {
     pub before: Option<SuppressionId>,
 }
 
-/// The suppression list as the API manages it. Bounces add to it in the
-/// transaction of their outcome (see `EmailStore::record_outcomes`).
+/// Reading the suppression list.
 #[async_trait]
-pub trait SuppressionStore: Send + Sync + 'static {
-    /// Lists each address not yet listed, in one transaction; answers the
-    /// entry of every address, the new or the one already there.
-    async fn add_suppressions(
-        &self,
-        entries: &[Suppression],
-    ) -> Result<Vec<Suppression>, StoreError>;
+pub trait SuppressionReads: Send + Sync + 'static {
     async fn list_suppressions(
         &self,
         query: &SuppressionQuery,
@@ -112,12 +105,30 @@ pub trait SuppressionStore: Send + Sync + 'static {
         &self,
         entry: &SuppressionRef,
     ) -> Result<Option<Suppression>, StoreError>;
+}
+
+/// Changing the suppression list by hand (the service's use cases). Bounces
+/// add to it in the transaction of their outcome (see
+/// `DeliveryStore::record_outcomes`).
+#[async_trait]
+pub trait SuppressionChanges: Send + Sync + 'static {
+    /// Lists each address not yet listed, in one transaction; answers the
+    /// entry of every address, the new or the one already there.
+    async fn add_suppressions(
+        &self,
+        entries: &[Suppression],
+    ) -> Result<Vec<Suppression>, StoreError>;
     /// Removes the named entries in one transaction; for each reference,
     /// the entry it removed, if there was one.
     async fn remove_suppressions(
         &self,
         entries: &[SuppressionRef],
     ) -> Result<Vec<Option<Suppression>>, StoreError>;
+}
+
+crate::store::gathering! {
+    /// Every operation on the suppression list.
+    SuppressionStore: SuppressionReads, SuppressionChanges
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 //! under the fleet's limit alone every email waits alike, so it is longer.
 
 use crate::lease_book::{defer, LeaseBook};
-use mailqueue_core::store::DeferReason;
 use crate::Delivery;
 use mailqueue_core::rate::BucketKind;
 use mailqueue_core::store::ClaimedEmail;
+use mailqueue_core::store::DeferReason;
 use std::time::Duration;
 
 /// The longest wait for a slot while holding a send slot.

@@ -4,13 +4,13 @@
 
 use crate::admission::admit;
 use crate::lease_book::{defer, LeaseBook, StartCheck};
-use mailqueue_core::store::DeferReason;
 use crate::send::{send_one, Completed, Sent};
 use crate::suppressions;
 use crate::Delivery;
 use chrono::{DateTime, Utc};
 use mailqueue_core::events::EventType;
 use mailqueue_core::queue::QueueError;
+use mailqueue_core::store::DeferReason;
 use mailqueue_core::store::{Claim, ClaimedEmail, DueEmail, HeldClaim, StoreError};
 use mailqueue_core::EmailId;
 

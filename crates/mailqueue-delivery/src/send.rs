@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use mailqueue_core::delivery::{DeliveryError, Failure, FailureClass, RejectedRecipient};
 use mailqueue_core::retry::RetryDecision;
 use mailqueue_core::store::{AttemptOutcome, AttemptResult, ClaimedEmail, HeldClaim};
-use mailqueue_core::transport::SendError;
 use mailqueue_core::transport::OutgoingEmail;
+use mailqueue_core::transport::SendError;
 use std::time::Instant;
 
 /// An attempt's outcome, with what the recorder needs after committing it.

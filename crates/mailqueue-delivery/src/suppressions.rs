@@ -5,14 +5,15 @@
 
 use crate::Delivery;
 use mailqueue_core::store::{ClaimedEmail, StoreError, SuppressedRecipient};
-use std::collections::BTreeSet;
+use mailqueue_core::EmailAddress;
+use std::collections::HashSet;
 
 /// Takes the suppressed recipients out of each claimed email.
 pub async fn apply(d: &Delivery, claimed: &mut [ClaimedEmail]) -> Result<(), StoreError> {
-    let addresses: Vec<String> = claimed
+    let addresses: Vec<EmailAddress> = claimed
         .iter()
-        .flat_map(|c| c.email.recipients().map(|m| m.address.as_str().to_string()))
-        .collect::<BTreeSet<_>>()
+        .flat_map(|c| c.email.recipients().map(|m| m.address.clone()))
+        .collect::<HashSet<_>>()
         .into_iter()
         .collect();
     let suppressed = d.store.suppressed_among(&addresses).await?;
@@ -21,10 +22,10 @@ pub async fn apply(d: &Delivery, claimed: &mut [ClaimedEmail]) -> Result<(), Sto
     }
     for c in claimed.iter_mut() {
         let is_suppressed =
-            |address: &str| suppressed.iter().find(|s| s.address == address).cloned();
+            |address: &EmailAddress| suppressed.iter().find(|s| s.address == *address).cloned();
         let mut taken: Vec<SuppressedRecipient> = Vec::new();
         for list in [&mut c.email.to, &mut c.email.cc, &mut c.email.bcc] {
-            list.retain(|m| match is_suppressed(m.address.as_str()) {
+            list.retain(|m| match is_suppressed(&m.address) {
                 Some(s) => {
                     if !taken.iter().any(|t| t.address == s.address) {
                         taken.push(s);

@@ -11,6 +11,7 @@ use mailqueue_core::retention::RetentionPolicy;
 use mailqueue_core::retry::RetryDecision;
 use mailqueue_core::store::AttemptResult;
 use mailqueue_core::suppression::{Suppression, SuppressionOrigin};
+use mailqueue_core::EmailAddress;
 use mailqueue_core::{
     Clock, EmailId, EmailStatus, ManualClock, NewEmail, RetryPolicy, SuppressionId,
 };
@@ -186,7 +187,7 @@ async fn a_permanent_refusal_fails_the_email_and_suppresses_the_address() {
     let listed = w
         .delivery
         .store
-        .suppressed_among(&["gone@example.com".into()])
+        .suppressed_among(&[EmailAddress::parse("gone@example.com").unwrap()])
         .await
         .unwrap();
     assert_eq!(listed[0].origin, SuppressionOrigin::Bounce);

@@ -7,9 +7,11 @@
 //! `accept` (with idempotency) lives in `accept.rs`; the changes to an
 //! existing email in `changes.rs`; creating API keys, webhooks (and
 //! rotating their secrets) and listing suppressions in `api_keys.rs`,
-//! `webhooks.rs` and `suppressions.rs`.
+//! `webhooks.rs` and `suppressions.rs`, offered to front ends as methods
+//! of the service in `account.rs`.
 
 mod accept;
+mod account;
 pub mod api_keys;
 mod changes;
 mod error;

@@ -5,7 +5,7 @@
 use crate::ServiceError;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::WebhookStore;
-use mailqueue_core::webhooks::{Endpoint, SigningSecret, Webhook, WebhookStatus};
+use mailqueue_core::webhooks::{Endpoint, SigningSecret, Webhook, WebhookEventType, WebhookStatus};
 use mailqueue_core::WebhookId;
 
 /// Rotations of one webhook racing each other: each loser decides again.
@@ -22,7 +22,7 @@ pub fn new_secret() -> Result<SigningSecret, ServiceError> {
 pub async fn create_webhook(
     store: &dyn WebhookStore,
     endpoint: Endpoint,
-    events: Vec<String>,
+    events: Vec<WebhookEventType>,
     now: DateTime<Utc>,
 ) -> Result<Webhook, ServiceError> {
     let webhook = Webhook {

@@ -6,7 +6,7 @@
 use chrono::{Duration, TimeZone, Utc};
 use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission};
 use mailqueue_core::suppression::{SuppressionOrigin, SuppressionQuery};
-use mailqueue_core::webhooks::Endpoint;
+use mailqueue_core::webhooks::{Endpoint, WebhookEventType};
 use mailqueue_core::{EmailAddress, WebhookId};
 use mailqueue_service::api_keys::create_api_key;
 use mailqueue_service::suppressions::add_manual_suppressions;
@@ -45,7 +45,7 @@ async fn a_webhook_is_created_enabled_with_a_fresh_secret() {
     let made = create_webhook(
         s.store.as_ref(),
         endpoint.clone(),
-        vec!["email.sent".into()],
+        vec![WebhookEventType::EmailSent],
         t0(),
     )
     .await
@@ -63,9 +63,14 @@ async fn a_webhook_is_created_enabled_with_a_fresh_secret() {
 async fn rotating_twice_keeps_every_secret_in_its_grace_signing() {
     let s = test_store(StoreKind::Sqlite).await;
     let endpoint = Endpoint::parse("https://hooks.example.com/mq").unwrap();
-    let made = create_webhook(s.store.as_ref(), endpoint, vec!["email.sent".into()], t0())
-        .await
-        .unwrap();
+    let made = create_webhook(
+        s.store.as_ref(),
+        endpoint,
+        vec![WebhookEventType::EmailSent],
+        t0(),
+    )
+    .await
+    .unwrap();
     let grace = Duration::hours(24);
     let first = rotate_webhook_secret(s.store.as_ref(), made.id, t0(), grace)
         .await

@@ -25,16 +25,16 @@ use lettre::message::{
 use lettre::Message;
 use mailqueue_core::delivery::{DeliveryError, FailureClass};
 use mailqueue_core::transport::OutgoingEmail;
-use mailqueue_core::{Mailbox, NewEmail};
+use mailqueue_core::{EmailAddress, Mailbox, NewEmail};
 use std::time::SystemTime;
 
 /// A message ready for the wire: the envelope and the formatted bytes.
 #[derive(Clone, Debug)]
 pub struct BuiltMessage {
     /// The envelope sender (`MAIL FROM`).
-    pub from: String,
-    /// Every recipient, Bcc included (`RCPT TO`).
-    pub to: Vec<String>,
+    pub from: EmailAddress,
+    /// Every recipient, Bcc included (`RCPT TO`), each once.
+    pub to: Vec<EmailAddress>,
     /// 7-bit, CRLF only, no line over 998 octets.
     pub bytes: Vec<u8>,
 }
@@ -209,10 +209,14 @@ pub fn build_message(out: &OutgoingEmail<'_>) -> Result<BuiltMessage, DeliveryEr
             "the built message cannot go on the wire: {problem}"
         )));
     }
-    let envelope = message.envelope();
     Ok(BuiltMessage {
-        from: envelope.from().map(ToString::to_string).unwrap_or_default(),
-        to: envelope.to().iter().map(ToString::to_string).collect(),
+        from: out.email.from.address.clone(),
+        to: out
+            .email
+            .envelope_recipients()
+            .into_iter()
+            .cloned()
+            .collect(),
         bytes,
     })
 }
@@ -333,9 +337,10 @@ mod tests {
         assert!(text.contains("multipart/mixed") && text.contains("multipart/related"));
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains("Content-ID: <logo>"));
-        assert_eq!(msg.from, "from@acme.test");
+        assert_eq!(msg.from.as_str(), "from@acme.test");
+        let to: Vec<&str> = msg.to.iter().map(EmailAddress::as_str).collect();
         assert_eq!(
-            msg.to,
+            to,
             ["to@example.com", "cc@example.com", "hidden@example.com"]
         );
     }

@@ -3,9 +3,9 @@
 //! apply those whose attempt still holds its email.
 
 use crate::shared::event_rows::EventRow;
-use crate::shared::suppression_key_of;
 use chrono::{DateTime, Utc};
 use mailqueue_core::store::AttemptOutcome;
+use mailqueue_core::suppression::suppression_key;
 use mailqueue_core::transition::OutcomeTransition;
 use mailqueue_core::{EmailId, SuppressionId};
 
@@ -68,7 +68,7 @@ impl From<&[AttemptOutcome]> for OutcomeRows {
             rows.suppressions
                 .extend(t.suppressions.into_iter().map(|s| BounceSuppression {
                     id: SuppressionId::generate(o.finished_at),
-                    email: suppression_key_of(&s.address),
+                    email: suppression_key(&s.address),
                     reason: s.reply,
                     email_id: o.email_id,
                     created_at: o.finished_at,

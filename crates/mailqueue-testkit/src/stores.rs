@@ -21,6 +21,13 @@ pub struct TestStore {
     _dir: Option<TempDir>,
 }
 
+impl TestStore {
+    /// The PostgreSQL database behind the store, if it is one.
+    pub fn database(&self) -> Option<&TestDatabase> {
+        self._db.as_ref()
+    }
+}
+
 pub async fn test_store(kind: StoreKind) -> TestStore {
     match kind {
         StoreKind::Sqlite => {

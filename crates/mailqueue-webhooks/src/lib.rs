@@ -17,9 +17,10 @@ mod resolver;
 mod send;
 mod step;
 
+pub use send::AttemptError;
 pub use step::StepError;
 
-use mailqueue_core::store::WebhookStore;
+use mailqueue_core::store::WebhookOutbox;
 use mailqueue_core::webhooks::{DisablePolicy, RetrySchedule};
 use mailqueue_core::Clock;
 use mailqueue_metrics::Metrics;
@@ -64,7 +65,7 @@ impl WebhookSettings {
 /// Everything the webhook senders need, passed in explicitly.
 #[derive(Clone)]
 pub struct Webhooks {
-    pub store: Arc<dyn WebhookStore>,
+    pub store: Arc<dyn WebhookOutbox>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub settings: WebhookSettings,

@@ -13,8 +13,28 @@ use mailqueue_core::webhooks::{
     DeliveryReport, RetrySchedule,
 };
 use std::error::Error;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Why an attempt failed; its text is what the attempt's history keeps.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AttemptError {
+    /// The endpoint answered, with a status other than 2xx.
+    #[error("the endpoint answered {0}")]
+    Status(u16),
+    #[error("{0} is a private or otherwise internal address; not connected to")]
+    RefusedAddress(IpAddr),
+    /// No answer within the timeout; the cause, as the client put it.
+    #[error("the endpoint did not answer in time: {0}")]
+    Timeout(String),
+    #[error("the endpoint could not be reached: {0}")]
+    Connect(String),
+    #[error("the request failed: {0}")]
+    Request(String),
+    #[error("the payload could not be written: {0}")]
+    Payload(String),
+}
 
 /// The HTTP client of every delivery: the timeout, no redirects followed
 /// (a redirect could lead anywhere), and public addresses only unless
@@ -49,7 +69,7 @@ pub async fn send(
     let duration_ms = started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
     let (status_code, error) = match result {
         Ok(code) if (200..300).contains(&code) => (Some(code), None),
-        Ok(code) => (Some(code), Some(format!("the endpoint answered {code}"))),
+        Ok(code) => (Some(code), Some(AttemptError::Status(code))),
         Err(e) => (None, Some(e)),
     };
     DeliveryReport {
@@ -63,7 +83,7 @@ pub async fn send(
             None => DeliveryOutcome::Delivered,
             Some(_) => after_failure(&settings.schedule, c.attempt, now),
         },
-        error,
+        error: error.map(|e| e.to_string()),
     }
 }
 
@@ -80,16 +100,14 @@ async fn post(
     c: &ClaimedDelivery,
     now: DateTime<Utc>,
     allow_private: bool,
-) -> Result<u16, String> {
+) -> Result<u16, AttemptError> {
     if let Some(address) = c.endpoint.literal_address() {
         if !allow_private && is_forbidden_address(address) {
-            return Err(format!(
-                "{address} is a private or otherwise internal address; not connected to"
-            ));
+            return Err(AttemptError::RefusedAddress(address));
         }
     }
     let body = serde_json::to_vec(&payload(&c.event, &c.email))
-        .map_err(|e| format!("the payload could not be written: {e}"))?;
+        .map_err(|e| AttemptError::Payload(e.to_string()))?;
     let id = c.event_id.to_string();
     let timestamp = now.timestamp();
     let signature = signature_header(&c.secrets, &id, timestamp, &body);
@@ -106,24 +124,21 @@ async fn post(
     Ok(response.status().as_u16())
 }
 
-/// A failed request in a sentence, with its causes.
-fn describe(e: reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "the endpoint did not answer in time"
-    } else if e.is_connect() {
-        "the endpoint could not be reached"
-    } else {
-        "the request failed"
-    };
-    let mut causes = Vec::new();
+/// A failed request by its kind, with its deepest cause.
+fn describe(e: reqwest::Error) -> AttemptError {
+    let mut cause = None;
     let mut source = e.source();
     while let Some(s) = source {
-        causes.push(s.to_string());
+        cause = Some(s.to_string());
         source = s.source();
     }
-    match causes.last() {
-        Some(cause) => format!("{what}: {cause}"),
-        None => format!("{what}: {e}"),
+    let cause = cause.unwrap_or_else(|| e.to_string());
+    if e.is_timeout() {
+        AttemptError::Timeout(cause)
+    } else if e.is_connect() {
+        AttemptError::Connect(cause)
+    } else {
+        AttemptError::Request(cause)
     }
 }
 
@@ -131,6 +146,37 @@ fn describe(e: reqwest::Error) -> String {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn each_failure_reads_as_the_history_keeps_it() {
+        let internal: IpAddr = "10.0.0.1".parse().unwrap();
+        for (error, text) in [
+            (AttemptError::Status(503), "the endpoint answered 503"),
+            (
+                AttemptError::RefusedAddress(internal),
+                "10.0.0.1 is a private or otherwise internal address; not connected to",
+            ),
+            (
+                AttemptError::Timeout("operation timed out".into()),
+                "the endpoint did not answer in time: operation timed out",
+            ),
+        ] {
+            assert_eq!(error.to_string(), text);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_connect_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = listener.local_addr().unwrap();
+        drop(listener);
+        let e = reqwest::Client::new()
+            .get(format!("http://{closed}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(matches!(describe(e), AttemptError::Connect(_)));
+    }
 
     #[test]
     fn failures_follow_the_schedule_then_fail() {

@@ -5,7 +5,8 @@
 
 use chrono::{Duration, DurationRound, Utc};
 use mailqueue_core::webhooks::{
-    DeliveryOutcome, DisablePolicy, Endpoint, RetrySchedule, WebhookChange, WebhookStatus,
+    DeliveryOutcome, DisablePolicy, Endpoint, RetrySchedule, WebhookChange, WebhookEventType,
+    WebhookStatus,
 };
 use mailqueue_core::{Clock, EmailId, ManualClock, WebhookId};
 use mailqueue_metrics::Metrics;
@@ -22,7 +23,7 @@ struct Sender {
     clock: ManualClock,
     receiver: WebhookReceiver,
     webhook: WebhookId,
-    _store: TestStore,
+    store: TestStore,
 }
 
 async fn sender(kind: StoreKind, answers: ReceiverAnswers, allow_private: bool) -> Sender {
@@ -34,7 +35,7 @@ async fn sender(kind: StoreKind, answers: ReceiverAnswers, allow_private: bool) 
             .unwrap(),
     );
     let endpoint = Endpoint::parse(&receiver.url()).unwrap();
-    let events = vec!["email.sent".into()];
+    let events = vec![WebhookEventType::EmailSent];
     let webhook = create_webhook(store.store.as_ref(), endpoint, events, clock.now())
         .await
         .unwrap();
@@ -60,7 +61,7 @@ async fn sender(kind: StoreKind, answers: ReceiverAnswers, allow_private: bool) 
         clock,
         receiver,
         webhook: webhook.id,
-        _store: store,
+        store,
     }
 }
 
@@ -69,12 +70,12 @@ impl Sender {
     async fn an_event(&self) -> EmailId {
         let email = plain_email("noreply@acme.test", &["a@example.com"]);
         let (id, group) = accepted_group(email, self.clock.now());
-        self._store.store.insert_emails(&[group]).await.unwrap();
+        self.store.store.insert_emails(&[group]).await.unwrap();
         id
     }
 
     async fn status(&self) -> WebhookStatus {
-        let w = self.webhooks.store.get_webhook(self.webhook).await.unwrap();
+        let w = self.store.store.get_webhook(self.webhook).await.unwrap();
         w.unwrap().status
     }
 }
@@ -127,7 +128,7 @@ async fn a_failing_endpoint_is_retried_on_schedule_then_disabled_and_left_alone(
         status: Some(WebhookStatus::Enabled),
         ..Default::default()
     };
-    s.webhooks
+    s.store
         .store
         .update_webhook(s.webhook, &enable)
         .await

@@ -116,7 +116,7 @@ impl Application {
             )
             .inserting_through(Arc::new(committer));
             Arc::new(ApiContext {
-                store: store.clone(),
+                reads: store.clone(),
                 service: Arc::new(service),
                 settings: ApiSettings {
                     max_body_bytes: config.max_body_bytes,

@@ -1,6 +1,7 @@
 //! An attempt's outcome: the status it leaves, the attempt row, the events
 //! and the addresses its bounces put on the suppression list.
 
+use crate::address::EmailAddress;
 use crate::attempt::{AttemptKind, AttemptOutcome, AttemptResult};
 use crate::delivery::{FailureClass, RejectedRecipient, SmtpReply};
 use crate::events::{
@@ -32,7 +33,7 @@ pub struct OutcomeTransition {
 /// An address a bounce puts on the suppression list (origin `bounce`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SuppressedByBounce {
-    pub address: String,
+    pub address: EmailAddress,
     /// The refusal, as the suppression's reason.
     pub reply: String,
 }
@@ -182,7 +183,7 @@ fn outcome_events(outcome: &AttemptOutcome) -> Vec<NewEvent> {
             at,
             EventType::Bounced,
             EventData {
-                to: vec![r.address.clone()],
+                to: vec![r.address.to_string()],
                 bounce: Some(bounce(
                     "Permanent",
                     BounceClass::of(&r.reply).as_str(),
@@ -198,7 +199,7 @@ fn outcome_events(outcome: &AttemptOutcome) -> Vec<NewEvent> {
             at,
             EventType::Suppressed,
             EventData {
-                to: vec![s.address.clone()],
+                to: vec![s.address.to_string()],
                 suppressed: Some(Suppressed {
                     kind: match s.origin {
                         SuppressionOrigin::Manual => "OnAccountSuppressionList",

@@ -4,6 +4,7 @@
 use super::endpoint::Endpoint;
 use super::payload::EventEmail;
 use super::signature::SigningSecret;
+use super::subscription::WebhookEventType;
 use crate::events::EmailEvent;
 use crate::ids::{EventId, WebhookId};
 use chrono::{DateTime, Utc};
@@ -49,8 +50,7 @@ impl fmt::Display for WebhookStatus {
 pub struct Webhook {
     pub id: WebhookId,
     pub endpoint: Endpoint,
-    /// Event type names (see [`super::WEBHOOK_EVENT_TYPES`]).
-    pub events: Vec<String>,
+    pub events: Vec<WebhookEventType>,
     pub status: WebhookStatus,
     pub signing_secret: SigningSecret,
     /// Rotated-out secrets that also sign until their `until`, the latest
@@ -141,7 +141,7 @@ pub fn live_previous_secrets(
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WebhookChange {
     pub endpoint: Option<Endpoint>,
-    pub events: Option<Vec<String>>,
+    pub events: Option<Vec<WebhookEventType>>,
     pub status: Option<WebhookStatus>,
 }
 
@@ -281,7 +281,7 @@ mod tests {
             id: WebhookId(uuid::Uuid::nil()),
             endpoint: Endpoint::parse("https://hooks.example.com/")
                 .unwrap_or_else(|e| panic!("{e}")),
-            events: vec!["email.sent".into()],
+            events: vec![WebhookEventType::EmailSent],
             status: WebhookStatus::Enabled,
             signing_secret: secret(0),
             previous_secrets: vec![],

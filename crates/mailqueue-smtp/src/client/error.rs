@@ -11,6 +11,7 @@ use super::reply::Reply;
 use mailqueue_core::delivery::{
     DeliveryError, Failure, FailureClass, RejectedRecipient, SmtpReply,
 };
+use mailqueue_core::EmailAddress;
 use std::fmt;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ pub enum Step {
     StartTls,
     Auth,
     MailFrom,
-    RcptTo(String),
+    RcptTo(EmailAddress),
     Data,
     /// Writing the message and waiting for the final reply.
     EndOfData,
@@ -202,7 +203,7 @@ mod tests {
     fn a_5xx_about_the_message_is_permanent_and_about_the_relay_is_not() {
         for step in [
             Step::MailFrom,
-            Step::RcptTo("a@b.test".into()),
+            Step::RcptTo(EmailAddress::parse("a@b.test").unwrap()),
             Step::Data,
             Step::EndOfData,
         ] {

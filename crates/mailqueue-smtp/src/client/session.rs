@@ -21,6 +21,7 @@ use super::data::DataEncoder;
 use super::error::{ClientError, Step};
 use super::reply::{parse_reply, Reply};
 use base64::Engine;
+use mailqueue_core::EmailAddress;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -83,7 +84,7 @@ impl std::fmt::Debug for Credentials {
 /// A recipient and the relay's reply to its RCPT TO.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecipientReply {
-    pub address: String,
+    pub address: EmailAddress,
     pub reply: Reply,
 }
 
@@ -247,8 +248,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// transaction, so that it is retried with the others.
     pub async fn send_mail(
         &mut self,
-        from: &str,
-        to: &[String],
+        from: &EmailAddress,
+        to: &[EmailAddress],
         message: &[u8],
     ) -> Result<MailAccepted, ClientError> {
         let replies = if self.capabilities.pipelining {
@@ -267,8 +268,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// the replies in order.
     async fn envelope_pipelined(
         &mut self,
-        from: &str,
-        to: &[String],
+        from: &EmailAddress,
+        to: &[EmailAddress],
     ) -> Result<EnvelopeReplies, ClientError> {
         let mut lines = vec![format!("MAIL FROM:<{from}>")];
         lines.extend(to.iter().map(|a| format!("RCPT TO:<{a}>")));
@@ -296,8 +297,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// refused for now.
     async fn envelope_in_turn(
         &mut self,
-        from: &str,
-        to: &[String],
+        from: &EmailAddress,
+        to: &[EmailAddress],
     ) -> Result<EnvelopeReplies, ClientError> {
         let mail = self
             .command(Step::MailFrom, &format!("MAIL FROM:<{from}>"))

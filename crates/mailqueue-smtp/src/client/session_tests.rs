@@ -3,7 +3,7 @@
 
 use super::*;
 use mailqueue_core::delivery::FailureClass;
-use mailqueue_core::DeliveryError;
+use mailqueue_core::{DeliveryError, EmailAddress};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
@@ -83,8 +83,12 @@ async fn ready_with(
     (session, task)
 }
 
-fn rcpts(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
+fn rcpts(list: &[&str]) -> Vec<EmailAddress> {
+    list.iter().map(|s| addr(s)).collect()
+}
+
+fn addr(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
 }
 
 #[test]
@@ -130,7 +134,7 @@ async fn sends_a_transaction_one_command_at_a_time() {
     .await;
     let reply = s
         .send_mail(
-            "from@acme.test",
+            &addr("from@acme.test"),
             &rcpts(&["a@example.com", "b@example.com"]),
             b"Subject: x\n\n.hi\n",
         )
@@ -163,7 +167,7 @@ async fn pipelines_the_envelope_when_offered() {
     .await;
     assert!(s.capabilities().pipelining);
     s.send_mail(
-        "from@acme.test",
+        &addr("from@acme.test"),
         &rcpts(&["a@example.com", "b@example.com"]),
         b"body",
     )
@@ -190,7 +194,7 @@ async fn a_recipient_refused_in_turn_is_returned_and_the_others_get_the_data() {
     .await;
     let accepted = s
         .send_mail(
-            "from@acme.test",
+            &addr("from@acme.test"),
             &rcpts(&["gone@example.com", "b@example.com"]),
             b"x",
         )
@@ -198,7 +202,7 @@ async fn a_recipient_refused_in_turn_is_returned_and_the_others_get_the_data() {
         .unwrap();
     assert_eq!(accepted.reply.code, 250);
     assert_eq!(accepted.rejected.len(), 1);
-    assert_eq!(accepted.rejected[0].address, "gone@example.com");
+    assert_eq!(accepted.rejected[0].address.as_str(), "gone@example.com");
     assert_eq!(accepted.rejected[0].reply.code, 550);
     assert!(!s.is_broken(), "the conversation is still in step");
     assert!(peer.await.unwrap().iter().any(|l| l == "."));
@@ -219,7 +223,7 @@ async fn every_recipient_refused_in_turn_skips_data_and_fails_for_good() {
     .await;
     let e = s
         .send_mail(
-            "from@acme.test",
+            &addr("from@acme.test"),
             &rcpts(&["gone@example.com", "also@example.com"]),
             b"x",
         )
@@ -250,7 +254,11 @@ async fn a_354_after_a_recipient_refused_for_now_breaks_the_session() {
     )
     .await;
     let e = s
-        .send_mail("f@acme.test", &rcpts(&["x@e.test", "y@e.test"]), b"x")
+        .send_mail(
+            &addr("f@acme.test"),
+            &rcpts(&["x@e.test", "y@e.test"]),
+            b"x",
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, ClientError::Refused { .. }), "{e}");
@@ -279,12 +287,16 @@ async fn a_recipient_refused_for_good_is_returned_and_the_others_get_the_data() 
     )
     .await;
     let accepted = s
-        .send_mail("f@acme.test", &rcpts(&["x@e.test", "y@e.test"]), b"x")
+        .send_mail(
+            &addr("f@acme.test"),
+            &rcpts(&["x@e.test", "y@e.test"]),
+            b"x",
+        )
         .await
         .unwrap();
     assert_eq!(accepted.reply.code, 250);
     assert_eq!(accepted.rejected.len(), 1);
-    assert_eq!(accepted.rejected[0].address, "x@e.test");
+    assert_eq!(accepted.rejected[0].address.as_str(), "x@e.test");
     assert_eq!(accepted.rejected[0].reply.code, 550);
     assert!(!s.is_broken());
     drop(s);
@@ -300,7 +312,7 @@ async fn a_reply_that_does_not_fit_breaks_the_session_and_is_retried() {
     ])
     .await;
     let e = s
-        .send_mail("f@acme.test", &rcpts(&["x@e.test"]), b"x")
+        .send_mail(&addr("f@acme.test"), &rcpts(&["x@e.test"]), b"x")
         .await
         .unwrap_err();
     assert!(matches!(e, ClientError::Protocol { .. }), "{e}");
@@ -449,7 +461,7 @@ async fn a_530_to_mail_from_is_an_auth_failure() {
     ])
     .await;
     let e = s
-        .send_mail("f@acme.test", &rcpts(&["x@e.test"]), b"x")
+        .send_mail(&addr("f@acme.test"), &rcpts(&["x@e.test"]), b"x")
         .await
         .unwrap_err();
     assert!(e.is_auth(), "{e}");
@@ -494,7 +506,7 @@ async fn a_write_that_makes_no_progress_times_out() {
     .await;
     let big = vec![b'x'; 200_000];
     let e = s
-        .send_mail("f@acme.test", &rcpts(&["x@e.test"]), &big)
+        .send_mail(&addr("f@acme.test"), &rcpts(&["x@e.test"]), &big)
         .await
         .unwrap_err();
     assert!(

@@ -170,7 +170,7 @@ async fn a_refused_recipient_is_reported_and_the_others_get_it(pipelining: bool)
     .unwrap();
     assert_eq!(delivered.reply.code, 250);
     assert_eq!(delivered.rejected.len(), 1, "{delivered:?}");
-    assert_eq!(delivered.rejected[0].address, "gone@example.com");
+    assert_eq!(delivered.rejected[0].address.as_str(), "gone@example.com");
     assert_eq!(delivered.rejected[0].reply.code, 550);
     let messages = refusing.wait_for_messages(1, WAIT).await;
     assert_eq!(messages[0].rcpt_to, vec!["ok@example.com".to_string()]);

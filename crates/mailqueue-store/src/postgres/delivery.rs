@@ -23,9 +23,6 @@ impl PgStore {
         ids: &[EmailId],
         claim: &Claim,
     ) -> Result<Vec<ClaimedEmail>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         let rows = self.claim_rows(ids, claim, "").await?;
         self.claimed_emails(&rows).await
     }
@@ -86,19 +83,11 @@ impl PgStore {
                 row.opt_time("scheduled_at")?,
             )?;
             infos.push(attachments);
-            claimed.push(ClaimedEmail {
-                id: row.id("id")?,
-                message_id: row.text("message_id")?,
-                created_at: row.time("created_at")?,
-                email,
-                attempt: row.int("attempt")? as u32,
-                claim: row.int("claims")? as u32,
-                first_attempt_at: row.time("first_attempt_at")?,
-                suppressed: Vec::new(),
-                came_due: row
-                    .try_get("came_due")
-                    .map_err(|e| store_error("claiming emails", e))?,
-            });
+            let mut email = rows::claimed(row, email)?;
+            email.came_due = row
+                .try_get("came_due")
+                .map_err(|e| store_error("claiming emails", e))?;
+            claimed.push(email);
         }
         let with_files: Vec<Uuid> = claimed
             .iter()

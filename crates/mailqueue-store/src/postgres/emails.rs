@@ -7,9 +7,7 @@ use crate::errors::store_error;
 use crate::shared::event_rows;
 use crate::shared::{statements, Dialect};
 use async_trait::async_trait;
-use mailqueue_core::store::{
-    EmailInserts, EmailToInsert, InsertGroup, StoreError, StoreHealth,
-};
+use mailqueue_core::store::{EmailInserts, EmailToInsert, InsertGroup, StoreError, StoreHealth};
 
 /// How long a readiness check waits for PostgreSQL.
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

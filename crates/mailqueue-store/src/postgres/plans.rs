@@ -169,22 +169,7 @@ async fn hot_statements_use_indexes_on_a_store_with_history_and_no_statistics() 
     explain(&store, "the release", release).await;
     let id = queued[0];
     let d = Dialect::Postgres;
-    for (name, st) in [
-        ("pending emails", statements::pending_emails(None, 1000)),
-        (
-            "pending emails after",
-            statements::pending_emails(Some(id), 1000),
-        ),
-        ("count unfinished", statements::count_unfinished()),
-        ("oldest due", statements::oldest_due(now)),
-        ("renew leases", statements::renew_leases("w1", now, now)),
-        ("get email", statements::get_email(d, id)),
-        ("list attempts", statements::list_attempts(id)),
-        ("list events", statements::list_events(d, id)),
-        ("status of", statements::status_of(id)),
-        ("cancel", statements::cancel(d, id, now)),
-        ("reschedule", statements::reschedule(d, id, now, now)),
-        ("retry", statements::retry_failed(id, now)),
+    let walks = [
         (
             "list emails",
             statements::list_emails(
@@ -195,16 +180,12 @@ async fn hot_statements_use_indexes_on_a_store_with_history_and_no_statistics() 
                 },
             ),
         ),
-        (
-            "purge finished emails",
-            retention::purge_finished_emails(d, now - Duration::days(30), 500),
-        ),
-        (
-            "mark contents purged",
-            retention::mark_contents_purged(d, now - Duration::days(7), 500, now),
-        ),
         ("oldest email", retention::oldest_email()),
-    ] {
+    ];
+    for (name, st) in crate::shared::planned_statements(d, id, now)
+        .into_iter()
+        .chain(walks)
+    {
         explain(&store, name, st).await;
     }
 }

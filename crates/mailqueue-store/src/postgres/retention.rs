@@ -1,17 +1,12 @@
-//! Retention and table upkeep in PostgreSQL: batches of finished emails
-//! deleted (with their webhook outbox; the foreign keys cascade to the
-//! rest of what hangs off them) or
-//! stripped of their contents, and the statistics of the queue tables kept
+//! What retention does its own way in PostgreSQL (the rest is in
+//! `shared::retention_store`): batches of finished emails stripped of their
+//! contents in one statement, and the statistics of the queue tables kept
 //! fresh whatever autovacuum is set to.
 
 use super::{bound, PgStore};
 use crate::errors::store_error;
-use crate::shared::retention;
 use crate::shared::rows::RowReader;
-use crate::shared::Dialect;
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use mailqueue_core::retention::RetentionStore;
+use crate::shared::Statement;
 use mailqueue_core::store::StoreError;
 use sqlx::{Executor, Row};
 
@@ -36,28 +31,10 @@ fn stale(live: i64, changed: i64) -> bool {
     changed as f64 > STALE_ROWS as f64 + STALE_SHARE * live as f64
 }
 
-#[async_trait]
-impl RetentionStore for PgStore {
-    async fn purge_finished_emails(
-        &self,
-        finished_before: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        let st = retention::purge_finished_emails(Dialect::Postgres, finished_before, limit);
-        let row = bound(&st)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| store_error("deleting finished emails past retention", e))?;
-        Ok(row.int("n")? as u64)
-    }
-
-    async fn purge_email_contents(
-        &self,
-        finished_before: DateTime<Utc>,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        let mark = retention::mark_contents_purged(Dialect::Postgres, finished_before, limit, now);
+impl PgStore {
+    /// Strips the batch of finished emails `mark` marks of their
+    /// contents, in one statement.
+    pub(crate) async fn purge_contents(&self, mark: Statement) -> Result<u64, StoreError> {
         let sql = format!(
             "WITH marked AS ({}), \
              stripped AS (UPDATE email_contents SET content = content - 'text' - 'html' \
@@ -67,7 +44,7 @@ impl RetentionStore for PgStore {
              SELECT count(*) AS n FROM marked",
             mark.sql
         );
-        let st = crate::shared::Statement {
+        let st = Statement {
             sql,
             params: mark.params,
         };
@@ -78,15 +55,8 @@ impl RetentionStore for PgStore {
         Ok(row.int("n")? as u64)
     }
 
-    async fn oldest_email_created_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let row = bound(&retention::oldest_email())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| store_error("finding the oldest email", e))?;
-        row.map(|r| r.time("created_at")).transpose()
-    }
-
-    async fn tend_tables(&self) -> Result<Vec<String>, StoreError> {
+    /// Vacuums or analyses the queue tables whose statistics are stale.
+    pub(crate) async fn tend(&self) -> Result<Vec<String>, StoreError> {
         let ctx = "reading the statistics of the queue tables";
         let rows = sqlx::query(
             "SELECT relname::text AS name, n_live_tup, n_dead_tup, n_mod_since_analyze \

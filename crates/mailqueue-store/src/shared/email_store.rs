@@ -16,7 +16,7 @@ use mailqueue_core::store::{
     Recovered, StoreError, SuppressedRecipient,
 };
 use mailqueue_core::transition::{ChangeKind, Interruption, WrittenEvents};
-use mailqueue_core::EmailId;
+use mailqueue_core::{EmailAddress, EmailId};
 
 /// Claims per deferral statement (two parameters each).
 const DEFER_CHUNK: usize = 1_000;
@@ -167,7 +167,7 @@ on_both_stores! {
 
         async fn suppressed_among(
             &self,
-            addresses: &[String],
+            addresses: &[EmailAddress],
         ) -> Result<Vec<SuppressedRecipient>, StoreError> {
             if addresses.is_empty() {
                 return Ok(Vec::new());

@@ -248,8 +248,8 @@ impl<'a> Tx<'a> {
     /// subscribed to an event's type.
     pub async fn write_events(&mut self, events: &[EventRow]) -> Result<(), StoreError> {
         match self.inner() {
-            TxInner::Pg(tx, _) => postgres::write_events(&mut **tx, events).await,
-            TxInner::Sqlite(w) => sqlite::write_events(&mut **w, events).await,
+            TxInner::Pg(tx, _) => postgres::write_events(tx, events).await,
+            TxInner::Sqlite(w) => sqlite::write_events(w, events).await,
         }
     }
 

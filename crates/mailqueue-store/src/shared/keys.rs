@@ -7,7 +7,7 @@ use crate::content::stored_permission;
 use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::TokenHash;
 use mailqueue_core::store::{
-    ApiKeyRecord, ApiKeySelector, ApiKeyStore, IdempotencyBegin, IdempotencyScope,
+    ApiKeyChanges, ApiKeyReads, ApiKeyRecord, ApiKeySelector, IdempotencyBegin, IdempotencyScope,
     IdempotencyStore, IdempotencyWindow, StoreError,
 };
 use mailqueue_core::{ApiKeyId, IdempotencyFence};
@@ -15,14 +15,7 @@ use mailqueue_core::{ApiKeyId, IdempotencyFence};
 const KEY_COLUMNS: &str = "id, name, token_prefix, permission, created_at, revoked_at";
 
 on_both_stores! {
-    impl ApiKeyStore {
-        async fn create_api_key(&self, key: &ApiKeyRecord, hash: &TokenHash) -> Result<(), StoreError> {
-            self.db()
-                .execute("creating an API key", &insert_key(key, hash))
-                .await
-                .map(|_| ())
-        }
-
+    impl ApiKeyReads {
         async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError> {
             let st = Statement::new(format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL"
@@ -46,6 +39,17 @@ on_both_stores! {
                 .iter()
                 .map(api_key)
                 .collect()
+        }
+    }
+}
+
+on_both_stores! {
+    impl ApiKeyChanges {
+        async fn create_api_key(&self, key: &ApiKeyRecord, hash: &TokenHash) -> Result<(), StoreError> {
+            self.db()
+                .execute("creating an API key", &insert_key(key, hash))
+                .await
+                .map(|_| ())
         }
 
         async fn revoke_api_key(

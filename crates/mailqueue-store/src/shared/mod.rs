@@ -15,6 +15,7 @@ pub mod interrupted;
 pub mod keys;
 pub mod leases;
 pub mod retention;
+pub mod retention_store;
 pub mod rows;
 pub mod statements;
 pub mod suppressions;
@@ -25,7 +26,7 @@ use chrono::{DateTime, Utc};
 use mailqueue_core::events::EventType;
 use mailqueue_core::suppression::SuppressionOrigin;
 use mailqueue_core::webhooks::{DeliveryStatus, WebhookStatus};
-use mailqueue_core::{EmailId, EmailStatus};
+use mailqueue_core::{EmailAddress, EmailId, EmailStatus};
 use std::sync::LazyLock;
 
 /// The statuses a claim, a reschedule or a cancel applies to, as an SQL list.
@@ -171,20 +172,49 @@ impl Statement {
     }
 }
 
-/// The suppression key of an address as a worker has it (an address that
-/// does not parse is kept as it is).
-pub fn suppression_key_of(address: &str) -> String {
-    mailqueue_core::EmailAddress::parse(address)
-        .map(|a| mailqueue_core::suppression::suppression_key(&a))
-        .unwrap_or_else(|_| address.to_string())
-}
-
 /// The suppression keys of `addresses`, each with the address it came from.
-pub fn suppression_keys(addresses: &[String]) -> Vec<(String, String)> {
+pub fn suppression_keys(addresses: &[EmailAddress]) -> Vec<(String, EmailAddress)> {
     addresses
         .iter()
-        .map(|a| (suppression_key_of(a), a.clone()))
+        .map(|a| (mailqueue_core::suppression::suppression_key(a), a.clone()))
         .collect()
+}
+
+/// The hot and retention statements both stores' plan checks explain,
+/// over email `id` at `now`.
+#[cfg(test)]
+pub fn planned_statements(
+    d: Dialect,
+    id: EmailId,
+    now: DateTime<Utc>,
+) -> Vec<(&'static str, Statement)> {
+    let month = now - chrono::Duration::days(30);
+    let week = now - chrono::Duration::days(7);
+    vec![
+        ("pending emails", statements::pending_emails(None, 1000)),
+        (
+            "pending emails after",
+            statements::pending_emails(Some(id), 1000),
+        ),
+        ("count unfinished", statements::count_unfinished()),
+        ("oldest due", statements::oldest_due(now)),
+        ("renew leases", statements::renew_leases("w1", now, now)),
+        ("get email", statements::get_email(d, id)),
+        ("list attempts", statements::list_attempts(id)),
+        ("list events", statements::list_events(d, id)),
+        ("status of", statements::status_of(id)),
+        ("cancel", statements::cancel(d, id, now)),
+        ("reschedule", statements::reschedule(d, id, now, now)),
+        ("retry", statements::retry_failed(id, now)),
+        (
+            "purge finished emails",
+            retention::purge_finished_emails(d, month, 500),
+        ),
+        (
+            "mark contents purged",
+            retention::mark_contents_purged(d, week, 500, now),
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -35,11 +35,11 @@ fn oldest_finished(d: Dialect, contents_kept: bool) -> String {
     )
 }
 
-/// Deletes a batch of finished emails; the foreign keys delete what hangs
-/// off them, and on PostgreSQL the same statement deletes their events'
-/// webhook outbox (which has no foreign keys there, see migration 0010)
-/// and counts the emails deleted as `n`. The condition is repeated on the
-/// deleted rows, so an email retried since it was picked stays.
+/// Deletes a batch of finished emails and returns their ids; the foreign
+/// keys delete what hangs off them, and on PostgreSQL the same statement
+/// deletes their events' webhook outbox (which has no foreign keys there,
+/// see migration 0010). The condition is repeated on the deleted rows, so
+/// an email retried since it was picked stays.
 pub fn purge_finished_emails(d: Dialect, before: DateTime<Utc>, limit: u32) -> Statement {
     let ids = match d {
         Dialect::Postgres => format!("id = ANY (ARRAY({}))", oldest_finished(d, false)),
@@ -55,9 +55,9 @@ pub fn purge_finished_emails(d: Dialect, before: DateTime<Utc>, limit: u32) -> S
              outbox AS (DELETE FROM webhook_deliveries WHERE event_id = ANY (ARRAY( \
                  SELECT ev.id FROM email_events AS ev \
                  WHERE ev.email_id = ANY (ARRAY(SELECT id FROM gone))))) \
-             SELECT count(*) AS n FROM gone"
+             SELECT id FROM gone"
         ),
-        Dialect::Sqlite => delete,
+        Dialect::Sqlite => format!("{delete} RETURNING id"),
     })
     .with(Param::Time(before))
     .with(Param::Int(i64::from(limit)))

@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 use mailqueue_core::email::Priority;
 use mailqueue_core::events::EmailEvent;
 use mailqueue_core::store::{
-    AttemptKind, AttemptRecord, DueEmail, EmailRecord, QueueStats, StoreError, SuppressedRecipient,
+    AttemptKind, AttemptRecord, ClaimedEmail, DueEmail, EmailRecord, QueueStats, StoreError,
+    SuppressedRecipient,
 };
 use mailqueue_core::suppression::SuppressionOrigin;
-use mailqueue_core::{EmailId, EmailStatus, EventId};
+use mailqueue_core::{EmailAddress, EmailId, EmailStatus, EventId, NewEmail};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Column, Row, TypeInfo};
@@ -35,6 +36,21 @@ pub trait RowReader {
 
 fn read_error(col: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| store_error(&format!("reading the column {col}"), e)
+}
+
+/// The columns both drivers decode alike: text and bytes.
+macro_rules! decoded_alike {
+    () => {
+        fn text(&self, col: &str) -> Result<String, StoreError> {
+            self.try_get(col).map_err(read_error(col))
+        }
+        fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+            self.try_get(col).map_err(read_error(col))
+        }
+        fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError> {
+            self.try_get(col).map_err(read_error(col))
+        }
+    };
 }
 
 impl RowReader for PgRow {
@@ -73,15 +89,7 @@ impl RowReader for PgRow {
             _ => self.try_get::<Option<i64>, _>(col).map_err(e)?,
         })
     }
-    fn text(&self, col: &str) -> Result<String, StoreError> {
-        self.try_get(col).map_err(read_error(col))
-    }
-    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
-        self.try_get(col).map_err(read_error(col))
-    }
-    fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError> {
-        self.try_get(col).map_err(read_error(col))
-    }
+    decoded_alike!();
 }
 
 impl RowReader for SqliteRow {
@@ -109,15 +117,24 @@ impl RowReader for SqliteRow {
     fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
         self.try_get(col).map_err(read_error(col))
     }
-    fn text(&self, col: &str) -> Result<String, StoreError> {
-        self.try_get(col).map_err(read_error(col))
-    }
-    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
-        self.try_get(col).map_err(read_error(col))
-    }
-    fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError> {
-        self.try_get(col).map_err(read_error(col))
-    }
+    decoded_alike!();
+}
+
+/// A claimed email from a row of a claim (`id`, `message_id`,
+/// `created_at`, `attempt`, `claims`, `first_attempt_at`) and its decoded
+/// `email`; whether it came due is the store's to say.
+pub fn claimed(row: &impl RowReader, email: NewEmail) -> Result<ClaimedEmail, StoreError> {
+    Ok(ClaimedEmail {
+        id: row.id("id")?,
+        message_id: row.text("message_id")?,
+        created_at: row.time("created_at")?,
+        email,
+        attempt: row.int("attempt")? as u32,
+        claim: row.int("claims")? as u32,
+        first_attempt_at: row.time("first_attempt_at")?,
+        suppressed: Vec::new(),
+        came_due: false,
+    })
 }
 
 pub fn status(row: &impl RowReader) -> Result<EmailStatus, StoreError> {
@@ -179,7 +196,7 @@ pub fn event(row: &impl RowReader) -> Result<EmailEvent, StoreError> {
 /// `keys` (suppression key, address as asked) it matched.
 pub fn suppressed<R: RowReader>(
     rows: &[R],
-    keys: &[(String, String)],
+    keys: &[(String, EmailAddress)],
 ) -> Result<Vec<SuppressedRecipient>, StoreError> {
     let mut out = Vec::new();
     for row in rows {

@@ -7,34 +7,12 @@ use super::rows::RowReader;
 use super::{Dialect, Param, Statement};
 use mailqueue_core::store::StoreError;
 use mailqueue_core::suppression::{
-    Suppression, SuppressionQuery, SuppressionRef, SuppressionStore,
+    Suppression, SuppressionChanges, SuppressionQuery, SuppressionReads, SuppressionRef,
 };
 use mailqueue_core::SuppressionId;
 
 on_both_stores! {
-    impl SuppressionStore {
-        async fn add_suppressions(
-            &self,
-            entries: &[Suppression],
-        ) -> Result<Vec<Suppression>, StoreError> {
-            let db = self.db();
-            let mut tx = db.begin("adding suppressions").await?;
-            let result = async {
-                let mut listed = Vec::with_capacity(entries.len());
-                for s in entries {
-                    tx.execute(&insert(db.dialect(), s)).await?;
-                    let found = tx.fetch_optional(&get(&SuppressionRef::Email(s.email.clone()))).await?;
-                    let found = found.ok_or_else(|| {
-                        StoreError::Corrupt(format!("the suppression of {} is gone", s.email))
-                    })?;
-                    listed.push(row(&found)?);
-                }
-                Ok(listed)
-            }
-            .await;
-            tx.finish(result).await
-        }
-
+    impl SuppressionReads {
         async fn list_suppressions(
             &self,
             query: &SuppressionQuery,
@@ -57,6 +35,32 @@ on_both_stores! {
                 .as_ref()
                 .map(row)
                 .transpose()
+        }
+    }
+}
+
+on_both_stores! {
+    impl SuppressionChanges {
+        async fn add_suppressions(
+            &self,
+            entries: &[Suppression],
+        ) -> Result<Vec<Suppression>, StoreError> {
+            let db = self.db();
+            let mut tx = db.begin("adding suppressions").await?;
+            let result = async {
+                let mut listed = Vec::with_capacity(entries.len());
+                for s in entries {
+                    tx.execute(&insert(db.dialect(), s)).await?;
+                    let found = tx.fetch_optional(&get(&SuppressionRef::Email(s.email.clone()))).await?;
+                    let found = found.ok_or_else(|| {
+                        StoreError::Corrupt(format!("the suppression of {} is gone", s.email))
+                    })?;
+                    listed.push(row(&found)?);
+                }
+                Ok(listed)
+            }
+            .await;
+            tx.finish(result).await
         }
 
         async fn remove_suppressions(

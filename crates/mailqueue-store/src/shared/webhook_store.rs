@@ -6,7 +6,7 @@
 use super::executor::on_both_stores;
 use super::webhooks as statements;
 use chrono::{DateTime, Utc};
-use mailqueue_core::store::{StoreError, WebhookStore};
+use mailqueue_core::store::{StoreError, WebhookChanges, WebhookOutbox, WebhookReads};
 use mailqueue_core::webhooks::{
     ClaimedDelivery, DeliveryClaim, DeliveryReport, DisablePolicy, OutboxStats, SecretRotation,
     Webhook, WebhookAttempt, WebhookChange, WebhookDelivery, WebhookPage,
@@ -14,14 +14,7 @@ use mailqueue_core::webhooks::{
 use mailqueue_core::{EventId, WebhookId};
 
 on_both_stores! {
-    impl WebhookStore {
-        async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
-            let db = self.db();
-            db.execute("creating a webhook", &statements::insert_webhook(db.dialect(), webhook))
-                .await
-                .map(|_| ())
-        }
-
+    impl WebhookReads {
         async fn get_webhook(&self, id: WebhookId) -> Result<Option<Webhook>, StoreError> {
             let db = self.db();
             db.fetch_optional("reading a webhook", &statements::get_webhook(db.dialect(), id))
@@ -41,36 +34,6 @@ on_both_stores! {
                 .iter()
                 .map(statements::webhook)
                 .collect()
-        }
-
-        async fn update_webhook(
-            &self,
-            id: WebhookId,
-            change: &WebhookChange,
-        ) -> Result<Option<Webhook>, StoreError> {
-            let db = self.db();
-            if let Some(st) = statements::update_webhook(db.dialect(), id, change) {
-                db.execute("changing a webhook", &st).await?;
-            }
-            self.get_webhook(id).await
-        }
-
-        async fn rotate_webhook_secret(
-            &self,
-            id: WebhookId,
-            rotation: &SecretRotation,
-        ) -> Result<bool, StoreError> {
-            let st = statements::rotate_secret(id, rotation);
-            Ok(self.db().execute("rotating a webhook's secret", &st).await? == 1)
-        }
-
-        /// The deliveries go first: PostgreSQL's outbox has no foreign keys.
-        async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
-            let steps = [
-                statements::delete_webhook_deliveries(id),
-                statements::delete_webhook(id),
-            ];
-            Ok(self.db().in_one_transaction("deleting a webhook", &steps).await? > 0)
         }
 
         async fn list_webhook_deliveries(
@@ -113,6 +76,47 @@ on_both_stores! {
                 .map(statements::attempt)
                 .collect()
         }
+    }
+}
+
+on_both_stores! {
+    impl WebhookChanges {
+        async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+            let db = self.db();
+            db.execute("creating a webhook", &statements::insert_webhook(db.dialect(), webhook))
+                .await
+                .map(|_| ())
+        }
+
+        async fn update_webhook(
+            &self,
+            id: WebhookId,
+            change: &WebhookChange,
+        ) -> Result<Option<Webhook>, StoreError> {
+            let db = self.db();
+            if let Some(st) = statements::update_webhook(db.dialect(), id, change) {
+                db.execute("changing a webhook", &st).await?;
+            }
+            self.get_webhook(id).await
+        }
+
+        async fn rotate_webhook_secret(
+            &self,
+            id: WebhookId,
+            rotation: &SecretRotation,
+        ) -> Result<bool, StoreError> {
+            let st = statements::rotate_secret(id, rotation);
+            Ok(self.db().execute("rotating a webhook's secret", &st).await? == 1)
+        }
+
+        /// The deliveries go first: PostgreSQL's outbox has no foreign keys.
+        async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
+            let steps = [
+                statements::delete_webhook_deliveries(id),
+                statements::delete_webhook(id),
+            ];
+            Ok(self.db().in_one_transaction("deleting a webhook", &steps).await? > 0)
+        }
 
         async fn replay_webhook_delivery(
             &self,
@@ -127,7 +131,11 @@ on_both_stores! {
             let replayed = self.db().in_one_transaction("replaying a webhook delivery", &steps);
             Ok(replayed.await? > 0)
         }
+    }
+}
 
+on_both_stores! {
+    impl WebhookOutbox {
         async fn claim_webhook_deliveries(
             &self,
             claim: &DeliveryClaim,

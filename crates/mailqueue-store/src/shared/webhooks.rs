@@ -14,7 +14,7 @@ use mailqueue_core::webhooks::{
     health_changes, signing_secrets, ClaimedDelivery, DeliveryClaim, DeliveryOutcome,
     DeliveryReport, DeliveryStatus, DisablePolicy, Endpoint, EventEmail, HealthChange, OutboxStats,
     PreviousSecret, SecretRotation, SigningSecret, StreakChange, Webhook, WebhookAttempt,
-    WebhookChange, WebhookDelivery, WebhookPage, WebhookStatus,
+    WebhookChange, WebhookDelivery, WebhookEventType, WebhookPage, WebhookStatus,
 };
 use mailqueue_core::{EventId, WebhookId};
 
@@ -38,8 +38,16 @@ impl Dialect {
     }
 }
 
-fn events_json(events: &[String]) -> String {
-    serde_json::Value::from(events.to_vec()).to_string()
+fn events_json(events: &[WebhookEventType]) -> String {
+    let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+    serde_json::Value::from(names).to_string()
+}
+
+/// The stored subscription, each name read back as its type.
+fn stored_events(events: &str) -> Result<Vec<WebhookEventType>, StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("stored events `{events}`: {e}"));
+    let names: Vec<String> = serde_json::from_str(events).map_err(|e| corrupt(e.to_string()))?;
+    names.iter().map(|n| n.parse().map_err(corrupt)).collect()
 }
 
 fn webhook_columns(d: Dialect) -> String {
@@ -213,8 +221,7 @@ pub fn webhook(row: &impl RowReader) -> Result<Webhook, StoreError> {
     Ok(Webhook {
         id: WebhookId(row.uuid("id")?),
         endpoint: Endpoint::parse(&row.text("endpoint")?).map_err(corrupt("a stored endpoint"))?,
-        events: serde_json::from_str(&events)
-            .map_err(|e| StoreError::Corrupt(format!("stored events `{events}`: {e}")))?,
+        events: stored_events(&events)?,
         status: row
             .text("status")?
             .parse()

@@ -6,12 +6,11 @@ use crate::content::{decode_content, encode_content, with_attachment_bytes};
 use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
 use crate::shared::event_rows::{self, EventRow};
-use crate::shared::rows::RowReader;
+use crate::shared::rows::{self, RowReader};
 use crate::shared::{outcome_applies, statements, with_names, Dialect};
 use async_trait::async_trait;
 use mailqueue_core::store::{
-    AttemptOutcome, Claim, ClaimedEmail, EmailInserts, InsertGroup,
-    StoreError, StoreHealth,
+    AttemptOutcome, Claim, ClaimedEmail, EmailInserts, InsertGroup, StoreError, StoreHealth,
 };
 use mailqueue_core::transition::WrittenEvents;
 use mailqueue_core::EmailId;
@@ -114,9 +113,6 @@ impl SqliteStore {
         ids: &[EmailId],
         claim: &Claim,
     ) -> Result<Vec<ClaimedEmail>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         let ctx = "claiming emails";
         let mut qb = claim_query("", ids, claim);
         let mut w = self.writer.acquire().await?;
@@ -177,17 +173,7 @@ impl SqliteStore {
                         .map_err(|e| store_error("loading attachments", e))?;
                     email.attachments = with_attachment_bytes(infos, bytes)?;
                 }
-                claimed.push(ClaimedEmail {
-                    id,
-                    message_id: row.try_get("message_id").map_err(c)?,
-                    created_at: row.time("created_at")?,
-                    email,
-                    attempt: row.int("attempt")? as u32,
-                    claim: row.int("claims")? as u32,
-                    first_attempt_at: row.time("first_attempt_at")?,
-                    suppressed: Vec::new(),
-                    came_due: false,
-                });
+                claimed.push(rows::claimed(row, email)?);
             }
             let came_due = came_due(&mut tx, &mut claimed, claim.now).await?;
             write_events(&mut tx, &came_due).await?;
@@ -278,9 +264,7 @@ pub(super) fn claim_query(
     let now = to_ms(claim.now);
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
         "{prefix}{}",
-        with_names(
-            "UPDATE emails SET status = {sending}, claims = claims + 1, lease_holder = "
-        )
+        with_names("UPDATE emails SET status = {sending}, claims = claims + 1, lease_holder = ")
     ));
     qb.push_bind(claim.holder.clone())
         .push(", lease_expires_at = ")

@@ -156,31 +156,7 @@ async fn hot_statements_search_indexes_on_a_store_with_history_and_no_statistics
     .await;
     let id = queued[0];
     let d = Dialect::Sqlite;
-    for (name, st) in [
-        ("pending emails", statements::pending_emails(None, 1000)),
-        (
-            "pending emails after",
-            statements::pending_emails(Some(id), 1000),
-        ),
-        ("count unfinished", statements::count_unfinished()),
-        ("oldest due", statements::oldest_due(now)),
-        ("renew leases", statements::renew_leases("w1", now, now)),
-        ("get email", statements::get_email(d, id)),
-        ("list attempts", statements::list_attempts(id)),
-        ("list events", statements::list_events(d, id)),
-        ("status of", statements::status_of(id)),
-        ("cancel", statements::cancel(d, id, now)),
-        ("reschedule", statements::reschedule(d, id, now, now)),
-        ("retry", statements::retry_failed(id, now)),
-        (
-            "purge finished emails",
-            retention::purge_finished_emails(d, now - Duration::days(30), 500),
-        ),
-        (
-            "mark contents purged",
-            retention::mark_contents_purged(d, now - Duration::days(7), 500, now),
-        ),
-    ] {
+    for (name, st) in crate::shared::planned_statements(d, id, now) {
         explain(&store, name, st).await;
     }
     // A page of the listing, and the oldest email, walk the primary key

@@ -1,41 +1,19 @@
-//! Retention and upkeep in SQLite: batches of finished emails deleted (the
-//! foreign keys cascade) or stripped of their contents, each batch one
-//! short transaction on the writer so sends and accepts interleave.
+//! What retention does its own way in SQLite (the rest is in
+//! `shared::retention_store`): batches of finished emails stripped of their
+//! contents, each batch one short transaction on the writer so sends and
+//! accepts interleave, and the statistics refreshed.
 
-use super::{bound, from_ms, SqliteStore};
+use super::{bound, SqliteStore};
 use crate::errors::store_error;
-use crate::shared::retention;
-use crate::shared::Dialect;
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use mailqueue_core::retention::RetentionStore;
+use crate::shared::Statement;
 use mailqueue_core::store::StoreError;
 use sqlx::{Connection, Row};
 
-#[async_trait]
-impl RetentionStore for SqliteStore {
-    async fn purge_finished_emails(
-        &self,
-        finished_before: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        let st = retention::purge_finished_emails(Dialect::Sqlite, finished_before, limit);
-        let mut w = self.writer.acquire().await?;
-        let done = bound(&st)
-            .execute(&mut *w)
-            .await
-            .map_err(|e| store_error("deleting finished emails past retention", e));
-        Ok(w.settle(done)?.rows_affected())
-    }
-
-    async fn purge_email_contents(
-        &self,
-        finished_before: DateTime<Utc>,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
+impl SqliteStore {
+    /// Strips the batch of finished emails `mark` marks of their
+    /// contents, in one short transaction on the writer.
+    pub(crate) async fn purge_contents(&self, mark: Statement) -> Result<u64, StoreError> {
         let ctx = "dropping the contents of finished emails";
-        let mark = retention::mark_contents_purged(Dialect::Sqlite, finished_before, limit, now);
         let mut w = self.writer.acquire().await?;
         let result = async {
             let mut tx = w.begin().await.map_err(|e| store_error(ctx, e))?;
@@ -67,22 +45,9 @@ impl RetentionStore for SqliteStore {
         w.settle(result)
     }
 
-    async fn oldest_email_created_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let row = bound(&retention::oldest_email())
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(|e| store_error("finding the oldest email", e))?;
-        row.map(|r| {
-            r.try_get::<i64, _>("created_at")
-                .map_err(|e| store_error("reading the oldest email", e))
-                .and_then(from_ms)
-        })
-        .transpose()
-    }
-
     /// SQLite keeps no dead rows; `PRAGMA optimize` refreshes the
     /// statistics that have drifted (it names no tables).
-    async fn tend_tables(&self) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn tend(&self) -> Result<Vec<String>, StoreError> {
         let mut w = self.writer.acquire().await?;
         let done = sqlx::query("PRAGMA optimize")
             .execute(&mut *w)

@@ -8,6 +8,7 @@ use mailqueue_core::delivery::{DeliveryError, FailureClass, RejectedRecipient, S
 use mailqueue_core::events::EventType;
 use mailqueue_core::store::{AttemptResult, HeldClaim, Store};
 use mailqueue_core::suppression::SuppressionOrigin;
+use mailqueue_core::EmailAddress;
 use mailqueue_core::EmailId;
 use mailqueue_testkit::{test_store, StoreKind};
 
@@ -165,7 +166,7 @@ pub async fn refused_recipients_bounce_alone_and_are_suppressed(kind: StoreKind)
     let id = insert(store, email("three"), t0()).await;
     store.claim_emails(&[id], &claim("w", t0())).await.unwrap();
     let refusal = |address: &str, code, text: &str| RejectedRecipient {
-        address: address.into(),
+        address: EmailAddress::parse(address).unwrap(),
         reply: SmtpReply {
             code,
             message: text.into(),
@@ -198,16 +199,16 @@ pub async fn refused_recipients_bounce_alone_and_are_suppressed(kind: StoreKind)
     );
     let listed = store
         .suppressed_among(&[
-            "Gone@example.com".into(),
-            "gone@example.com".into(),
-            "full@example.com".into(),
+            EmailAddress::parse("Gone@example.com").unwrap(),
+            EmailAddress::parse("gone@example.com").unwrap(),
+            EmailAddress::parse("full@example.com").unwrap(),
         ])
         .await
         .unwrap();
     // Addresses are compared without case: both spellings are listed.
     assert_eq!(listed.len(), 2, "{listed:?}");
-    assert_eq!(listed[0].address, "Gone@example.com");
-    assert_eq!(listed[1].address, "gone@example.com");
+    assert_eq!(listed[0].address.as_str(), "Gone@example.com");
+    assert_eq!(listed[1].address.as_str(), "gone@example.com");
     assert!(listed.iter().all(|l| l.origin == SuppressionOrigin::Bounce));
     // The same bounce again does not list the address twice.
     let again = insert(store, email("again"), t0()).await;
@@ -219,7 +220,7 @@ pub async fn refused_recipients_bounce_alone_and_are_suppressed(kind: StoreKind)
     o.rejected = vec![refusal("gone@EXAMPLE.com", 550, "5.1.1 no such user")];
     store.record_outcomes(&[o]).await.unwrap();
     let listed = store
-        .suppressed_among(&["Gone@example.com".into()])
+        .suppressed_among(&[EmailAddress::parse("Gone@example.com").unwrap()])
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
@@ -232,7 +233,7 @@ pub async fn every_recipient_suppressed_ends_the_email(kind: StoreKind) {
     store.claim_emails(&[id], &claim("w", t0())).await.unwrap();
     let mut o = outcome(id, 1, AttemptResult::Suppressed);
     o.suppressed = vec![mailqueue_core::store::SuppressedRecipient {
-        address: "a@example.com".into(),
+        address: EmailAddress::parse("a@example.com").unwrap(),
         origin: SuppressionOrigin::Manual,
     }];
     store.record_outcomes(&[o]).await.unwrap();

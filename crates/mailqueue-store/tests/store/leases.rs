@@ -141,7 +141,11 @@ pub async fn deferred_claims_go_back_without_an_attempt(kind: StoreKind) {
     s.store.record_outcomes(&[retried]).await.unwrap();
     let r = s.store.get_email(id).await.unwrap().unwrap();
     assert_eq!((r.status, r.attempts), (EmailStatus::Queued, 1));
-    assert_eq!(r.last_attempt_at, Some(later), "the attempt counts when it ends");
+    assert_eq!(
+        r.last_attempt_at,
+        Some(later),
+        "the attempt counts when it ends"
+    );
     let attempts = s.store.list_attempts(id).await.unwrap();
     assert_eq!(
         attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
@@ -217,11 +221,7 @@ pub async fn a_sent_email_carries_no_error(kind: StoreKind) {
         .unwrap();
     let retry = t0() + Duration::seconds(1);
     s.store
-        .record_outcomes(&[outcome(
-            id,
-            1,
-            retry_at(retry),
-        )])
+        .record_outcomes(&[outcome(id, 1, retry_at(retry))])
         .await
         .unwrap();
     let r = s.store.get_email(id).await.unwrap().unwrap();

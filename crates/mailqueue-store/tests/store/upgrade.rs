@@ -201,7 +201,8 @@ const EMAIL: &str = "INSERT INTO emails (id, status, message_id, created_at, upd
      next_attempt_at, attempts, first_attempt_at, last_attempt_at, lease_holder, lease_expires_at) \
      VALUES ($1, $2, '<m@acme.test>', $3, $3, $4, $5, $3, $3, $6, $7)";
 const CONTENT: &str = "INSERT INTO email_contents (email_id, content) VALUES ($1, $2)";
-const BODY: &str = r#"{"from": "a@acme.test", "to": ["b@example.com"], "subject": "s", "text": "t"}"#;
+const BODY: &str =
+    r#"{"from": "a@acme.test", "to": ["b@example.com"], "subject": "s", "text": "t"}"#;
 
 /// Before 0012 a claim counted its attempt. An email being sent (its
 /// second attempt under way) and one waiting for its second attempt keep
@@ -273,7 +274,10 @@ pub async fn attempts_claimed_before_0012_keep_their_numbers(kind: StoreKind) {
     assert_eq!(rescued.moved(), 1);
     let attempts = store.list_attempts(sending).await.unwrap();
     assert_eq!(attempts.len(), 1);
-    assert_eq!(attempts[0].attempt, 2, "the attempt cut short was the second");
+    assert_eq!(
+        attempts[0].attempt, 2,
+        "the attempt cut short was the second"
+    );
     assert_eq!(store.get_email(sending).await.unwrap().unwrap().attempts, 2);
     let claimed = store
         .claim_emails(&[waiting], &claim("new", now))

@@ -8,7 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use mailqueue_core::store::Store;
 use mailqueue_core::webhooks::{
     ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport, DeliveryStatus, DisablePolicy,
-    Endpoint, PreviousSecret, SigningSecret, Webhook, WebhookChange, WebhookPage, WebhookStatus,
+    Endpoint, PreviousSecret, SigningSecret, Webhook, WebhookChange, WebhookEventType, WebhookPage,
+    WebhookStatus,
 };
 use mailqueue_core::WebhookId;
 use mailqueue_testkit::{test_store, StoreKind};
@@ -17,7 +18,7 @@ fn webhook(at: DateTime<Utc>, events: &[&str]) -> Webhook {
     Webhook {
         id: WebhookId::generate(at),
         endpoint: Endpoint::parse("https://hooks.example.com/mq").unwrap(),
-        events: events.iter().map(|e| e.to_string()).collect(),
+        events: events.iter().map(|e| e.parse().unwrap()).collect(),
         status: WebhookStatus::Enabled,
         signing_secret: SigningSecret::from_key(&[at.timestamp_subsec_millis() as u8; 24]),
         previous_secrets: Vec::new(),
@@ -100,7 +101,7 @@ pub async fn webhooks_are_created_listed_changed_and_deleted(kind: StoreKind) {
             first.id,
             &WebhookChange {
                 endpoint: Some(Endpoint::parse("http://other.example.com/h").unwrap()),
-                events: Some(vec!["email.failed".into()]),
+                events: Some(vec![WebhookEventType::EmailFailed]),
                 status: Some(WebhookStatus::Disabled),
             },
         )
@@ -108,7 +109,7 @@ pub async fn webhooks_are_created_listed_changed_and_deleted(kind: StoreKind) {
         .unwrap()
         .unwrap();
     assert_eq!(changed.endpoint.as_str(), "http://other.example.com/h");
-    assert_eq!(changed.events, ["email.failed"]);
+    assert_eq!(changed.events, [WebhookEventType::EmailFailed]);
     assert_eq!(changed.status, WebhookStatus::Disabled);
     let unknown = WebhookId::generate(t0());
     assert_eq!(

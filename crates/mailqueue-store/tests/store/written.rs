@@ -10,7 +10,7 @@ use mailqueue_core::delivery::{DeliveryError, FailureClass, RejectedRecipient, S
 use mailqueue_core::events::EventType;
 use mailqueue_core::store::{AttemptResult, ChangeOutcome, HeldClaim, Store};
 use mailqueue_core::transition::WrittenEvents;
-use mailqueue_core::EmailId;
+use mailqueue_core::{EmailAddress, EmailId};
 use mailqueue_testkit::{stored_events, test_store, StoreKind};
 
 /// Checks that `reported` is what the store gained since `before`.
@@ -80,7 +80,7 @@ pub async fn every_change_reports_the_events_it_wrote(kind: StoreKind) {
     // which no longer applies.
     let mut delivered = outcome(a, again[0].attempt, sent());
     delivered.rejected = vec![RejectedRecipient {
-        address: "gone@example.com".into(),
+        address: EmailAddress::parse("gone@example.com").unwrap(),
         reply: SmtpReply {
             code: 550,
             message: "5.1.1 no such user".into(),

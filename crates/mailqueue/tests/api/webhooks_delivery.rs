@@ -6,7 +6,7 @@
 
 use crate::fleet::Fleet;
 use crate::helpers::*;
-use mailqueue_core::store::WebhookStore;
+use mailqueue_core::store::WebhookOutbox;
 use mailqueue_core::webhooks::SigningSecret;
 use mailqueue_store::{PgSettings, PgStore};
 use mailqueue_testkit::{
