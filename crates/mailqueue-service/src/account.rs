@@ -22,7 +22,7 @@ impl EmailService {
 
     /// Revokes the active keys `key` selects; how many were revoked.
     pub async fn revoke_api_key(&self, key: &ApiKeySelector) -> Result<u64, ServiceError> {
-        Ok(self.store.revoke_api_key(key, self.now()).await?)
+        api_keys::revoke_api_key(self.store.as_ref(), key, self.now()).await
     }
 
     /// A new, enabled webhook with a fresh signing secret.

@@ -1,12 +1,12 @@
-//! Creating API keys: the use case behind `POST /v1/api-keys` and
-//! `mailqueue api-keys create`. The token is returned once and never
-//! stored; only its hash is.
+//! Creating and revoking API keys: the use cases behind `POST
+//! /v1/api-keys`, `mailqueue api-keys create` and their revocations. The
+//! token is returned once and never stored; only its hash is.
 
 use crate::ServiceError;
 
 use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission, ApiToken};
-use mailqueue_core::store::{ApiKeyRecord, ApiKeyStore};
+use mailqueue_core::store::{ApiKeyRecord, ApiKeySelector, ApiKeyStore};
 use mailqueue_core::ApiKeyId;
 
 /// Makes a key with a fresh random token and stores it.
@@ -29,4 +29,13 @@ pub async fn create_api_key(
     };
     store.create_api_key(&record, &token.hash()).await?;
     Ok((record, token))
+}
+
+/// Revokes the active keys `key` selects, at `now`; how many were revoked.
+pub async fn revoke_api_key(
+    store: &dyn ApiKeyStore,
+    key: &ApiKeySelector,
+    now: DateTime<Utc>,
+) -> Result<u64, ServiceError> {
+    Ok(store.revoke_api_key(key, now).await?)
 }

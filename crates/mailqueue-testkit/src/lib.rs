@@ -8,13 +8,11 @@
 mod certificate;
 mod child_server;
 mod cluster;
-mod dirs;
 mod emails;
 mod forward_proxy;
 mod gcs;
 mod gpg;
 mod http_sinks;
-mod postgres;
 mod redis;
 mod s3;
 mod smtp_relay;
@@ -26,13 +24,12 @@ mod webhook_receiver;
 
 pub use certificate::TestCertificate;
 pub use cluster::{give_to_server_user, postgres_bin, server_user, TestCluster};
-pub use dirs::TempDir;
 pub use emails::{accepted_group, plain_email};
 pub use forward_proxy::ForwardProxy;
 pub use gcs::GcsEmulator;
 pub use gpg::GpgHome;
 pub use http_sinks::{HttpReceiver, Pushgateway};
-pub use postgres::{TestDatabase, TestTablespace};
+pub use mailqueue_scratch::{unique_suffix, TempDir, TestDatabase, TestTablespace};
 pub use redis::{system_user, RedisServer};
 pub use s3::S3Server;
 pub use smtp_relay::{RelayOptions, RelayedCommand, RelayedMessage, TestRelay, SMUGGLING_PAYLOAD};
@@ -48,10 +45,4 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("the OS hands out a free port")
-}
-
-/// A short random suffix for names that must not collide between tests.
-pub fn unique_suffix() -> String {
-    let n = getrandom::u64().expect("random source");
-    format!("{n:016x}")
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use mailqueue_core::delivery::FailureClass;
 use mailqueue_core::store::{AttemptOutcome, AttemptResult, Claim, ListQuery};
 use mailqueue_core::{DeliveryError, EmailId, EmailStatus, SmtpReply};
-use mailqueue_testkit::TestDatabase;
+use mailqueue_scratch::TestDatabase;
 use serde_json::Value;
 use sqlx::Row;
 

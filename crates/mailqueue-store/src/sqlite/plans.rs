@@ -10,7 +10,7 @@ use crate::shared::{retention, statements, Dialect, Statement};
 use chrono::{Duration, Utc};
 use mailqueue_core::store::{AttemptOutcome, AttemptResult, Claim, ListQuery};
 use mailqueue_core::{EmailId, EmailStatus, SmtpReply};
-use mailqueue_testkit::TempDir;
+use mailqueue_scratch::TempDir;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 

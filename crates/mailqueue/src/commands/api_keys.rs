@@ -8,7 +8,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Subcommand;
 use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission};
 use mailqueue_core::store::ApiKeySelector;
-use mailqueue_service::api_keys::create_api_key;
+use mailqueue_service::api_keys::{create_api_key, revoke_api_key};
 
 #[derive(Subcommand, Debug)]
 pub enum ApiKeysCommand {
@@ -95,9 +95,7 @@ pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> 
             }
         }
         ApiKeysCommand::Revoke { key } => {
-            let n = store
-                .revoke_api_key(&ApiKeySelector::id_or_name(&key), now)
-                .await?;
+            let n = revoke_api_key(store.as_ref(), &ApiKeySelector::id_or_name(&key), now).await?;
             anyhow::ensure!(n > 0, "no active API key has the id or name `{key}`");
             println!("Revoked {n} API key(s) matching `{key}`.");
         }
