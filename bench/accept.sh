@@ -46,6 +46,12 @@ sqlite_later=$(run_mode sqlite later)
 postgres_later=$(run_mode postgres later)
 sqlite_now=$(run_mode sqlite now)
 postgres_now=$(run_mode postgres now)
+# The headline rates for bench/compare.sh: 2xx responses per second.
+accepted() { python3 -c "print(f'{($(field requests "$1") - $(field non2xx "$1")) / $(field seconds "$1"):.0f}')"; }
+record_rate sqlite "accepted/s, API only" "$(accepted "$sqlite_later")"
+record_rate postgres "accepted/s, API only" "$(accepted "$postgres_later")"
+record_rate sqlite "accepted/s, while delivering" "$(accepted "$sqlite_now")"
+record_rate postgres "accepted/s, while delivering" "$(accepted "$postgres_now")"
 pgbench_tps=$(pgbench_insert_rate "$work" "$CONNS" "$DURATION")
 ratio=$(python3 -c "print(f'{$(field rate "$postgres_later") / $pgbench_tps:.2f}')")
 row() { echo "| $1 | $(field rate "$2") | $(field p50_ms "$2") ms | $(field p99_ms "$2") ms | $(field non2xx "$2") | $(field rss_mb "$2") MB |"; }

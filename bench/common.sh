@@ -9,8 +9,16 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$(cd "$ROOT" && cargo metadata --format-version 1
 # MAILQUEUE_BIN: a release binary built elsewhere.
 BIN=${MAILQUEUE_BIN:-$TARGET_DIR/release/mailqueue}
 PREBUILT=${MAILQUEUE_BIN:-}
-RESULTS="$BENCH_DIR/results"
+# MAILQUEUE_BENCH_RESULTS: where the results files go instead of
+# bench/results (bench/compare.sh points its runs elsewhere).
+RESULTS=${MAILQUEUE_BENCH_RESULTS:-$BENCH_DIR/results}
 mkdir -p "$RESULTS"
+# MAILQUEUE_BENCH_RATES: a file to which the benchmarks also append their
+# headline rates, one "STORE<TAB>RATE<TAB>VALUE" line each (see record_rate).
+RATES_FILE=${MAILQUEUE_BENCH_RATES:-}
+# MAILQUEUE_BENCH_DISPATCH: a dispatch_bench example built elsewhere
+# (bench/compare.sh runs each side's own); see build_dispatch_bench.
+PREBUILT_DISPATCH=${MAILQUEUE_BENCH_DISPATCH:-}
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -125,8 +133,13 @@ create_key() {
 }
 
 # build_dispatch_bench: the dispatch-layer driver (an example of
-# mailqueue-queue); sets DISPATCH_BENCH to its path.
+# mailqueue-queue), MAILQUEUE_BENCH_DISPATCH's if set (nothing is built
+# then); sets DISPATCH_BENCH to its path.
 build_dispatch_bench() {
+  if [ -n "$PREBUILT_DISPATCH" ]; then
+    DISPATCH_BENCH=$PREBUILT_DISPATCH
+    return 0
+  fi
   log "building the dispatch bench driver"
   (cd "$ROOT" && cargo build --release --locked -p mailqueue-queue --example dispatch_bench >&2)
   DISPATCH_BENCH="$TARGET_DIR/release/examples/dispatch_bench"
@@ -158,6 +171,12 @@ SQL
 }
 
 now_s() { date +%s.%N; }
+
+# record_rate STORE NAME VALUE: when MAILQUEUE_BENCH_RATES names a file,
+# appends one headline rate to it (bench/compare.sh reads them).
+record_rate() {
+  [ -z "$RATES_FILE" ] || printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$RATES_FILE"
+}
 
 # smtp_source_rate SINK_PORT COUNT SESSIONS [-d]: the baseline of delivery,
 # Postfix's smtp-source sending COUNT 2 KiB messages into the sink, in

@@ -47,6 +47,8 @@ reuse_rate=$(smtp_source_rate "$sink_port" "$COUNT" "$CONCURRENCY" -d)
 fresh_rate=$(smtp_source_rate "$sink_port" "$COUNT" "$CONCURRENCY")
 sqlite=$(run_mode sqlite)
 postgres=$(run_mode postgres)
+record_rate sqlite "delivered/s" "$(field rate "$sqlite")"
+record_rate postgres "delivered/s" "$(field rate "$postgres")"
 ratio() { python3 -c "print(f'{$(field rate "$1") / $2:.2f}')"; }
 row() { echo "| $1 | $(field rate "$2") | $(field seconds "$2") s | $(ratio "$2" "$reuse_rate")× | $(ratio "$2" "$fresh_rate")× | $(field rss_mb "$2") MB |"; }
 

@@ -10,17 +10,20 @@
 #   - baseline in the same run: BullMQ (bench/bullmq/, Node), Queue.addBulk
 #     and one Worker at the same concurrency, completed jobs removed.
 # Each side runs ROUNDS (3) times, interleaved; the median is reported, with
-# Redis's own CPU time and command count per job. Writes
-# bench/results/dispatch.md.
+# Redis's own CPU time and command count per job. BULLMQ=0 leaves the
+# baseline out (bench/compare.sh, which compares two builds of mailqueue).
+# Writes bench/results/dispatch.md.
 source "$(dirname "$0")/common.sh"
-need redis-server redis-cli node npm
+BULLMQ=${BULLMQ:-1}
+need redis-server redis-cli
+[ "$BULLMQ" = 0 ] || need node npm
 build_dispatch_bench
 JOBS=${JOBS:-200000}
 CONCURRENCY=${CONCURRENCY:-64}
 ENQUEUE_BATCH=${ENQUEUE_BATCH:-100}
 ROUNDS=${ROUNDS:-3}
 work=$(mktemp -d /tmp/mailqueue-bench-dispatch.XXXX)
-if [ ! -d "$BENCH_DIR/bullmq/node_modules" ]; then
+if [ "$BULLMQ" != 0 ] && [ ! -d "$BENCH_DIR/bullmq/node_modules" ]; then
   log "installing BullMQ (bench/bullmq/package-lock.json)"
   (cd "$BENCH_DIR/bullmq" && npm ci --silent --no-audit --no-fund >&2)
 fi
@@ -49,23 +52,32 @@ for round in $(seq 1 "$ROUNDS"); do
   log "round $round of $ROUNDS"
   run_side "mailqueue, batched" "$DISPATCH_BENCH" "${common[@]}" --mode batched >> "$work/batched"
   run_side "mailqueue, one per call" "$DISPATCH_BENCH" "${common[@]}" --mode single >> "$work/single"
-  run_side "BullMQ" node "$BENCH_DIR/bullmq/dispatch.mjs" "${common[@]}" >> "$work/bullmq"
+  [ "$BULLMQ" = 0 ] || run_side "BullMQ" node "$BENCH_DIR/bullmq/dispatch.mjs" "${common[@]}" >> "$work/bullmq"
 done
 
 # median FILE FIELD: the median of FIELD over the rounds in FILE.
 median() { grep -oP "$2=\K[0-9.]+" "$1" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 runs() { grep -oP 'rate=\K[0-9]+' "$1" | paste -sd' ' | sed 's/ /, /g'; }
-bullmq_rate=$(median "$work/bullmq" rate)
-ratio() { python3 -c "print(f'{$(median "$1" rate) / $bullmq_rate:.2f}')"; }
+# The headline rates for bench/compare.sh.
+record_rate redis "jobs/s, batched (as the dispatcher)" "$(median "$work/batched" rate)"
+record_rate redis "jobs/s, one job per call" "$(median "$work/single" rate)"
+bullmq_rate=$([ "$BULLMQ" = 0 ] || median "$work/bullmq" rate)
+ratio() { [ "$BULLMQ" = 0 ] || python3 -c "print(f'{$(median "$1" rate) / $bullmq_rate:.2f}×')"; }
 row() {
-  echo "| $1 | $(median "$2" rate) | $(runs "$2") | $(median "$2" enqueue_seconds) s | $(median "$2" redis_cpu_ms_per_1k) ms | $(median "$2" commands_per_job) | $(ratio "$2")× |"
+  echo "| $1 | $(median "$2" rate) | $(runs "$2") | $(median "$2" enqueue_seconds) s | $(median "$2" redis_cpu_ms_per_1k) ms | $(median "$2" commands_per_job) | $(ratio "$2") |"
 }
-bullmq_version=$(node -p "require('$BENCH_DIR/bullmq/node_modules/bullmq/package.json').version")
+if [ "$BULLMQ" = 0 ]; then
+  baseline="BullMQ not run (BULLMQ=0)"
+  bullmq_row="| BullMQ (baseline) | not run (BULLMQ=0) | | | | | |"
+else
+  baseline="Node $(node --version), BullMQ $(node -p "require('$BENCH_DIR/bullmq/node_modules/bullmq/package.json').version")"
+  bullmq_row=$(row "BullMQ (baseline)" "$work/bullmq")
+fi
 
 cat > "$RESULTS/dispatch.md" <<MD
 ### Dispatch layer on Redis (\`bench/dispatch.sh\`, $(date -u +%Y-%m-%d))
 
-Machine: $(machine); Redis $(redis_stat redis_version), Node $(node --version), BullMQ $bullmq_version.
+Machine: $(machine); Redis $(redis_stat redis_version), $baseline.
 The drivers and Redis share the machine, and other builds ran on the machine
 during the run: compare the ratios, not the absolute rates.
 
@@ -85,6 +97,6 @@ job ids set (as mailqueue keys entries by email id), completed jobs removed.
 | --- | ---: | --- | ---: | ---: | ---: | ---: |
 $(row "mailqueue \`RedisQueue\`, batched (as the dispatcher)" "$work/batched")
 $(row "mailqueue \`RedisQueue\`, one job per call" "$work/single")
-$(row "BullMQ (baseline)" "$work/bullmq")
+$bullmq_row
 MD
 cat "$RESULTS/dispatch.md"

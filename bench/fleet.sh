@@ -87,6 +87,11 @@ log "fleet: waiting for the backlog to be delivered"
 wait_sql "$COUNT" "SELECT count(*) FROM emails WHERE scheduled_at = '$AT' AND status = 'sent'"
 last=$(sql "SELECT extract(epoch FROM max(sent_at)) FROM emails WHERE scheduled_at = '$AT'")
 backlog=$(python3 -c "d = $last - $AT_EPOCH; print(f'rate={$COUNT / d:.0f} seconds={d:.2f}')")
+# The headline rates for bench/compare.sh: 2xx responses and emails sent per second.
+accepted() { python3 -c "print(f'{($(field requests "$1") - $(field non2xx "$1")) / $(field seconds "$1"):.0f}')"; }
+record_rate postgres+redis "accepted/s, API only" "$(accepted "$later")"
+record_rate postgres+redis "accepted/s, while $WORKERS workers deliver" "$(accepted "$now")"
+record_rate postgres+redis "delivered/s, $WORKERS workers" "$(field rate "$backlog")"
 
 api_rss=$(peak_rss_mb "$api_pid")
 worker_rss=()

@@ -2,7 +2,8 @@
 # Rewrites BENCHMARKS.md from the latest results of bench/accept.sh,
 # bench/deliver.sh, bench/backup.sh, bench/pitr.sh, bench/dispatch.sh,
 # bench/fleet.sh, bench/requeue.sh, bench/soak.sh, bench/history.sh,
-# bench/webhooks.sh and bench/webhooks_steady.sh (bench/results/*.md).
+# bench/webhooks.sh and bench/webhooks_steady.sh, then bench/compare.sh's
+# before-and-after table when there is one (bench/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 {
@@ -19,7 +20,7 @@ MD
   cat bench/results/accept.md
   echo
   cat bench/results/deliver.md
-  for section in backup pitr dispatch fleet requeue soak history webhooks webhooks_steady; do
+  for section in backup pitr dispatch fleet requeue soak history webhooks webhooks_steady compare; do
     if [ -f "bench/results/$section.md" ]; then
       echo
       cat "bench/results/$section.md"
@@ -108,6 +109,14 @@ MD
   pgbench's rate went from 1241 to 2640 transactions/s and
   `pg_basebackup -z` from 9.9 s to 17.9 s. Every comparison above is
   within one run.
+- The before-and-after table compares two builds of mailqueue with each
+  other, the earlier build being the baseline: the benchmarks run with one
+  binary, then the other, in turn (before, after, after, before, …), so
+  that a slow spell or a drift of the machine weighs on both sides alike;
+  each side is the median of its runs. A rate whose runs spread more than
+  `MAX_SPREAD` is not reported, and a change within the noise (the larger
+  spread of the two sides), or one where the two sides' runs overlap, is
+  no measured change; only "faster" and "slower" rows are.
 MD
 } > BENCHMARKS.md
 echo "BENCHMARKS.md written"

@@ -82,6 +82,9 @@ api_rss=$(peak_rss_mb "$api_pid")
 mib() { python3 -c "print(f'{$1 / 1048576:.1f}')"; }
 per_entry=$(python3 -c "print(f'{($memory_full - $memory_empty) / $entries:.0f}')")
 rate() { python3 -c "print(f'{$pending / $(field seconds "$1"):.0f}')"; }
+# The headline rates for bench/compare.sh: emails requeued per second.
+record_rate postgres+redis "emails requeued/s, into an empty Redis" "$(rate "$first")"
+record_rate postgres+redis "emails requeued/s, every entry already queued" "$(rate "$second")"
 
 cat > "$RESULTS/requeue.md" <<MD
 ### Requeueing a million scheduled emails (\`bench/requeue.sh\`, $(date -u +%Y-%m-%d))

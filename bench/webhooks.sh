@@ -135,6 +135,8 @@ for mode in $MODES; do
   plain_rate=$(median rate "${plains[@]}")
   hooked_rate=$(median rate "${hookeds[@]}")
   hook_rate=$(median hook_rate "${hookeds[@]}")
+  record_rate "$mode" "delivered/s, one webhook" "$hooked_rate"
+  record_rate "$mode" "webhook events/s" "$hook_rate"
   change=$(python3 -c "print(f'{($hooked_rate / $plain_rate - 1) * 100:+.1f}%')")
   share=$(python3 -c "print(f'{$hook_rate / $wrk_rate:.2f}')")
   each=$(for i in "${!plains[@]}"; do printf '%s/%s ' "$(field rate "${plains[$i]}")" "$(field rate "${hookeds[$i]}")"; done)
