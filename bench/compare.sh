@@ -15,7 +15,9 @@
 # within the noise (the larger spread) or the two sides' runs overlap. A
 # rate whose runs disagree (a
 # spread above MAX_SPREAD, 0.15) is not reported, and the script exits
-# non-zero once the table is written. Writes bench/results/compare.md.
+# non-zero once the table is written. Writes bench/results/compare.md, or
+# bench/results/compare_$COMPARE_NAME.md when COMPARE_NAME is set (a
+# second comparison beside the first).
 #
 # Settings (environment):
 #   BEFORE_BIN, AFTER_BIN  the two mailqueue release binaries (required)
@@ -63,6 +65,7 @@
 # use PostgreSQL (MAILQUEUE_BENCH_POSTGRES_URL).
 # shellcheck source=common.sh source-path=SCRIPTDIR
 source "$(dirname "$0")/common.sh"
+REPORT="$RESULTS/compare${COMPARE_NAME:+_$COMPARE_NAME}.md"
 
 fail() {
   echo "bench/compare.sh: $*" >&2
@@ -343,7 +346,7 @@ what_ran() {
   echo "${joined%, }"
 }
 
-# write_report ROWS MINUTES: bench/results/compare.md.
+# write_report ROWS MINUTES: the comparison's results file (REPORT).
 write_report() {
   local same=""
   cmp -s "$BEFORE_BIN" "$AFTER_BIN" && same=" Both sides ran the same binary: the table shows the noise alone."
@@ -352,8 +355,8 @@ write_report() {
     drivers=$'\n'"Dispatch drivers: before \`$BEFORE_DISPATCH_BENCH\` (sha256 $(sha256sum "$BEFORE_DISPATCH_BENCH" | cut -c1-12)),"
     drivers+=" after \`$AFTER_DISPATCH_BENCH\` (sha256 $(sha256sum "$AFTER_DISPATCH_BENCH" | cut -c1-12))."
   fi
-  cat > "$RESULTS/compare.md" <<MD
-### Before and after a change (\`bench/compare.sh\`, $(date -u +%Y-%m-%d))
+  cat > "$REPORT" <<MD
+### Before and after a change: $BENCHES (\`bench/compare.sh\`, $(date -u +%Y-%m-%d))
 
 Machine: $(machine). Every benchmark's processes share the machine.
 
@@ -393,8 +396,8 @@ status=0
 rows=$(table) || status=$?
 [ "$status" -eq 0 ] || [ "$status" -eq 3 ] || fail "the table could not be computed from $SCRATCH/rates.tsv"
 write_report "$rows" "$minutes"
-cat "$RESULTS/compare.md"
+cat "$REPORT"
 if [ "$status" -ne 0 ]; then
-  log "some rates are not reported (runs disagree or failed); see $RESULTS/compare.md and $SCRATCH"
+  log "some rates are not reported (runs disagree or failed); see $REPORT and $SCRATCH"
 fi
 exit "$status"

@@ -20,10 +20,16 @@ MD
   cat bench/results/accept.md
   echo
   cat bench/results/deliver.md
-  for section in backup pitr dispatch fleet requeue soak history webhooks webhooks_steady compare; do
+  for section in backup pitr dispatch fleet requeue soak history webhooks webhooks_steady; do
     if [ -f "bench/results/$section.md" ]; then
       echo
       cat "bench/results/$section.md"
+    fi
+  done
+  for comparison in bench/results/compare.md bench/results/compare_*.md; do
+    if [ -f "$comparison" ]; then
+      echo
+      cat "$comparison"
     fi
   done
   cat <<'MD'
