@@ -1,3 +1,6 @@
+//! What the history endpoints of an email share: the email must exist, and
+//! the answer is a list of everything, oldest first.
+
 use crate::error::ApiError;
 use crate::named::Named;
 use axum::Json;

@@ -1,3 +1,5 @@
+//! `GET /v1/emails/{id}/attempts`: every delivery attempt, oldest first.
+
 use crate::email_history::{existing, list_json};
 use crate::email_view::attempt_json;
 use crate::error::ApiError;

@@ -1,3 +1,5 @@
+//! `POST /v1/emails/{id}/cancel`: cancels an email not yet handed to a worker.
+
 use crate::error::ApiError;
 use crate::named::Action;
 use axum::Json;

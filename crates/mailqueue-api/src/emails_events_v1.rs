@@ -1,3 +1,6 @@
+//! `GET /v1/emails/{id}/events`: the email's history, oldest first, one
+//! event per status change (written in the change's transaction).
+
 use crate::email_history::{existing, list_json};
 use crate::email_view::event_json;
 use crate::error::ApiError;

@@ -1,3 +1,5 @@
+//! `GET /v1/emails/{id}`: the email object.
+
 use crate::email_view::email_json;
 use crate::error::ApiError;
 use crate::named::Named;

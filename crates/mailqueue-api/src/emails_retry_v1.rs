@@ -1,3 +1,6 @@
+//! `POST /v1/emails/{id}/retry`: queues a `failed` email again, with a
+//! fresh retry window.
+
 use crate::error::ApiError;
 use crate::named::Action;
 use axum::Json;

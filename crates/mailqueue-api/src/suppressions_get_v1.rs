@@ -1,3 +1,5 @@
+//! `GET /v1/suppressions/{suppression}`: one entry, by id or by address.
+
 use crate::error::ApiError;
 use crate::named::Named;
 use crate::suppression_view::{not_found, suppression_json};

@@ -1,3 +1,6 @@
+//! `DELETE /v1/suppressions/{suppression}`: takes an entry (by id or by
+//! address) off the list; the address is mailed again from then on.
+
 use crate::error::ApiError;
 use crate::named::Named;
 use crate::suppression_view::not_found;

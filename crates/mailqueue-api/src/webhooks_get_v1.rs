@@ -1,3 +1,5 @@
+//! `GET /v1/webhooks/{webhook_id}`: the webhook with its signing secret.
+
 use crate::error::ApiError;
 use crate::named::Named;
 use crate::webhook_view::{no_webhook, webhook_json};

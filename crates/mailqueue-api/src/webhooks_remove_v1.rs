@@ -1,3 +1,6 @@
+//! `DELETE /v1/webhooks/{webhook_id}`: removes the webhook with its
+//! pending deliveries and their history.
+
 use crate::error::ApiError;
 use crate::named::Named;
 use crate::webhook_view::no_webhook;

@@ -441,3 +441,24 @@ pub async fn claims_are_bounded_per_webhook_and_expired_leases_retaken(kind: Sto
         (None, None)
     );
 }
+
+/// A subscription stored under a name no event type has (written by a
+/// newer version, or by hand) is reported as corrupt, not read as some
+/// other subscription.
+#[tokio::test]
+async fn an_unknown_stored_event_type_is_corrupt() {
+    let s = test_store(StoreKind::Postgres).await;
+    let store = s.store.as_ref();
+    let w = webhook(t0(), &["email.sent"]);
+    create(store, &w).await;
+    let mut conn = s.database().unwrap().connect().await;
+    sqlx::query("UPDATE webhooks SET events = ARRAY['email.unheard_of']")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let read = store.get_webhook(w.id).await;
+    assert!(
+        matches!(read, Err(mailqueue_core::store::StoreError::Corrupt(ref m)) if m.contains("email.unheard_of")),
+        "{read:?}"
+    );
+}
