@@ -2,7 +2,7 @@
 # Before and after a change: runs the benchmarks bench/accept.sh,
 # bench/deliver.sh and bench/webhooks.sh (and, when BENCHES names them,
 # bench/requeue.sh, bench/dispatch.sh, bench/fleet.sh and
-# bench/webhooks_steady.sh) with two release binaries,
+# bench/webhooks_steady.sh and bench/history.sh) with two release binaries,
 # BEFORE_BIN and AFTER_BIN, in turn, ROUNDS (3) times each: before and
 # after in odd rounds, after and before in even ones (before, after, after,
 # before, ...), so that a slow spell or a drift of the machine weighs on
@@ -23,7 +23,7 @@
 #   BEFORE_BIN, AFTER_BIN  the two mailqueue release binaries (required)
 #   ROUNDS                 runs per binary and benchmark (3, at least 2)
 #   BENCHES                which benchmarks ("accept deliver webhooks"; also
-#                          requeue, dispatch, fleet, webhooks_steady)
+#                          requeue, dispatch, fleet, webhooks_steady, history)
 #   MAX_SPREAD             the largest spread reported (0.15)
 #   BEFORE_LABEL, AFTER_LABEL  how the binaries are named in the table
 #                          (default: `git describe` of a checkout holding
@@ -53,6 +53,10 @@
 #   FLEET_DURATION (10 s), FLEET_COUNT (15000), FLEET_LOAD_WINDOW (10 s),
 #   FLEET_WORKERS (2), FLEET_IDLE_SECONDS (5 s), CONNS, CONCURRENCY  bench/fleet.sh
 #   STEADY_RATE (1000 emails/s), STEADY_SECONDS (15 s)  bench/webhooks_steady.sh
+#   HISTORY_BACKLOG (20000), HISTORY_EXPIRED (1500000), HISTORY_ROUNDS (2),
+#   HISTORY_LOAD_WINDOW (15 s)                         bench/history.sh
+#                          (no history not past retention: the empty store,
+#                          and a retention pass of HISTORY_EXPIRED emails)
 # bench/dispatch.sh runs one round per run and without its BullMQ baseline
 # (BULLMQ=0). Their rates: bench/requeue.sh, emails requeued per second by
 # one requeue-all (the benchmark times it), into an empty Redis and again
@@ -98,6 +102,10 @@ FLEET_WORKERS=${FLEET_WORKERS:-2}
 FLEET_IDLE_SECONDS=${FLEET_IDLE_SECONDS:-5}
 STEADY_RATE=${STEADY_RATE:-1000}
 STEADY_SECONDS=${STEADY_SECONDS:-15}
+HISTORY_BACKLOG=${HISTORY_BACKLOG:-20000}
+HISTORY_EXPIRED=${HISTORY_EXPIRED:-1500000}
+HISTORY_ROUNDS=${HISTORY_ROUNDS:-2}
+HISTORY_LOAD_WINDOW=${HISTORY_LOAD_WINDOW:-15}
 
 # check_binary NAME PATH: PATH is an executable file, else one error line.
 check_binary() {
@@ -120,8 +128,8 @@ check_settings() {
   local bench
   for bench in $BENCHES; do
     case $bench in
-      accept | deliver | webhooks | requeue | dispatch | fleet | webhooks_steady) ;;
-      *) fail "BENCHES: unknown benchmark '$bench' (accept, deliver, webhooks, requeue, dispatch, fleet, webhooks_steady)" ;;
+      accept | deliver | webhooks | requeue | dispatch | fleet | webhooks_steady | history) ;;
+      *) fail "BENCHES: unknown benchmark '$bench' (accept, deliver, webhooks, requeue, dispatch, fleet, webhooks_steady, history)" ;;
     esac
   done
 }
@@ -172,6 +180,10 @@ settings_of() {
         WORKERS="$FLEET_WORKERS" CONCURRENCY="$CONCURRENCY" IDLE_SECONDS="$FLEET_IDLE_SECONDS")
       ;;
     webhooks_steady) SETTINGS=(RATE="$STEADY_RATE" SECONDS_LOAD="$STEADY_SECONDS" MODES="sqlite postgres") ;;
+    history)
+      SETTINGS=(BACKLOG="$HISTORY_BACKLOG" HISTORY_SIZES="" EXPIRED="$HISTORY_EXPIRED" ROUNDS="$HISTORY_ROUNDS"
+        WARMUP=1 LOAD_WINDOW="$HISTORY_LOAD_WINDOW")
+      ;;
   esac
 }
 
@@ -323,6 +335,7 @@ command_line() {
   ! has_bench dispatch || line+=" DISPATCH_JOBS=$DISPATCH_JOBS BEFORE_DISPATCH_BENCH=$BEFORE_DISPATCH_BENCH AFTER_DISPATCH_BENCH=$AFTER_DISPATCH_BENCH"
   ! has_bench fleet || line+=" FLEET_DURATION=$FLEET_DURATION FLEET_COUNT=$FLEET_COUNT FLEET_LOAD_WINDOW=$FLEET_LOAD_WINDOW FLEET_WORKERS=$FLEET_WORKERS FLEET_IDLE_SECONDS=$FLEET_IDLE_SECONDS"
   ! has_bench webhooks_steady || line+=" STEADY_RATE=$STEADY_RATE STEADY_SECONDS=$STEADY_SECONDS"
+  ! has_bench history || line+=" HISTORY_BACKLOG=$HISTORY_BACKLOG HISTORY_EXPIRED=$HISTORY_EXPIRED HISTORY_ROUNDS=$HISTORY_ROUNDS HISTORY_LOAD_WINDOW=$HISTORY_LOAD_WINDOW"
   [ "$PG_ADMIN_URL" = "postgres://postgres@127.0.0.1:5432/postgres" ] || line+=" MAILQUEUE_BENCH_POSTGRES_URL=$PG_ADMIN_URL"
   echo "$line bench/compare.sh"
 }
@@ -339,6 +352,7 @@ what_ran() {
       dispatch) clauses+=("\`bench/dispatch.sh\` with $DISPATCH_JOBS jobs, $CONCURRENCY at once, on a private Redis, one round per run, each side with its own \`dispatch_bench\` and without the BullMQ baseline") ;;
       fleet) clauses+=("\`bench/fleet.sh\` on PostgreSQL and a private Redis with one API and $FLEET_WORKERS worker processes, accepting for $FLEET_DURATION s per mode over $CONNS connections (rate: 2xx responses per second) and delivering a backlog of $FLEET_COUNT emails") ;;
       webhooks_steady) clauses+=("\`bench/webhooks_steady.sh\` on both stores with $STEADY_RATE emails/s offered for $STEADY_SECONDS s, without and with one webhook (rates: emails delivered per second of the load, which follows the offered rate while the server keeps up, and emails per busy CPU-second of the whole machine, its busy CPU time from the load's start until every email was sent and every event received)") ;;
+      history) clauses+=("\`bench/history.sh\` on PostgreSQL, each run one warm-up and $HISTORY_ROUNDS counted backlogs of $HISTORY_BACKLOG emails (median) on an empty store, then the same on a store holding $HISTORY_EXPIRED delivered emails past retention, which the maintenance leader purges meanwhile (rates: delivered per second on each store, and expired emails purged per second from the server's start until the last was purged)") ;;
     esac
   done
   local joined

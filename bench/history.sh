@@ -16,7 +16,7 @@ source "$(dirname "$0")/common.sh"
 need smtp-sink
 build_release
 BACKLOG=${BACKLOG:-20000}
-HISTORY_SIZES=${HISTORY_SIZES:-1000000 5000000}
+HISTORY_SIZES=${HISTORY_SIZES-1000000 5000000}  # empty: the empty store only
 ROUNDS=${ROUNDS:-3}
 # Backlogs delivered first on each store and not counted: the first one
 # after the server starts reads the history's hot pages into the cache.
@@ -140,6 +140,7 @@ same_size=""
 for n in $HISTORY_SIZES; do
   r=$(run "$n" "1 day")
   [ "$n" = "$EXPIRED" ] && same_size=$r
+  record_rate postgres "delivered/s, $n emails of history" "$(field rate "$r")"
   rows+="| $n | $(field rate "$r") | $(rounds "$r") | $(warm "$r") | $(field settle_s "$r") s | $(ratio "$(field rate "$r")" "$(field rate "$empty")")× |"$'\n'
 done
 expired=$(run "$EXPIRED" "40 days")
@@ -149,6 +150,10 @@ else
   base_rate=$(field rate "$empty") base_name="the empty store"
 fi
 exp_ratio=$(ratio "$(field rate "$expired")" "$base_rate")
+record_rate postgres "delivered/s, empty store" "$(field rate "$empty")"
+record_rate postgres "delivered/s while $EXPIRED expired emails are purged" "$(field rate "$expired")"
+record_rate postgres "expired emails purged/s by the retention pass" \
+  "$(python3 -c "print(f'{$(field purged "$expired") / $(field purge_s "$expired"):.0f}')")"
 
 cat > "$RESULTS/history.md" <<MD
 ### Delivery against history, and a retention pass (\`bench/history.sh\`, $(date -u +%Y-%m-%d))
