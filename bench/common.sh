@@ -19,6 +19,10 @@ RATES_FILE=${MAILQUEUE_BENCH_RATES:-}
 # MAILQUEUE_BENCH_DISPATCH: a dispatch_bench example built elsewhere
 # (bench/compare.sh runs each side's own); see build_dispatch_bench.
 PREBUILT_DISPATCH=${MAILQUEUE_BENCH_DISPATCH:-}
+# MAILQUEUE_BENCH_SUBMISSION_LOAD, MAILQUEUE_BENCH_REPORT_LOAD: the SMTP
+# load generators built elsewhere; see build_example.
+PREBUILT_SUBMISSION_LOAD=${MAILQUEUE_BENCH_SUBMISSION_LOAD:-}
+PREBUILT_REPORT_LOAD=${MAILQUEUE_BENCH_REPORT_LOAD:-}
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -242,3 +246,97 @@ load_backlog() {
   python3 "$BENCH_DIR/load_backlog.py" "http://127.0.0.1:$2" "$3" "$4" "$AT"
   [ "$(date +%s)" -lt "$AT_EPOCH" ] || { echo "loading took longer than LOAD_WINDOW; raise it" >&2; exit 1; }
 }
+
+# start_holding_postfix DIR PORT LOG_PREFIX_DIR: a private Postfix instance
+# (Debian's package) under DIR whose smtpd on 127.0.0.1:PORT takes every
+# message from mynetworks into its queue (fsynced before its 250) and holds
+# it there (access action HOLD: nothing is delivered); its log in
+# DIR/maillog (LOG_PREFIX_DIR must hold DIR).
+start_holding_postfix() {
+  local dir=$1 port=$2 prefix=$3
+  mkdir -p "$dir/etc" "$dir/queue" "$dir/data"
+  chown postfix "$dir/data"
+  [ -f /etc/postfix/main.cf ] || echo "compatibility_level = 3.6" > /etc/postfix/main.cf
+  local alternates
+  alternates=$(postconf -h alternate_config_directories 2>/dev/null || true)
+  case " $alternates," in
+    *" $dir/etc,"*) ;;
+    *) postconf -e "alternate_config_directories = ${alternates:+$alternates, }$dir/etc" ;;
+  esac
+  cp /etc/postfix/dynamicmaps.cf "$dir/etc/" 2>/dev/null || true
+  # Debian's master.cf: its smtpd on our port, nothing chrooted, no other
+  # listener, and postlogd for a log file.
+  awk -v port="$port" '
+    /^[#[:space:]]/ || NF < 8 { print; next }
+    $2 == "inet" && $1 != "smtp" { next }
+    $1 == "smtp" && $2 == "inet" { $1 = "127.0.0.1:" port }
+    $NF == "postlogd" { postlog = 1 }
+    { $5 = "n"; print }
+    END { if (!postlog) print "postlog unix-dgram n - n - 1 postlogd" }
+  ' /etc/postfix/master.cf > "$dir/etc/master.cf"
+  cat > "$dir/etc/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $dir/queue
+data_directory = $dir/data
+maillog_file = $dir/maillog
+maillog_file_prefixes = /var, /dev/stdout, $prefix
+myhostname = postfix.bench
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions = check_recipient_access static:HOLD
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+default_process_limit = 200
+disable_dns_lookups = yes
+smtp_host_lookup = native
+biff = no
+CF
+  postfix -c "$dir/etc" set-permissions create-missing >/dev/null 2>&1
+  postfix -c "$dir/etc" start >/dev/null 2>&1
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "postfix did not start; see $dir/maillog" >&2
+  exit 1
+}
+stop_holding_postfix() { postfix -c "$1/etc" stop >/dev/null 2>&1 || true; }
+# held_by_postfix DIR: the messages on hold in the instance's queue.
+held_by_postfix() { find "$1/queue/hold" -type f | wc -l; }
+
+# build_example NAME: an example of mailqueue-smtp-server (the SMTP load
+# generators), the one MAILQUEUE_BENCH_<NAME> named if set; prints its path.
+build_example() {
+  local var
+  var="PREBUILT_$(tr '[:lower:]' '[:upper:]' <<<"$1")"
+  if [ -n "${!var:-}" ]; then
+    echo "${!var}"
+    return 0
+  fi
+  log "building the $1 load generator"
+  (cd "$ROOT" && cargo build --release --locked -p mailqueue-smtp-server --example "$1" >&2)
+  echo "$TARGET_DIR/release/examples/$1"
+}
+
+# two_sides MAX_SPREAD "POSTFIX RATES" "MAILQUEUE RATES": medians, their
+# ratio (mailqueue / postfix) and spreads ((max - min) / median), and which
+# side's runs disagree (spread above MAX_SPREAD), as one line of k=v:
+# postfix= mailqueue= ratio= postfix_spread= mailqueue_spread= refused=.
+two_sides() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import statistics, sys
+max_spread = float(sys.argv[1])
+sides = {"postfix": [float(x) for x in sys.argv[2].split()], "mailqueue": [float(x) for x in sys.argv[3].split()]}
+spread = {k: (max(v) - min(v)) / statistics.median(v) for k, v in sides.items()}
+median = {k: statistics.median(v) for k, v in sides.items()}
+refused = [k for k, s in spread.items() if s > max_spread]
+print(f"postfix={median['postfix']:.0f} mailqueue={median['mailqueue']:.0f} "
+      f"ratio={median['mailqueue'] / median['postfix']:.2f} postfix_spread={spread['postfix']:.3f} "
+      f"mailqueue_spread={spread['mailqueue']:.3f} refused={','.join(refused) or 'none'}")
+PY
+}
+# pct FRACTION: as a percentage with one decimal.
+pct() { python3 -c "print(f'{$1:.1%}')"; }

@@ -6,8 +6,9 @@
 # PostgreSQL: the server at 127.0.0.1:5432 (user postgres, trust auth) when
 # it answers; otherwise a private cluster on port 55432 under
 # target/test-postgres, started here. Python: a virtualenv under
-# target/test-venv with aiosmtpd, the Resend SDK, the Standard Webhooks
-# verifier, moto's S3 server and a GCS emulator (tests-requirements.txt).
+# target/test-venv with aiosmtpd, aiosmtplib, the Resend SDK, the Standard
+# Webhooks verifier, moto's S3 server and a GCS emulator
+# (tests-requirements.txt). Node.js: nodemailer under target/test-node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -32,8 +33,11 @@ apt_install() {
 
 # Toolchain and system packages.
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  # Postfix runs only as the tests' private instances: no system mail setup.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt_install build-essential pkg-config curl ca-certificates openssl python3 python3-venv postgresql gnupg zstd \
-    prometheus prometheus-pushgateway redis-server redis-tools tinyproxy
+    prometheus prometheus-pushgateway redis-server redis-tools tinyproxy swaks postfix libsasl2-modules
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] || {
@@ -76,11 +80,20 @@ if [ ! -x "$venv/bin/python3" ]; then
   log "creating $venv"
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python3" -c 'import aiosmtpd, resend, standardwebhooks, moto.server, gcp_storage_emulator, kubernetes_validate' >/dev/null 2>&1; then
+if ! "$venv/bin/python3" -c 'import aiosmtpd, aiosmtplib, resend, standardwebhooks, moto.server, gcp_storage_emulator, kubernetes_validate' >/dev/null 2>&1; then
   log "installing the Python test packages"
   "$venv/bin/pip" install -q --disable-pip-version-check -r tests-requirements.txt
 fi
 export PATH="$venv/bin:$PATH"
+
+# Node.js test dependencies: nodemailer, a client of the submission port.
+node_dir="$root/target/test-node"
+if [ ! -f "$node_dir/node_modules/nodemailer/package.json" ]; then
+  log "installing nodemailer"
+  mkdir -p "$node_dir"
+  npm install --prefix "$node_dir" --no-audit --no-fund --silent nodemailer@10.6.1
+fi
+export NODE_PATH="$node_dir/node_modules"
 
 log "running the tests"
 exec cargo test --workspace --locked "$@"

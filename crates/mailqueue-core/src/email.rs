@@ -124,13 +124,46 @@ pub struct NewEmail {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub priority: Priority,
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// A message submitted whole (over SMTP): sent as it came, to the
+    /// envelope it came with. Its other fields are read from its headers
+    /// and body, for display only.
+    pub submitted: Option<SubmittedMessage>,
+}
+
+/// A message as a client submitted it, and its SMTP envelope. The bytes are
+/// the message that goes on the wire: the front end has already removed
+/// what must not leave (a `Bcc` header) and added what must be there
+/// (`Message-ID`, `Date`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmittedMessage {
+    /// `MAIL FROM`, the envelope sender (where bounces go).
+    pub envelope_from: EmailAddress,
+    /// `RCPT TO`, each address once: who the message goes to, whatever its
+    /// headers say.
+    pub envelope_to: Vec<Mailbox>,
+    /// The `Message-ID` header's value, angle brackets included.
+    pub message_id: String,
+    pub message: Vec<u8>,
 }
 
 impl NewEmail {
     /// Every recipient as listed: `to`, then `cc`, then `bcc`, repeats
-    /// included.
+    /// included; for a submitted message, its envelope's recipients.
     pub fn recipients(&self) -> impl Iterator<Item = &Mailbox> {
-        self.to.iter().chain(&self.cc).chain(&self.bcc)
+        let (to, cc, bcc): (&[Mailbox], &[Mailbox], &[Mailbox]) = match &self.submitted {
+            Some(s) => (&s.envelope_to, &[], &[]),
+            None => (&self.to, &self.cc, &self.bcc),
+        };
+        to.iter().chain(cc).chain(bcc)
+    }
+
+    /// The lists of recipients the suppression list may take addresses out
+    /// of: `to`, `cc` and `bcc`, or a submitted message's envelope.
+    pub fn recipient_lists_mut(&mut self) -> Vec<&mut Vec<Mailbox>> {
+        match &mut self.submitted {
+            Some(s) => vec![&mut s.envelope_to],
+            None => vec![&mut self.to, &mut self.cc, &mut self.bcc],
+        }
     }
 
     /// The envelope's recipients (`RCPT TO`): each address once, in the
@@ -176,6 +209,7 @@ pub(crate) fn bare_email(from: &str, to: &[&str]) -> NewEmail {
         metadata: Default::default(),
         priority: Priority::Normal,
         scheduled_at: None,
+        submitted: None,
     }
 }
 

@@ -31,10 +31,12 @@ pub enum EventType {
     /// A recipient was on the suppression list and was not sent to.
     Suppressed,
     Canceled,
+    /// A recipient reported the email as spam (an ARF report).
+    Complained,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::Sent,
         EventType::Scheduled,
         EventType::Delivered,
@@ -43,6 +45,7 @@ impl EventType {
         EventType::Failed,
         EventType::Suppressed,
         EventType::Canceled,
+        EventType::Complained,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl EventType {
             EventType::Failed => "email.failed",
             EventType::Suppressed => "email.suppressed",
             EventType::Canceled => "email.canceled",
+            EventType::Complained => "email.complained",
         }
     }
 

@@ -527,6 +527,7 @@ impl EmailRequest {
             metadata,
             priority: self.priority.unwrap_or_default(),
             scheduled_at,
+            submitted: None,
         })
     }
 }

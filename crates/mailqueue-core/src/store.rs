@@ -524,6 +524,37 @@ gathering! {
     WebhookStore: WebhookReads, WebhookChanges, WebhookOutbox
 }
 
+/// A report that arrived at the bounce domain and could not be read as a
+/// DSN or a complaint about an email sent (or named nothing that was):
+/// kept whole for an operator, never bounced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnclassifiedReport {
+    pub id: uuid::Uuid,
+    pub received_at: DateTime<Utc>,
+    /// `MAIL FROM` (empty for the null sender of most reports).
+    pub mail_from: String,
+    pub rcpt_to: String,
+    /// The email its return address named.
+    pub email_id: Option<EmailId>,
+    /// Why it was not applied, in one line.
+    pub reason: String,
+    pub message: Vec<u8>,
+}
+
+/// What reports that arrive after sending write.
+#[async_trait]
+pub trait ReportStore: Send + Sync + 'static {
+    /// Writes the events (with their webhook deliveries) and suppressions
+    /// of `report` in one transaction, if its email is still stored;
+    /// returns the events written (none for an email that is gone).
+    async fn record_report(
+        &self,
+        report: &crate::transition::ReportTransition,
+    ) -> Result<WrittenEvents, StoreError>;
+    async fn keep_unclassified_report(&self, report: &UnclassifiedReport)
+        -> Result<(), StoreError>;
+}
+
 gathering! {
     /// What the HTTP API reads; it changes nothing itself, the service does.
     ApiReads: EmailReads, WebhookReads, SuppressionReads, ApiKeyReads
@@ -532,5 +563,5 @@ gathering! {
 gathering! {
     /// Everything the service needs from its database.
     Store: EmailStore, ApiReads, IdempotencyStore, ApiKeyStore, MaintenanceLeases,
-        SuppressionStore, WebhookStore, crate::retention::RetentionStore
+        SuppressionStore, WebhookStore, crate::retention::RetentionStore, ReportStore
 }

@@ -1,6 +1,7 @@
 //! Handing a message to the outside world: an SMTP relay, or the outbox
 //! directory when no relay is configured.
 
+use crate::address::EmailAddress;
 use crate::delivery::{Delivered, DeliveryError};
 use crate::email::NewEmail;
 use crate::ids::EmailId;
@@ -15,6 +16,10 @@ pub struct OutgoingEmail<'a> {
     /// The `Date` header: when the email was accepted.
     pub date: DateTime<Utc>,
     pub email: &'a NewEmail,
+    /// The envelope sender when reports come back to mailqueue (a return
+    /// address of the bounce domain, see `return_path`); the email's own
+    /// sender otherwise.
+    pub return_path: Option<EmailAddress>,
 }
 
 /// Whether a transport can deliver at all, as far as it last saw. Meant for

@@ -71,6 +71,9 @@ pub struct DeliverySettings {
     pub rate_limits: RateLimits,
     /// Longest idle wait before looking at the queue again.
     pub idle_poll: Duration,
+    /// With a bounce domain, the return address each email is sent from,
+    /// so that late bounces and complaints come back to mailqueue.
+    pub return_paths: Option<mailqueue_core::return_path::ReturnPaths>,
 }
 
 /// Everything the workers need, passed in explicitly.

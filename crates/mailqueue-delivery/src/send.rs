@@ -46,6 +46,11 @@ pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Sent {
         message_id: &claimed.message_id,
         date: claimed.created_at,
         email: &claimed.email,
+        return_path: d
+            .settings
+            .return_paths
+            .as_ref()
+            .map(|paths| paths.address_for(claimed.id)),
     };
     let timer = Instant::now();
     let sent = match tokio::time::timeout(d.settings.send_timeout, d.transport.send(&out)).await {

@@ -24,7 +24,7 @@ pub async fn apply(d: &Delivery, claimed: &mut [ClaimedEmail]) -> Result<(), Sto
         let is_suppressed =
             |address: &EmailAddress| suppressed.iter().find(|s| s.address == *address).cloned();
         let mut taken: Vec<SuppressedRecipient> = Vec::new();
-        for list in [&mut c.email.to, &mut c.email.cc, &mut c.email.bcc] {
+        for list in c.email.recipient_lists_mut() {
             list.retain(|m| match is_suppressed(&m.address) {
                 Some(s) => {
                     if !taken.iter().any(|t| t.address == s.address) {

@@ -72,6 +72,7 @@ async fn worker(kind: StoreKind, relay: RelayOptions) -> Worker {
             retention_interval: StdDuration::from_secs(3600),
             rate_limits: Default::default(),
             idle_poll: StdDuration::from_millis(100),
+            return_paths: None,
         },
     };
     Worker {

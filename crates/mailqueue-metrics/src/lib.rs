@@ -52,6 +52,10 @@ pub struct Metrics {
     /// Creation time (Unix seconds) of the oldest email kept, as last seen
     /// by the process that runs the fleet's maintenance.
     pub oldest_email_created: Gauge,
+    /// Messages the bounce domain's MX took, by what they were: `bounce`,
+    /// `delay` or `complaint` (applied), or `unclassified` (kept as they
+    /// came).
+    pub inbound_reports: Family<Label, Counter>,
 }
 
 impl Default for Metrics {
@@ -72,6 +76,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("mailqueue");
         let m = Self {
             emails_accepted: Counter::default(),
+            inbound_reports: Family::default(),
             emails_sent: Counter::default(),
             emails_failed: Counter::default(),
             emails_retried: Counter::default(),
@@ -181,6 +186,11 @@ impl Metrics {
             "retention_purged",
             "Finished emails deleted (`emails`) or stripped of their contents (`contents`) by retention",
             m.retention_purged.clone(),
+        );
+        registry.register(
+            "inbound_reports",
+            "Messages taken by the bounce domain's MX, by kind: bounce, delay, complaint or unclassified",
+            m.inbound_reports.clone(),
         );
         registry.register(
             "oldest_email_created_timestamp_seconds",

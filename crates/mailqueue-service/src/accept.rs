@@ -67,15 +67,15 @@ impl EmailService {
             .into_iter()
             .map(|email| {
                 let id = EmailId::generate(now);
-                let domain = self
-                    .settings
-                    .message_id_domain
-                    .as_deref()
-                    .unwrap_or(email.from.address.domain());
+                // A submitted message already carries its own.
+                let message_id = match &email.submitted {
+                    Some(s) => s.message_id.clone(),
+                    None => self.message_id_for(id, &email),
+                };
                 EmailToInsert {
                     id,
                     api_key_id: Some(api_key),
-                    message_id: format!("<{id}@{domain}>"),
+                    message_id,
                     created_at: now,
                     email,
                 }
@@ -141,6 +141,20 @@ impl EmailService {
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(StoreError::Failed(format!("the commit was abandoned: {e}"))),
         }
+    }
+
+    /// The Message-ID of an email built here: its id at the configured
+    /// domain, or at its sender's.
+    fn message_id_for(&self, id: EmailId, email: &NewEmail) -> String {
+        let domain = self
+            .message_id_domain()
+            .unwrap_or(email.from.address.domain());
+        format!("<{id}@{domain}>")
+    }
+
+    /// The domain of the Message-IDs made here, when one is configured.
+    pub fn message_id_domain(&self) -> Option<&str> {
+        self.settings.message_id_domain.as_deref()
     }
 
     /// Records the key as in progress, or says what to answer instead.

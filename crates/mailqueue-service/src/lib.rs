@@ -1,5 +1,6 @@
-//! The use cases of mailqueue, whatever the front end: the HTTP API calls
-//! them today, an SMTP submission server or a CLI can call the same ones.
+//! The use cases of mailqueue, whatever the front end: the HTTP API, the
+//! SMTP submission server, the bounce domain's MX and the CLI call the
+//! same ones.
 //!
 //! Each use case changes the store first and only then tells the dispatch
 //! queue, so the queue never holds an email the store does not; a lost
@@ -8,7 +9,8 @@
 //! existing email in `changes.rs`; creating API keys, webhooks (and
 //! rotating their secrets) and listing suppressions in `api_keys.rs`,
 //! `webhooks.rs` and `suppressions.rs`, offered to front ends as methods
-//! of the service in `account.rs`.
+//! of the service in `account.rs`; reports that arrive after sending
+//! (late bounces, complaints) in `reports.rs`.
 
 mod accept;
 mod account;
@@ -16,12 +18,14 @@ pub mod api_keys;
 mod changes;
 mod error;
 mod random;
+mod reports;
 pub mod suppressions;
 pub mod webhooks;
 
 pub use accept::{AcceptOutcome, AcceptedEmail, Idempotency};
 pub use error::ServiceError;
 pub use mailqueue_core::queue::RequeueCounts;
+pub use reports::ReportOutcome;
 
 use chrono::{DateTime, DurationRound, Utc};
 use mailqueue_core::queue::DispatchQueue;

@@ -101,6 +101,7 @@ fn on_queue(
             retention_interval: StdDuration::from_secs(600),
             rate_limits: Default::default(),
             idle_poll: StdDuration::from_millis(50),
+            return_paths: None,
         },
     };
     (service, worker)

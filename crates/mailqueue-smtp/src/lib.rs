@@ -19,4 +19,4 @@ mod relay;
 
 pub use mime::{build_message, BuiltMessage};
 pub use outbox::OutboxTransport;
-pub use relay::{SmtpConfigError, SmtpRelay, SmtpSettings};
+pub use relay::{default_hello_name, SmtpConfigError, SmtpRelay, SmtpSettings};

@@ -35,7 +35,8 @@ pub struct BuiltMessage {
     pub from: EmailAddress,
     /// Every recipient, Bcc included (`RCPT TO`), each once.
     pub to: Vec<EmailAddress>,
-    /// 7-bit, CRLF only, no line over 998 octets.
+    /// CRLF only, no line over 998 octets; 7-bit unless submitted whole
+    /// with 8-bit bytes (which the submission front end allowed).
     pub bytes: Vec<u8>,
 }
 
@@ -201,16 +202,24 @@ fn wire_form_problem(bytes: &[u8]) -> Option<String> {
 }
 
 /// Builds the message. Failures are permanent: the same input would fail again.
+/// A message submitted whole goes as it came, to its envelope. The envelope
+/// sender is the email's return address when reports come back to
+/// mailqueue, else its sender.
 pub fn build_message(out: &OutgoingEmail<'_>) -> Result<BuiltMessage, DeliveryError> {
-    let message = build_lettre_message(out)?;
-    let bytes = message.formatted();
-    if let Some(problem) = wire_form_problem(&bytes) {
-        return Err(unbuildable(format!(
-            "the built message cannot go on the wire: {problem}"
-        )));
-    }
+    let (sender, bytes) = match &out.email.submitted {
+        Some(submitted) => (&submitted.envelope_from, submitted.message.clone()),
+        None => {
+            let bytes = build_lettre_message(out)?.formatted();
+            if let Some(problem) = wire_form_problem(&bytes) {
+                return Err(unbuildable(format!(
+                    "the built message cannot go on the wire: {problem}"
+                )));
+            }
+            (&out.email.from.address, bytes)
+        }
+    };
     Ok(BuiltMessage {
-        from: out.email.from.address.clone(),
+        from: out.return_path.clone().unwrap_or_else(|| sender.clone()),
         to: out
             .email
             .envelope_recipients()
@@ -300,6 +309,7 @@ mod tests {
             metadata: Default::default(),
             priority: Default::default(),
             scheduled_at: None,
+            submitted: None,
         }
     }
 
@@ -309,6 +319,7 @@ mod tests {
             message_id: "<abc@acme.test>",
             date: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
             email: e,
+            return_path: None,
         })
         .unwrap()
     }

@@ -100,7 +100,8 @@ pub struct SmtpRelay {
     description: String,
 }
 
-fn default_hello_name() -> String {
+/// This machine's host name, or `localhost`.
+pub fn default_hello_name() -> String {
     hostname::get()
         .ok()
         .and_then(|h| h.into_string().ok())

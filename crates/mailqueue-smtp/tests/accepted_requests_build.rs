@@ -203,6 +203,7 @@ fn check(v: &Value) -> Result<bool, TestCaseError> {
         message_id: &message_id,
         date: now,
         email: &email,
+        return_path: None,
     });
     let built = built.map_err(|e| TestCaseError::fail(format!("accepted but unbuildable: {e}")))?;
     for line in built.bytes.split(|&b| b == b'\n') {

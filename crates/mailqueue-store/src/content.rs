@@ -1,12 +1,17 @@
 //! The `content` column: an email's fields as JSON, the same in both
 //! databases. Attachment bytes live in `email_attachments`; the JSON keeps
 //! their names, types and sizes so listings never load the bytes.
+//!
+//! A message submitted whole (over SMTP) keeps its bytes in
+//! `email_attachments` too, as the email's one stored file (position 0,
+//! `message/rfc822`): it is loaded, backed up and purged with the same
+//! rows. Its JSON keeps the envelope, the Message-ID and the size.
 
 use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::ApiKeyPermission;
 use mailqueue_core::email::{Attachment, AttachmentInfo, CustomHeader, NewEmail, Priority, Tag};
 use mailqueue_core::store::StoreError;
-use mailqueue_core::Mailbox;
+use mailqueue_core::{EmailAddress, Mailbox, SubmittedMessage};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -32,6 +37,57 @@ struct StoredContent {
     tags: Vec<Tag>,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     metadata: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    submitted: Option<StoredSubmission>,
+}
+
+/// What the JSON keeps of a submitted message; its bytes are a file.
+#[derive(Serialize, Deserialize)]
+struct StoredSubmission {
+    envelope_from: String,
+    envelope_to: Vec<Mailbox>,
+    message_id: String,
+    size: u64,
+}
+
+/// One row of `email_attachments` to write.
+pub struct StoredFile<'a> {
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub content_id: Option<&'a str>,
+    pub content: &'a [u8],
+}
+
+/// The name and type under which a submitted message is stored.
+const SUBMITTED_FILE: (&str, &str) = ("message.eml", "message/rfc822");
+
+/// The files `email` stores, in position order: its attachments, or a
+/// submitted message's bytes.
+pub fn stored_files(email: &NewEmail) -> Vec<StoredFile<'_>> {
+    if let Some(s) = &email.submitted {
+        return vec![StoredFile {
+            filename: SUBMITTED_FILE.0,
+            content_type: SUBMITTED_FILE.1,
+            content_id: None,
+            content: &s.message,
+        }];
+    }
+    email
+        .attachments
+        .iter()
+        .map(|a| StoredFile {
+            filename: &a.filename,
+            content_type: &a.content_type,
+            content_id: a.content_id.as_deref(),
+            content: &a.content,
+        })
+        .collect()
+}
+
+/// Whether an email decoded with these attachment infos has files to load
+/// before it can be sent.
+pub fn has_files(email: &NewEmail, infos: &[AttachmentInfo]) -> bool {
+    email.submitted.is_some() || !infos.is_empty()
 }
 
 /// Serializes the fields of `email` that go into the `content` column.
@@ -49,13 +105,19 @@ pub fn encode_content(email: &NewEmail) -> String {
         attachments: email.attachments.iter().map(AttachmentInfo::from).collect(),
         tags: email.tags.clone(),
         metadata: email.metadata.clone(),
+        submitted: email.submitted.as_ref().map(|s| StoredSubmission {
+            envelope_from: s.envelope_from.to_string(),
+            envelope_to: s.envelope_to.clone(),
+            message_id: s.message_id.clone(),
+            size: s.message.len() as u64,
+        }),
     };
     serde_json::to_string(&stored)
         .unwrap_or_else(|e| unreachable!("email content always serializes: {e}"))
 }
 
-/// Rebuilds an email from its columns. Attachments come back without their
-/// bytes; [`with_attachment_bytes`] adds them where needed.
+/// Rebuilds an email from its columns. Attachments and a submitted message
+/// come back without their bytes; [`attach_files`] adds them where needed.
 pub fn decode_content(
     content: &str,
     priority: i16,
@@ -80,15 +142,42 @@ pub fn decode_content(
         metadata: stored.metadata,
         priority,
         scheduled_at,
+        submitted: stored
+            .submitted
+            .map(|s| {
+                let envelope_from = EmailAddress::parse(&s.envelope_from).map_err(|e| {
+                    StoreError::Corrupt(format!("a submitted message's envelope sender: {e}"))
+                })?;
+                Ok::<_, StoreError>(SubmittedMessage {
+                    envelope_from,
+                    envelope_to: s.envelope_to,
+                    message_id: s.message_id,
+                    message: Vec::new(),
+                })
+            })
+            .transpose()?,
     };
     Ok((email, stored.attachments))
 }
 
-/// Joins attachment metadata with the bytes loaded for it, by position.
-pub fn with_attachment_bytes(
+/// Gives `email` the bytes of its stored files, loaded in position order:
+/// a submitted message's, or its attachments' (joined with their infos by
+/// position).
+pub fn attach_files(
+    email: &mut NewEmail,
     infos: Vec<AttachmentInfo>,
     mut bytes: Vec<Vec<u8>>,
-) -> Result<Vec<Attachment>, StoreError> {
+) -> Result<(), StoreError> {
+    if let Some(submitted) = &mut email.submitted {
+        if bytes.len() != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "a submitted message is one stored file, but {} are stored",
+                bytes.len()
+            )));
+        }
+        submitted.message = bytes.remove(0);
+        return Ok(());
+    }
     if infos.len() != bytes.len() {
         return Err(StoreError::Corrupt(format!(
             "email lists {} attachments but {} are stored",
@@ -96,7 +185,7 @@ pub fn with_attachment_bytes(
             bytes.len()
         )));
     }
-    Ok(infos
+    email.attachments = infos
         .into_iter()
         .zip(bytes.drain(..))
         .map(|(info, content)| Attachment {
@@ -105,7 +194,8 @@ pub fn with_attachment_bytes(
             content_id: info.content_id,
             content,
         })
-        .collect())
+        .collect();
+    Ok(())
 }
 
 /// The `permission` column of `api_keys`; an unknown value is corruption.

@@ -22,6 +22,7 @@ pub fn plain_email(from: &str, to: &[&str]) -> NewEmail {
         metadata: serde_json::Map::new(),
         priority: Default::default(),
         scheduled_at: None,
+        submitted: None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! test, a private SQLite file, an SMTP server (aiosmtpd) that records what
 //! it receives, a scriptable SMTP relay that records the bytes on the wire,
 //! object stores (moto's S3, a GCS emulator), a forwarding proxy
-//! (tinyproxy), and free ports.
+//! (tinyproxy), a private Postfix, and free ports.
 //! Nothing here is a mock.
 
 mod certificate;
@@ -13,6 +13,7 @@ mod forward_proxy;
 mod gcs;
 mod gpg;
 mod http_sinks;
+mod postfix;
 mod redis;
 mod s3;
 mod smtp_relay;
@@ -30,6 +31,7 @@ pub use gcs::GcsEmulator;
 pub use gpg::GpgHome;
 pub use http_sinks::{HttpReceiver, Pushgateway};
 pub use mailqueue_scratch::{unique_suffix, TempDir, TestDatabase, TestTablespace};
+pub use postfix::{PostfixOptions, PostfixRelay, PrivatePostfix};
 pub use redis::{system_user, RedisServer};
 pub use s3::S3Server;
 pub use smtp_relay::{RelayOptions, RelayedCommand, RelayedMessage, TestRelay, SMUGGLING_PAYLOAD};

@@ -11,6 +11,7 @@
 
 use crate::config::{Config, Role};
 use crate::http_server::{self, HttpLimits};
+use crate::submission::SmtpListeners;
 use crate::wiring::{dispatch, lease_holder, lock_data_dir, transport, EMBEDDED_HOLDER};
 use anyhow::Context;
 use mailqueue_api::{ApiContext, ApiSettings, AuthCache, KeySlots, OpsContext, WebhookApiSettings};
@@ -45,6 +46,7 @@ pub struct Application {
     role: Role,
     listener: TcpListener,
     health_listener: Option<TcpListener>,
+    smtp: SmtpListeners,
     http_limits: HttpLimits,
     api: Option<Arc<ApiContext>>,
     ops: Arc<OpsContext>,
@@ -167,6 +169,7 @@ impl Application {
                         retention_interval: config.retention_interval,
                         rate_limits: config.rate_limits.clone(),
                         idle_poll: IDLE_POLL,
+                        return_paths: config.bounces.as_ref().map(|b| b.return_paths()),
                     },
                 })
             }
@@ -190,10 +193,15 @@ impl Application {
                 })?),
                 None => None,
             };
+        let smtp = match &api {
+            Some(api) => crate::submission::bind_all(&config, api, store.clone()).await?,
+            None => SmtpListeners::default(),
+        };
         Ok(Self {
             role,
             listener,
             health_listener,
+            smtp,
             http_limits: HttpLimits {
                 header_timeout: config.http_header_timeout,
                 max_connections: config.http_max_connections,
@@ -219,6 +227,17 @@ impl Application {
             .as_ref()
             .and_then(|l| l.local_addr().ok())
             .map(|a| a.port())
+    }
+
+    /// The SMTP submission ports: the STARTTLS one, then the implicit-TLS
+    /// one, as configured.
+    pub fn submission_ports(&self) -> Vec<u16> {
+        self.smtp.submission_ports()
+    }
+
+    /// The bounce domain's MX port (`MAILQUEUE_INBOUND_LISTEN`), if any.
+    pub fn inbound_port(&self) -> Option<u16> {
+        self.smtp.inbound_port()
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -253,6 +272,7 @@ impl Application {
                 stopped.clone(),
             ))
         });
+        let smtp = self.smtp.spawn(stopped.clone());
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: no new requests or claims");
@@ -274,6 +294,9 @@ impl Application {
         tokio::join!(signal, serving);
         if let Some(health) = health {
             let _ = health.await;
+        }
+        for listener in smtp {
+            let _ = listener.await;
         }
         if let Some(delivery) = delivery {
             delivery.shutdown(self.shutdown_grace).await;

@@ -3,6 +3,9 @@
 //! variables are refused, so a typo never goes unnoticed. The environment
 //! is passed in, never read from a global, so tests build any config.
 
+mod submission;
+pub use submission::{BounceConfig, SubmissionConfig};
+
 use crate::settings::{find_by_env, find_by_key, Setting, SETTINGS};
 use mailqueue_core::rate::RateLimits;
 use mailqueue_core::retention::RetentionPolicy;
@@ -142,6 +145,8 @@ pub struct Config {
     pub slack_webhook_url: Option<Secret>,
     pub log: String,
     pub log_format: LogFormat,
+    pub submission: SubmissionConfig,
+    pub bounces: Option<BounceConfig>,
 }
 
 /// The webhook settings.
@@ -548,6 +553,8 @@ impl Config {
             slack_webhook_url: secret("slack_webhook_url")?,
             log: l.get("log")?,
             log_format,
+            submission: submission::submission_config(&l)?,
+            bounces: submission::bounce_config(&l)?,
         })
     }
 

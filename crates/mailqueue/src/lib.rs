@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 mod http_server;
 pub mod settings;
+mod submission;
 mod wiring;
 
 pub use app::Application;

@@ -9,10 +9,12 @@
 
 mod interruption;
 mod outcome;
+mod report;
 
 pub use crate::events::WrittenEvents;
 pub use interruption::{Interrupted, Interruption};
 pub use outcome::{OutcomeTransition, SuppressedByBounce};
+pub use report::{LateReport, ReportTransition, ReportedSuppression};
 
 use crate::events::EventType;
 use crate::status::EmailStatus;

@@ -1,8 +1,7 @@
 //! What a webhook subscribes to: every event type of Resend's webhooks, so
 //! a subscription written for Resend is accepted as it is. mailqueue emits
 //! the `email.*` events of [`EventType`](crate::events::EventType) (not
-//! opens, clicks, complaints or receipts); the others are kept and never
-//! sent.
+//! opens, clicks or receipts); the others are kept and never sent.
 
 use std::fmt;
 use std::str::FromStr;

@@ -55,6 +55,7 @@ pub async fn send(relay: &SmtpRelay, email: &NewEmail) -> Result<Delivered, Deli
             message_id: "<test@acme.test>",
             date: now,
             email,
+            return_path: None,
         })
         .await
         .map_err(|e| match e {

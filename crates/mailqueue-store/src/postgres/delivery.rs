@@ -2,7 +2,7 @@
 //! attempts, each with its events in the same transaction (or statement).
 
 use super::PgStore;
-use crate::content::{decode_content, with_attachment_bytes};
+use crate::content::{attach_files, decode_content, has_files};
 use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
 use crate::shared::rows::{self, RowReader};
@@ -92,7 +92,7 @@ impl PgStore {
         let with_files: Vec<Uuid> = claimed
             .iter()
             .zip(&infos)
-            .filter(|(_, i)| !i.is_empty())
+            .filter(|(c, i)| has_files(&c.email, i))
             .map(|(c, _)| c.id.0)
             .collect();
         let mut bytes: HashMap<Uuid, Vec<Vec<u8>>> = HashMap::new();
@@ -113,9 +113,9 @@ impl PgStore {
             }
         }
         for (email, info) in claimed.iter_mut().zip(infos) {
-            if !info.is_empty() {
-                email.email.attachments =
-                    with_attachment_bytes(info, bytes.remove(&email.id.0).unwrap_or_default())?;
+            if has_files(&email.email, &info) {
+                let files = bytes.remove(&email.id.0).unwrap_or_default();
+                attach_files(&mut email.email, info, files)?;
             }
         }
         Ok(claimed)

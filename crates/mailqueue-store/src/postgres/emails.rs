@@ -2,7 +2,7 @@
 
 use super::event_writes::write_events;
 use super::PgStore;
-use crate::content::encode_content;
+use crate::content::{encode_content, stored_files};
 use crate::errors::store_error;
 use crate::shared::event_rows;
 use crate::shared::{statements, Dialect};
@@ -51,13 +51,13 @@ impl PgStore {
             created.push(e.created_at);
             scheduled.push(e.email.scheduled_at);
             due.push(e.due_at());
-            for (pos, a) in e.email.attachments.iter().enumerate() {
+            for (pos, a) in stored_files(&e.email).into_iter().enumerate() {
                 att_ids.push(e.id.0);
                 att_pos.push(pos as i16);
-                att_names.push(a.filename.as_str());
-                att_types.push(a.content_type.as_str());
-                att_cids.push(a.content_id.as_deref());
-                att_bytes.push(a.content.as_slice());
+                att_names.push(a.filename);
+                att_types.push(a.content_type);
+                att_cids.push(a.content_id);
+                att_bytes.push(a.content);
             }
         }
         let mut tx = self.pool.begin().await.map_err(|e| store_error(ctx, e))?;

@@ -92,6 +92,11 @@ fn migrator() -> Migrator {
             "claims counted apart from attempts",
             include_str!("../../migrations/postgres/0012_claims_apart_from_attempts.sql"),
         ),
+        (
+            13,
+            "unclassified reports",
+            include_str!("../../migrations/postgres/0013_unclassified_reports.sql"),
+        ),
     ])
 }
 

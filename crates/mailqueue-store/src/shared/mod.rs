@@ -14,6 +14,7 @@ pub mod executor;
 pub mod interrupted;
 pub mod keys;
 pub mod leases;
+pub mod reports;
 pub mod retention;
 pub mod retention_store;
 pub mod rows;

@@ -2,7 +2,7 @@
 
 use super::event_writes::{came_due, suppress_bounced, write_events};
 use super::{to_ms, SqliteStore};
-use crate::content::{decode_content, encode_content, with_attachment_bytes};
+use crate::content::{attach_files, decode_content, encode_content, has_files, stored_files};
 use crate::errors::store_error;
 use crate::outcome::OutcomeRows;
 use crate::shared::event_rows::{self, EventRow};
@@ -79,18 +79,18 @@ impl EmailInserts for SqliteStore {
                 .await
                 .map_err(|err| store_error(ctx, err))?;
         }
-        for e in emails.iter().filter(|e| !e.email.attachments.is_empty()) {
-            for (pos, a) in e.email.attachments.iter().enumerate() {
+        for e in &emails {
+            for (pos, a) in stored_files(&e.email).into_iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO email_attachments (email_id, position, filename, content_type, content_id, content) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(e.id.to_string())
                 .bind(pos as i64)
-                .bind(&a.filename)
-                .bind(&a.content_type)
-                .bind(&a.content_id)
-                .bind(&a.content)
+                .bind(a.filename)
+                .bind(a.content_type)
+                .bind(a.content_id)
+                .bind(a.content)
                 .execute(&mut *tx)
                 .await
                 .map_err(|err| store_error("storing attachments", err))?;
@@ -158,7 +158,7 @@ impl SqliteStore {
                     row.try_get("priority").map_err(c)?,
                     row.opt_time("scheduled_at")?,
                 )?;
-                if !infos.is_empty() {
+                if has_files(&email, &infos) {
                     let files = sqlx::query(
                     "SELECT content FROM email_attachments WHERE email_id = $1 ORDER BY position",
                 )
@@ -171,7 +171,7 @@ impl SqliteStore {
                         .map(|f| f.try_get::<Vec<u8>, _>("content"))
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(|e| store_error("loading attachments", e))?;
-                    email.attachments = with_attachment_bytes(infos, bytes)?;
+                    attach_files(&mut email, infos, bytes)?;
                 }
                 claimed.push(rows::claimed(row, email)?);
             }

@@ -100,6 +100,11 @@ fn migrator() -> Migrator {
             "claims counted apart from attempts",
             include_str!("../../migrations/sqlite/0012_claims_apart_from_attempts.sql"),
         ),
+        (
+            13,
+            "unclassified reports",
+            include_str!("../../migrations/sqlite/0013_unclassified_reports.sql"),
+        ),
     ])
 }
 

@@ -534,3 +534,47 @@ pub async fn queue_stats_count_pending_and_find_the_oldest(kind: StoreKind) {
     assert_eq!(count(EmailStatus::Sending), Some(1));
     assert_eq!(stats.oldest_due_at, Some(t0()));
 }
+
+pub async fn a_submitted_message_is_stored_and_claimed_whole(kind: StoreKind) {
+    use mailqueue_core::{EmailAddress, Mailbox, SubmittedMessage};
+    let s = test_store(kind).await;
+    let message =
+        b"From: a@acme.test\r\nSubject: whole\r\n\r\n8-bit \xc3\xa9t\xc3\xa9\r\n".to_vec();
+    let mut e = email("whole");
+    e.submitted = Some(SubmittedMessage {
+        envelope_from: EmailAddress::parse("bounce@acme.test").unwrap(),
+        envelope_to: vec![
+            Mailbox::parse("x@example.com").unwrap(),
+            Mailbox::parse("y@example.com").unwrap(),
+        ],
+        message_id: "<own@acme.test>".into(),
+        message: message.clone(),
+    });
+    let id = insert(s.store.as_ref(), e, t0()).await;
+    let record = s.store.get_email(id).await.unwrap().unwrap();
+    let submitted = record
+        .email
+        .submitted
+        .as_ref()
+        .expect("still a submitted message");
+    assert_eq!(submitted.envelope_to.len(), 2);
+    assert!(
+        record.attachments.is_empty(),
+        "the message is no attachment"
+    );
+    let claimed = s
+        .store
+        .claim_emails(&[id], &claim("w", t0()))
+        .await
+        .unwrap();
+    let sent = claimed[0].email.submitted.as_ref().unwrap();
+    assert_eq!(sent.message, message, "the bytes come back as they were");
+    assert_eq!(sent.envelope_from.as_str(), "bounce@acme.test");
+    let to: Vec<&str> = claimed[0]
+        .email
+        .envelope_recipients()
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(to, ["x@example.com", "y@example.com"]);
+}

@@ -245,3 +245,76 @@ pub async fn every_recipient_suppressed_ends_the_email(kind: StoreKind) {
     assert_eq!(suppressed.kind, "OnAccountSuppressionList");
     assert_eq!(suppressed.reason, "manual");
 }
+
+pub async fn a_late_report_writes_its_events_and_suppressions(kind: StoreKind) {
+    use mailqueue_core::transition::{LateReport, ReportTransition};
+    let s = test_store(kind).await;
+    let store = s.store.as_ref();
+    let id = insert(store, email("reported"), t0()).await;
+    store.claim_emails(&[id], &claim("w", t0())).await.unwrap();
+    store
+        .record_outcomes(&[outcome(id, 1, ok())])
+        .await
+        .unwrap();
+    let later = t0() + Duration::minutes(5);
+    let reports = [
+        LateReport::Bounced {
+            recipient: EmailAddress::parse("a@example.com").unwrap(),
+            status: "5.1.1".into(),
+            diagnostic_code: Some("550 5.1.1 user unknown".into()),
+        },
+        LateReport::Complained {
+            recipient: EmailAddress::parse("b@example.com").unwrap(),
+            feedback_type: "abuse".into(),
+        },
+    ];
+    let written = store
+        .record_report(&ReportTransition::of(id, later, &reports))
+        .await
+        .unwrap();
+    assert_eq!(written.count(EventType::Bounced), 1);
+    assert_eq!(written.count(EventType::Complained), 1);
+    assert_eq!(
+        history(store, id).await,
+        ["sent", "delivered", "bounced", "complained"]
+    );
+    let record = store.get_email(id).await.unwrap().unwrap();
+    assert_eq!(record.status, mailqueue_core::EmailStatus::Sent);
+    assert_eq!(record.last_event, Some(EventType::Complained));
+    let listed = store
+        .suppressed_among(&[
+            EmailAddress::parse("a@example.com").unwrap(),
+            EmailAddress::parse("b@example.com").unwrap(),
+        ])
+        .await
+        .unwrap();
+    let origins: Vec<_> = listed.iter().map(|l| l.origin).collect();
+    assert_eq!(
+        origins,
+        [SuppressionOrigin::Bounce, SuppressionOrigin::Complaint]
+    );
+    // A report about an email that is gone writes nothing.
+    let gone = EmailId::generate(t0());
+    let none = store
+        .record_report(&ReportTransition::of(gone, later, &reports))
+        .await
+        .unwrap();
+    assert_eq!(none.total(), 0);
+}
+
+pub async fn an_unclassified_report_is_kept_whole(kind: StoreKind) {
+    use mailqueue_core::store::UnclassifiedReport;
+    let s = test_store(kind).await;
+    let report = UnclassifiedReport {
+        id: EmailId::generate(t0()).0,
+        received_at: t0(),
+        mail_from: String::new(),
+        rcpt_to: "b-x@bounces.acme.test".into(),
+        email_id: None,
+        reason: "not a multipart/report".into(),
+        message: b"Subject: out of office\r\n\r\n\xff\0binary\r\n".to_vec(),
+    };
+    s.store.keep_unclassified_report(&report).await.unwrap();
+    let again = s.store.keep_unclassified_report(&report).await;
+    assert!(again.is_err(), "one id, one report");
+}

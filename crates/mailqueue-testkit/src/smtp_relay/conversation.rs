@@ -322,7 +322,9 @@ impl Conversation {
                     self.rcpt_to.push(address);
                     self.reply("250 2.1.5 Ok");
                 } else {
-                    self.reply(&format!("{code} recipient refused"));
+                    // 550 says why as real servers do: no such mailbox.
+                    let status = if code == 550 { " 5.1.1" } else { "" };
+                    self.reply(&format!("{code}{status} <{address}>: recipient refused"));
                 }
             }
             "DATA" if self.rcpt_to.is_empty() => self.reply("554 5.5.1 Error: no valid recipients"),

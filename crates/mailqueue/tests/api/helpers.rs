@@ -16,6 +16,10 @@ pub struct TestApp {
     pub address: String,
     /// `http://127.0.0.1:<port>` of `MAILQUEUE_HEALTH_LISTEN`, when set.
     pub health_address: Option<String>,
+    /// The SMTP submission ports, as `Application::submission_ports`.
+    pub submission_ports: Vec<u16>,
+    /// The bounce domain's MX port, as `Application::inbound_port`.
+    pub inbound_port: Option<u16>,
     pub api_key: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
@@ -76,6 +80,8 @@ pub async fn spawn_app_with_clock(
     let health_address = app
         .health_port()
         .map(|port| format!("http://127.0.0.1:{port}"));
+    let submission_ports = app.submission_ports();
+    let inbound_port = app.inbound_port();
     let store = app.store();
     let api_key = create_api_key(store.as_ref(), "test").await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -85,6 +91,8 @@ pub async fn spawn_app_with_clock(
     TestApp {
         address,
         health_address,
+        submission_ports,
+        inbound_port,
         api_key,
         client: reqwest::Client::new(),
         store,
@@ -249,4 +257,36 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// Runs `program` with `args` and `input` on its stdin, off the runtime's
+/// threads; returns what it printed, having checked that it succeeded.
+pub async fn run_with_input(program: &str, args: Vec<String>, input: String) -> Vec<u8> {
+    let program = program.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(&program)
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+        child
+            .stdin
+            .take()
+            .expect("a piped stdin")
+            .write_all(input.as_bytes())
+            .expect("the input is written");
+        child.wait_with_output().expect("the process ends")
+    })
+    .await
+    .expect("the process was waited for");
+    assert!(
+        out.status.success(),
+        "the client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
