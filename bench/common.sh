@@ -322,7 +322,8 @@ build_example() {
 }
 
 # two_sides MAX_SPREAD "POSTFIX RATES" "MAILQUEUE RATES": medians, their
-# ratio (mailqueue / postfix) and spreads ((max - min) / median), and which
+# ratio (mailqueue / postfix) and spreads ((max - min) / median, with five
+# runs or more of all but the fastest and slowest), and which
 # side's runs disagree (spread above MAX_SPREAD), as one line of k=v:
 # postfix= mailqueue= ratio= postfix_spread= mailqueue_spread= refused=.
 two_sides() {
@@ -330,7 +331,12 @@ two_sides() {
 import statistics, sys
 max_spread = float(sys.argv[1])
 sides = {"postfix": [float(x) for x in sys.argv[2].split()], "mailqueue": [float(x) for x in sys.argv[3].split()]}
-spread = {k: (max(v) - min(v)) / statistics.median(v) for k, v in sides.items()}
+def kept(v):
+    # With five runs or more, one passing spell of the machine does not
+    # void a side: its fastest and slowest runs are set aside.
+    v = sorted(v)
+    return v[1:-1] if len(v) >= 5 else v
+spread = {k: (max(kept(v)) - min(kept(v))) / statistics.median(v) for k, v in sides.items()}
 median = {k: statistics.median(v) for k, v in sides.items()}
 refused = [k for k, s in spread.items() if s > max_spread]
 print(f"postfix={median['postfix']:.0f} mailqueue={median['mailqueue']:.0f} "

@@ -24,23 +24,28 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Messages a client address may send per minute.
-const MESSAGES_PER_MINUTE: u32 = 600;
-
 pub struct BounceMx {
     service: Arc<EmailService>,
     paths: ReturnPaths,
     settings: SessionSettings,
+    /// Messages a client address may send per minute.
+    per_minute: u32,
     /// Messages per client address in the current minute.
     rate: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
 impl BounceMx {
-    pub fn new(service: Arc<EmailService>, paths: ReturnPaths, settings: SessionSettings) -> Self {
+    pub fn new(
+        service: Arc<EmailService>,
+        paths: ReturnPaths,
+        settings: SessionSettings,
+        per_minute: u32,
+    ) -> Self {
         Self {
             service,
             paths,
             settings,
+            per_minute,
             rate: Mutex::default(),
         }
     }
@@ -57,7 +62,7 @@ impl BounceMx {
             *entry = (0, now);
         }
         entry.0 += 1;
-        entry.0 <= MESSAGES_PER_MINUTE
+        entry.0 <= self.per_minute
     }
 
     /// Applies `report`; returns why nothing applied, if nothing did.

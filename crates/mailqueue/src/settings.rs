@@ -78,6 +78,7 @@ pub const SETTINGS: &[Setting] = &[
     s("bounce_domain", "MAILQUEUE_BOUNCE_DOMAIN", None, "Late bounces and complaints: every email is sent from a return address at this domain (`b-<email id>-<mac>@bounces.example.com`), whose MX is mailqueue (see docs/bounces.md)"),
     secret("bounce_secret", "MAILQUEUE_BOUNCE_SECRET", "The key of the return addresses' MACs (at least 16 characters, the same on every process); needed with `MAILQUEUE_BOUNCE_DOMAIN`"),
     s("inbound_listen", "MAILQUEUE_INBOUND_LISTEN", None, "The bounce domain's MX (e.g. `0.0.0.0:25`): takes DSNs and complaints for return addresses only, no AUTH; roles `all` and `api`"),
+    s("inbound_messages_per_minute", "MAILQUEUE_INBOUND_MESSAGES_PER_MINUTE", Some("600"), "Messages the bounce domain's MX takes from one client address per minute; more get 450 4.7.1"),
     s("max_batch", "MAILQUEUE_MAX_BATCH", Some("100"), "Most emails in one batch request"),
     s("message_id_domain", "MAILQUEUE_MESSAGE_ID_DOMAIN", None, "Domain of generated Message-IDs (default: the sender's domain)"),
     s("idempotency_ttl_seconds", "MAILQUEUE_IDEMPOTENCY_TTL_SECONDS", Some("86400"), "How long idempotency keys are kept"),

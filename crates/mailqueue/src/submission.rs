@@ -107,6 +107,7 @@ pub async fn bind_all(
                     api.service.clone(),
                     bounces.return_paths(),
                     settings,
+                    bounces.messages_per_minute,
                 )),
                 connections: Arc::new(Connections::default()),
             });

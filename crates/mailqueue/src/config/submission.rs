@@ -96,6 +96,8 @@ pub struct BounceConfig {
     pub secret: super::Secret,
     /// The bounce domain's MX (e.g. `0.0.0.0:25`); roles `all` and `api`.
     pub inbound_listen: Option<SocketAddr>,
+    /// Messages the MX takes from one client address per minute.
+    pub messages_per_minute: u32,
 }
 
 pub(super) fn bounce_config(l: &Layers) -> Result<Option<BounceConfig>, ConfigError> {
@@ -120,10 +122,13 @@ pub(super) fn bounce_config(l: &Layers) -> Result<Option<BounceConfig>, ConfigEr
     if let Err(reason) = mailqueue_core::return_path::ReturnPaths::new(&domain, secret.as_bytes()) {
         return Err(invalid("MAILQUEUE_BOUNCE_DOMAIN", &reason));
     }
+    let messages_per_minute = u32::try_from(l.positive("inbound_messages_per_minute")?)
+        .map_err(|_| invalid("MAILQUEUE_INBOUND_MESSAGES_PER_MINUTE", "is too large"))?;
     Ok(Some(BounceConfig {
         domain,
         secret: super::Secret(secret),
         inbound_listen,
+        messages_per_minute,
     }))
 }
 
