@@ -15,10 +15,10 @@ use mailqueue_testkit::{
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const DOMAIN: &str = "bounces.acme.test";
-const SECRET: &str = "a-secret-of-the-bounce-domain";
+pub const DOMAIN: &str = "bounces.acme.test";
+pub const SECRET: &str = "a-secret-of-the-bounce-domain";
 
-fn paths() -> ReturnPaths {
+pub fn paths() -> ReturnPaths {
     ReturnPaths::new(DOMAIN, SECRET.as_bytes()).unwrap()
 }
 
@@ -69,7 +69,7 @@ async fn wait_for_event(app: &TestApp, id: &str, wanted: &str) -> Value {
 
 /// Sends `message` to the app's MX with smtplib, from the null sender to
 /// `rcpt`; returns the replies to RCPT and DATA.
-async fn report_to_mx(app: &TestApp, rcpt: &str, message: &str, dir: &TempDir) -> (i64, i64) {
+pub async fn report_to_mx(app: &TestApp, rcpt: &str, message: &str, dir: &TempDir) -> (i64, i64) {
     let file = dir.path().join("report.eml");
     std::fs::write(
         &file,
@@ -210,7 +210,7 @@ Diagnostic-Code: X-Postfix; connect to mx.example.com: Connection timed out
 }
 
 /// An ARF abuse report about the email sent from `return_path` to `recipient`.
-fn arf(return_path: &str, recipient: &str) -> String {
+pub fn arf(return_path: &str, recipient: &str) -> String {
     format!(
         "From: <fbl@mailbox.example>
 Subject: complaint

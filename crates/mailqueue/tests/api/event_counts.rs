@@ -2,8 +2,9 @@
 //! through every transition: accepted now or later, a scheduled email
 //! coming due, delivered, bounced, suppressed, delayed, a reschedule of an
 //! email waiting for a retry (which writes no `email.scheduled`), cancelled,
-//! retried by hand, and rescued after its worker vanished. (`email.failed`
-//! is left to the store suite, which checks every change's report.)
+//! retried by hand, rescued after its worker vanished, and complained of
+//! in a report to the bounce domain. (`email.failed` is left to the store
+//! suite, which checks every change's report.)
 
 use crate::helpers::*;
 use chrono::Utc;
@@ -82,6 +83,9 @@ async fn counts_match_what_was_written(kind: StoreKind) {
         // A delayed email waits long enough to be rescheduled.
         ("MAILQUEUE_RETRY_INITIAL_SECONDS", "600".into()),
         ("MAILQUEUE_RETRY_MAX_DELAY_SECONDS", "600".into()),
+        ("MAILQUEUE_BOUNCE_DOMAIN", crate::bounces::DOMAIN.into()),
+        ("MAILQUEUE_BOUNCE_SECRET", crate::bounces::SECRET.into()),
+        ("MAILQUEUE_INBOUND_LISTEN", "127.0.0.1:0".into()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let app = spawn_app_with(kind, &env).await;
@@ -93,6 +97,20 @@ async fn counts_match_what_was_written(kind: StoreKind) {
     let delayed = app.send(&to("busy@example.com")).await;
     let later = app.send(&scheduled("in 1 hour")).await;
     app.wait_for_status(&delivered, "sent", WAIT).await;
+    // Another recipient complains of the email sent to them.
+    let complained = app.send(&to("complains@example.com")).await;
+    app.wait_for_status(&complained, "sent", WAIT).await;
+    let return_path = crate::bounces::paths()
+        .address_for(complained.parse().unwrap())
+        .to_string();
+    let complaint = crate::bounces::arf(&return_path, "complains@example.com");
+    let dir = mailqueue_testkit::TempDir::new("complaint");
+    let replies = crate::bounces::report_to_mx(&app, &return_path, &complaint, &dir).await;
+    assert_eq!(replies, (250, 250));
+    wait_until("the complaint", WAIT, || async {
+        (app.email(&complained).await["last_event"] == "complained").then_some(())
+    })
+    .await;
     app.wait_for_status(&bounced, "failed", WAIT).await;
     app.wait_for_status(&comes_due, "sent", WAIT).await;
     wait_until("the busy recipient's first attempt", WAIT, || async {

@@ -725,3 +725,62 @@ async fn connections_beyond_the_cap_of_one_address_are_turned_away() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_silent_client_is_timed_out() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let s = submission_app(
+        StoreKind::Sqlite,
+        &[
+            ("MAILQUEUE_SUBMISSION_COMMAND_TIMEOUT_SECONDS", "1"),
+            ("MAILQUEUE_SUBMISSION_DATA_TIMEOUT_SECONDS", "1"),
+            ("MAILQUEUE_SUBMISSION_ALLOW_PLAINTEXT_AUTH", "true"),
+        ],
+    )
+    .await;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", s.starttls_port()))
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(stream);
+    let mut replies = String::new();
+    // Silent after the greeting: 421 within the command timeout.
+    let read_all = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut line = String::new();
+        while lines.read_line(&mut line).await.unwrap() > 0 {}
+        line
+    })
+    .await
+    .expect("the server closes a silent connection");
+    replies.push_str(&read_all);
+    assert!(replies.contains("421 4.4.2"), "{replies}");
+
+    // Silent in the middle of a message: the same, and nothing is stored.
+    let key = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("\0resend\0{}", s.app.api_key),
+    );
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", s.starttls_port()))
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(stream);
+    let commands = format!(
+        "EHLO c.test\r\nAUTH PLAIN {key}\r\nMAIL FROM:<a@acme.test>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nSubject: cut\r\n\r\nhalf a mess"
+    );
+    lines
+        .get_mut()
+        .write_all(commands.as_bytes())
+        .await
+        .unwrap();
+    let transcript = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut all = String::new();
+        while lines.read_line(&mut all).await.unwrap() > 0 {}
+        all
+    })
+    .await
+    .expect("the server closes a connection silent in DATA");
+    assert!(
+        transcript.contains("354 ") && transcript.contains("421 4.4.2"),
+        "{transcript}"
+    );
+    assert_eq!(s.app.stored_count().await, 0);
+}
