@@ -75,6 +75,14 @@ pub trait RetentionStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<u64, StoreError>;
 
+    /// Deletes up to `limit` unclassified reports received before
+    /// `received_before`. Returns how many.
+    async fn purge_unclassified_reports(
+        &self,
+        received_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
     /// When the oldest email still stored was created.
     async fn oldest_email_created_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 

@@ -120,7 +120,8 @@ pub async fn run(
 }
 
 /// One pass: contents first (their batches shrink the rows the deletions
-/// later cascade through), then emails, then idempotency keys.
+/// later cascade through), then emails, then idempotency keys and
+/// unclassified reports.
 async fn pass(d: &Delivery, s: &mut Signals) -> Result<PassEnd, StoreError> {
     let cut = d.settings.retention.cutoffs(d.clock.now());
     let store = d.store.as_ref();
@@ -140,6 +141,12 @@ async fn pass(d: &Delivery, s: &mut Signals) -> Result<PassEnd, StoreError> {
             }
             // Idempotency keys older than the emails they could answer for.
             store.purge_idempotency_keys(before).await?;
+            // Reports nobody could apply, kept as long as emails are.
+            let purge = || store.purge_unclassified_reports(before, BATCH);
+            let mut reports = 0;
+            if !in_batches(d, s, "unclassified_reports", &mut reports, purge).await? {
+                break 'pass PassEnd::Interrupted;
+            }
         }
         PassEnd::Finished
     };

@@ -47,7 +47,8 @@ pub struct Metrics {
     pub webhook_outbox_depth: Gauge,
     pub webhook_oldest_pending_age_seconds: Gauge<f64, AtomicU64>,
     /// Rows retention removed, by what: `emails` (deleted with everything
-    /// hanging off them) or `contents` (bodies and attachment bytes dropped).
+    /// hanging off them), `contents` (bodies and attachment bytes dropped)
+    /// or `unclassified_reports`.
     pub retention_purged: Family<Label, Counter>,
     /// Creation time (Unix seconds) of the oldest email kept, as last seen
     /// by the process that runs the fleet's maintenance.
@@ -184,7 +185,7 @@ impl Metrics {
         );
         registry.register(
             "retention_purged",
-            "Finished emails deleted (`emails`) or stripped of their contents (`contents`) by retention",
+            "Finished emails deleted (`emails`), stripped of their contents (`contents`), or unclassified reports deleted (`unclassified_reports`) by retention",
             m.retention_purged.clone(),
         );
         registry.register(

@@ -85,6 +85,16 @@ pub fn mark_contents_purged(
 }
 
 /// The creation time of the oldest email kept (ids sort by creation time).
+/// A batch of unclassified reports received before `before`, oldest first.
+pub fn purge_unclassified_reports(before: DateTime<Utc>, limit: u32) -> Statement {
+    Statement::new(
+        "DELETE FROM unclassified_reports WHERE id IN \
+         (SELECT id FROM unclassified_reports WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
+    )
+    .with(Param::Time(before))
+    .with(Param::Int(i64::from(limit)))
+}
+
 pub fn oldest_email() -> Statement {
     Statement::new("SELECT created_at FROM emails ORDER BY id LIMIT 1")
 }

@@ -35,6 +35,15 @@ on_both_stores! {
             self.purge_contents(mark).await
         }
 
+        async fn purge_unclassified_reports(
+            &self,
+            received_before: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<u64, StoreError> {
+            let st = retention::purge_unclassified_reports(received_before, limit);
+            self.db().execute("deleting unclassified reports past retention", &st).await
+        }
+
         async fn oldest_email_created_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
             let row = self
                 .db()

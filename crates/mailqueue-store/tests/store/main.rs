@@ -64,6 +64,7 @@ conformance!(
     retention::only_old_finished_emails_are_deleted_with_what_hangs_off_them,
     retention::content_retention_drops_bodies_and_attachment_bytes_only,
     retention::a_purge_during_delivery_loses_nothing,
+    retention::old_unclassified_reports_are_deleted,
     retention::stale_statistics_are_refreshed,
     upgrade::rows_of_the_previous_schema_read_as_the_current_store_has_them,
     upgrade::attempts_claimed_before_0012_keep_their_numbers,

@@ -264,3 +264,41 @@ pub async fn stale_statistics_are_refreshed(kind: StoreKind) {
         }
     }
 }
+
+pub async fn old_unclassified_reports_are_deleted(kind: StoreKind) {
+    use mailqueue_core::store::UnclassifiedReport;
+    let s = test_store(kind).await;
+    let report = |at| UnclassifiedReport {
+        id: mailqueue_core::EmailId::generate(at).0,
+        received_at: at,
+        mail_from: String::new(),
+        rcpt_to: "b-x@bounces.acme.test".into(),
+        email_id: None,
+        reason: "not a report".into(),
+        message: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
+    };
+    let old = t0() - chrono::Duration::days(40);
+    for at in [old, old, t0()] {
+        s.store.keep_unclassified_report(&report(at)).await.unwrap();
+    }
+    let cutoff = t0() - chrono::Duration::days(30);
+    assert_eq!(
+        s.store.purge_unclassified_reports(cutoff, 1).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.store
+            .purge_unclassified_reports(cutoff, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.store
+            .purge_unclassified_reports(cutoff, 10)
+            .await
+            .unwrap(),
+        0,
+        "the new one stays"
+    );
+}
