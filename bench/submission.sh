@@ -82,10 +82,9 @@ start_postfix
 start_mailqueue
 trap 'stop_postfix; kill $MQ_PID $REDIS_PID 2>/dev/null || true' EXIT
 log "warming up both (1000 messages each)"
-MESSAGES_SAVED=$MESSAGES
+# A variable set before a function's call holds for that call only.
 MESSAGES=1000 run_postfix >/dev/null
 MESSAGES=1000 run_mailqueue >/dev/null
-MESSAGES=$MESSAGES_SAVED
 postfix_rates=() mailqueue_rates=()
 for round in $(seq 1 "$ROUNDS"); do
   order="postfix mailqueue"

@@ -262,7 +262,7 @@ impl BounceClass {
 }
 
 /// An enhanced status code (RFC 3463): `class.subject.detail`, class 2, 4 or 5.
-fn is_enhanced_status(word: &str) -> bool {
+pub fn is_enhanced_status(word: &str) -> bool {
     let parts: Vec<&str> = word.split('.').collect();
     parts.len() == 3
         && matches!(parts[0], "2" | "4" | "5")

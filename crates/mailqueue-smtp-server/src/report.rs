@@ -5,6 +5,7 @@
 //! here trusts the report: the caller matches it against what was sent.
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mailqueue_core::events::is_enhanced_status;
 
 /// What a report says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,14 +175,7 @@ fn typed_address(value: &str) -> String {
 fn status_code(value: &str) -> Option<String> {
     value
         .split(|c: char| c.is_whitespace() || c == '(')
-        .find(|word| {
-            let parts: Vec<&str> = word.split('.').collect();
-            parts.len() == 3
-                && matches!(parts[0], "2" | "4" | "5")
-                && parts[1..]
-                    .iter()
-                    .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
-        })
+        .find(|word| is_enhanced_status(word))
         .map(str::to_string)
 }
 

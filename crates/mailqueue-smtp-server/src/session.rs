@@ -376,28 +376,27 @@ impl Session {
 
     fn rcpt(&mut self, to: &str) -> Result<(), Closed> {
         let max = self.intake.settings().max_recipients;
-        if self.transaction.is_none() {
-            return self.refused(Reply::new(503, "5.5.1", "send MAIL first"));
-        }
-        let mailbox = match self.intake.recipient(to) {
-            Ok(m) => m,
-            Err(reply) => return self.refused(reply),
-        };
         let Some(transaction) = &mut self.transaction else {
             return self.refused(Reply::new(503, "5.5.1", "send MAIL first"));
         };
-        if transaction.to.iter().any(|m| m.address == mailbox.address) {
-            return self.ok(Reply::new(250, "2.1.5", "Ok"));
-        }
-        if transaction.to.len() >= max {
-            return self.refused(Reply::new(
+        let taken = match self.intake.recipient(to) {
+            Err(reply) => Err(reply),
+            // A recipient named twice is taken once.
+            Ok(m) if transaction.to.iter().any(|t| t.address == m.address) => Ok(()),
+            Ok(_) if transaction.to.len() >= max => Err(Reply::new(
                 452,
                 "4.5.3",
                 format!("too many recipients: at most {max} per message"),
-            ));
+            )),
+            Ok(m) => {
+                transaction.to.push(m);
+                Ok(())
+            }
+        };
+        match taken {
+            Ok(()) => self.ok(Reply::new(250, "2.1.5", "Ok")),
+            Err(reply) => self.refused(reply),
         }
-        transaction.to.push(mailbox);
-        self.ok(Reply::new(250, "2.1.5", "Ok"))
     }
 
     async fn data(&mut self) -> Result<(), Closed> {

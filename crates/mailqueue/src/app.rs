@@ -11,7 +11,7 @@
 
 use crate::config::{Config, Role};
 use crate::http_server::{self, HttpLimits};
-use crate::submission::SmtpListeners;
+use crate::smtp_listeners::SmtpListeners;
 use crate::wiring::{dispatch, lease_holder, lock_data_dir, transport, EMBEDDED_HOLDER};
 use anyhow::Context;
 use mailqueue_api::{ApiContext, ApiSettings, AuthCache, KeySlots, OpsContext, WebhookApiSettings};
@@ -169,7 +169,7 @@ impl Application {
                         retention_interval: config.retention_interval,
                         rate_limits: config.rate_limits.clone(),
                         idle_poll: IDLE_POLL,
-                        return_paths: config.bounces.as_ref().map(|b| b.return_paths()),
+                        return_paths: config.bounces.as_ref().map(|b| b.return_paths.clone()),
                     },
                 })
             }
@@ -194,7 +194,7 @@ impl Application {
                 None => None,
             };
         let smtp = match &api {
-            Some(api) => crate::submission::bind_all(&config, api, store.clone()).await?,
+            Some(api) => crate::smtp_listeners::bind_all(&config, api, store.clone()).await?,
             None => SmtpListeners::default(),
         };
         Ok(Self {

@@ -3,8 +3,8 @@
 //! variables are refused, so a typo never goes unnoticed. The environment
 //! is passed in, never read from a global, so tests build any config.
 
-mod submission;
-pub use submission::{BounceConfig, SubmissionConfig};
+mod smtp;
+pub use smtp::{BounceConfig, SubmissionConfig};
 
 use crate::settings::{find_by_env, find_by_key, Setting, SETTINGS};
 use mailqueue_core::rate::RateLimits;
@@ -553,8 +553,8 @@ impl Config {
             slack_webhook_url: secret("slack_webhook_url")?,
             log: l.get("log")?,
             log_format,
-            submission: submission::submission_config(&l)?,
-            bounces: submission::bounce_config(&l)?,
+            submission: smtp::submission_config(&l)?,
+            bounces: smtp::bounce_config(&l)?,
         })
     }
 

@@ -7,7 +7,7 @@ pub mod commands;
 pub mod config;
 mod http_server;
 pub mod settings;
-mod submission;
+mod smtp_listeners;
 mod wiring;
 
 pub use app::Application;

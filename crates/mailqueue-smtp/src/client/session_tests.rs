@@ -520,3 +520,43 @@ async fn a_write_that_makes_no_progress_times_out() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn an_8bit_message_is_announced_to_a_relay_that_offers_8bitmime() {
+    let transaction = || {
+        vec![
+            Peer::Read("MAIL FROM:<f@acme.test>"),
+            Peer::Send("250 ok\r\n"),
+            Peer::Read("RCPT TO:<x@e.test>"),
+            Peer::Send("250 ok\r\n"),
+            Peer::Read("DATA"),
+            Peer::Send("354 go on\r\n"),
+            Peer::ReadData,
+            Peer::Send("250 ok\r\n"),
+            Peer::UntilClosed,
+        ]
+    };
+    let mail_from = |ehlo: &'static str, message: &'static [u8]| async move {
+        let (mut s, peer) = ready_with(ehlo, transaction(), 1 << 16).await;
+        s.send_mail(&addr("f@acme.test"), &rcpts(&["x@e.test"]), message)
+            .await
+            .unwrap();
+        drop(s);
+        peer.await.unwrap()[1].clone()
+    };
+    let eight_bit: &[u8] = "Subject: caf\u{e9}\r\n\r\nna\u{ef}ve\r\n".as_bytes();
+    assert_eq!(
+        mail_from(EHLO_PLAIN, eight_bit).await,
+        "MAIL FROM:<f@acme.test> BODY=8BITMIME"
+    );
+    assert_eq!(
+        mail_from(EHLO_PLAIN, b"Subject: plain\r\n\r\nascii\r\n").await,
+        "MAIL FROM:<f@acme.test>",
+        "a 7-bit message is not announced"
+    );
+    assert_eq!(
+        mail_from(EHLO_PIPELINING, eight_bit).await,
+        "MAIL FROM:<f@acme.test>",
+        "a relay without 8BITMIME is not told of it"
+    );
+}

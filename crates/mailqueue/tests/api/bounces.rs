@@ -76,24 +76,16 @@ pub async fn report_to_mx(app: &TestApp, rcpt: &str, message: &str, dir: &TempDi
         message.replace('\n', "\r\n").replace("\r\r\n", "\r\n"),
     )
     .unwrap();
-    let port = app.inbound_port.expect("the MX listens");
-    let script = r#"
-import json, smtplib, sys
-spec = json.load(sys.stdin)
-c = smtplib.SMTP("127.0.0.1", spec["port"], timeout=30)
-c.ehlo("mx-client.test")
-c.mail("")
-code, _ = c.rcpt(spec["rcpt"])
-data = 0
-if code == 250:
-    data, _ = c.data(open(spec["file"], "rb").read())
-c.quit()
-print(json.dumps([code, data]))
-"#;
-    let input = json!({"port": port, "rcpt": rcpt, "file": file.to_str().unwrap()}).to_string();
-    let out = run_with_input("python3", vec!["-c".into(), script.into()], input).await;
-    let codes: Vec<i64> = serde_json::from_slice(&out).unwrap();
-    (codes[0], codes[1])
+    let out = run_compat(
+        "smtp_conversation.py",
+        &json!({
+            "port": app.inbound_port.expect("the MX listens"), "mode": "plain",
+            "steps": [["mail", ""], ["rcpt", rcpt], ["data", file.to_str().unwrap()]],
+        }),
+    )
+    .await;
+    let code = |i: usize| out["steps"][i][0].as_i64().unwrap_or(0);
+    (code(1), code(2))
 }
 
 /// Sends one email through the API and waits until it is sent; returns
@@ -346,4 +338,86 @@ I am away until Monday.
     );
     assert!(metrics.contains("mailqueue_inbound_reports_total{kind=\"complaint\"} 1"));
     assert!(metrics.contains("mailqueue_inbound_reports_total{kind=\"delay\"} 1"));
+}
+
+#[tokio::test]
+async fn the_mx_slows_down_a_client_that_sends_too_much() {
+    let relay = TestRelay::start(RelayOptions::default()).await;
+    let app = spawn_app_with(
+        StoreKind::Sqlite,
+        &[
+            ("MAILQUEUE_SMTP_URL", &relay.url()),
+            ("MAILQUEUE_BOUNCE_DOMAIN", DOMAIN),
+            ("MAILQUEUE_BOUNCE_SECRET", SECRET),
+            ("MAILQUEUE_INBOUND_LISTEN", "127.0.0.1:0"),
+            ("MAILQUEUE_INBOUND_MESSAGES_PER_MINUTE", "1"),
+        ],
+    )
+    .await;
+    let dir = TempDir::new("reports");
+    let id = sent_email(&app, "ann@example.com").await;
+    let return_path = paths()
+        .address_for(id.parse::<EmailId>().unwrap())
+        .to_string();
+    let dsn = delayed_dsn("ann@example.com");
+    assert_eq!(
+        report_to_mx(&app, &return_path, &dsn, &dir).await,
+        (250, 250)
+    );
+    assert_eq!(
+        report_to_mx(&app, &return_path, &dsn, &dir).await,
+        (250, 450),
+        "the second message within the minute waits"
+    );
+    let delays = event_types(&app, &id)
+        .await
+        .iter()
+        .filter(|t| *t == "email.delivery_delayed")
+        .count();
+    assert_eq!(delays, 1, "the refused one wrote nothing");
+}
+
+#[tokio::test]
+async fn a_complaint_without_a_return_path_is_matched_by_its_message_id() {
+    let relay = TestRelay::start(RelayOptions::default()).await;
+    let app = app_with_bounces(StoreKind::Sqlite, &relay.url(), "127.0.0.1:0").await;
+    let dir = TempDir::new("reports");
+    let complained_of = sent_email(&app, "ann@example.com").await;
+    let other = sent_email(&app, "bob@example.com").await;
+    let message_id = app.email(&complained_of).await["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A feedback loop that returns only the headers, to a return address
+    // of another email.
+    let report = format!(
+        "From: <fbl@mailbox.example>
+Subject: complaint
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary=\"F2\"
+
+--F2
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+Version: 1
+Original-Rcpt-To: <ann@example.com>
+
+--F2
+Content-Type: text/rfc822-headers
+
+From: billing@acme.test
+To: ann@example.com
+Message-ID: {message_id}
+
+--F2--
+"
+    );
+    let to = paths()
+        .address_for(other.parse::<EmailId>().unwrap())
+        .to_string();
+    assert_eq!(report_to_mx(&app, &to, &report, &dir).await, (250, 250));
+    wait_for_event(&app, &complained_of, "email.complained").await;
+    let types = event_types(&app, &other).await;
+    assert!(!types.iter().any(|t| t == "email.complained"), "{types:?}");
 }

@@ -259,6 +259,21 @@ impl Drop for TestApp {
     }
 }
 
+/// Runs `tests/compat/{script}` (Python) with `input` as JSON on stdin;
+/// returns its JSON output.
+pub async fn run_compat(script: &str, input: &Value) -> Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/compat")
+        .join(script);
+    let out = run_with_input(
+        "python3",
+        vec![script.to_str().expect("a UTF-8 path").to_string()],
+        input.to_string(),
+    )
+    .await;
+    serde_json::from_slice(&out).expect("the client prints JSON")
+}
+
 /// Runs `program` with `args` and `input` on its stdin, off the runtime's
 /// threads; returns what it printed, having checked that it succeeded.
 pub async fn run_with_input(program: &str, args: Vec<String>, input: String) -> Vec<u8> {

@@ -60,7 +60,7 @@ impl Submission {
     async fn converse(&self, spec: Value) -> Value {
         let mut spec = spec;
         spec["ca"] = json!(self.cert.ca.to_str().unwrap());
-        run_python("smtp_conversation.py", &spec).await
+        run_compat("smtp_conversation.py", &spec).await
     }
 
     /// A conversation over STARTTLS with the app's key: MAIL, RCPT each, DATA.
@@ -75,21 +75,6 @@ impl Submission {
         }))
         .await
     }
-}
-
-/// Runs `tests/compat/{script}` with `input` as JSON on stdin; returns its
-/// JSON output.
-async fn run_python(script: &str, input: &Value) -> Value {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/compat")
-        .join(script);
-    let out = run_with_input(
-        "python3",
-        vec![script.to_str().unwrap().to_string()],
-        input.to_string(),
-    )
-    .await;
-    serde_json::from_slice(&out).expect("the client prints JSON")
 }
 
 /// `[code, text]` as a pair.
@@ -537,7 +522,7 @@ async fn aiosmtplib_submits_over_both_listeners() {
     let s = submission_app(StoreKind::Sqlite, &[]).await;
     let mut ids = Vec::new();
     for (tls, port) in [("starttls", s.starttls_port()), ("implicit", s.tls_port())] {
-        let out = run_python(
+        let out = run_compat(
             "smtp_aiosmtplib.py",
             &json!({
                 "port": port, "tls": tls, "ca": s.cert.ca.to_str().unwrap(), "key": s.app.api_key,
@@ -638,7 +623,7 @@ async fn a_real_postfix_relays_through_the_submission_port_with_sasl() {
         b"From: Monitoring <alerts@acme.test>\r\nTo: ops@example.com\r\n\
           Subject: disk almost full\r\n\r\n/var is at 91%.\r\n",
     );
-    let out = run_python(
+    let out = run_compat(
         "smtp_conversation.py",
         &json!({
             "port": postfix.port, "mode": "plain",

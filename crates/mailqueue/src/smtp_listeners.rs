@@ -105,7 +105,7 @@ pub async fn bind_all(
                 security: Security::StartTls(None),
                 intake: Arc::new(BounceMx::new(
                     api.service.clone(),
-                    bounces.return_paths(),
+                    bounces.return_paths.clone(),
                     settings,
                     bounces.messages_per_minute,
                 )),

@@ -1,8 +1,11 @@
-//! The SMTP submission settings (`MAILQUEUE_SUBMISSION_*`), checked
-//! together: a listener needs a certificate unless plaintext AUTH is
-//! allowed, and a certificate needs its key.
+//! The SMTP settings, each group checked together: submission
+//! (`MAILQUEUE_SUBMISSION_*`: a listener needs a certificate unless
+//! plaintext AUTH is allowed, and a certificate needs its key) and the
+//! bounce domain (`MAILQUEUE_BOUNCE_*`, `MAILQUEUE_INBOUND_*`: a domain
+//! needs its secret, an MX its domain).
 
 use super::{ConfigError, Layers};
+use mailqueue_core::return_path::ReturnPaths;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -92,8 +95,9 @@ pub(super) fn submission_config(l: &Layers) -> Result<SubmissionConfig, ConfigEr
 /// MX that takes the reports.
 #[derive(Clone, Debug)]
 pub struct BounceConfig {
-    pub domain: String,
-    pub secret: super::Secret,
+    /// The domain and the secret of the return addresses (its `Debug`
+    /// shows no secret).
+    pub return_paths: ReturnPaths,
     /// The bounce domain's MX (e.g. `0.0.0.0:25`); roles `all` and `api`.
     pub inbound_listen: Option<SocketAddr>,
     /// Messages the MX takes from one client address per minute.
@@ -119,22 +123,13 @@ pub(super) fn bounce_config(l: &Layers) -> Result<Option<BounceConfig>, ConfigEr
             "return addresses are signed: set MAILQUEUE_BOUNCE_SECRET (at least 16 characters, the same on every process)",
         ));
     };
-    if let Err(reason) = mailqueue_core::return_path::ReturnPaths::new(&domain, secret.as_bytes()) {
-        return Err(invalid("MAILQUEUE_BOUNCE_DOMAIN", &reason));
-    }
+    let return_paths = ReturnPaths::new(&domain, secret.as_bytes())
+        .map_err(|reason| invalid("MAILQUEUE_BOUNCE_DOMAIN", &reason))?;
     let messages_per_minute = u32::try_from(l.positive("inbound_messages_per_minute")?)
         .map_err(|_| invalid("MAILQUEUE_INBOUND_MESSAGES_PER_MINUTE", "is too large"))?;
     Ok(Some(BounceConfig {
-        domain,
-        secret: super::Secret(secret),
+        return_paths,
         inbound_listen,
         messages_per_minute,
     }))
-}
-
-impl BounceConfig {
-    pub fn return_paths(&self) -> mailqueue_core::return_path::ReturnPaths {
-        mailqueue_core::return_path::ReturnPaths::new(&self.domain, self.secret.expose().as_bytes())
-            .unwrap_or_else(|e| unreachable!("checked when the config was read: {e}"))
-    }
 }
