@@ -7,8 +7,9 @@
 # it answers; otherwise a private cluster on port 55432 under
 # target/test-postgres, started here. Python: a virtualenv under
 # target/test-venv with aiosmtpd, aiosmtplib, the Resend SDK, the Standard
-# Webhooks verifier, moto's S3 server and a GCS emulator
-# (tests-requirements.txt). Node.js: nodemailer under target/test-node.
+# Webhooks verifier, moto's S3 server, a GCS emulator, dnslib and dkimpy
+# (tests-requirements.txt). Node.js: nodemailer, the Resend SDK and
+# mailauth under target/test-node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -80,18 +81,22 @@ if [ ! -x "$venv/bin/python3" ]; then
   log "creating $venv"
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python3" -c 'import aiosmtpd, aiosmtplib, resend, standardwebhooks, moto.server, gcp_storage_emulator, kubernetes_validate' >/dev/null 2>&1; then
+if ! "$venv/bin/python3" -c 'import aiosmtpd, aiosmtplib, resend, standardwebhooks, moto.server, gcp_storage_emulator, kubernetes_validate, dnslib, dkim, nacl' >/dev/null 2>&1; then
   log "installing the Python test packages"
   "$venv/bin/pip" install -q --disable-pip-version-check -r tests-requirements.txt
 fi
 export PATH="$venv/bin:$PATH"
 
-# Node.js test dependencies: nodemailer, a client of the submission port.
+# Node.js test dependencies: nodemailer (a client of the submission port),
+# the official Resend SDK and mailauth (an independent DKIM verifier).
 node_dir="$root/target/test-node"
-if [ ! -f "$node_dir/node_modules/nodemailer/package.json" ]; then
-  log "installing nodemailer"
+if [ ! -f "$node_dir/node_modules/nodemailer/package.json" ] \
+  || [ ! -f "$node_dir/node_modules/resend/package.json" ] \
+  || [ ! -f "$node_dir/node_modules/mailauth/package.json" ]; then
+  log "installing the Node.js test packages"
   mkdir -p "$node_dir"
-  npm install --prefix "$node_dir" --no-audit --no-fund --silent nodemailer@10.6.1
+  npm install --prefix "$node_dir" --no-audit --no-fund --silent \
+    nodemailer@10.6.1 resend@6.38.0 mailauth@7.1.0
 fi
 export NODE_PATH="$node_dir/node_modules"
 

@@ -56,6 +56,9 @@ pub async fn accept(
     idempotent: Option<IdempotentRequest>,
     respond: impl FnOnce(&[AcceptedEmail]) -> serde_json::Value,
 ) -> Result<Response, ApiError> {
+    let senders: Vec<&mailqueue_core::EmailAddress> =
+        emails.iter().map(|e| &e.from.address).collect();
+    state.service.check_senders(key.domain_id, &senders).await?;
     let accepted = StatusCode::ACCEPTED.as_u16();
     let outcome = state
         .service

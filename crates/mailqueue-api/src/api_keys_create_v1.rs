@@ -1,5 +1,7 @@
-//! `POST /v1/api-keys` with `{"name", "permission"?}`: makes a key and
-//! answers 201 `{"id", "token"}`. The token is shown here only.
+//! `POST /v1/api-keys` with `{"name", "permission"?, "domain_id"?}`: makes
+//! a key and answers 201 `{"id", "token"}`. The token is shown here only.
+//! A `sending_access` key with a `domain_id` may send only from that
+//! domain (and its subdomains).
 
 use crate::auth::FullAccess;
 use crate::body::{parse_json, RawBody};
@@ -9,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission};
-use mailqueue_core::FieldError;
+use mailqueue_core::{DomainId, FieldError};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,28 +21,21 @@ struct CreateApiKeyRequest {
     name: Option<String>,
     /// `full_access` when absent, as in Resend.
     permission: Option<String>,
-    /// Resend can restrict a sending key to one of its domains. mailqueue
-    /// has no domains, so the field is refused rather than ignored: the
-    /// caller would otherwise hold a broader key than it asked for.
-    domain_id: Option<serde_json::Value>,
+    /// Limits a `sending_access` key to one domain's senders.
+    domain_id: Option<String>,
 }
 
 /// The request, parsed: what the use case needs and nothing unchecked.
 struct NewApiKey {
     name: ApiKeyName,
     permission: ApiKeyPermission,
+    domain_id: Option<DomainId>,
 }
 
 impl TryFrom<CreateApiKeyRequest> for NewApiKey {
     type Error = FieldError;
 
     fn try_from(request: CreateApiKeyRequest) -> Result<Self, Self::Error> {
-        if request.domain_id.is_some() {
-            return Err(FieldError::invalid(
-                "domain_id",
-                "mailqueue has no domains, so a key cannot be restricted to one; leave out `domain_id`.",
-            ));
-        }
         let raw_name = request
             .name
             .ok_or_else(|| FieldError::missing("name", "The `name` field is missing."))?;
@@ -51,7 +46,25 @@ impl TryFrom<CreateApiKeyRequest> for NewApiKey {
                 .parse()
                 .map_err(|m| FieldError::invalid("permission", m))?,
         };
-        Ok(NewApiKey { name, permission })
+        let domain_id = request
+            .domain_id
+            .map(|raw| {
+                raw.parse::<DomainId>().map_err(|_| {
+                    FieldError::invalid("domain_id", "`domain_id` must be a domain id.")
+                })
+            })
+            .transpose()?;
+        if domain_id.is_some() && permission != ApiKeyPermission::SendingAccess {
+            return Err(FieldError::invalid(
+                "domain_id",
+                "`domain_id` limits a `sending_access` key; a `full_access` key cannot be limited to a domain.",
+            ));
+        }
+        Ok(NewApiKey {
+            name,
+            permission,
+            domain_id,
+        })
     }
 }
 
@@ -64,7 +77,7 @@ pub async fn handle(
     let new = NewApiKey::try_from(request).map_err(ApiError::Validation)?;
     let (record, token) = state
         .service
-        .create_api_key(&new.name, new.permission)
+        .create_api_key(&new.name, new.permission, new.domain_id)
         .await?;
     Ok((
         StatusCode::CREATED,

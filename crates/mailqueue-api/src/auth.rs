@@ -207,6 +207,7 @@ mod tests {
             name: "k".into(),
             token_prefix: "mq_x".into(),
             permission: ApiKeyPermission::FullAccess,
+            domain_id: None,
             created_at: Utc::now(),
             revoked_at: None,
         }

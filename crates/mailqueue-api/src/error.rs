@@ -66,6 +66,10 @@ pub enum ApiError {
     Refused(String),
     #[error("Internal error: {0}")]
     Internal(String),
+    /// Refused for what the account may do: a sender outside the key's
+    /// domain or not verified, a domain registered already.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl From<StoreError> for ApiError {
@@ -100,6 +104,12 @@ impl ApiError {
             ServiceError::QueueUnavailable(m) => ApiError::Unavailable(m),
             e @ ServiceError::NoRandomness(_) => ApiError::Internal(e.to_string()),
             ServiceError::Overtaken(why) => ApiError::Conflict(why),
+            ServiceError::NoDomain(id) => {
+                ApiError::NotFound(format!("No domain with id `{id}` exists."))
+            }
+            e @ (ServiceError::DomainExists(_)
+            | ServiceError::Domains(_)
+            | ServiceError::SenderRefused(_)) => ApiError::Forbidden(e.to_string()),
         }
     }
 
@@ -153,6 +163,7 @@ impl ApiError {
             }
             ApiError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "validation_error"),
         }
     }
 

@@ -9,6 +9,7 @@
 mod accept;
 mod auth;
 mod body;
+mod domain_view;
 mod email_history;
 mod email_view;
 mod error;
@@ -22,6 +23,13 @@ mod webhook_view;
 mod api_keys_create_v1;
 mod api_keys_delete_v1;
 mod api_keys_list_v1;
+mod domains_create_v1;
+mod domains_dkim_rotate_v1;
+mod domains_get_v1;
+mod domains_list_v1;
+mod domains_remove_v1;
+mod domains_update_v1;
+mod domains_verify_v1;
 mod emails_attempts_v1;
 mod emails_batch_v1;
 mod emails_cancel_v1;
@@ -202,6 +210,24 @@ pub fn app(state: ApiState, ops: Arc<OpsContext>) -> impl HttpService {
             post(api_keys_create_v1::handle).get(api_keys_list_v1::handle),
         )
         .route("/api-keys/{api_key_id}", delete(api_keys_delete_v1::handle))
+        .route(
+            "/domains",
+            post(domains_create_v1::handle).get(domains_list_v1::handle),
+        )
+        .route(
+            "/domains/{domain_id}",
+            get(domains_get_v1::handle)
+                .patch(domains_update_v1::handle)
+                .delete(domains_remove_v1::handle),
+        )
+        .route(
+            "/domains/{domain_id}/verify",
+            post(domains_verify_v1::handle),
+        )
+        .route(
+            "/domains/{domain_id}/dkim/rotate",
+            post(domains_dkim_rotate_v1::handle),
+        )
         .route(
             "/suppressions",
             post(suppressions_create_v1::handle).get(suppressions_list_v1::handle),

@@ -72,6 +72,10 @@ uuid_id!(
     /// The identifier of a suppressed address.
     SuppressionId
 );
+uuid_id!(
+    /// The identifier of a sending domain.
+    DomainId
+);
 
 #[cfg(test)]
 mod tests {

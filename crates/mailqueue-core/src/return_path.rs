@@ -5,6 +5,11 @@
 //! forged report from naming an email it has not seen, and so from
 //! suppressing an address of its choosing. The report's recipient must
 //! then be one the email was sent to.
+//!
+//! A sending domain whose return-path subdomain is verified gets its own
+//! return addresses there (`b-<id>-<mac>@send.acme.com`), so that SPF
+//! aligns with its `From` for DMARC. Their MAC covers the domain too, so
+//! an address cannot be moved to a domain of someone else's choosing.
 
 use crate::address::EmailAddress;
 use crate::ids::EmailId;
@@ -49,41 +54,53 @@ impl ReturnPaths {
         &self.domain
     }
 
-    fn mac(&self, id: EmailId) -> [u8; MAC_BYTES] {
+    /// The MAC state over `id` (and over `domain`, unless it is the
+    /// bounce domain, whose addresses predate the others).
+    fn mac_state(&self, id: EmailId, domain: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key)
             .unwrap_or_else(|e| unreachable!("HMAC takes keys of any length: {e}"));
         mac.update(id.0.as_bytes());
-        let full = mac.finalize().into_bytes();
+        if !domain.eq_ignore_ascii_case(&self.domain) {
+            mac.update(b"@");
+            mac.update(domain.to_ascii_lowercase().as_bytes());
+        }
+        mac
+    }
+
+    fn mac(&self, id: EmailId, domain: &str) -> [u8; MAC_BYTES] {
+        let full = self.mac_state(id, domain).finalize().into_bytes();
         let mut short = [0u8; MAC_BYTES];
         short.copy_from_slice(&full[..MAC_BYTES]);
         short
     }
 
-    /// The envelope sender of email `id`.
+    /// The envelope sender of email `id` at the bounce domain.
     pub fn address_for(&self, id: EmailId) -> EmailAddress {
-        let local = format!("b-{}-{}", id.0.simple(), hex::encode(self.mac(id)));
-        EmailAddress::parse(&format!("{local}@{}", self.domain))
+        self.address_at(id, &self.domain)
+    }
+
+    /// The envelope sender of email `id` at `domain` (a sending domain's
+    /// verified return-path subdomain, whose MX is this server's).
+    pub fn address_at(&self, id: EmailId, domain: &str) -> EmailAddress {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let local = format!("b-{}-{}", id.0.simple(), hex::encode(self.mac(id, &domain)));
+        EmailAddress::parse(&format!("{local}@{domain}"))
             .unwrap_or_else(|e| unreachable!("a return address is a valid address: {e}"))
     }
 
-    /// The email a return address names, if `address` is one of this
-    /// domain's and its MAC holds (case aside: relays may fold it).
+    /// The email a return address names, if `address` is one this server
+    /// made (at the bounce domain or a sending domain's return path) and
+    /// its MAC holds (case aside: relays may fold it).
     pub fn email_of(&self, address: &str) -> Option<EmailId> {
         let address = address.trim().trim_start_matches('<').trim_end_matches('>');
         let (local, domain) = address.rsplit_once('@')?;
-        if !domain
-            .trim_end_matches('.')
-            .eq_ignore_ascii_case(&self.domain)
-        {
-            return None;
-        }
+        let domain = domain.trim_end_matches('.');
         let local = local.to_ascii_lowercase();
         let rest = local.strip_prefix("b-")?;
         let (id, mac) = rest.split_once('-')?;
         let id = EmailId(uuid::Uuid::try_parse(id).ok()?);
         let given = hex::decode(mac).ok()?;
-        let mut check = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
-        check.update(id.0.as_bytes());
+        let check = self.mac_state(id, domain);
         // A truncated MAC, compared in constant time.
         check.verify_truncated_left(&given).ok()?;
         (given.len() == MAC_BYTES).then_some(id)
@@ -123,6 +140,17 @@ mod tests {
         assert_eq!(paths().email_of(&tampered), None, "a changed MAC");
         let elsewhere = address.as_str().replace("bounces.acme.test", "evil.test");
         assert_eq!(paths().email_of(&elsewhere), None, "another domain");
+        let at_sending_domain = paths().address_at(id, "Send.Acme.COM");
+        assert!(at_sending_domain.as_str().ends_with("@send.acme.com"));
+        assert_eq!(paths().email_of(at_sending_domain.as_str()), Some(id));
+        let moved = at_sending_domain
+            .as_str()
+            .replace("send.acme.com", "send.evil.test");
+        assert_eq!(
+            paths().email_of(&moved),
+            None,
+            "the domain is under the MAC"
+        );
         for junk in [
             "",
             "@",

@@ -372,6 +372,8 @@ pub struct ApiKeyRecord {
     pub name: String,
     pub token_prefix: String,
     pub permission: ApiKeyPermission,
+    /// The one domain a `sending_access` key may send from, if limited.
+    pub domain_id: Option<crate::ids::DomainId>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -563,5 +565,6 @@ gathering! {
 gathering! {
     /// Everything the service needs from its database.
     Store: EmailStore, ApiReads, IdempotencyStore, ApiKeyStore, MaintenanceLeases,
-        SuppressionStore, WebhookStore, crate::retention::RetentionStore, ReportStore
+        SuppressionStore, WebhookStore, crate::retention::RetentionStore, ReportStore,
+        crate::domains::DomainStore
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 /// Everything a transport needs to build and send one message.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct OutgoingEmail<'a> {
     pub id: EmailId,
     pub message_id: &'a str,
@@ -20,6 +20,12 @@ pub struct OutgoingEmail<'a> {
     /// address of the bounce domain, see `return_path`); the email's own
     /// sender otherwise.
     pub return_path: Option<EmailAddress>,
+    /// Signs the message before it leaves: DKIM, for a sender that a
+    /// verified sending domain covers.
+    pub signer: Option<std::sync::Arc<dyn crate::domains::MessageSigner>>,
+    /// Never over a relay connection without TLS (the sending domain's
+    /// `tls: "enforced"`).
+    pub require_tls: bool,
 }
 
 /// Whether a transport can deliver at all, as far as it last saw. Meant for

@@ -21,10 +21,12 @@ mod recorder;
 mod retention;
 mod round;
 mod send;
+mod signing;
 mod sources;
 mod step;
 mod suppressions;
 
+pub use signing::{SenderSetup, SendingDomains};
 pub use sources::{OsJitter, TokioClock};
 pub use step::{Step, StepError};
 
@@ -90,6 +92,10 @@ pub struct Delivery {
     pub policy: RetryPolicy,
     pub metrics: Arc<Metrics>,
     pub settings: DeliverySettings,
+    /// The sending domains: DKIM signers, return paths, TLS policy.
+    pub senders: Option<Arc<SendingDomains>>,
+    /// What else the maintenance leader runs (domain checks).
+    pub leader_tasks: Vec<Arc<dyn mailqueue_core::upkeep::LeaderTask>>,
 }
 
 /// Running workers; [`DeliveryHandle::shutdown`] stops them cleanly.

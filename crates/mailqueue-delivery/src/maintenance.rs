@@ -1,6 +1,7 @@
 //! Fleet-wide upkeep, run by one process at a time: rescue expired leases,
 //! rebuild the dispatch queue from the store, purge old idempotency keys,
-//! keep the queue tables' statistics fresh, and tell the retention task
+//! keep the queue tables' statistics fresh, run the leader tasks the
+//! front ends hand it (domain checks), and tell the retention task
 //! whether this process leads.
 //!
 //! Every delivering process competes for the `maintenance` lease in the
@@ -32,6 +33,8 @@ struct Schedule {
     purge: Instant,
     queue_check: Instant,
     tend: Instant,
+    /// When each of the delivery's leader tasks is next due.
+    leader_tasks: Vec<Instant>,
 }
 
 /// Holds or competes for the lease until `stop`; `leading` says whether
@@ -53,6 +56,7 @@ pub async fn run(
         purge: Instant::now(),
         queue_check: Instant::now(),
         tend: Instant::now() + TEND_EVERY,
+        leader_tasks: vec![Instant::now(); d.leader_tasks.len()],
     };
     loop {
         leading = hold_lease(&d, leading).await;
@@ -153,6 +157,12 @@ async fn run_due_tasks(d: &Delivery, due: &mut Schedule, queue_down: &mut bool) 
     if now >= due.tend {
         due.tend = now + TEND_EVERY;
         retention::tend_tables(d).await;
+    }
+    for (task, at) in d.leader_tasks.iter().zip(due.leader_tasks.iter_mut()) {
+        if now >= *at {
+            *at = now + task.interval();
+            task.run_once().await;
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! One delivery attempt: send, then decide what the outcome means.
 
+use crate::signing::SenderSetup;
 use crate::Delivery;
 use chrono::{DateTime, Utc};
 use mailqueue_core::delivery::{DeliveryError, Failure, FailureClass, RejectedRecipient};
@@ -41,16 +42,18 @@ pub async fn send_one(d: &Delivery, claimed: ClaimedEmail) -> Sent {
             Vec::new(),
         ));
     }
+    let setup = match &d.senders {
+        Some(senders) => senders.for_sender(&claimed.email.from.address).await,
+        None => SenderSetup::default(),
+    };
     let out = OutgoingEmail {
         id: claimed.id,
         message_id: &claimed.message_id,
         date: claimed.created_at,
         email: &claimed.email,
-        return_path: d
-            .settings
-            .return_paths
-            .as_ref()
-            .map(|paths| paths.address_for(claimed.id)),
+        return_path: setup.return_path(d.settings.return_paths.as_ref(), claimed.id),
+        signer: setup.signer,
+        require_tls: setup.require_tls,
     };
     let timer = Instant::now();
     let sent = match tokio::time::timeout(d.settings.send_timeout, d.transport.send(&out)).await {

@@ -74,6 +74,8 @@ async fn worker(kind: StoreKind, relay: RelayOptions) -> Worker {
             idle_poll: StdDuration::from_millis(100),
             return_paths: None,
         },
+        senders: None,
+        leader_tasks: Vec::new(),
     };
     Worker {
         delivery,

@@ -57,6 +57,15 @@ pub struct Metrics {
     /// `delay` or `complaint` (applied), or `unclassified` (kept as they
     /// came).
     pub inbound_reports: Family<Label, Counter>,
+    /// Messages signed with DKIM before they left.
+    pub emails_signed: Counter,
+    /// Messages that left unsigned, by reason: `no_domain` (no sending
+    /// domain covers the sender), `not_verified` (its key's record is not
+    /// verified), `key_unreadable` (the key does not open with this
+    /// server's secret) or `signing_failed`.
+    pub emails_unsigned: Family<Label, Counter>,
+    /// Sending domains by status, set by the maintenance leader.
+    pub domains: Family<Label, Gauge>,
 }
 
 impl Default for Metrics {
@@ -78,6 +87,9 @@ impl Metrics {
         let m = Self {
             emails_accepted: Counter::default(),
             inbound_reports: Family::default(),
+            emails_signed: Counter::default(),
+            emails_unsigned: Family::default(),
+            domains: Family::default(),
             emails_sent: Counter::default(),
             emails_failed: Counter::default(),
             emails_retried: Counter::default(),
@@ -189,6 +201,21 @@ impl Metrics {
             m.retention_purged.clone(),
         );
         registry.register(
+            "emails_signed",
+            "Messages signed with DKIM before they left",
+            m.emails_signed.clone(),
+        );
+        registry.register(
+            "emails_unsigned",
+            "Messages that left without a DKIM signature, by reason: no_domain, not_verified, key_unreadable or signing_failed",
+            m.emails_unsigned.clone(),
+        );
+        registry.register(
+            "domains",
+            "Sending domains by status, as the maintenance leader last counted them",
+            m.domains.clone(),
+        );
+        registry.register(
             "inbound_reports",
             "Messages taken by the bounce domain's MX, by kind: bounce, delay, complaint or unclassified",
             m.inbound_reports.clone(),
@@ -202,6 +229,16 @@ impl Metrics {
     }
 
     /// Sets the outbox gauges from a fresh count.
+    /// Sets the domains gauge from every domain's status.
+    pub fn observe_domains(&self, statuses: &[mailqueue_core::domains::VerificationStatus]) {
+        for status in mailqueue_core::domains::VerificationStatus::ALL {
+            let n = statuses.iter().filter(|s| **s == status).count();
+            self.domains
+                .get_or_create(&[("status", status.as_str())])
+                .set(n as i64);
+        }
+    }
+
     pub fn observe_webhook_outbox(&self, stats: &OutboxStats, now: DateTime<Utc>) {
         self.webhook_outbox_depth.set(stats.pending as i64);
         self.webhook_oldest_pending_age_seconds

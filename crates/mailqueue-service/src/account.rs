@@ -8,7 +8,7 @@ use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission, ApiToken};
 use mailqueue_core::store::{ApiKeyRecord, ApiKeySelector};
 use mailqueue_core::suppression::{Suppression, SuppressionRef};
 use mailqueue_core::webhooks::{Endpoint, Webhook, WebhookChange, WebhookEventType};
-use mailqueue_core::{EmailAddress, EventId, WebhookId};
+use mailqueue_core::{DomainId, EmailAddress, EventId, WebhookId};
 
 impl EmailService {
     /// A new key with a fresh token, shown this once.
@@ -16,8 +16,12 @@ impl EmailService {
         &self,
         name: &ApiKeyName,
         permission: ApiKeyPermission,
+        domain_id: Option<DomainId>,
     ) -> Result<(ApiKeyRecord, ApiToken), ServiceError> {
-        api_keys::create_api_key(self.store.as_ref(), name, permission, self.now()).await
+        if let Some(id) = domain_id {
+            self.domains()?.get(id).await?;
+        }
+        api_keys::create_api_key(self.store.as_ref(), name, permission, domain_id, self.now()).await
     }
 
     /// Revokes the active keys `key` selects; how many were revoked.

@@ -7,13 +7,14 @@ use crate::ServiceError;
 use chrono::{DateTime, Utc};
 use mailqueue_core::api_key::{ApiKeyName, ApiKeyPermission, ApiToken};
 use mailqueue_core::store::{ApiKeyRecord, ApiKeySelector, ApiKeyStore};
-use mailqueue_core::ApiKeyId;
+use mailqueue_core::{ApiKeyId, DomainId};
 
 /// Makes a key with a fresh random token and stores it.
 pub async fn create_api_key(
     store: &dyn ApiKeyStore,
     name: &ApiKeyName,
     permission: ApiKeyPermission,
+    domain_id: Option<DomainId>,
     now: DateTime<Utc>,
 ) -> Result<(ApiKeyRecord, ApiToken), ServiceError> {
     let mut secret = [0u8; 24];
@@ -24,6 +25,7 @@ pub async fn create_api_key(
         name: name.as_str().to_string(),
         token_prefix: token.display_prefix(),
         permission,
+        domain_id,
         created_at: now,
         revoked_at: None,
     };

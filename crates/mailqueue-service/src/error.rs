@@ -24,4 +24,14 @@ pub enum ServiceError {
     /// Requests changing the same thing at once kept overtaking this one.
     #[error("{0}")]
     Overtaken(&'static str),
+    #[error("no domain with id `{0}` exists")]
+    NoDomain(mailqueue_core::DomainId),
+    #[error("The {0} domain is registered already.")]
+    DomainExists(String),
+    /// Sending domains cannot be used as asked (not set up, keys that
+    /// cannot be made or stored safely).
+    #[error("{0}")]
+    Domains(String),
+    #[error(transparent)]
+    SenderRefused(#[from] mailqueue_core::domains::SenderRefusal),
 }

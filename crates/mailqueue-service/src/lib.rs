@@ -16,6 +16,7 @@ mod accept;
 mod account;
 pub mod api_keys;
 mod changes;
+pub mod domains;
 mod error;
 mod random;
 mod reports;
@@ -63,6 +64,8 @@ pub struct EmailService {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     settings: ServiceSettings,
+    /// The sending domains' use cases, when the server has them set up.
+    domains: Option<Arc<domains::Domains>>,
 }
 
 impl EmailService {
@@ -80,7 +83,41 @@ impl EmailService {
             clock,
             metrics,
             settings,
+            domains: None,
         }
+    }
+
+    /// Offers the sending-domain use cases.
+    pub fn with_domains(mut self, domains: Arc<domains::Domains>) -> Self {
+        self.domains = Some(domains);
+        self
+    }
+
+    /// Refuses senders that a key limited to `restricted_to` may not use,
+    /// or (when the server requires it) whose domain is not verified.
+    pub async fn check_senders(
+        &self,
+        restricted_to: Option<mailqueue_core::DomainId>,
+        senders: &[&mailqueue_core::EmailAddress],
+    ) -> Result<(), ServiceError> {
+        match &self.domains {
+            Some(domains) => domains.check_senders(restricted_to, senders).await,
+            None => match (restricted_to, senders.first()) {
+                (Some(_), Some(sender)) => Err(ServiceError::SenderRefused(
+                    mailqueue_core::domains::SenderRefusal::OutsideKeyDomain(
+                        sender.domain().to_string(),
+                    ),
+                )),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// The sending-domain use cases.
+    pub fn domains(&self) -> Result<&Arc<domains::Domains>, ServiceError> {
+        self.domains.as_ref().ok_or_else(|| {
+            ServiceError::Domains("sending domains are not set up on this server".into())
+        })
     }
 
     /// Commits new emails through `inserts` (a group committer) instead of
@@ -92,15 +129,19 @@ impl EmailService {
 
     /// The current time at the stores' precision (milliseconds).
     pub fn now(&self) -> DateTime<Utc> {
-        let now = self.clock.now();
-        now.duration_trunc(chrono::Duration::milliseconds(1))
-            .unwrap_or(now)
+        at_store_precision(self.clock.now())
     }
 
     /// Puts emails whose store change is committed into the queue.
     async fn dispatch(&self, due: &[mailqueue_core::store::DueEmail], what: &str) {
         enqueue_committed(self.queue.as_ref(), due, what).await;
     }
+}
+
+/// `now` at the stores' precision (milliseconds).
+fn at_store_precision(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.duration_trunc(chrono::Duration::milliseconds(1))
+        .unwrap_or(now)
 }
 
 /// Puts emails whose store change is committed into the queue; a failure

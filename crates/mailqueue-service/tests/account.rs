@@ -43,7 +43,7 @@ async fn api_keys_are_made_and_revoked_at_the_service_clock() {
         let (service, clock, store) = service(kind).await;
         let name = ApiKeyName::parse("deploys").unwrap();
         let (made, token) = service
-            .create_api_key(&name, ApiKeyPermission::SendingAccess)
+            .create_api_key(&name, ApiKeyPermission::SendingAccess, None)
             .await
             .unwrap();
         assert_eq!(made.created_at, clock.now());

@@ -25,6 +25,7 @@ async fn an_api_key_is_stored_by_its_hash_and_found_by_its_token() {
         s.store.as_ref(),
         &name,
         ApiKeyPermission::SendingAccess,
+        None,
         t0(),
     )
     .await
@@ -32,9 +33,15 @@ async fn an_api_key_is_stored_by_its_hash_and_found_by_its_token() {
     assert!(token.expose().starts_with(&record.token_prefix));
     let found = s.store.find_api_key(&token.hash()).await.unwrap().unwrap();
     assert_eq!(found, record);
-    let (_, other) = create_api_key(s.store.as_ref(), &name, ApiKeyPermission::FullAccess, t0())
-        .await
-        .unwrap();
+    let (_, other) = create_api_key(
+        s.store.as_ref(),
+        &name,
+        ApiKeyPermission::FullAccess,
+        None,
+        t0(),
+    )
+    .await
+    .unwrap();
     assert_ne!(other.expose(), token.expose(), "every token is fresh");
 }
 

@@ -41,6 +41,7 @@ async fn setup(kind: StoreKind, relay: RelayOptions) -> Setup {
         store.store.as_ref(),
         &ApiKeyName::parse("steps").unwrap(),
         ApiKeyPermission::FullAccess,
+        None,
         clock.now(),
     )
     .await
@@ -103,6 +104,8 @@ fn on_queue(
             idle_poll: StdDuration::from_millis(50),
             return_paths: None,
         },
+        senders: None,
+        leader_tasks: Vec::new(),
     };
     (service, worker)
 }

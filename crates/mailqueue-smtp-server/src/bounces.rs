@@ -14,9 +14,9 @@ use crate::report::{read_report, ComplaintReport, DeliveryReport, DsnAction, Rep
 use crate::settings::SessionSettings;
 use async_trait::async_trait;
 use mailqueue_core::return_path::ReturnPaths;
-use mailqueue_core::store::UnclassifiedReport;
+use mailqueue_core::store::{ApiKeyRecord, UnclassifiedReport};
 use mailqueue_core::transition::LateReport;
-use mailqueue_core::{ApiKeyId, EmailAddress, EmailId, Mailbox};
+use mailqueue_core::{EmailAddress, EmailId, Mailbox};
 use mailqueue_service::{EmailService, ReportOutcome, ServiceError};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -179,12 +179,16 @@ impl Intake for BounceMx {
         None
     }
 
-    async fn authenticate(&self, _: &Credentials) -> Result<Option<ApiKeyId>, Reply> {
+    async fn authenticate(&self, _: &Credentials) -> Result<Option<ApiKeyRecord>, Reply> {
         Ok(None)
     }
 
     /// Reports come from the null sender, mostly; any sender is taken.
-    fn sender(&self, from: &str) -> Result<Option<EmailAddress>, Reply> {
+    async fn sender(
+        &self,
+        from: &str,
+        _: Option<&ApiKeyRecord>,
+    ) -> Result<Option<EmailAddress>, Reply> {
         Ok(EmailAddress::parse(from).ok())
     }
 
@@ -201,7 +205,7 @@ impl Intake for BounceMx {
     async fn deliver(
         &self,
         peer: IpAddr,
-        _key: Option<ApiKeyId>,
+        _key: Option<ApiKeyRecord>,
         envelope: Envelope,
         message: Vec<u8>,
     ) -> Reply {

@@ -7,7 +7,8 @@ use crate::auth::{AuthFailures, Credentials};
 use crate::reply::Reply;
 use crate::settings::SessionSettings;
 use async_trait::async_trait;
-use mailqueue_core::{ApiKeyId, EmailAddress, Mailbox};
+use mailqueue_core::store::ApiKeyRecord;
+use mailqueue_core::{EmailAddress, Mailbox};
 use std::net::IpAddr;
 
 /// A transaction's envelope as the session took it.
@@ -29,10 +30,15 @@ pub trait Intake: Send + Sync + 'static {
 
     /// The key the credentials name; `Ok(None)` when they name none, the
     /// reply to give when that cannot be known now.
-    async fn authenticate(&self, credentials: &Credentials) -> Result<Option<ApiKeyId>, Reply>;
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Option<ApiKeyRecord>, Reply>;
 
-    /// `MAIL FROM`'s address as taken, or the refusal.
-    fn sender(&self, from: &str) -> Result<Option<EmailAddress>, Reply>;
+    /// `MAIL FROM`'s address as taken (by the key the session
+    /// authenticated with, if any), or the refusal.
+    async fn sender(
+        &self,
+        from: &str,
+        key: Option<&ApiKeyRecord>,
+    ) -> Result<Option<EmailAddress>, Reply>;
 
     /// A `RCPT TO` as taken, or the refusal.
     fn recipient(&self, to: &str) -> Result<Mailbox, Reply>;
@@ -41,7 +47,7 @@ pub trait Intake: Send + Sync + 'static {
     async fn deliver(
         &self,
         peer: IpAddr,
-        key: Option<ApiKeyId>,
+        key: Option<ApiKeyRecord>,
         envelope: Envelope,
         message: Vec<u8>,
     ) -> Reply;

@@ -8,7 +8,8 @@ use crate::auth::{self, Credentials, Standing};
 use crate::data::{DataReader, DataRefusal};
 use crate::intake::{Envelope, Intake};
 use crate::reply::{write_lines, Reply};
-use mailqueue_core::{ApiKeyId, EmailAddress, Mailbox};
+use mailqueue_core::store::ApiKeyRecord;
+use mailqueue_core::{EmailAddress, Mailbox};
 use smtp_proto::{Error as ParseError, Request};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -58,7 +59,7 @@ pub struct Session {
     tls: Option<TlsAcceptor>,
     in_tls: bool,
     greeted: bool,
-    key: Option<ApiKeyId>,
+    key: Option<ApiKeyRecord>,
     transaction: Option<Transaction>,
     errors: u32,
 }
@@ -143,7 +144,7 @@ impl Session {
                 mechanism,
                 initial_response,
             } => self.auth(mechanism, initial_response).await,
-            Request::Mail { from } => self.mail(&from.address, from.size),
+            Request::Mail { from } => self.mail(&from.address, from.size).await,
             Request::Rcpt { to } => self.rcpt(&to.address),
             Request::Data => self.data().await,
             Request::Rset => {
@@ -341,7 +342,7 @@ impl Session {
         Ok(Some(response))
     }
 
-    fn mail(&mut self, from: &str, size: usize) -> Result<(), Closed> {
+    async fn mail(&mut self, from: &str, size: usize) -> Result<(), Closed> {
         if !self.greeted {
             return self.refused(Reply::new(503, "5.5.1", "send EHLO first"));
         }
@@ -355,7 +356,7 @@ impl Session {
                 "a transaction is already under way",
             ));
         }
-        let from = match self.intake.sender(from) {
+        let from = match self.intake.sender(from, self.key.as_ref()).await {
             Ok(from) => from,
             Err(reply) => return self.refused(reply),
         };
@@ -423,7 +424,7 @@ impl Session {
             Err(refusal) => Reply::new(554, "5.6.0", refusal.to_string()),
             Ok(bytes) => {
                 self.intake
-                    .deliver(self.peer, self.key, envelope, bytes)
+                    .deliver(self.peer, self.key.clone(), envelope, bytes)
                     .await
             }
         };

@@ -10,7 +10,7 @@ use crate::reply::Reply;
 use crate::settings::SessionSettings;
 use async_trait::async_trait;
 use mailqueue_core::api_key::TokenHash;
-use mailqueue_core::store::{ApiKeyReads, IdempotencyScope, StoreError};
+use mailqueue_core::store::{ApiKeyReads, ApiKeyRecord, IdempotencyScope, StoreError};
 use mailqueue_core::{ApiKeyId, EmailAddress, Mailbox};
 use mailqueue_service::{AcceptOutcome, EmailService, Idempotency, ServiceError};
 use std::net::IpAddr;
@@ -84,7 +84,7 @@ impl Intake for Submission {
     /// The active API key the credentials name; `Ok(None)` when they name
     /// none (a wrong user, an unknown or revoked key), the reply to give
     /// when the keys cannot be read.
-    async fn authenticate(&self, credentials: &Credentials) -> Result<Option<ApiKeyId>, Reply> {
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Option<ApiKeyRecord>, Reply> {
         if credentials.user != USER || credentials.password.is_empty() {
             return Ok(None);
         }
@@ -93,7 +93,7 @@ impl Intake for Submission {
             .find_api_key(&TokenHash::of(&credentials.password))
             .await
         {
-            Ok(key) => Ok(key.filter(|k| k.revoked_at.is_none()).map(|k| k.id)),
+            Ok(key) => Ok(key.filter(|k| k.revoked_at.is_none())),
             Err(e) => {
                 tracing::warn!(error = %e, "the API keys cannot be read to authenticate an SMTP client");
                 Err(Reply::new(
@@ -105,8 +105,14 @@ impl Intake for Submission {
         }
     }
 
-    /// A submitted message needs a sender: it is where bounces go.
-    fn sender(&self, from: &str) -> Result<Option<EmailAddress>, Reply> {
+    /// A submitted message needs a sender: it is where bounces go. It
+    /// must be one the key may send from (its domain, a verified domain
+    /// when the server requires one).
+    async fn sender(
+        &self,
+        from: &str,
+        key: Option<&ApiKeyRecord>,
+    ) -> Result<Option<EmailAddress>, Reply> {
         if from.is_empty() {
             return Err(Reply::new(
                 553,
@@ -114,13 +120,15 @@ impl Intake for Submission {
                 "a message submitted here needs a sender address",
             ));
         }
-        EmailAddress::parse(from).map(Some).map_err(|e| {
+        let address = EmailAddress::parse(from).map_err(|e| {
             Reply::new(
                 553,
                 "5.1.7",
                 format!("the sender address is not valid: {e}"),
             )
-        })
+        })?;
+        self.check_sender(&address, key).await?;
+        Ok(Some(address))
     }
 
     fn recipient(&self, to: &str) -> Result<Mailbox, Reply> {
@@ -141,7 +149,7 @@ impl Intake for Submission {
     async fn deliver(
         &self,
         _peer: IpAddr,
-        key: Option<ApiKeyId>,
+        key: Option<ApiKeyRecord>,
         envelope: Envelope,
         message: Vec<u8>,
     ) -> Reply {
@@ -159,7 +167,43 @@ impl Intake for Submission {
             self.service.message_id_domain(),
         ) {
             Err(e) => Reply::new(554, "5.6.0", e.to_string()),
-            Ok(prepared) => self.submit(key, prepared).await,
+            Ok(prepared) => {
+                // The `From` a recipient sees is held to the same rules.
+                if let Err(reply) = self
+                    .check_sender(&prepared.email.from.address, Some(&key))
+                    .await
+                {
+                    return reply;
+                }
+                self.submit(key.id, prepared).await
+            }
+        }
+    }
+}
+
+impl Submission {
+    /// 550 5.7.1 for a sender the key may not use; 451 when the domains
+    /// cannot be read now.
+    async fn check_sender(
+        &self,
+        sender: &EmailAddress,
+        key: Option<&ApiKeyRecord>,
+    ) -> Result<(), Reply> {
+        match self
+            .service
+            .check_senders(key.and_then(|k| k.domain_id), &[sender])
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(ServiceError::SenderRefused(why)) => Err(Reply::new(550, "5.7.1", why.to_string())),
+            Err(e) => {
+                tracing::warn!(error = %e, "the sending domains cannot be read to check a sender");
+                Err(Reply::new(
+                    451,
+                    "4.3.0",
+                    "the sender cannot be checked now; try again later",
+                ))
+            }
         }
     }
 }

@@ -110,8 +110,9 @@ async fn handshake(
     }
 }
 
-/// Opens a connection ready for `MAIL FROM`.
-pub async fn open(endpoint: &Endpoint) -> Result<RelaySession, ClientError> {
+/// Opens a connection ready for `MAIL FROM`; whether it runs over TLS.
+pub async fn open(endpoint: &Endpoint) -> Result<(RelaySession, bool), ClientError> {
+    let mut encrypted = true;
     let tcp = connect(endpoint).await?;
     let mut session: RelaySession = match &endpoint.security {
         Security::Implicit(connector) => {
@@ -135,12 +136,15 @@ pub async fn open(endpoint: &Endpoint) -> Result<RelaySession, ClientError> {
                     session.quit().await;
                     return Err(ClientError::StartTlsMissing);
                 }
-                _ => session.map_stream(|tcp| Box::new(tcp) as Box<dyn Io>),
+                _ => {
+                    encrypted = false;
+                    session.map_stream(|tcp| Box::new(tcp) as Box<dyn Io>)
+                }
             }
         }
     };
     if let Some(credentials) = &endpoint.credentials {
         session.authenticate(credentials).await?;
     }
-    Ok(session)
+    Ok((session, encrypted))
 }

@@ -201,7 +201,9 @@ fn wire_form_problem(bytes: &[u8]) -> Option<String> {
     })
 }
 
-/// Builds the message. Failures are permanent: the same input would fail again.
+/// Builds the message, signed first when the email has a signer (the
+/// signature header goes on top, over the bytes that leave). Failures
+/// are permanent: the same input would fail again.
 /// A message submitted whole goes as it came, to its envelope. The envelope
 /// sender is the email's return address when reports come back to
 /// mailqueue, else its sender.
@@ -217,6 +219,18 @@ pub fn build_message(out: &OutgoingEmail<'_>) -> Result<BuiltMessage, DeliveryEr
             }
             (&out.email.from.address, bytes)
         }
+    };
+    let bytes = match &out.signer {
+        Some(signer) => {
+            let header = signer
+                .signature_header(&bytes)
+                .map_err(|e| unbuildable(format!("the message cannot be signed: {e}")))?;
+            let mut signed = Vec::with_capacity(header.len() + bytes.len());
+            signed.extend_from_slice(header.as_bytes());
+            signed.extend_from_slice(&bytes);
+            signed
+        }
+        None => bytes,
     };
     Ok(BuiltMessage {
         from: out.return_path.clone().unwrap_or_else(|| sender.clone()),
@@ -320,6 +334,8 @@ mod tests {
             date: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
             email: e,
             return_path: None,
+            signer: None,
+            require_tls: false,
         })
         .unwrap()
     }

@@ -59,6 +59,8 @@ const FLEET_IDLE_RELEASE: Duration = Duration::from_millis(500);
 /// An open session, and the fleet slot it holds (if the fleet is capped).
 struct Connection {
     session: RelaySession,
+    /// Whether it runs over TLS.
+    encrypted: bool,
     _slot: Option<SlotGuard>,
 }
 
@@ -225,7 +227,7 @@ impl SmtpRelay {
                     None => return Err(SendError::NoConnectionSlot),
                 },
             };
-            let session = open(&self.endpoint).await.map_err(|e| self.failed(&e))?;
+            let (session, encrypted) = open(&self.endpoint).await.map_err(|e| self.failed(&e))?;
             if self.endpoint.credentials.is_some()
                 || matches!(
                     self.endpoint.security,
@@ -236,6 +238,7 @@ impl SmtpRelay {
             }
             return Ok(Connection {
                 session,
+                encrypted,
                 _slot: slot,
             });
         }
@@ -344,6 +347,16 @@ impl Transport for SmtpRelay {
             DeliveryError::transient(FailureClass::Connection, None, "the relay pool is closed")
         })?;
         let mut conn = self.checkout().await?;
+        if out.require_tls && !conn.encrypted {
+            // Nothing was sent; the connection serves other mail.
+            self.checkin(conn);
+            return Err(DeliveryError::transient(
+                FailureClass::Connection,
+                None,
+                "the sending domain requires TLS (tls: enforced) and the relay connection has none",
+            )
+            .into());
+        }
         match conn
             .session
             .send_mail(&message.from, &message.to, &message.bytes)

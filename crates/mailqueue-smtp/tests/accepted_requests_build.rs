@@ -204,6 +204,8 @@ fn check(v: &Value) -> Result<bool, TestCaseError> {
         date: now,
         email: &email,
         return_path: None,
+        signer: None,
+        require_tls: false,
     });
     let built = built.map_err(|e| TestCaseError::fail(format!("accepted but unbuildable: {e}")))?;
     for line in built.bytes.split(|&b| b == b'\n') {

@@ -18,8 +18,9 @@ use mailqueue_api::{ApiContext, ApiSettings, AuthCache, KeySlots, OpsContext, We
 use mailqueue_core::store::Store;
 use mailqueue_core::webhooks::DisablePolicy;
 use mailqueue_core::{Clock, RetryPolicy};
-use mailqueue_delivery::{Delivery, DeliverySettings, OsJitter};
+use mailqueue_delivery::{Delivery, DeliverySettings, OsJitter, SendingDomains};
 use mailqueue_metrics::Metrics;
+use mailqueue_service::domains::{DomainChecks, DomainSetup, Domains};
 use mailqueue_service::{EmailService, ServiceSettings};
 use mailqueue_store::GroupCommitter;
 use mailqueue_webhooks::{WebhookSettings, Webhooks};
@@ -77,6 +78,7 @@ impl Application {
             Backend::Postgres => lease_holder(),
         };
         let metrics = Arc::new(Metrics::new());
+        let (domains, keys) = sending_domains(&config, backend, &store, &clock, &metrics)?;
         if backend == Backend::Sqlite {
             // One process per data directory: what is still `sending` was
             // interrupted by the last stop.
@@ -116,7 +118,8 @@ impl Application {
                     idempotency_ttl: config.idempotency_ttl,
                 },
             )
-            .inserting_through(Arc::new(committer));
+            .inserting_through(Arc::new(committer))
+            .with_domains(domains.clone());
             Arc::new(ApiContext {
                 reads: store.clone(),
                 service: Arc::new(service),
@@ -171,6 +174,12 @@ impl Application {
                         idle_poll: IDLE_POLL,
                         return_paths: config.bounces.as_ref().map(|b| b.return_paths.clone()),
                     },
+                    senders: Some(Arc::new(SendingDomains::new(
+                        store.clone(),
+                        keys.clone(),
+                        metrics.clone(),
+                    ))),
+                    leader_tasks: vec![Arc::new(DomainChecks(domains.clone()))],
                 })
             }
             None => None,
@@ -351,4 +360,44 @@ fn retry_policy(config: &Config) -> anyhow::Result<RetryPolicy> {
         max_age: chrono::Duration::from_std(config.retry_max_age)?,
         jitter: config.retry_jitter,
     })
+}
+
+/// The sending domains' use cases and the keys they sign with. Keys are
+/// sealed with `MAILQUEUE_SECRET_KEY`; without it, domains can be created
+/// only on the embedded store, whose keys then sit unsealed in its file.
+fn sending_domains(
+    config: &Config,
+    backend: Backend,
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Arc<Domains>, Arc<dyn mailqueue_core::domains::DkimKeys>)> {
+    let secret = config.domains.secret_key.as_ref();
+    let creation_refused = match (secret, backend) {
+        (Some(_), _) => None,
+        (None, Backend::Postgres) => Some(
+            "Sending domains need MAILQUEUE_SECRET_KEY on PostgreSQL: their DKIM private keys are sealed with it."
+                .to_string(),
+        ),
+        (None, Backend::Sqlite) => {
+            tracing::warn!(
+                "MAILQUEUE_SECRET_KEY is not set: DKIM keys of new sending domains are kept unsealed in the embedded store"
+            );
+            None
+        }
+    };
+    let keys: Arc<dyn mailqueue_core::domains::DkimKeys> = Arc::new(
+        mailqueue_dkim::MailAuthKeys::new(mailqueue_dkim::KeySealer::new(secret)),
+    );
+    let dns = mailqueue_dkim::HickoryLookup::new(&config.domains.dns_servers)
+        .map_err(|e| anyhow::anyhow!("domain checks cannot ask DNS: {e}"))?;
+    let setup = DomainSetup {
+        keys: keys.clone(),
+        dns: Arc::new(dns),
+        records: config.domains.records.clone(),
+        require_verified: config.domains.require_verified,
+        creation_refused,
+    };
+    let domains = Domains::new(store.clone(), setup, clock.clone(), metrics.clone());
+    Ok((domains, keys))
 }

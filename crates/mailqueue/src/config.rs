@@ -3,7 +3,10 @@
 //! variables are refused, so a typo never goes unnoticed. The environment
 //! is passed in, never read from a global, so tests build any config.
 
+mod domains;
 mod smtp;
+
+pub use domains::DomainsConfig;
 pub use smtp::{BounceConfig, SubmissionConfig};
 
 use crate::settings::{find_by_env, find_by_key, Setting, SETTINGS};
@@ -147,6 +150,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub submission: SubmissionConfig,
     pub bounces: Option<BounceConfig>,
+    pub domains: DomainsConfig,
 }
 
 /// The webhook settings.
@@ -440,6 +444,7 @@ impl Config {
             });
         }
         let secret = |key| l.opt::<String>(key).map(|v| v.map(Secret));
+        let bounces = smtp::bounce_config(&l)?;
         let send_timeout = l.seconds("send_timeout_seconds")?;
         let lease = l.seconds("lease_seconds")?;
         if send_timeout.is_zero() || lease <= send_timeout {
@@ -554,7 +559,11 @@ impl Config {
             log: l.get("log")?,
             log_format,
             submission: smtp::submission_config(&l)?,
-            bounces: smtp::bounce_config(&l)?,
+            domains: domains::domains_config(
+                &l,
+                bounces.as_ref().map(|b| b.return_paths.domain()),
+            )?,
+            bounces,
         })
     }
 

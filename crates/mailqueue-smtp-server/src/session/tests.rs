@@ -26,10 +26,22 @@ impl Intake for TakesAll {
     fn auth(&self) -> Option<&AuthFailures> {
         Some(&self.failures)
     }
-    async fn authenticate(&self, c: &Credentials) -> Result<Option<ApiKeyId>, Reply> {
-        Ok((c.password == "good").then(|| ApiKeyId(uuid::Uuid::nil())))
+    async fn authenticate(&self, c: &Credentials) -> Result<Option<ApiKeyRecord>, Reply> {
+        Ok((c.password == "good").then(|| ApiKeyRecord {
+            id: mailqueue_core::ApiKeyId(uuid::Uuid::nil()),
+            name: "good".into(),
+            token_prefix: "mq_".into(),
+            permission: Default::default(),
+            domain_id: None,
+            created_at: chrono::Utc::now(),
+            revoked_at: None,
+        }))
     }
-    fn sender(&self, from: &str) -> Result<Option<EmailAddress>, Reply> {
+    async fn sender(
+        &self,
+        from: &str,
+        _: Option<&ApiKeyRecord>,
+    ) -> Result<Option<EmailAddress>, Reply> {
         EmailAddress::parse(from)
             .map(Some)
             .map_err(|e| Reply::new(553, "5.1.7", e.to_string()))
@@ -45,7 +57,7 @@ impl Intake for TakesAll {
     async fn deliver(
         &self,
         _: IpAddr,
-        _: Option<ApiKeyId>,
+        _: Option<ApiKeyRecord>,
         envelope: Envelope,
         message: Vec<u8>,
     ) -> Reply {

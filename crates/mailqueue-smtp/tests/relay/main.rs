@@ -56,6 +56,8 @@ pub async fn send(relay: &SmtpRelay, email: &NewEmail) -> Result<Delivered, Deli
             date: now,
             email,
             return_path: None,
+            signer: None,
+            require_tls: false,
         })
         .await
         .map_err(|e| match e {

@@ -97,6 +97,11 @@ fn migrator() -> Migrator {
             "unclassified reports",
             include_str!("../../migrations/postgres/0013_unclassified_reports.sql"),
         ),
+        (
+            14,
+            "sending domains",
+            include_str!("../../migrations/postgres/0014_sending_domains.sql"),
+        ),
     ])
 }
 

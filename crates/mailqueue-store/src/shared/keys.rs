@@ -12,7 +12,7 @@ use mailqueue_core::store::{
 };
 use mailqueue_core::{ApiKeyId, IdempotencyFence};
 
-const KEY_COLUMNS: &str = "id, name, token_prefix, permission, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, token_prefix, permission, domain_id, created_at, revoked_at";
 
 on_both_stores! {
     impl ApiKeyReads {
@@ -123,8 +123,8 @@ on_both_stores! {
 
 fn insert_key(key: &ApiKeyRecord, hash: &TokenHash) -> Statement {
     Statement::new(
-        "INSERT INTO api_keys (id, name, token_prefix, token_hash, created_at, permission) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO api_keys (id, name, token_prefix, token_hash, created_at, permission, domain_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .with(Param::Uuid(key.id.0))
     .with(Param::Text(key.name.clone()))
@@ -132,6 +132,7 @@ fn insert_key(key: &ApiKeyRecord, hash: &TokenHash) -> Statement {
     .with(Param::Bytes(hash.0.to_vec()))
     .with(Param::Time(key.created_at))
     .with(Param::Text(key.permission.as_str().into()))
+    .with(Param::OptUuid(key.domain_id.map(|d| d.0)))
 }
 
 fn revoke_key(key: &ApiKeySelector, now: DateTime<Utc>) -> Statement {
@@ -189,6 +190,7 @@ fn api_key(row: &impl RowReader) -> Result<ApiKeyRecord, StoreError> {
         name: row.text("name")?,
         token_prefix: row.text("token_prefix")?,
         permission: stored_permission(row.text("permission")?)?,
+        domain_id: row.opt_uuid("domain_id")?.map(mailqueue_core::DomainId),
         created_at: row.time("created_at")?,
         revoked_at: row.opt_time("revoked_at")?,
     })

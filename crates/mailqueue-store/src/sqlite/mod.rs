@@ -105,6 +105,11 @@ fn migrator() -> Migrator {
             "unclassified reports",
             include_str!("../../migrations/sqlite/0013_unclassified_reports.sql"),
         ),
+        (
+            14,
+            "sending domains",
+            include_str!("../../migrations/sqlite/0014_sending_domains.sql"),
+        ),
     ])
 }
 

@@ -17,6 +17,7 @@ pub async fn api_keys_are_found_by_hash_until_revoked(kind: StoreKind) {
         name: "ci".into(),
         token_prefix: token.display_prefix(),
         permission: ApiKeyPermission::FullAccess,
+        domain_id: None,
         created_at: t0(),
         revoked_at: None,
     };
@@ -83,6 +84,7 @@ pub async fn api_key_permissions_round_trip(kind: StoreKind) {
             name: permission.to_string(),
             token_prefix: token.display_prefix(),
             permission,
+            domain_id: None,
             created_at: t0() + Duration::milliseconds(i as i64),
             revoked_at: None,
         };

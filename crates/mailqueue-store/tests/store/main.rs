@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod domains;
 mod emails;
 mod events;
 mod keys;
@@ -27,6 +28,10 @@ macro_rules! conformance {
 }
 
 conformance!(
+    domains::domains_are_stored_whole_and_named_once,
+    domains::a_domain_write_from_an_old_read_is_refused,
+    domains::domains_are_found_when_their_check_is_due,
+    domains::an_api_key_keeps_its_domain,
     emails::insert_then_get_returns_every_field,
     emails::a_failed_insert_stores_nothing_of_the_call,
     emails::claims_only_due_pending_emails_once,

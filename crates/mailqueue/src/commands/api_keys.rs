@@ -46,7 +46,7 @@ pub async fn run(config: Config, command: ApiKeysCommand) -> anyhow::Result<()> 
         .unwrap_or_else(|_| Utc::now());
     match command {
         ApiKeysCommand::Create { name, permission } => {
-            let (record, token) = create_api_key(store.as_ref(), &name, permission, now)
+            let (record, token) = create_api_key(store.as_ref(), &name, permission, None, now)
                 .await
                 .context("creating the API key")?;
             println!(

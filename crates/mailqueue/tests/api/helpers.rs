@@ -117,9 +117,10 @@ pub async fn create_api_key_with(
         .duration_trunc(chrono::Duration::milliseconds(1))
         .unwrap();
     let name = ApiKeyName::parse(name).expect("a valid key name");
-    let (_, token) = mailqueue_service::api_keys::create_api_key(store, &name, permission, now)
-        .await
-        .expect("store an API key");
+    let (_, token) =
+        mailqueue_service::api_keys::create_api_key(store, &name, permission, None, now)
+            .await
+            .expect("store an API key");
     token.expose().to_string()
 }
 

@@ -22,6 +22,7 @@ mod delivery_relay_faults;
 mod delivery_wire;
 mod deploy_manifests;
 mod deployment;
+mod domains;
 mod dr_drill;
 mod emails_batch;
 mod emails_change;
