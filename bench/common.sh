@@ -307,8 +307,9 @@ stop_holding_postfix() { postfix -c "$1/etc" stop >/dev/null 2>&1 || true; }
 # held_by_postfix DIR: the messages on hold in the instance's queue.
 held_by_postfix() { find "$1/queue/hold" -type f | wc -l; }
 
-# build_example NAME: an example of mailqueue-smtp-server (the SMTP load
-# generators), the one MAILQUEUE_BENCH_<NAME> named if set; prints its path.
+# build_example NAME [PACKAGE]: an example of PACKAGE (default
+# mailqueue-smtp-server, whose examples are the SMTP load generators), the
+# one PREBUILT_<NAME> names if set; prints its path.
 build_example() {
   local var
   var="PREBUILT_$(tr '[:lower:]' '[:upper:]' <<<"$1")"
@@ -316,8 +317,8 @@ build_example() {
     echo "${!var}"
     return 0
   fi
-  log "building the $1 load generator"
-  (cd "$ROOT" && cargo build --release --locked -p mailqueue-smtp-server --example "$1" >&2)
+  log "building the $1 example"
+  (cd "$ROOT" && cargo build --release --locked -p "${2:-mailqueue-smtp-server}" --example "$1" >&2)
   echo "$TARGET_DIR/release/examples/$1"
 }
 

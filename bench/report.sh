@@ -2,8 +2,8 @@
 # Rewrites BENCHMARKS.md from the latest results of bench/accept.sh,
 # bench/deliver.sh, bench/backup.sh, bench/pitr.sh, bench/dispatch.sh,
 # bench/fleet.sh, bench/requeue.sh, bench/soak.sh, bench/history.sh,
-# bench/webhooks.sh, bench/webhooks_steady.sh, bench/submission.sh and
-# bench/bounces.sh, then bench/compare.sh's
+# bench/webhooks.sh, bench/webhooks_steady.sh, bench/submission.sh,
+# bench/bounces.sh and bench/signing.sh, then bench/compare.sh's
 # before-and-after table when there is one (bench/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ MD
   cat bench/results/accept.md
   echo
   cat bench/results/deliver.md
-  for section in backup pitr dispatch fleet requeue soak history webhooks webhooks_steady submission bounces; do
+  for section in backup pitr dispatch fleet requeue soak history webhooks webhooks_steady submission bounces signing; do
     if [ -f "bench/results/$section.md" ]; then
       echo
       cat "bench/results/$section.md"

@@ -13,4 +13,7 @@ bench/webhooks.sh
 bench/webhooks_steady.sh
 bench/soak.sh
 bench/history.sh
+bench/submission.sh
+bench/bounces.sh
+bench/signing.sh
 bench/report.sh

@@ -22,22 +22,24 @@ pub struct WriteHealth {
 struct State {
     /// Why the last write failed, if it did.
     failure: Option<String>,
-    /// A write failed for lack of space. Small writes (a lease renewed, a
+    /// Whether the store has yet to show it has room: at start, and after
+    /// a write failed for lack of space. Small writes (a lease renewed, a
     /// row updated in place) can still fit in space the store already
     /// holds, so only a write that needed room clears this: an accepted
     /// email, or the probe.
-    out_of_space: bool,
+    room_unproven: bool,
 }
 
 /// A store starts unproven: its first readiness check probes, so a process
 /// started on a full disk (after a crash, say) is not reported ready
-/// before any write of its own has failed.
+/// before any write of its own has failed, nor because a small write (the
+/// leases of the last run, released in place) still fit.
 impl Default for WriteHealth {
     fn default() -> Self {
         Self {
             state: Mutex::new(State {
-                failure: Some("no write has been tried yet".into()),
-                out_of_space: false,
+                failure: Some("no write that needed room has been tried yet".into()),
+                room_unproven: true,
             }),
         }
     }
@@ -54,7 +56,7 @@ impl WriteHealth {
         match result {
             Ok(_) => {
                 let mut state = self.state();
-                if !state.out_of_space {
+                if !state.room_unproven {
                     state.failure = None;
                 }
             }
@@ -69,7 +71,7 @@ impl WriteHealth {
             Ok(_) => {
                 let mut state = self.state();
                 state.failure = None;
-                state.out_of_space = false;
+                state.room_unproven = false;
             }
             Err(e) => self.record_failure(e),
         }
@@ -81,7 +83,7 @@ impl WriteHealth {
         }
         let mut state = self.state();
         state.failure = Some(e.to_string());
-        state.out_of_space |= matches!(e, StoreError::Full(_));
+        state.room_unproven |= matches!(e, StoreError::Full(_));
     }
 
     /// Why writes are failing, if they are.
@@ -112,6 +114,11 @@ mod tests {
         let health = WriteHealth::default();
         assert!(health.failing().is_some(), "unproven at first");
         health.record(&Ok::<(), StoreError>(()));
+        assert!(
+            health.failing().is_some(),
+            "a small write proves no room at start either"
+        );
+        health.record_room(&Ok::<(), StoreError>(()));
         assert_eq!(health.failing(), None);
         health.record(&Err::<(), _>(StoreError::Full("disk full".into())));
         health.record(&Ok::<(), StoreError>(()));

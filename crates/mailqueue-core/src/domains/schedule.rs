@@ -22,7 +22,10 @@ pub fn next_check_after(domain: &Domain, now: DateTime<Utc>) -> Option<DateTime<
     }
     // Half the time waited so far, between a minute and an hour: frequent
     // while someone is likely editing their zone, rare after.
-    let delay = (waited / 2).clamp(Duration::minutes(1), Duration::hours(1));
+    // Whole seconds: a time finer than the stores keep would never be due
+    // at the time read back.
+    let delay = Duration::seconds((waited / 2).num_seconds())
+        .clamp(Duration::minutes(1), Duration::hours(1));
     Some(now + delay)
 }
 

@@ -332,6 +332,18 @@ async fn bad_key_requests_get_precise_errors_and_store_nothing() {
         ),
         (
             json!({"name": "x", "permission": "sending_access", "domain_id": "d91cd9bd-1176-453e-8fc1-35364d380206"}),
+            404,
+            "not_found",
+            "",
+        ),
+        (
+            json!({"name": "x", "permission": "full_access", "domain_id": "d91cd9bd-1176-453e-8fc1-35364d380206"}),
+            422,
+            "validation_error",
+            "domain_id",
+        ),
+        (
+            json!({"name": "x", "permission": "sending_access", "domain_id": "acme.test"}),
             422,
             "validation_error",
             "domain_id",

@@ -13,7 +13,7 @@ use std::time::Duration;
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
 const MX_HOST: &str = "mx.mailqueue.test";
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
@@ -81,7 +81,7 @@ async fn verify_then(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) 
     .await
 }
 
-async fn run_node(script: &str, input: &Value) -> Value {
+pub(crate) async fn run_node(script: &str, input: &Value) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/compat")
         .join(script);
@@ -95,7 +95,7 @@ async fn run_node(script: &str, input: &Value) -> Value {
 }
 
 /// What dkimpy and mailauth say of each message: `(dkimpy valid, mailauth result)`.
-async fn verify_with_both(dns: &LocalDns, messages: &[Vec<u8>]) -> Vec<(bool, String)> {
+pub(crate) async fn verify_with_both(dns: &LocalDns, messages: &[Vec<u8>]) -> Vec<(bool, String)> {
     let input = json!({
         "dns_port": dns.port,
         "messages": messages.iter().map(|m| b64(m)).collect::<Vec<_>>(),

@@ -23,6 +23,7 @@ mod delivery_wire;
 mod deploy_manifests;
 mod deployment;
 mod domains;
+mod domains_backup;
 mod dr_drill;
 mod emails_batch;
 mod emails_change;
