@@ -1,16 +1,19 @@
-//! Generating DKIM keys and signing with them (`mail-auth` signs; the
-//! private keys are opened from their sealed form when a signer is made).
+//! Generating DKIM keys (AWS-LC) and signing with them (`mail-auth`
+//! signs over the keys of `signing_keys.rs`; the private keys are opened
+//! from their sealed form when a signer is made).
 
 use crate::sealing::KeySealer;
+use crate::signing_keys::{AwsEd25519Key, AwsRsaKey};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::KeyPair;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
+use mail_auth::common::crypto::SigningKey;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use mailqueue_core::domains::{
     DkimAlgorithm, DkimKey, DkimKeys, DomainName, KeyError, MessageSigner, NewKey,
 };
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
 use std::sync::Arc;
 
 /// The headers a signature covers. `From` is listed twice: the second,
@@ -48,28 +51,24 @@ fn failed(what: &str) -> impl Fn(String) -> KeyError + '_ {
     move |e| KeyError::Failed(format!("{what}: {e}"))
 }
 
-/// Returns the private key's DER (PKCS#1 for RSA, PKCS#8 for Ed25519) and
-/// the record's `p=` bytes (SubjectPublicKeyInfo for RSA, as RFC 6376
-/// asks; the raw key for Ed25519, as RFC 8463 asks).
+/// Returns the private key's DER (PKCS #8) and the record's `p=` bytes
+/// (the SubjectPublicKeyInfo for RSA, as RFC 6376 asks; the raw key for
+/// Ed25519, as RFC 8463 asks).
 fn generate_pair(algorithm: DkimAlgorithm) -> Result<(Vec<u8>, Vec<u8>), String> {
     match algorithm {
         DkimAlgorithm::Rsa2048 => {
-            use rsa::pkcs1::EncodeRsaPrivateKey;
-            use rsa::pkcs8::EncodePublicKey;
-            let private =
-                rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| e.to_string())?;
-            let der = private.to_pkcs1_der().map_err(|e| e.to_string())?;
-            let public = rsa::RsaPublicKey::from(&private)
-                .to_public_key_der()
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
                 .map_err(|e| e.to_string())?;
-            Ok((der.as_bytes().to_vec(), public.as_bytes().to_vec()))
+            let private = pair.as_der().map_err(|e| e.to_string())?;
+            let public = pair.public_key().as_der().map_err(|e| e.to_string())?;
+            Ok((private.as_ref().to_vec(), public.as_ref().to_vec()))
         }
         DkimAlgorithm::Ed25519 => {
-            let pkcs8 = Ed25519Key::generate_pkcs8().map_err(|e| e.to_string())?;
-            let public = Ed25519Key::from_pkcs8_der(&pkcs8)
-                .map_err(|e| e.to_string())?
-                .public_key();
-            Ok((pkcs8, public))
+            let random = aws_lc_rs::rand::SystemRandom::new();
+            let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&random)
+                .map_err(|e| e.to_string())?;
+            let public = AwsEd25519Key::from_pkcs8(pkcs8.as_ref())?.public_key();
+            Ok((pkcs8.as_ref().to_vec(), public))
         }
     }
 }
@@ -99,16 +98,14 @@ impl DkimKeys for MailAuthKeys {
         let describe = format!("d={} s={}", domain, key.selector);
         let signer: Arc<dyn MessageSigner> = match key.algorithm {
             DkimAlgorithm::Rsa2048 => {
-                let der = PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der.as_slice()));
-                let k =
-                    RsaKey::<Sha256>::from_key_der(der).map_err(|e| unreadable(e.to_string()))?;
+                let k = AwsRsaKey::from_pkcs8(&der).map_err(unreadable)?;
                 Arc::new(Signer {
                     inner: template(k, domain, &key.selector),
                     describe,
                 })
             }
             DkimAlgorithm::Ed25519 => {
-                let k = Ed25519Key::from_pkcs8_der(&der).map_err(|e| unreadable(e.to_string()))?;
+                let k = AwsEd25519Key::from_pkcs8(&der).map_err(unreadable)?;
                 Arc::new(Signer {
                     inner: template(k, domain, &key.selector),
                     describe,

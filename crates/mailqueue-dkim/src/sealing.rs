@@ -5,10 +5,10 @@
 //! Without a secret (allowed only on the embedded SQLite store) a key is
 //! kept as `plain:<base64>`, and the server says so at start.
 
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
 
 const SEALED: &str = "aes256gcm:";
 const PLAIN: &str = "plain:";
@@ -49,7 +49,7 @@ pub struct KeySealer {
 
 struct AeadKeyLen;
 
-impl ring::hkdf::KeyType for AeadKeyLen {
+impl aws_lc_rs::hkdf::KeyType for AeadKeyLen {
     fn len(&self) -> usize {
         AES_256_GCM.key_len()
     }
@@ -59,7 +59,7 @@ impl KeySealer {
     /// `None`: keys are kept unsealed (the embedded store only).
     pub fn new(secret: Option<&SecretKey>) -> Self {
         let key = secret.map(|secret| {
-            let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"mailqueue");
+            let salt = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, b"mailqueue");
             let mut bytes = [0u8; 32];
             salt.extract(&secret.0)
                 .expand(&[b"dkim private keys"], AeadKeyLen)
