@@ -5,12 +5,11 @@
 //! signs and the old one is dropped.
 
 use crate::body::{parse_json, RawBody};
-use crate::domain_view::{algorithm, domain_json, no_domain};
+use crate::domain_view::{algorithm, domain_json};
 use crate::error::ApiError;
 use crate::named::Named;
 use axum::Json;
 use mailqueue_core::DomainId;
-use mailqueue_service::ServiceError;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -36,12 +35,6 @@ pub async fn handle(
         .transpose()
         .map_err(ApiError::Validation)?;
     let domains = domain.state.service.domains()?;
-    let rotated = domains
-        .rotate_key(domain.id, algorithm)
-        .await
-        .map_err(|e| match e {
-            ServiceError::NoDomain(_) => no_domain(&domain.raw),
-            e => e.into(),
-        })?;
+    let rotated = domains.rotate_key(domain.id, algorithm).await?;
     Ok(Json(domain_json(&rotated, domains.records_config(), true)))
 }

@@ -2,20 +2,15 @@
 //! "domain", "id", "deleted": true}`. Its mail is no longer signed, and
 //! keys limited to it can no longer send.
 
-use crate::domain_view::no_domain;
 use crate::error::ApiError;
 use crate::named::Named;
 use axum::Json;
 use mailqueue_core::DomainId;
-use mailqueue_service::ServiceError;
 use serde_json::{json, Value};
 
 pub async fn handle(domain: Named<DomainId>) -> Result<Json<Value>, ApiError> {
     let domains = domain.state.service.domains()?;
-    domains.delete(domain.id).await.map_err(|e| match e {
-        ServiceError::NoDomain(_) => no_domain(&domain.raw),
-        e => e.into(),
-    })?;
+    domains.delete(domain.id).await?;
     Ok(Json(
         json!({"object": "domain", "id": domain.id.to_string(), "deleted": true}),
     ))

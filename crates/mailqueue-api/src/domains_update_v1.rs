@@ -4,13 +4,12 @@
 //! off relay connections without TLS.
 
 use crate::body::{parse_json, RawBody};
-use crate::domain_view::{check_capabilities, no_domain, tls, tracking_subdomain};
+use crate::domain_view::{check_capabilities, tls, tracking_subdomain};
 use crate::error::ApiError;
 use crate::named::Named;
 use axum::Json;
 use mailqueue_core::domains::DomainChange;
 use mailqueue_core::DomainId;
-use mailqueue_service::ServiceError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -43,13 +42,7 @@ pub async fn handle(
             .map_err(ApiError::Validation)?,
     };
     let domains = domain.state.service.domains()?;
-    let changed = domains
-        .update(domain.id, &change)
-        .await
-        .map_err(|e| match e {
-            ServiceError::NoDomain(_) => no_domain(&domain.raw),
-            e => e.into(),
-        })?;
+    let changed = domains.update(domain.id, &change).await?;
     Ok(Json(
         json!({"object": "domain", "id": changed.id.to_string()}),
     ))

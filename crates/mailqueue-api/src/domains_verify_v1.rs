@@ -3,23 +3,15 @@
 //! `{"object": "domain", "id"}` at once. The maintenance leader goes on
 //! checking it (see `docs/domains.md`).
 
-use crate::domain_view::no_domain;
 use crate::error::ApiError;
 use crate::named::Action;
 use axum::Json;
 use mailqueue_core::DomainId;
-use mailqueue_service::ServiceError;
 use serde_json::{json, Value};
 
 pub async fn handle(domain: Action<DomainId>) -> Result<Json<Value>, ApiError> {
     let domains = domain.state.service.domains()?;
-    domains
-        .request_check(domain.id)
-        .await
-        .map_err(|e| match e {
-            ServiceError::NoDomain(_) => no_domain(&domain.raw),
-            e => e.into(),
-        })?;
+    domains.request_check(domain.id).await?;
     Ok(Json(
         json!({"object": "domain", "id": domain.id.to_string()}),
     ))

@@ -15,6 +15,7 @@ mod gpg;
 mod http_sinks;
 mod local_dns;
 mod postfix;
+mod printed_port;
 mod redis;
 mod s3;
 mod smtp_relay;

@@ -2,12 +2,11 @@
 //! the test writes: what a domain's owner would publish, and what a
 //! resolver (mailqueue's checks, the DKIM verifiers) then finds.
 
+use crate::printed_port::printed_port;
 use crate::TempDir;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub struct LocalDns {
@@ -30,19 +29,7 @@ impl LocalDns {
             .kill_on_drop(true)
             .spawn()
             .expect("python3 runs the DNS server (is dnslib installed?)");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(20),
-            BufReader::new(stdout).read_line(&mut line),
-        )
-        .await
-        .expect("the DNS server starts within 20 s")
-        .expect("read the DNS server's port");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the DNS server printed `{line}`, not a port"));
+        let port = printed_port(&mut child, "the DNS server").await;
         Self {
             _child: child,
             port,

@@ -1,12 +1,12 @@
 //! A real SMTP server for the tests: `python/smtp_sink.py` (aiosmtpd) in a
 //! child process, recording each accepted message to a directory.
 
+use crate::printed_port::printed_port;
 use crate::TempDir;
 use base64::Engine;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 #[derive(Clone, Debug, Default)]
@@ -107,19 +107,7 @@ impl SmtpSink {
             .kill_on_drop(true)
             .spawn()
             .expect("python3 runs the SMTP sink (is aiosmtpd installed?)");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(20),
-            BufReader::new(stdout).read_line(&mut line),
-        )
-        .await
-        .expect("the SMTP sink starts within 20 s")
-        .expect("read the SMTP sink's port");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the SMTP sink printed `{line}`, not a port"));
+        let port = printed_port(&mut child, "the SMTP sink").await;
         Self { child, port, dir }
     }
 
