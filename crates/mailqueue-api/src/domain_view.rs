@@ -50,6 +50,7 @@ pub fn domain_json(d: &Domain, records: &RecordsConfig, with_object: bool) -> Va
         v["tracking_subdomain"] = json!(t);
     }
     v["records"] = json!(d.dns_records(records));
+    let signing = d.signing_key().map(|k| k.selector.as_str());
     v["dkim"] = json!(d
         .dkim_keys
         .iter()
@@ -57,7 +58,7 @@ pub fn domain_json(d: &Domain, records: &RecordsConfig, with_object: bool) -> Va
             "selector": k.selector,
             "algorithm": k.algorithm.as_str(),
             "status": k.status.as_str(),
-            "signing": k.active && k.status == mailqueue_core::domains::VerificationStatus::Verified,
+            "signing": signing == Some(k.selector.as_str()),
             "created_at": timestamp(k.created_at),
         }))
         .collect::<Vec<_>>());

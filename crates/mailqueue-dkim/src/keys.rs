@@ -41,10 +41,6 @@ impl MailAuthKeys {
     pub fn new(sealer: KeySealer) -> Self {
         Self { sealer }
     }
-
-    pub fn seals(&self) -> bool {
-        self.sealer.seals()
-    }
 }
 
 fn failed(what: &str) -> impl Fn(String) -> KeyError + '_ {

@@ -75,10 +75,6 @@ impl KeySealer {
         }
     }
 
-    pub fn seals(&self) -> bool {
-        self.key.is_some()
-    }
-
     pub fn seal(&self, private_key: &[u8]) -> Result<String, String> {
         let Some(key) = &self.key else {
             return Ok(format!("{PLAIN}{}", B64.encode(private_key)));

@@ -279,7 +279,7 @@ impl Domains {
     pub async fn check(&self, id: DomainId) -> Result<Domain, ServiceError> {
         let domain = self.get(id).await?;
         let queries = domain.dns_queries(&self.setup.records);
-        let answers = futures_join(self.setup.dns.clone(), queries).await;
+        let answers = ask_all(self.setup.dns.clone(), queries).await;
         let now = self.now();
         let records = self.setup.records.clone();
         self.change(id, move |d| {
@@ -344,10 +344,7 @@ impl Domains {
 }
 
 /// Asks every question at once.
-async fn futures_join(
-    dns: Arc<dyn DnsLookup>,
-    queries: Vec<DnsQuery>,
-) -> HashMap<DnsQuery, DnsAnswer> {
+async fn ask_all(dns: Arc<dyn DnsLookup>, queries: Vec<DnsQuery>) -> HashMap<DnsQuery, DnsAnswer> {
     let mut set = tokio::task::JoinSet::new();
     for q in queries {
         let dns = dns.clone();

@@ -142,14 +142,7 @@ pub enum DkimAlgorithm {
 }
 
 impl DkimAlgorithm {
-    /// The `k=` tag of the key's record.
-    pub fn key_type(self) -> &'static str {
-        match self {
-            Self::Rsa2048 => "rsa",
-            Self::Ed25519 => "ed25519",
-        }
-    }
-
+    /// Its name, which is also the `k=` tag of the key's record.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Rsa2048 => "rsa",
@@ -302,9 +295,6 @@ pub struct DomainPage {
     pub before: Option<DomainId>,
     pub limit: u32,
 }
-
-/// Counts of domains for `/metrics`.
-pub type DomainCounts = Vec<(VerificationStatus, u64)>;
 
 /// Storing sending domains.
 #[async_trait::async_trait]

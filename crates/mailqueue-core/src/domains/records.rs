@@ -106,7 +106,7 @@ fn dkim_record(key: &DkimKey) -> (String, String) {
         format!("{}._domainkey", key.selector),
         format!(
             "v=DKIM1; k={}; p={}",
-            key.algorithm.key_type(),
+            key.algorithm.as_str(),
             key.public_key
         ),
     )
@@ -296,7 +296,7 @@ fn dkim_matches(txt: &str, key: &DkimKey) -> bool {
             _ => {}
         }
     }
-    p.as_deref() == Some(key.public_key.as_str()) && k == key.algorithm.key_type()
+    p.as_deref() == Some(key.public_key.as_str()) && k == key.algorithm.as_str()
 }
 
 fn same_words(a: &str, b: &str) -> bool {

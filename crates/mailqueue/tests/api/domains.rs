@@ -505,6 +505,47 @@ async fn unverified_senders_and_other_domains_are_refused() {
         steps[4][0], 550,
         "the From header is outside the key's domain: {replies}"
     );
+
+    // A message submitted whole from the verified domain leaves signed,
+    // over the bytes that are relayed.
+    let good = app.data_dir.path().join("acme.eml");
+    std::fs::write(
+        &good,
+        "From: a@acme.test\r\nTo: user@example.com\r\nSubject: signed over smtp\r\n\r\nbody\r\n",
+    )
+    .unwrap();
+    let submitted = run_compat(
+        "smtp_conversation.py",
+        &json!({
+            "port": app.submission_ports[0],
+            "mode": "plain",
+            "auth": {"mechanism": "PLAIN", "user": "resend", "password": token},
+            "steps": [["mail", "a@acme.test", []], ["rcpt", "user@example.com"],
+                      ["data", good.to_str().unwrap()]],
+        }),
+    )
+    .await;
+    assert_eq!(submitted["steps"][2][0], 250, "{submitted}");
+    let raw = wait_until(
+        "the submitted message to arrive",
+        Duration::from_secs(30),
+        || async {
+            sink.messages()
+                .into_iter()
+                .map(|m| m.raw())
+                .find(|raw| String::from_utf8_lossy(raw).contains("signed over smtp"))
+        },
+    )
+    .await;
+    assert!(
+        raw.starts_with(b"DKIM-Signature:"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert_eq!(
+        verify_with_both(&dns, &[raw]).await,
+        vec![(true, "pass".to_string())]
+    );
 }
 
 fn uuid_like() -> String {
@@ -631,4 +672,81 @@ async fn a_rotation_signs_with_the_old_key_until_the_new_record_is_seen() {
     assert_eq!(switched["dkim"].as_array().unwrap().len(), 1, "{switched}");
     assert_eq!(switched["dkim"][0]["selector"], "mq2");
     assert_eq!(switched["dkim"][0]["signing"], true);
+}
+
+#[tokio::test]
+async fn a_verified_return_path_carries_the_bounces_and_tls_enforced_keeps_mail_off_plain_relays() {
+    let dns = LocalDns::start().await;
+    let sink = SmtpSink::start(SinkOptions::default()).await;
+    // The bounce domain is also the MX host every return path points at.
+    let app = app_with_dns(
+        StoreKind::Sqlite,
+        &dns,
+        &sink,
+        &[
+            ("MAILQUEUE_BOUNCE_DOMAIN", "bounces.mailqueue.test"),
+            ("MAILQUEUE_BOUNCE_SECRET", "a bounce secret of some length"),
+            ("MAILQUEUE_BOUNCE_MX_HOST", "bounces.mailqueue.test"),
+        ],
+    )
+    .await;
+    verified_domain(&app, &dns, "acme.test", "ed25519").await;
+    // Workers read the domains every 10 s: the strict one below exists
+    // before the first send reads them.
+    let (_, strict) = app
+        .call(
+            Method::POST,
+            "/v1/domains",
+            &[],
+            &json!({"name": "strict.test", "tls": "enforced"}),
+        )
+        .await;
+    assert_eq!(strict["tls"], "enforced", "{strict}");
+    let email = |from: &str, subject: &str| json!({"from": from, "to": "user@example.com", "subject": subject, "text": "t"});
+    for (from, subject) in [
+        ("a@acme.test", "aligned"),
+        ("a@elsewhere.test", "bounce domain"),
+    ] {
+        let id = app.send(&email(from, subject)).await;
+        app.wait_for_status(&id, "sent", Duration::from_secs(30))
+            .await;
+    }
+    let envelope_of = |subject: &str| {
+        sink.messages()
+            .into_iter()
+            .find(|m| String::from_utf8_lossy(&m.raw()).contains(subject))
+            .unwrap()
+            .mail_from
+    };
+    let aligned = envelope_of("Subject: aligned");
+    assert!(
+        aligned.starts_with("b-") && aligned.ends_with("@send.acme.test"),
+        "{aligned}"
+    );
+    let other = envelope_of("Subject: bounce domain");
+    assert!(other.ends_with("@bounces.mailqueue.test"), "{other}");
+
+    // tls: enforced, and the relay (the sink) offers no TLS: the attempt
+    // fails before anything is sent, and is retried.
+    let id = app.send(&email("a@strict.test", "never in clear")).await;
+    let failed = wait_until(
+        "the attempt to fail for want of TLS",
+        Duration::from_secs(30),
+        || async {
+            let e = app.email(&id).await;
+            e["last_error"]
+                .as_str()
+                .is_some_and(|err| err.contains("requires TLS"))
+                .then_some(e)
+        },
+    )
+    .await;
+    assert_ne!(failed["status"], "sent", "{failed}");
+    assert!(
+        !sink
+            .messages()
+            .iter()
+            .any(|m| String::from_utf8_lossy(&m.raw()).contains("never in clear")),
+        "nothing went to the relay in clear"
+    );
 }
