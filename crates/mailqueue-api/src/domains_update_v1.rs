@@ -1,7 +1,8 @@
 //! `PATCH /v1/domains/{domain_id}` with `{open_tracking?, click_tracking?,
 //! tls?, capabilities?, tracking_subdomain?}`: answers Resend's
 //! `{"object": "domain", "id"}`. `tls: "enforced"` keeps the domain's mail
-//! off relay connections without TLS.
+//! off relay connections without TLS. Resend's Python SDK repeats the
+//! path's `id` in the body; it must match.
 
 use crate::body::{parse_json, RawBody};
 use crate::domain_view::{check_capabilities, tls, tracking_subdomain};
@@ -16,6 +17,8 @@ use serde_json::{json, Value};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateDomainRequest {
+    /// The Python SDK repeats the id in the body.
+    id: Option<String>,
     open_tracking: Option<bool>,
     click_tracking: Option<bool>,
     tls: Option<String>,
@@ -28,6 +31,7 @@ pub async fn handle(
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let r: UpdateDomainRequest = parse_json(&body)?;
+    domain.same_as_body("id", r.id.as_deref())?;
     check_capabilities(&r.capabilities).map_err(ApiError::Validation)?;
     let change = DomainChange {
         open_tracking: r.open_tracking,

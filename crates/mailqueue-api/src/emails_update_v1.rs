@@ -23,12 +23,7 @@ pub async fn handle(
     RawBody(body): RawBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let request: UpdateEmailRequest = parse_json(&body)?;
-    if request.id.as_deref().is_some_and(|id| id != email.raw) {
-        return Err(ApiError::Validation(FieldError::invalid(
-            "id",
-            "The id in the body differs from the id in the path.",
-        )));
-    }
+    email.same_as_body("id", request.id.as_deref())?;
     let raw_at = request.scheduled_at.ok_or_else(|| {
         ApiError::Validation(FieldError::missing(
             "scheduled_at",

@@ -12,7 +12,7 @@ use crate::ApiState;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use mailqueue_core::suppression::SuppressionRef;
-use mailqueue_core::{EmailId, WebhookId};
+use mailqueue_core::{EmailId, FieldError, WebhookId};
 
 /// What a path segment names, parsed with the error its route answers.
 pub trait PathName: Sized + Send {
@@ -60,6 +60,20 @@ impl<T: PathName> FromRequestParts<ApiState> for Named<T> {
             id: T::parse(&raw)?,
             raw,
         })
+    }
+}
+
+impl<T> Named<T> {
+    /// Resend's Python SDK repeats the path's id in the body (as `field`);
+    /// it must name the same thing.
+    pub fn same_as_body(&self, field: &str, in_body: Option<&str>) -> Result<(), ApiError> {
+        match in_body {
+            Some(id) if id != self.raw => Err(ApiError::Validation(FieldError::invalid(
+                field,
+                format!("`{field}` in the body differs from the id in the path."),
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 

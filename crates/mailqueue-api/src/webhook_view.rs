@@ -57,11 +57,11 @@ fn delivery_status(d: &WebhookDelivery) -> &'static str {
 pub fn delivery_json(d: &WebhookDelivery) -> Value {
     json!({
         "object": "webhook_event",
-        "id": d.event.id.to_string(),
+        "id": d.event.id().to_string(),
         "webhook_id": d.webhook_id.to_string(),
-        "type": d.event.event_type.as_str(),
-        "email_id": d.event.email_id.to_string(),
-        "created_at": timestamp(d.event.created_at),
+        "type": d.event.type_name(),
+        "email_id": d.event.email_id().map(|id| id.to_string()),
+        "created_at": timestamp(d.event.created_at()),
         "status": delivery_status(d),
         "attempts": d.attempts,
         "next_attempt_at": opt_time(d.next_attempt_at),

@@ -7,7 +7,7 @@ use crate::webhook_view::{delivery_json, event_id, no_event, webhook_id};
 use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::Json;
-use mailqueue_core::webhooks::{payload, EventEmail};
+use mailqueue_core::webhooks::{EventEmail, OutboxEvent};
 use serde_json::Value;
 
 pub async fn handle(
@@ -20,9 +20,18 @@ pub async fn handle(
         return Err(no_event(&raw_event));
     };
     let mut v = delivery_json(&d);
-    if let Some(email) = state.reads.get_email(d.event.email_id).await? {
-        let about = EventEmail::new(&email.email, &email.message_id, email.created_at);
-        v["payload"] = payload(&d.event, &about);
+    match d.event {
+        OutboxEvent::Account(a) => v["payload"] = a.payload,
+        OutboxEvent::Email { event, .. } => {
+            if let Some(email) = state.reads.get_email(event.email_id).await? {
+                let about = EventEmail::new(&email.email, &email.message_id, email.created_at);
+                v["payload"] = OutboxEvent::Email {
+                    event,
+                    email: about,
+                }
+                .payload();
+            }
+        }
     }
     Ok(Json(v))
 }

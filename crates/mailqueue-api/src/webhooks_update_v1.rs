@@ -28,16 +28,7 @@ pub async fn handle(
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let request: UpdateWebhookRequest = parse_json(&body)?;
-    if request
-        .webhook_id
-        .as_deref()
-        .is_some_and(|w| w != webhook.raw)
-    {
-        return Err(ApiError::Validation(FieldError::invalid(
-            "webhook_id",
-            "`webhook_id` differs from the webhook of the path.",
-        )));
-    }
+    webhook.same_as_body("webhook_id", request.webhook_id.as_deref())?;
     let allow_private = webhook.state.settings.webhooks.allow_private;
     let change = WebhookChange {
         endpoint: match &request.endpoint {

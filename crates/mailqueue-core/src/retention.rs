@@ -83,6 +83,14 @@ pub trait RetentionStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<u64, StoreError>;
 
+    /// Deletes up to `limit` account events (`domain.*`) created before
+    /// `created_before`, with their webhook deliveries. Returns how many.
+    async fn purge_account_events(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
     /// When the oldest email still stored was created.
     async fn oldest_email_created_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 

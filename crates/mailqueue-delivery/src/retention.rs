@@ -120,8 +120,8 @@ pub async fn run(
 }
 
 /// One pass: contents first (their batches shrink the rows the deletions
-/// later cascade through), then emails, then idempotency keys and
-/// unclassified reports.
+/// later cascade through), then emails, then idempotency keys,
+/// unclassified reports and account events.
 async fn pass(d: &Delivery, s: &mut Signals) -> Result<PassEnd, StoreError> {
     let cut = d.settings.retention.cutoffs(d.clock.now());
     let store = d.store.as_ref();
@@ -145,6 +145,12 @@ async fn pass(d: &Delivery, s: &mut Signals) -> Result<PassEnd, StoreError> {
             let purge = || store.purge_unclassified_reports(before, BATCH);
             let mut reports = 0;
             if !in_batches(d, s, "unclassified_reports", &mut reports, purge).await? {
+                break 'pass PassEnd::Interrupted;
+            }
+            // Account events, and their deliveries, kept as long as emails are.
+            let purge = || store.purge_account_events(before, BATCH);
+            let mut events = 0;
+            if !in_batches(d, s, "account_events", &mut events, purge).await? {
                 break 'pass PassEnd::Interrupted;
             }
         }

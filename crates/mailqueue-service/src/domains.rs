@@ -14,6 +14,7 @@ use mailqueue_core::domains::{
     DnsQuery, Domain, DomainChange, DomainName, DomainStore, RecordStatuses, RecordsConfig, Region,
     SenderRefusal, TlsPolicy, VerificationStatus,
 };
+use mailqueue_core::webhooks::{AccountEvent, WebhookEventType};
 use mailqueue_core::{Clock, DomainId};
 use mailqueue_metrics::Metrics;
 use std::collections::HashMap;
@@ -157,7 +158,13 @@ impl Domains {
             next_check_at: None,
             revision: 0,
         };
-        if !self.store.create_domain(&domain).await? {
+        let event = AccountEvent::domain(
+            WebhookEventType::DomainCreated,
+            &domain,
+            &self.setup.records,
+            now,
+        );
+        if !self.store.create_domain(&domain, &event).await? {
             return Err(ServiceError::DomainExists(domain.name.to_string()));
         }
         self.senders.forget();
@@ -171,17 +178,21 @@ impl Domains {
             .ok_or(ServiceError::NoDomain(id))
     }
 
-    /// Reads the domain, lets `change` decide, and saves, deciding again
-    /// when another write got in first.
+    /// Reads the domain, lets `change` decide, and saves, with
+    /// `domain.updated` if the change altered what the event tells,
+    /// deciding again when another write got in first.
     async fn change(
         &self,
         id: DomainId,
         change: impl Fn(&mut Domain),
     ) -> Result<Domain, ServiceError> {
         for _ in 0..SAVE_TRIES {
-            let mut domain = self.get(id).await?;
+            let before = self.get(id).await?;
+            let mut domain = before.clone();
             change(&mut domain);
-            if self.store.save_domain(&domain).await? {
+            let event =
+                AccountEvent::domain_updated(&before, &domain, &self.setup.records, self.now());
+            if self.store.save_domain(&domain, event.as_ref()).await? {
                 self.senders.forget();
                 domain.revision += 1;
                 return Ok(domain);
@@ -220,12 +231,28 @@ impl Domains {
         self.change(id, |d| change.apply(d)).await
     }
 
+    /// Deletes the domain, with `domain.deleted` telling it as it was.
     pub async fn delete(&self, id: DomainId) -> Result<(), ServiceError> {
-        if !self.store.delete_domain(id).await? {
-            return Err(ServiceError::NoDomain(id));
+        for _ in 0..SAVE_TRIES {
+            let domain = self.get(id).await?;
+            let event = AccountEvent::domain(
+                WebhookEventType::DomainDeleted,
+                &domain,
+                &self.setup.records,
+                self.now(),
+            );
+            if self
+                .store
+                .delete_domain(id, domain.revision, &event)
+                .await?
+            {
+                self.senders.forget();
+                return Ok(());
+            }
         }
-        self.senders.forget();
-        Ok(())
+        Err(ServiceError::Overtaken(
+            "other changes of this domain kept overtaking its deletion",
+        ))
     }
 
     /// Marks the domain pending and checks it now, in the background (the

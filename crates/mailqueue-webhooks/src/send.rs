@@ -9,8 +9,8 @@ use crate::resolver::PublicOnly;
 use crate::WebhookSettings;
 use chrono::{DateTime, Utc};
 use mailqueue_core::webhooks::{
-    is_forbidden_address, payload, signature_header, ClaimedDelivery, DeliveryOutcome,
-    DeliveryReport, RetrySchedule,
+    is_forbidden_address, signature_header, ClaimedDelivery, DeliveryOutcome, DeliveryReport,
+    RetrySchedule,
 };
 use std::error::Error;
 use std::net::IpAddr;
@@ -106,8 +106,8 @@ async fn post(
             return Err(AttemptError::RefusedAddress(address));
         }
     }
-    let body = serde_json::to_vec(&payload(&c.event, &c.email))
-        .map_err(|e| AttemptError::Payload(e.to_string()))?;
+    let body =
+        serde_json::to_vec(&c.event.payload()).map_err(|e| AttemptError::Payload(e.to_string()))?;
     let id = c.event_id.to_string();
     let timestamp = now.timestamp();
     let signature = signature_header(&c.secrets, &id, timestamp, &body);

@@ -25,9 +25,10 @@ pub use schedule::{next_check_after, CHECK_WINDOW};
 pub use senders::{check_sender, covering_domain, SenderRefusal};
 
 #[cfg(test)]
-mod tests_support;
+pub(crate) mod tests_support;
 
 use crate::ids::DomainId;
+use crate::webhooks::AccountEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -299,8 +300,14 @@ pub struct DomainPage {
 /// Storing sending domains.
 #[async_trait::async_trait]
 pub trait DomainStore: Send + Sync + 'static {
-    /// Stores a new domain; `false` when one of that name exists.
-    async fn create_domain(&self, domain: &Domain) -> Result<bool, crate::error::StoreError>;
+    /// Stores a new domain and its `domain.created` event (with its
+    /// webhook deliveries) in one transaction; `false` when one of that
+    /// name exists (nothing written).
+    async fn create_domain(
+        &self,
+        domain: &Domain,
+        event: &AccountEvent,
+    ) -> Result<bool, crate::error::StoreError>;
     async fn get_domain(&self, id: DomainId) -> Result<Option<Domain>, crate::error::StoreError>;
     async fn list_domains(
         &self,
@@ -309,10 +316,21 @@ pub trait DomainStore: Send + Sync + 'static {
     /// Every domain: there are few, and senders are checked against them.
     async fn all_domains(&self) -> Result<Vec<Domain>, crate::error::StoreError>;
     /// Writes `domain` if the stored one still has `domain.revision`
-    /// (then stored with the next revision); whether it did.
-    async fn save_domain(&self, domain: &Domain) -> Result<bool, crate::error::StoreError>;
-    /// Deletes the domain; whether it existed.
-    async fn delete_domain(&self, id: DomainId) -> Result<bool, crate::error::StoreError>;
+    /// (then stored with the next revision), with its event if the change
+    /// calls for one; whether it did.
+    async fn save_domain(
+        &self,
+        domain: &Domain,
+        event: Option<&AccountEvent>,
+    ) -> Result<bool, crate::error::StoreError>;
+    /// Deletes the domain if it still has `revision`, with its
+    /// `domain.deleted` event; whether it did.
+    async fn delete_domain(
+        &self,
+        id: DomainId,
+        revision: i64,
+        event: &AccountEvent,
+    ) -> Result<bool, crate::error::StoreError>;
     /// Domains whose next check is due at `now`, at most `limit`.
     async fn domains_due_for_check(
         &self,

@@ -1,12 +1,13 @@
 //! What the store keeps of webhooks and their deliveries, and what the
 //! sender hands back.
 
+use super::account::AccountEvent;
 use super::endpoint::Endpoint;
-use super::payload::EventEmail;
+use super::payload::{payload, EventEmail};
 use super::signature::SigningSecret;
 use super::subscription::WebhookEventType;
 use crate::events::EmailEvent;
-use crate::ids::{EventId, WebhookId};
+use crate::ids::{EmailId, EventId, WebhookId};
 use chrono::{DateTime, Utc};
 use std::fmt;
 use std::str::FromStr;
@@ -186,13 +187,66 @@ impl FromStr for DeliveryStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookDelivery {
     pub webhook_id: WebhookId,
-    pub event: EmailEvent,
+    pub event: OutboxEvent<()>,
     pub status: DeliveryStatus,
     pub attempts: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// The event an outbox row delivers: an email's, with what its payload
+/// tells of the email (`E`: [`EventEmail`] when claimed to be sent,
+/// nothing in a delivery log), or an account's, stored with its payload.
+// Nearly every delivery is an email's: boxing it would cost an allocation
+// per delivery to save the rare account event a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutboxEvent<E = EventEmail> {
+    Email { event: EmailEvent, email: E },
+    Account(AccountEvent),
+}
+
+impl<E> OutboxEvent<E> {
+    pub fn id(&self) -> EventId {
+        match self {
+            OutboxEvent::Email { event, .. } => event.id,
+            OutboxEvent::Account(a) => a.id,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OutboxEvent::Email { event, .. } => event.event_type.as_str(),
+            OutboxEvent::Account(a) => a.event_type.as_str(),
+        }
+    }
+
+    /// The email it concerns; none for an account event.
+    pub fn email_id(&self) -> Option<EmailId> {
+        match self {
+            OutboxEvent::Email { event, .. } => Some(event.email_id),
+            OutboxEvent::Account(_) => None,
+        }
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        match self {
+            OutboxEvent::Email { event, .. } => event.created_at,
+            OutboxEvent::Account(a) => a.created_at,
+        }
+    }
+}
+
+impl OutboxEvent {
+    /// The body POSTed, in Resend's shape.
+    pub fn payload(&self) -> serde_json::Value {
+        match self {
+            OutboxEvent::Email { event, email } => payload(event, email),
+            OutboxEvent::Account(a) => a.payload.clone(),
+        }
+    }
 }
 
 /// One try of a delivery.
@@ -215,8 +269,7 @@ pub struct ClaimedDelivery {
     pub attempt: u32,
     pub endpoint: Endpoint,
     pub secrets: Vec<SigningSecret>,
-    pub event: EmailEvent,
-    pub email: EventEmail,
+    pub event: OutboxEvent,
 }
 
 /// How an attempt leaves its delivery.

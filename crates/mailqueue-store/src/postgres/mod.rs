@@ -102,6 +102,11 @@ fn migrator() -> Migrator {
             "sending domains",
             include_str!("../../migrations/postgres/0014_sending_domains.sql"),
         ),
+        (
+            15,
+            "account events",
+            include_str!("../../migrations/postgres/0015_account_events.sql"),
+        ),
     ])
 }
 

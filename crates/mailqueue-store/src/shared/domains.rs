@@ -1,7 +1,8 @@
 //! Sending domains, written once for both stores. A domain is one row;
 //! every write after its creation is fenced by its revision.
 
-use super::executor::on_both_stores;
+use super::account_events;
+use super::executor::{on_both_stores, Db};
 use super::rows::RowReader;
 use super::{Param, Statement};
 use chrono::{DateTime, Utc};
@@ -10,6 +11,7 @@ use mailqueue_core::domains::{
     VerificationStatus,
 };
 use mailqueue_core::store::StoreError;
+use mailqueue_core::webhooks::AccountEvent;
 use mailqueue_core::DomainId;
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +112,29 @@ fn domain(row: &impl RowReader) -> Result<Domain, StoreError> {
     })
 }
 
+/// Applies `change` (one row, or none when its condition no longer
+/// holds) and, if it changed the row, writes `event` with its deliveries,
+/// in one transaction. Whether the row changed.
+async fn with_event(
+    db: Db<'_>,
+    ctx: &'static str,
+    change: &Statement,
+    event: Option<&AccountEvent>,
+) -> Result<bool, StoreError> {
+    let dialect = db.dialect();
+    let mut tx = db.begin(ctx).await?;
+    let result = async {
+        let changed = tx.execute(change).await? == 1;
+        if let (true, Some(e)) = (changed, event) {
+            tx.execute(&account_events::insert(e)).await?;
+            tx.execute(&account_events::fan_out(dialect, e)).await?;
+        }
+        Ok(changed)
+    }
+    .await;
+    tx.finish(result).await
+}
+
 /// A page, newest first; towards newer domains (`before`) oldest first.
 fn list(page: &DomainPage) -> Statement {
     let mut st = Statement::new("");
@@ -131,8 +156,8 @@ fn list(page: &DomainPage) -> Statement {
 
 on_both_stores! {
     impl DomainStore {
-        async fn create_domain(&self, d: &Domain) -> Result<bool, StoreError> {
-            Ok(self.db().execute("creating a domain", &insert(d)?).await? == 1)
+        async fn create_domain(&self, d: &Domain, event: &AccountEvent) -> Result<bool, StoreError> {
+            with_event(self.db(), "creating a domain", &insert(d)?, Some(event)).await
         }
 
         async fn get_domain(&self, id: DomainId) -> Result<Option<Domain>, StoreError> {
@@ -165,13 +190,24 @@ on_both_stores! {
                 .collect()
         }
 
-        async fn save_domain(&self, d: &Domain) -> Result<bool, StoreError> {
-            Ok(self.db().execute("changing a domain", &update(d)?).await? == 1)
+        async fn save_domain(
+            &self,
+            d: &Domain,
+            event: Option<&AccountEvent>,
+        ) -> Result<bool, StoreError> {
+            with_event(self.db(), "changing a domain", &update(d)?, event).await
         }
 
-        async fn delete_domain(&self, id: DomainId) -> Result<bool, StoreError> {
-            let st = Statement::new("DELETE FROM domains WHERE id = $1").with(Param::Uuid(id.0));
-            Ok(self.db().execute("deleting a domain", &st).await? == 1)
+        async fn delete_domain(
+            &self,
+            id: DomainId,
+            revision: i64,
+            event: &AccountEvent,
+        ) -> Result<bool, StoreError> {
+            let st = Statement::new("DELETE FROM domains WHERE id = $1 AND revision = $2")
+                .with(Param::Uuid(id.0))
+                .with(Param::Int(revision));
+            with_event(self.db(), "deleting a domain", &st, Some(event)).await
         }
 
         async fn domains_due_for_check(

@@ -8,6 +8,7 @@
 //! against multi-row `VALUES`). Status names in SQL come from the core's
 //! [`EmailStatus`](mailqueue_core::EmailStatus), never from literals.
 
+pub mod account_events;
 pub mod domains;
 pub mod email_store;
 pub mod event_rows;

@@ -3,6 +3,7 @@
 //! the oldest email kept. Stripping the contents and tending the tables
 //! differ by dialect (each store's `purge_contents` and `tend`).
 
+use super::account_events;
 use super::executor::on_both_stores;
 use super::retention;
 use super::rows::RowReader;
@@ -42,6 +43,19 @@ on_both_stores! {
         ) -> Result<u64, StoreError> {
             let st = retention::purge_unclassified_reports(received_before, limit);
             self.db().execute("deleting unclassified reports past retention", &st).await
+        }
+
+        async fn purge_account_events(
+            &self,
+            created_before: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<u64, StoreError> {
+            let db = self.db();
+            let st = account_events::purge(db.dialect(), created_before, limit);
+            let gone = db
+                .write_rows("deleting account events past retention", &st)
+                .await?;
+            Ok(gone.len() as u64)
         }
 
         async fn oldest_email_created_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

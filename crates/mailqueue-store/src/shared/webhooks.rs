@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use mailqueue_core::events::EmailEvent;
 use mailqueue_core::store::StoreError;
 use mailqueue_core::webhooks::{
-    health_changes, signing_secrets, ClaimedDelivery, DeliveryClaim, DeliveryOutcome,
-    DeliveryReport, DeliveryStatus, DisablePolicy, Endpoint, EventEmail, HealthChange, OutboxStats,
-    PreviousSecret, SecretRotation, SigningSecret, StreakChange, Webhook, WebhookAttempt,
-    WebhookChange, WebhookDelivery, WebhookEventType, WebhookPage, WebhookStatus,
+    health_changes, signing_secrets, AccountEvent, ClaimedDelivery, DeliveryClaim, DeliveryOutcome,
+    DeliveryReport, DeliveryStatus, DisablePolicy, Endpoint, EventEmail, HealthChange, OutboxEvent,
+    OutboxStats, PreviousSecret, SecretRotation, SigningSecret, StreakChange, Webhook,
+    WebhookAttempt, WebhookChange, WebhookDelivery, WebhookEventType, WebhookPage, WebhookStatus,
 };
 use mailqueue_core::{EventId, WebhookId};
 
@@ -235,15 +235,25 @@ pub fn webhook(row: &impl RowReader) -> Result<Webhook, StoreError> {
     })
 }
 
+/// A delivery with its event, an email's or the account's (`WHERE`
+/// conditions follow with `AND`).
 fn delivery_select(d: Dialect) -> String {
     format!(
         "SELECT d.webhook_id, d.status, d.attempts, d.next_attempt_at, d.last_status_code, \
          d.last_error, d.created_at AS queued_at, ev.id, ev.email_id, ev.type, ev.created_at, \
-         {} AS data \
-         FROM webhook_deliveries AS d JOIN email_events AS ev ON ev.id = d.event_id",
+         {} AS data, {ACCOUNT_EVENT_COLUMNS} \
+         FROM webhook_deliveries AS d \
+         LEFT JOIN email_events AS ev ON ev.id = d.event_id \
+         LEFT JOIN account_events AS ae ON ae.id = d.event_id \
+         WHERE (ev.id IS NOT NULL OR ae.id IS NOT NULL)",
         d.json_text("ev.data")
     )
 }
+
+/// An account event's columns, on alias `ae`, as [`account_event`] reads
+/// them.
+const ACCOUNT_EVENT_COLUMNS: &str = "ae.id AS account_event_id, ae.type AS account_event_type, \
+     ae.created_at AS account_event_created_at, ae.payload AS account_event_payload";
 
 pub fn list_deliveries(d: Dialect, id: WebhookId, page: &WebhookPage<EventId>) -> Statement {
     let mut st = Statement::new("");
@@ -254,13 +264,13 @@ pub fn list_deliveries(d: Dialect, id: WebhookId, page: &WebhookPage<EventId>) -
         before: page.before.map(|i| i.0),
     };
     let tail = page_of(&mut st, "d.event_id", &page);
-    st.sql = format!("{} WHERE {condition}{tail}", delivery_select(d));
+    st.sql = format!("{} AND {condition}{tail}", delivery_select(d));
     st
 }
 
 pub fn get_delivery(d: Dialect, id: WebhookId, event: EventId) -> Statement {
     Statement::new(format!(
-        "{} WHERE d.webhook_id = $1 AND d.event_id = $2",
+        "{} AND d.webhook_id = $1 AND d.event_id = $2",
         delivery_select(d)
     ))
     .with(Param::Uuid(id.0))
@@ -271,7 +281,13 @@ pub fn get_delivery(d: Dialect, id: WebhookId, event: EventId) -> Statement {
 pub fn delivery(row: &impl RowReader) -> Result<WebhookDelivery, StoreError> {
     Ok(WebhookDelivery {
         webhook_id: WebhookId(row.uuid("webhook_id")?),
-        event: rows::event(row)?,
+        event: match row.opt_text("account_event_payload")? {
+            Some(payload) => OutboxEvent::Account(account_event(row, &payload)?),
+            None => OutboxEvent::Email {
+                event: rows::event(row)?,
+                email: (),
+            },
+        },
         status: row
             .text("status")?
             .parse()
@@ -444,15 +460,24 @@ pub fn claim_and_read(c: &DeliveryClaim) -> Statement {
     let sql = format!(
         "WITH d AS ({}) SELECT {} FROM d \
          CROSS JOIN LATERAL (SELECT * FROM webhooks AS w WHERE w.id = d.webhook_id OFFSET 0) AS w \
-         CROSS JOIN LATERAL (SELECT * FROM email_events AS ev WHERE ev.id = d.event_id OFFSET 0) AS ev \
-         CROSS JOIN LATERAL (SELECT * FROM emails AS e WHERE e.id = ev.email_id OFFSET 0) AS e \
-         CROSS JOIN LATERAL (SELECT * FROM email_contents AS c \
-             WHERE c.email_id = ev.email_id OFFSET 0) AS c",
+         LEFT JOIN LATERAL (SELECT * FROM email_events AS ev \
+             WHERE ev.id = d.event_id OFFSET 0) AS ev ON true \
+         LEFT JOIN LATERAL (SELECT * FROM emails AS e WHERE e.id = ev.email_id OFFSET 0) AS e ON true \
+         LEFT JOIN LATERAL (SELECT * FROM email_contents AS c \
+             WHERE c.email_id = ev.email_id OFFSET 0) AS c ON true \
+         LEFT JOIN LATERAL (SELECT * FROM account_events AS ae \
+             WHERE ev.id IS NULL AND ae.id = d.event_id OFFSET 0) AS ae ON true \
+         WHERE {EVENT_FOUND}",
         claim_postgres(),
         claimed_columns(Dialect::Postgres)
     );
     with_terms(sql, c)
 }
+
+/// A claimed delivery whose event is still there: an email event with its
+/// email, or an account event. (A delivery whose email retention took
+/// meanwhile is left to its lease.)
+const EVENT_FOUND: &str = "(c.email_id IS NOT NULL OR ae.id IS NOT NULL)";
 
 /// What a sender needs of each claimed delivery `d`. A payload tells the
 /// email's envelope, subject, tags and headers, never its body, so
@@ -466,7 +491,8 @@ fn claimed_columns(d: Dialect) -> String {
     format!(
         "d.webhook_id, d.attempts, w.endpoint, w.signing_secret, w.previous_secrets, \
          ev.id, ev.email_id, ev.type, ev.created_at, {} AS data, \
-         e.message_id, e.created_at AS email_created_at, e.priority, e.scheduled_at, {content}",
+         e.message_id, e.created_at AS email_created_at, e.priority, e.scheduled_at, {content}, \
+         {ACCOUNT_EVENT_COLUMNS}",
         d.json_text("ev.data"),
     )
 }
@@ -488,10 +514,12 @@ pub fn claimed_sqlite(holder: &str, keys: &[(WebhookId, EventId)]) -> Statement 
         "SELECT {} \
          FROM webhook_deliveries AS d \
          JOIN webhooks AS w ON w.id = d.webhook_id \
-         JOIN email_events AS ev ON ev.id = d.event_id \
-         JOIN emails AS e ON e.id = ev.email_id \
-         JOIN email_contents AS c ON c.email_id = e.id \
-         WHERE d.lease_holder = {holder} AND (d.webhook_id, d.event_id) IN (VALUES {})",
+         LEFT JOIN email_events AS ev ON ev.id = d.event_id \
+         LEFT JOIN emails AS e ON e.id = ev.email_id \
+         LEFT JOIN email_contents AS c ON c.email_id = e.id \
+         LEFT JOIN account_events AS ae ON ae.id = d.event_id \
+         WHERE d.lease_holder = {holder} AND (d.webhook_id, d.event_id) IN (VALUES {}) \
+             AND {EVENT_FOUND}",
         claimed_columns(Dialect::Sqlite),
         pairs.join(", ")
     );
@@ -504,28 +532,53 @@ pub fn claimed_row(
     row: &impl RowReader,
     now: DateTime<Utc>,
 ) -> Result<ClaimedDelivery, StoreError> {
+    let current = SigningSecret::parse(&row.text("signing_secret")?)
+        .map_err(corrupt("a stored signing secret"))?;
+    let previous = decode_previous_secrets(row.opt_text("previous_secrets")?)?;
+    let secrets = signing_secrets(&current, &previous, now);
+    let event = match row.opt_text("account_event_payload")? {
+        Some(payload) => OutboxEvent::Account(account_event(row, &payload)?),
+        None => email_event(row)?,
+    };
+    Ok(ClaimedDelivery {
+        webhook_id: WebhookId(row.uuid("webhook_id")?),
+        event_id: event.id(),
+        attempt: row.int("attempts")? as u32,
+        endpoint: Endpoint::parse(&row.text("endpoint")?).map_err(corrupt("a stored endpoint"))?,
+        secrets,
+        event,
+    })
+}
+
+/// The email event of a claimed row, with what its payload tells of the
+/// email.
+fn email_event(row: &impl RowReader) -> Result<OutboxEvent, StoreError> {
     let event: EmailEvent = rows::event(row)?;
     let (email, _) = decode_content(
         &row.text("content")?,
         rows::priority(row)?.rank(),
         row.opt_time("scheduled_at")?,
     )?;
-    let current = SigningSecret::parse(&row.text("signing_secret")?)
-        .map_err(corrupt("a stored signing secret"))?;
-    let previous = decode_previous_secrets(row.opt_text("previous_secrets")?)?;
-    let secrets = signing_secrets(&current, &previous, now);
-    Ok(ClaimedDelivery {
-        webhook_id: WebhookId(row.uuid("webhook_id")?),
-        event_id: event.id,
-        attempt: row.int("attempts")? as u32,
-        endpoint: Endpoint::parse(&row.text("endpoint")?).map_err(corrupt("a stored endpoint"))?,
-        secrets,
+    Ok(OutboxEvent::Email {
         email: EventEmail::new(
             &email,
             &row.text("message_id")?,
             row.time("email_created_at")?,
         ),
         event,
+    })
+}
+
+fn account_event(row: &impl RowReader, payload: &str) -> Result<AccountEvent, StoreError> {
+    Ok(AccountEvent {
+        id: EventId(row.uuid("account_event_id")?),
+        event_type: row
+            .text("account_event_type")?
+            .parse()
+            .map_err(corrupt("an account event's type"))?,
+        created_at: row.time("account_event_created_at")?,
+        payload: serde_json::from_str(payload)
+            .map_err(|e| corrupt("an account event's payload")(e.to_string()))?,
     })
 }
 

@@ -110,6 +110,11 @@ fn migrator() -> Migrator {
             "sending domains",
             include_str!("../../migrations/sqlite/0014_sending_domains.sql"),
         ),
+        (
+            15,
+            "account events",
+            include_str!("../../migrations/sqlite/0015_account_events.sql"),
+        ),
     ])
 }
 

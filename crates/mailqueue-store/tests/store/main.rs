@@ -66,6 +66,7 @@ conformance!(
     webhooks::webhooks_are_created_listed_changed_and_deleted,
     webhooks::deliveries_are_claimed_once_retried_and_fenced,
     webhooks::claims_are_bounded_per_webhook_and_expired_leases_retaken,
+    webhooks::account_events_are_delivered_with_their_change_and_retained,
     retention::only_old_finished_emails_are_deleted_with_what_hangs_off_them,
     retention::content_retention_drops_bodies_and_attachment_bytes_only,
     retention::a_purge_during_delivery_loses_nothing,

@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use mailqueue_core::store::Store;
 use mailqueue_core::webhooks::{
     ClaimedDelivery, DeliveryClaim, DeliveryOutcome, DeliveryReport, DeliveryStatus, DisablePolicy,
-    Endpoint, PreviousSecret, SigningSecret, Webhook, WebhookChange, WebhookEventType, WebhookPage,
-    WebhookStatus,
+    Endpoint, OutboxEvent, PreviousSecret, SigningSecret, Webhook, WebhookChange, WebhookEventType,
+    WebhookPage, WebhookStatus,
 };
 use mailqueue_core::WebhookId;
 use mailqueue_testkit::{test_store, StoreKind};
@@ -192,11 +192,14 @@ pub async fn deliveries_are_claimed_once_retried_and_fenced(kind: StoreKind) {
     assert_eq!(claimed.len(), 1, "one subscribed, enabled webhook");
     let c = &claimed[0];
     assert_eq!((c.webhook_id, c.attempt), (subscribed.id, 1));
-    assert_eq!(c.event.email_id, email_id);
-    assert_eq!(c.email.subject, "Hooked");
-    assert_eq!(c.email.from, "Acme <noreply@acme.test>");
-    assert_eq!(c.email.to, ["a@example.com"]);
-    assert_eq!(c.email.tags[0].name, "kind");
+    let OutboxEvent::Email { event, email } = &c.event else {
+        panic!("an email's event: {:?}", c.event)
+    };
+    assert_eq!(event.email_id, email_id);
+    assert_eq!(email.subject, "Hooked");
+    assert_eq!(email.from, "Acme <noreply@acme.test>");
+    assert_eq!(email.to, ["a@example.com"]);
+    assert_eq!(email.tags[0].name, "kind");
     assert_eq!(c.secrets, std::slice::from_ref(&subscribed.signing_secret));
     let again = store
         .claim_webhook_deliveries(&delivery_claim("w2", now, 4))
@@ -270,7 +273,7 @@ pub async fn deliveries_are_claimed_once_retried_and_fenced(kind: StoreKind) {
         .await
         .unwrap();
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].event.event_type.as_str(), "email.sent");
+    assert_eq!(log[0].event.type_name(), "email.sent");
 
     assert!(store
         .replay_webhook_delivery(subscribed.id, c.event_id, retry_at)
@@ -461,4 +464,144 @@ async fn an_unknown_stored_event_type_is_corrupt() {
         matches!(read, Err(mailqueue_core::store::StoreError::Corrupt(ref m)) if m.contains("email.unheard_of")),
         "{read:?}"
     );
+}
+
+/// Domain events go out through the same outbox as email events: each
+/// written only with the change it tells of, delivered with its stored
+/// payload, listed without an email, and deleted by retention with its
+/// deliveries; an email's deliveries go with the email.
+pub async fn account_events_are_delivered_with_their_change_and_retained(kind: StoreKind) {
+    use crate::domains::{created, deleted, domain, updated};
+    let s = test_store(kind).await;
+    let store = s.store.as_ref();
+    let domains = webhook(
+        t0(),
+        &["domain.created", "domain.updated", "domain.deleted"],
+    );
+    let emails_only = webhook(t0(), &["email.sent"]);
+    let mut disabled = webhook(t0(), &["domain.created"]);
+    disabled.status = WebhookStatus::Disabled;
+    for w in [&domains, &emails_only, &disabled] {
+        create(store, w).await;
+    }
+    let acme = domain("acme.com", 0);
+    assert!(store.create_domain(&acme, &created(&acme)).await.unwrap());
+    assert!(!store
+        .create_domain(&domain("acme.com", 1), &created(&acme))
+        .await
+        .unwrap());
+    let mut verified = acme.clone();
+    verified.status = mailqueue_core::domains::VerificationStatus::Verified;
+    assert!(!store
+        .save_domain(
+            &mailqueue_core::domains::Domain {
+                revision: 7,
+                ..verified.clone()
+            },
+            Some(&updated(&verified))
+        )
+        .await
+        .unwrap());
+    assert!(store
+        .save_domain(&verified, Some(&updated(&verified)))
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_domain(acme.id, 0, &deleted(&verified))
+        .await
+        .unwrap());
+    assert!(store
+        .delete_domain(acme.id, 1, &deleted(&verified))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.webhook_outbox_stats().await.unwrap().pending,
+        3,
+        "one delivery per applied change, none for the refused ones"
+    );
+
+    let now = t0() + Duration::milliseconds(10);
+    let claimed = store
+        .claim_webhook_deliveries(&delivery_claim("w1", now, 10))
+        .await
+        .unwrap();
+    let mut kinds: Vec<(String, String)> = claimed
+        .iter()
+        .map(|c| {
+            assert_eq!(c.webhook_id, domains.id);
+            let OutboxEvent::Account(a) = &c.event else {
+                panic!("an account event: {:?}", c.event)
+            };
+            assert_eq!(a.id, c.event_id);
+            let p = c.event.payload();
+            assert_eq!(p["data"]["name"], "acme.com");
+            assert_eq!(p["data"]["id"], acme.id.to_string());
+            (
+                p["type"].as_str().unwrap().to_string(),
+                p["data"]["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ("domain.created".to_string(), "not_started".to_string()),
+            ("domain.deleted".to_string(), "verified".to_string()),
+            ("domain.updated".to_string(), "verified".to_string()),
+        ]
+    );
+    record(
+        store,
+        "w1",
+        report(&claimed[0], now, DeliveryOutcome::Delivered),
+    )
+    .await;
+    let page = WebhookPage {
+        limit: 10,
+        after: None,
+        before: None,
+    };
+    let log = store
+        .list_webhook_deliveries(domains.id, &page)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|d| d.event.email_id().is_none()));
+    let one = store
+        .get_webhook_delivery(domains.id, claimed[0].event_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.status, DeliveryStatus::Delivered);
+
+    // An email event's deliveries beside them, and both kinds of retention.
+    let email_id = insert(store, email("Hooked"), t0()).await;
+    store.cancel_email(email_id, t0()).await.unwrap();
+    let log = |w| store.list_webhook_deliveries(w, &page);
+    assert_eq!(log(emails_only.id).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .purge_account_events(t0() + Duration::seconds(1), 2)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .purge_account_events(t0() + Duration::seconds(1), 2)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(log(domains.id).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .purge_finished_emails(t0() + Duration::seconds(1), 10)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(log(emails_only.id).await.unwrap().is_empty());
+    assert_eq!(store.webhook_outbox_stats().await.unwrap().pending, 0);
 }

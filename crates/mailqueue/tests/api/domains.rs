@@ -1,11 +1,15 @@
 //! Sending domains end to end: Resend's `/v1/domains` driven by the
 //! official Node SDK, records checked through a real DNS server (dnslib),
 //! delivered mail signed and verified by independent DKIM implementations
-//! (dkimpy, mailauth), and the sender rules at the API and at SMTP.
+//! (dkimpy, mailauth), the sender rules at the API and at SMTP, and the
+//! `domain.updated` webhooks a check sends when it changes something.
 
 use crate::helpers::*;
+use crate::webhooks_delivery::{signed_by, subscribe};
 use base64::Engine;
-use mailqueue_testkit::{wait_until, LocalDns, SinkOptions, SmtpSink, StoreKind};
+use mailqueue_testkit::{
+    wait_until, LocalDns, ReceiverAnswers, SinkOptions, SmtpSink, StoreKind, WebhookReceiver,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -213,13 +217,53 @@ async fn the_official_node_sdk_manages_domains() {
     assert_eq!(out["duplicate"]["name"], "validation_error");
 }
 
+/// Each change of a domain's status, as `domain.updated` told it: the
+/// domain's status and its DKIM record's.
+fn told_statuses(receiver: &WebhookReceiver) -> Vec<(String, String)> {
+    receiver
+        .received()
+        .iter()
+        .map(|h| {
+            let p = h.json();
+            assert_eq!(p["type"], "domain.updated", "{p}");
+            let dkim = p["data"]["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["record"] == "DKIM")
+                .unwrap()["status"]
+                .clone();
+            (
+                p["data"]["status"].as_str().unwrap().to_string(),
+                dkim.as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_removed_or_unreachable_record_is_noticed() {
     let dns = LocalDns::start().await;
     let sink = SmtpSink::start(SinkOptions::default()).await;
-    let app = app_with_dns(StoreKind::Postgres, &dns, &sink, &[]).await;
+    let hooks = [
+        ("MAILQUEUE_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("MAILQUEUE_WEBHOOK_POLL_SECONDS", "0.05"),
+    ];
+    let app = app_with_dns(StoreKind::Sqlite, &dns, &sink, &hooks).await;
+    let receiver = WebhookReceiver::start(ReceiverAnswers::Statuses(vec![]));
+    let (_, secret) = subscribe(&app, &receiver.url(), &["domain.updated"]).await;
     let domain = verified_domain(&app, &dns, "acme.test", "ed25519").await;
     let id = domain["id"].as_str().unwrap();
+    let told = |s: &str, dkim: &str| (s.to_string(), dkim.to_string());
+    receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        told_statuses(&receiver),
+        [told("pending", "not_started"), told("verified", "verified")]
+    );
+    // A check that finds what the last one found tells nothing.
+    verify_until(&app, id, "verified").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 2, "nothing new, nothing told");
     dns.set("send.acme.test", json!({"SERVFAIL": true}));
     let unreachable = verify_until(&app, id, "partially_verified").await;
     let statuses: Vec<(String, String)> = unreachable["records"]
@@ -254,6 +298,17 @@ async fn a_removed_or_unreachable_record_is_noticed() {
         signing["dkim"][0]["signing"], false,
         "an unpublished key does not sign"
     );
+    receiver.wait_for(5, Duration::from_secs(20)).await;
+    assert_eq!(
+        told_statuses(&receiver)[2..],
+        [
+            told("partially_verified", "verified"),
+            told("pending", "verified"),
+            told("failed", "failed")
+        ],
+        "a request to check a domain that is not verified makes it pending"
+    );
+    assert!(receiver.received().iter().all(|h| signed_by(h, &secret)));
 }
 
 /// One email of each kind the verifiers should see signed.
@@ -749,4 +804,89 @@ async fn a_verified_return_path_carries_the_bounces_and_tls_enforced_keeps_mail_
             .any(|m| String::from_utf8_lossy(&m.raw()).contains("never in clear")),
         "nothing went to the relay in clear"
     );
+}
+
+#[tokio::test]
+async fn bad_domain_requests_are_refused_and_change_nothing() {
+    let dns = LocalDns::start().await;
+    let sink = SmtpSink::start(SinkOptions::default()).await;
+    let app = app_with_dns(StoreKind::Sqlite, &dns, &sink, &[]).await;
+    let (status, good) = app
+        .call(
+            Method::POST,
+            "/v1/domains",
+            &[],
+            &json!({"name": "good.test"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{good}");
+    let id = good["id"].as_str().unwrap();
+    let (_, before) = app.get(&format!("/v1/domains/{id}")).await;
+    for (bad, field) in [
+        (json!({"name": "not a domain"}), "name"),
+        (json!({"name": "nodot"}), "name"),
+        (json!({"name": "x.test", "tls": "sometimes"}), "tls"),
+        (
+            json!({"name": "x.test", "dkim_algorithm": "dsa"}),
+            "dkim_algorithm",
+        ),
+        (
+            json!({"name": "x.test", "custom_return_path": "a.b"}),
+            "custom_return_path",
+        ),
+        (
+            json!({"name": "x.test", "capabilities": {"receiving": "enabled"}}),
+            "capabilities",
+        ),
+        (json!({"name": "x.test", "region": "mars-1"}), "region"),
+    ] {
+        let (status, v) = app.call(Method::POST, "/v1/domains", &[], &bad).await;
+        assert_eq!(status, 422, "{bad}: {v}");
+        assert_eq!(v["name"], "validation_error", "{bad}: {v}");
+        assert_eq!(v["field"], field, "{bad}: {v}");
+    }
+    let (status, v) = app
+        .call(
+            Method::POST,
+            "/v1/domains",
+            &[],
+            &json!({"name": "x.test", "colour": "red"}),
+        )
+        .await;
+    assert_eq!(status, 422, "an unknown field: {v}");
+    let path = format!("/v1/domains/{id}");
+    for bad in [
+        json!({"tls": "sometimes"}),
+        json!({"id": uuid_like()}),
+        json!({"tracking_subdomain": "a.b"}),
+        json!({"colour": "red"}),
+    ] {
+        let (status, v) = app.call(Method::PATCH, &path, &[], &bad).await;
+        assert_eq!(status, 422, "{bad}: {v}");
+    }
+    let (status, v) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &[],
+            &json!({"id": id, "tls": "enforced"}),
+        )
+        .await;
+    assert_eq!(status, 200, "the path's own id in the body: {v}");
+    let unknown = format!("/v1/domains/{}", uuid_like());
+    for (method, path) in [
+        (Method::GET, unknown.clone()),
+        (Method::PATCH, unknown.clone()),
+        (Method::DELETE, unknown.clone()),
+        (Method::POST, format!("{unknown}/verify")),
+        (Method::GET, "/v1/domains/not-an-id".to_string()),
+    ] {
+        let (status, v) = app.call(method.clone(), &path, &[], &json!({})).await;
+        assert_eq!(status, 404, "{method} {path}: {v}");
+    }
+    let (_, after) = app.get(&format!("/v1/domains/{id}")).await;
+    assert_eq!(after["tls"], "enforced");
+    assert_eq!(after["records"], before["records"], "its records are kept");
+    let (_, list) = app.get("/v1/domains").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
 }

@@ -108,5 +108,11 @@ async fn stopping_lets_sends_in_flight_finish() {
         "the send in flight finished before exit: {:?}",
         email.last_error
     );
-    assert_eq!(sink.messages().len(), 1);
+    let attempts = store.list_attempts(id.parse().unwrap()).await.unwrap();
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "DATA commands the sink saw: {:?}; attempts: {attempts:?}",
+        sink.data_attempts()
+    );
 }

@@ -85,3 +85,25 @@ async fn the_official_python_sdk_manages_and_verifies_webhooks() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn domain_changes_reach_webhooks_as_resend_sends_them() {
+    let app = spawn_app_with(
+        StoreKind::Postgres,
+        &[
+            ("MAILQUEUE_WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("MAILQUEUE_WEBHOOK_POLL_SECONDS", "0.05"),
+            (
+                "MAILQUEUE_SECRET_KEY",
+                "0123456789abcdef0123456789abcdef-test",
+            ),
+            ("MAILQUEUE_BOUNCE_MX_HOST", "mx.mailqueue.test"),
+        ],
+    )
+    .await;
+    let stdout = run_sdk_script(&app, "resend_sdk_domain_events_check.py").await;
+    assert!(
+        stdout.contains("all Resend SDK domain events checks passed"),
+        "{stdout}"
+    );
+}

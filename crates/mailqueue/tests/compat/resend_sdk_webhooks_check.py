@@ -14,33 +14,13 @@ key) come from the environment; the server must allow private endpoints
 failed check.
 """
 
-import http.server
-import queue
-import threading
 import time
 
 import resend
 from resend.exceptions import ResendError
 from standardwebhooks import Webhook, WebhookVerificationError
 
-received = queue.Queue()
-
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["content-length"])).decode()
-        received.put((dict((k.lower(), v) for k, v in self.headers.items()), body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def check(condition, what):
-    if not condition:
-        raise AssertionError(what)
-    print(f"ok - {what}")
+from hook_receiver import check, received, start_receiver
 
 
 def next_request(event_type):
@@ -104,9 +84,7 @@ def send_email(subject):
 
 
 def main():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    endpoint = f"http://127.0.0.1:{server.server_port}/resend"
+    endpoint = start_receiver("/resend")
 
     created = resend.Webhooks.create({"endpoint": endpoint, "events": ["email.sent"]})
     check(created["object"] == "webhook" and created["signing_secret"].startswith("whsec_"), "create answers the secret")
