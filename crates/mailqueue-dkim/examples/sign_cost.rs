@@ -4,7 +4,9 @@
 //! body). `bench/signing.sh` sets these beside `openssl speed`.
 //!
 //! usage: sign_cost [SECONDS per measurement, default 3]
-//! prints: rsa_us=… ed25519_us=… body_hash_us=… (microseconds per message)
+//! prints: rsa_us=… rsa_header_bytes=… ed25519_us=… ed25519_header_bytes=…
+//! body_hash_us=… (microseconds per message; the bytes of the
+//! `DKIM-Signature` header each algorithm adds to it)
 
 use mailqueue_core::domains::{DkimAlgorithm, DkimKey, DkimKeys, DomainName, VerificationStatus};
 use mailqueue_dkim::{KeySealer, MailAuthKeys};
@@ -74,6 +76,8 @@ fn main() {
             std::hint::black_box(signer.signature_header(&message).expect("signed"));
         });
         out.push(format!("{name}_us={us:.2}"));
+        let header = signer.signature_header(&message).expect("signed");
+        out.push(format!("{name}_header_bytes={}", header.len()));
     }
     let at = message
         .windows(4)
