@@ -228,6 +228,8 @@ WEBHOOK_EVENTS='["email.sent","email.scheduled","email.delivered","email.deliver
 # cpu_busy: the machine's busy CPU time so far, in clock ticks (all cores,
 # every process).
 cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# cpu_of PID: the process's CPU time so far (user and system), in clock ticks.
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # write_bodies DIR: the 2 KiB emails the benchmarks post, due at once
 # (DIR/now.json) and the next day (DIR/later.json).

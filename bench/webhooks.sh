@@ -22,7 +22,6 @@ start_sink
 start_webhook_receiver
 
 # One process's CPU time so far (user + system), in clock ticks.
-cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # ms_per_email TICKS: clock ticks as milliseconds per email.
 ms_per_email() { python3 -c "print(f'{$1 * 1000 / $(getconf CLK_TCK) / $COUNT:.3f}')"; }
 sent_total() { curl -fs "http://127.0.0.1:$1/metrics" | awk '/^mailqueue_emails_sent_total/ {print $2}'; }
