@@ -1,36 +1,7 @@
 //! The embedded store's backup, taken while the server runs and writes.
 
-use crate::processes::{clean_command, succeeded, Server, BIN};
-use mailqueue_testkit::TempDir;
+use crate::processes::Embedded;
 use serde_json::json;
-use std::process::{Command, Output};
-
-struct Embedded {
-    dir: TempDir,
-}
-
-impl Embedded {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = clean_command(BIN);
-        c.env("MAILQUEUE_DATA_DIR", self.dir.path().join("data"))
-            .env("MAILQUEUE_BACKUP_DIR", self.dir.path().join("backups"))
-            .env("MAILQUEUE_BACKUP_LOCK_DIR", self.dir.path().join("locks"))
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        succeeded(self.run(args), args)
-    }
-
-    async fn serve(&self) -> Server {
-        Server::start(self.cmd(&[])).await
-    }
-}
 
 async fn count(base: &str, key: &str) -> usize {
     let v: serde_json::Value = reqwest::Client::new()
@@ -47,9 +18,7 @@ async fn count(base: &str, key: &str) -> usize {
 
 #[tokio::test]
 async fn the_embedded_store_backs_up_while_serving_and_restores() {
-    let e = Embedded {
-        dir: TempDir::new("embedded-backup"),
-    };
+    let e = Embedded::new("embedded-backup");
     let key = e
         .ok(&["api-keys", "create", "--name", "b"])
         .lines()

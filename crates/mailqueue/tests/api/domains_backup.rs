@@ -2,34 +2,12 @@
 //! restored, the server signs with it again, given the same secret.
 
 use crate::domains::verify_with_both;
-use crate::processes::{clean_command, succeeded, Server, BIN};
+use crate::processes::Embedded;
 use mailqueue_testkit::{wait_until, LocalDns, SinkOptions, SmtpSink, TempDir};
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::Duration;
 
 const SECRET: &str = "a secret of at least thirty-two characters";
-
-struct Embedded {
-    dir: TempDir,
-    env: Vec<(String, String)>,
-}
-
-impl Embedded {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = clean_command(BIN);
-        c.env("MAILQUEUE_DATA_DIR", self.dir.path().join("data"))
-            .env("MAILQUEUE_BACKUP_DIR", self.dir.path().join("backups"))
-            .env("MAILQUEUE_BACKUP_LOCK_DIR", self.dir.path().join("locks"))
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .args(args);
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        succeeded(self.cmd(args).output().unwrap(), args)
-    }
-}
 
 async fn call(base: &str, key: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
     let r = reqwest::Client::new()
@@ -63,7 +41,7 @@ async fn a_domains_key_survives_a_backup_and_restore() {
         .last()
         .unwrap()
         .to_string();
-    let mut server = Server::start(e.cmd(&[])).await;
+    let mut server = e.serve().await;
     let base = server.base.clone();
     let created = call(
         &base,
@@ -101,7 +79,7 @@ async fn a_domains_key_survives_a_backup_and_restore() {
     std::fs::remove_file(e.dir.path().join("data/mailqueue.db")).unwrap();
     e.ok(&["restore", "sqlite", "latest", "--force"]);
 
-    let server = Server::start(e.cmd(&[])).await;
+    let server = e.serve().await;
     let restored = call(
         &server.base,
         &key,

@@ -99,3 +99,41 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The binary on an embedded store of its own: its data, backups and
+/// backup locks under `dir`, with `env` besides.
+pub struct Embedded {
+    pub dir: mailqueue_testkit::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+impl Embedded {
+    pub fn new(name: &str) -> Self {
+        Self {
+            dir: mailqueue_testkit::TempDir::new(name),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = clean_command(BIN);
+        c.env("MAILQUEUE_DATA_DIR", self.dir.path().join("data"))
+            .env("MAILQUEUE_BACKUP_DIR", self.dir.path().join("backups"))
+            .env("MAILQUEUE_BACKUP_LOCK_DIR", self.dir.path().join("locks"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        succeeded(self.run(args), args)
+    }
+
+    pub async fn serve(&self) -> Server {
+        Server::start(self.cmd(&[])).await
+    }
+}
