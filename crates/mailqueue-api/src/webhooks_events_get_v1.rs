@@ -7,7 +7,7 @@ use crate::webhook_view::{delivery_json, event_id, no_event, webhook_id};
 use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::Json;
-use mailqueue_core::webhooks::{EventEmail, OutboxEvent};
+use mailqueue_core::webhooks::{payload, EventEmail, OutboxEvent};
 use serde_json::Value;
 
 pub async fn handle(
@@ -25,11 +25,7 @@ pub async fn handle(
         OutboxEvent::Email { event, .. } => {
             if let Some(email) = state.reads.get_email(event.email_id).await? {
                 let about = EventEmail::new(&email.email, &email.message_id, email.created_at);
-                v["payload"] = OutboxEvent::Email {
-                    event,
-                    email: about,
-                }
-                .payload();
+                v["payload"] = payload(&event, &about);
             }
         }
     }

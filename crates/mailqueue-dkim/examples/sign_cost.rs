@@ -63,13 +63,8 @@ fn main() {
     ] {
         let new = keys.generate(algorithm).expect("a key");
         let key = DkimKey {
-            selector: "mq1".into(),
-            algorithm,
-            public_key: new.public_key,
-            sealed_private_key: new.sealed_private_key,
             status: VerificationStatus::Verified,
-            active: true,
-            created_at: chrono::Utc::now(),
+            ..DkimKey::new("mq1", algorithm, new, true, chrono::Utc::now())
         };
         let signer = keys.signer(&domain, &key).expect("a signer");
         let us = per_call(budget, || {

@@ -151,13 +151,8 @@ mod tests {
     fn key(keys: &MailAuthKeys, algorithm: DkimAlgorithm) -> DkimKey {
         let new = keys.generate(algorithm).unwrap();
         DkimKey {
-            selector: "mq1".into(),
-            algorithm,
-            public_key: new.public_key,
-            sealed_private_key: new.sealed_private_key,
             status: VerificationStatus::Verified,
-            active: true,
-            created_at: Utc::now(),
+            ..DkimKey::new("mq1", algorithm, new, true, Utc::now())
         }
     }
 

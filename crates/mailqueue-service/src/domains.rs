@@ -123,15 +123,7 @@ impl Domains {
             .await
             .map_err(|e| ServiceError::Domains(format!("generating a key stopped: {e}")))?
             .map_err(|e| ServiceError::Domains(e.to_string()))?;
-        Ok(DkimKey {
-            selector,
-            algorithm,
-            public_key: new.public_key,
-            sealed_private_key: new.sealed_private_key,
-            status: VerificationStatus::NotStarted,
-            active,
-            created_at: self.now(),
-        })
+        Ok(DkimKey::new(selector, algorithm, new, active, self.now()))
     }
 
     pub async fn create(&self, new: NewDomain) -> Result<Domain, ServiceError> {

@@ -74,7 +74,7 @@ pub async fn send(
     };
     DeliveryReport {
         webhook_id: c.webhook_id,
-        event_id: c.event_id,
+        event_id: c.event.id(),
         attempt: c.attempt,
         attempted_at: now,
         duration_ms,
@@ -108,7 +108,7 @@ async fn post(
     }
     let body =
         serde_json::to_vec(&c.event.payload()).map_err(|e| AttemptError::Payload(e.to_string()))?;
-    let id = c.event_id.to_string();
+    let id = c.event.id().to_string();
     let timestamp = now.timestamp();
     let signature = signature_header(&c.secrets, &id, timestamp, &body);
     let response = client

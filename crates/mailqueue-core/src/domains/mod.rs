@@ -179,6 +179,27 @@ pub struct DkimKey {
     pub created_at: DateTime<Utc>,
 }
 
+impl DkimKey {
+    /// A key just made, under `selector`, not yet seen in DNS.
+    pub fn new(
+        selector: impl Into<String>,
+        algorithm: DkimAlgorithm,
+        made: NewKey,
+        active: bool,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            selector: selector.into(),
+            algorithm,
+            public_key: made.public_key,
+            sealed_private_key: made.sealed_private_key,
+            status: VerificationStatus::NotStarted,
+            active,
+            created_at: now,
+        }
+    }
+}
+
 impl std::fmt::Debug for DkimKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DkimKey")

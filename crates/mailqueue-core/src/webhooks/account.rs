@@ -3,6 +3,7 @@
 //! in the transaction of the change it reports, and delivered through the
 //! same outbox as the email events.
 
+use super::payload::time;
 use super::subscription::WebhookEventType;
 use crate::domains::{Domain, RecordsConfig};
 use crate::ids::EventId;
@@ -44,7 +45,7 @@ impl AccountEvent {
             created_at: now,
             payload: json!({
                 "type": event_type.as_str(),
-                "created_at": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "created_at": time(now),
                 "data": data,
             }),
         }
@@ -78,7 +79,7 @@ impl AccountEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domains::tests_support::domain;
+    use crate::domains::tests_support::{domain, key};
     use crate::domains::{TlsPolicy, VerificationStatus};
     use chrono::Duration;
 
@@ -120,6 +121,7 @@ mod tests {
             |d: &mut Domain| d.status = VerificationStatus::Verified,
             |d: &mut Domain| d.dkim_keys[0].status = VerificationStatus::Failed,
             |d: &mut Domain| d.tls = TlsPolicy::Enforced,
+            |d: &mut Domain| d.dkim_keys.push(key("mq2", false)),
         ] {
             let mut after = before.clone();
             change(&mut after);

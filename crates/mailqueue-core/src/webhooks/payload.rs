@@ -37,7 +37,8 @@ impl EventEmail {
     }
 }
 
-fn time(t: DateTime<Utc>) -> String {
+/// A payload's time: RFC 3339 in UTC, to the millisecond, as Resend writes it.
+pub(super) fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 

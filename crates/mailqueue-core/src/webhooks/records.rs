@@ -262,13 +262,12 @@ pub struct WebhookAttempt {
 #[derive(Clone, Debug)]
 pub struct ClaimedDelivery {
     pub webhook_id: WebhookId,
-    /// Also the `svix-id`, the same on every attempt.
-    pub event_id: EventId,
     /// The number of this attempt (1 for the first); with the holder it
     /// fences the outcome.
     pub attempt: u32,
     pub endpoint: Endpoint,
     pub secrets: Vec<SigningSecret>,
+    /// Its id is also the `svix-id`, the same on every attempt.
     pub event: OutboxEvent,
 }
 

@@ -121,13 +121,16 @@ async fn with_event(
     change: &Statement,
     event: Option<&AccountEvent>,
 ) -> Result<bool, StoreError> {
+    let Some(event) = event else {
+        return Ok(db.execute(ctx, change).await? == 1);
+    };
     let dialect = db.dialect();
     let mut tx = db.begin(ctx).await?;
     let result = async {
         let changed = tx.execute(change).await? == 1;
-        if let (true, Some(e)) = (changed, event) {
-            tx.execute(&account_events::insert(e)).await?;
-            tx.execute(&account_events::fan_out(dialect, e)).await?;
+        if changed {
+            tx.execute(&account_events::insert(event)).await?;
+            tx.execute(&account_events::fan_out(dialect, event)).await?;
         }
         Ok(changed)
     }

@@ -8,7 +8,6 @@ use super::rows::{self, RowReader};
 use super::{Dialect, Param, Statement};
 use crate::content::decode_content;
 use chrono::{DateTime, Utc};
-use mailqueue_core::events::EmailEvent;
 use mailqueue_core::store::StoreError;
 use mailqueue_core::webhooks::{
     health_changes, signing_secrets, AccountEvent, ClaimedDelivery, DeliveryClaim, DeliveryOutcome,
@@ -281,13 +280,7 @@ pub fn get_delivery(d: Dialect, id: WebhookId, event: EventId) -> Statement {
 pub fn delivery(row: &impl RowReader) -> Result<WebhookDelivery, StoreError> {
     Ok(WebhookDelivery {
         webhook_id: WebhookId(row.uuid("webhook_id")?),
-        event: match row.opt_text("account_event_payload")? {
-            Some(payload) => OutboxEvent::Account(account_event(row, &payload)?),
-            None => OutboxEvent::Email {
-                event: rows::event(row)?,
-                email: (),
-            },
-        },
+        event: outbox_event(row, |_| Ok(()))?,
         status: row
             .text("status")?
             .parse()
@@ -536,37 +529,42 @@ pub fn claimed_row(
         .map_err(corrupt("a stored signing secret"))?;
     let previous = decode_previous_secrets(row.opt_text("previous_secrets")?)?;
     let secrets = signing_secrets(&current, &previous, now);
-    let event = match row.opt_text("account_event_payload")? {
-        Some(payload) => OutboxEvent::Account(account_event(row, &payload)?),
-        None => email_event(row)?,
-    };
     Ok(ClaimedDelivery {
         webhook_id: WebhookId(row.uuid("webhook_id")?),
-        event_id: event.id(),
+        event: outbox_event(row, event_email)?,
         attempt: row.int("attempts")? as u32,
         endpoint: Endpoint::parse(&row.text("endpoint")?).map_err(corrupt("a stored endpoint"))?,
         secrets,
-        event,
     })
 }
 
-/// The email event of a claimed row, with what its payload tells of the
-/// email.
-fn email_event(row: &impl RowReader) -> Result<OutboxEvent, StoreError> {
-    let event: EmailEvent = rows::event(row)?;
+/// The event of a delivery's row: an account event (stored with its
+/// payload), or an email's event with what `email` reads of the email.
+fn outbox_event<R: RowReader, E>(
+    row: &R,
+    email: impl FnOnce(&R) -> Result<E, StoreError>,
+) -> Result<OutboxEvent<E>, StoreError> {
+    Ok(match row.opt_text("account_event_payload")? {
+        Some(payload) => OutboxEvent::Account(account_event(row, &payload)?),
+        None => OutboxEvent::Email {
+            event: rows::event(row)?,
+            email: email(row)?,
+        },
+    })
+}
+
+/// What a claimed delivery's payload tells of its email.
+fn event_email(row: &impl RowReader) -> Result<EventEmail, StoreError> {
     let (email, _) = decode_content(
         &row.text("content")?,
         rows::priority(row)?.rank(),
         row.opt_time("scheduled_at")?,
     )?;
-    Ok(OutboxEvent::Email {
-        email: EventEmail::new(
-            &email,
-            &row.text("message_id")?,
-            row.time("email_created_at")?,
-        ),
-        event,
-    })
+    Ok(EventEmail::new(
+        &email,
+        &row.text("message_id")?,
+        row.time("email_created_at")?,
+    ))
 }
 
 fn account_event(row: &impl RowReader, payload: &str) -> Result<AccountEvent, StoreError> {

@@ -19,12 +19,7 @@ async fn count(base: &str, key: &str) -> usize {
 #[tokio::test]
 async fn the_embedded_store_backs_up_while_serving_and_restores() {
     let e = Embedded::new("embedded-backup");
-    let key = e
-        .ok(&["api-keys", "create", "--name", "b"])
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let key = e.api_key("b");
     let mut server = e.serve().await;
     let base = server.base.clone();
     let client = reqwest::Client::new();

@@ -35,12 +35,7 @@ async fn a_domains_key_survives_a_backup_and_restore() {
             ("MAILQUEUE_SMTP_URL".into(), sink.url()),
         ],
     };
-    let key = e
-        .ok(&["api-keys", "create", "--name", "b"])
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let key = e.api_key("b");
     let mut server = e.serve().await;
     let base = server.base.clone();
     let created = call(

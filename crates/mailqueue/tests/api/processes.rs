@@ -133,6 +133,15 @@ impl Embedded {
         succeeded(self.run(args), args)
     }
 
+    /// A new full-access key's token, from `api-keys create`.
+    pub fn api_key(&self, name: &str) -> String {
+        self.ok(&["api-keys", "create", "--name", name])
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    }
+
     pub async fn serve(&self) -> Server {
         Server::start(self.cmd(&[])).await
     }

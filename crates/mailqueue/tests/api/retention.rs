@@ -34,14 +34,15 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|l| l[name.len()..].trim().parse().ok())
 }
 
-/// A webhook subscribed to the sent email's events, so its deliveries (and
-/// an attempt of one) exist to be cascaded; PostgreSQL only.
+/// A webhook subscribed to the sent email's events and to domain.created,
+/// so its deliveries (and an attempt of one) exist to be cascaded;
+/// PostgreSQL only.
 async fn subscribe_a_webhook(app: &TestApp) -> Option<sqlx::PgConnection> {
     let db = app.db.as_ref()?;
     let mut conn = db.connect().await;
     sqlx::query(
         "INSERT INTO webhooks (id, endpoint, events, status, signing_secret, created_at) \
-         VALUES (gen_random_uuid(), 'http://127.0.0.1:9/hook', ARRAY['email.sent', 'email.delivered'], \
+         VALUES (gen_random_uuid(), 'http://127.0.0.1:9/hook', ARRAY['email.sent', 'email.delivered', 'domain.created'], \
                  'enabled', 'whsec_dGVzdA==', now())",
     )
     .execute(&mut conn)
@@ -61,6 +62,7 @@ async fn rows_hanging_off(conn: &mut sqlx::PgConnection) -> Vec<(String, i64)> {
         "webhook_deliveries",
         "webhook_attempts",
         "idempotency_keys",
+        "account_events",
     ] {
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&mut *conn)
@@ -72,8 +74,22 @@ async fn rows_hanging_off(conn: &mut sqlx::PgConnection) -> Vec<(String, i64)> {
 }
 
 async fn finished_emails_answer_404_after_retention(kind: StoreKind) {
-    let (app, clock) = app_on(kind, &[]).await;
+    let secret = (
+        "MAILQUEUE_SECRET_KEY",
+        "0123456789abcdef0123456789abcdef-test",
+    );
+    let (app, clock) = app_on(kind, &[secret]).await;
     let mut pg = subscribe_a_webhook(&app).await;
+    // A domain event, kept as long as emails are.
+    let (status, domain) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/domains",
+            &[],
+            &json!({"name": "retained.test", "dkim_algorithm": "ed25519"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{domain}");
     let headers = [("Idempotency-Key", "order-7")];
     let mut with_file = minimal_email();
     with_file["attachments"] = json!([{"filename": "a.txt", "content": "aGk="}]);
@@ -121,6 +137,7 @@ async fn finished_emails_answer_404_after_retention(kind: StoreKind) {
             ("webhook_deliveries", 0),
             ("webhook_attempts", 0),
             ("idempotency_keys", 0),
+            ("account_events", 0),
         ]
         .iter()
         .map(|(t, n)| (t.to_string(), *n))
@@ -143,6 +160,14 @@ async fn finished_emails_answer_404_after_retention(kind: StoreKind) {
         metric(&text, "mailqueue_retention_purged_total{what=\"emails\"}"),
         Some(1.0),
         "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "mailqueue_retention_purged_total{what=\"account_events\"}"
+        ),
+        Some(1.0),
+        "the domain.created event went after as many days: {text}"
     );
     // The idempotency key went with the email it answered for.
     let (status, again) = app
